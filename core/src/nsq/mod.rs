@@ -1,0 +1,1 @@
+//! NSQ V2 protocol.

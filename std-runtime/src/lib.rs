@@ -1,0 +1,1 @@
+//! courier: the Linux runtime of courier (io_uring with an epoll fallback).

@@ -1,0 +1,1 @@
+//! Test support: start real brokers on free loopback ports, scripted TCP peers.
