@@ -1,1 +1,22 @@
 //! courier: the Linux runtime of courier (io_uring with an epoll fallback).
+//!
+//! Write one async body and run it with [`run`]; the runtime picks io_uring
+//! (tokio-uring) when the kernel allows it and falls back to epoll (tokio)
+//! otherwise, logging the fallback once. `COURIER_TRANSPORT=epoll|uring|auto`
+//! or [`Builder::backend`] forces a backend.
+//!
+//! ```no_run
+//! courier::run(async {
+//!     println!("running on {:?}", courier::current_backend());
+//! });
+//! ```
+#![warn(missing_docs)]
+
+pub mod runtime;
+pub mod stats;
+pub mod transport;
+
+pub use runtime::{
+    current_backend, run, spawn, Backend, BackendChoice, Builder, Runtime, TRANSPORT_ENV,
+};
+pub use stats::{stats, Stats};

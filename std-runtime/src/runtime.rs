@@ -1,0 +1,268 @@
+//! The executor: tokio-uring when the kernel lets us use io_uring, a tokio
+//! current-thread runtime (epoll) otherwise, with the same API on top.
+//!
+//! Both executors are single-threaded: every courier task of one runtime runs
+//! on the thread that called [`run`] / [`Runtime::block_on`], which is what
+//! lets the client share its buffers through `Rc<RefCell<..>>` instead of
+//! locks. Run one runtime per core to scale out.
+
+use std::cell::Cell;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::str::FromStr;
+use std::sync::Once;
+
+/// Environment variable that forces a backend: `epoll`, `uring` or `auto`.
+pub const TRANSPORT_ENV: &str = "COURIER_TRANSPORT";
+
+/// Which kernel interface carries the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// io_uring through tokio-uring: owned buffers, batched submissions.
+    Uring,
+    /// Readiness-based IO through tokio's epoll reactor.
+    Epoll,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Uring => "io_uring",
+            Backend::Epoll => "epoll",
+        })
+    }
+}
+
+/// What the caller asked for: a specific backend or the best one available.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum BackendChoice {
+    /// io_uring if the kernel allows it, epoll otherwise (logged once).
+    #[default]
+    Auto,
+    /// io_uring or an error (no silent fallback).
+    Uring,
+    /// epoll, even where io_uring works.
+    Epoll,
+}
+
+/// A `COURIER_TRANSPORT` value that is none of `epoll`, `uring`, `auto`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownBackend(pub String);
+
+impl fmt::Display for UnknownBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown transport backend {:?}: use \"epoll\", \"uring\" or \"auto\"",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownBackend {}
+
+impl FromStr for BackendChoice {
+    type Err = UnknownBackend;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(BackendChoice::Auto),
+            "uring" | "io_uring" | "io-uring" => Ok(BackendChoice::Uring),
+            "epoll" => Ok(BackendChoice::Epoll),
+            _ => Err(UnknownBackend(s.to_string())),
+        }
+    }
+}
+
+impl BackendChoice {
+    /// Reads [`TRANSPORT_ENV`]; unset means [`BackendChoice::Auto`].
+    pub fn from_env() -> Result<Self, UnknownBackend> {
+        match std::env::var(TRANSPORT_ENV) {
+            Ok(v) => v.parse(),
+            Err(_) => Ok(BackendChoice::Auto),
+        }
+    }
+}
+
+thread_local! {
+    static CURRENT_BACKEND: Cell<Option<Backend>> = const { Cell::new(None) };
+}
+
+/// The backend of the runtime running on this thread, if any.
+///
+/// The transport uses it to open sockets of the right kind.
+pub fn current_backend() -> Option<Backend> {
+    CURRENT_BACKEND.with(|b| b.get())
+}
+
+static FALLBACK_LOGGED: Once = Once::new();
+
+enum Executor {
+    Uring(tokio_uring::Runtime),
+    Epoll {
+        runtime: tokio::runtime::Runtime,
+        local: tokio::task::LocalSet,
+    },
+}
+
+/// A single-threaded courier runtime: build one, then [`Runtime::block_on`]
+/// your async body. [`run`] does both with the defaults.
+pub struct Runtime {
+    executor: Executor,
+    backend: Backend,
+}
+
+/// Chooses the backend and io_uring queue depth before starting.
+#[derive(Clone, Debug)]
+pub struct Builder {
+    choice: Option<BackendChoice>,
+    uring_entries: u32,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            choice: None,
+            uring_entries: 256,
+        }
+    }
+}
+
+impl Builder {
+    /// Defaults: backend from [`TRANSPORT_ENV`] (auto when unset), 256 ring entries.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forces a backend; overrides [`TRANSPORT_ENV`].
+    pub fn backend(mut self, choice: BackendChoice) -> Self {
+        self.choice = Some(choice);
+        self
+    }
+
+    /// Submission queue size of the io_uring (ignored on epoll).
+    pub fn uring_entries(mut self, entries: u32) -> Self {
+        self.uring_entries = entries.max(1);
+        self
+    }
+
+    /// Starts the executor on this thread.
+    ///
+    /// With [`BackendChoice::Auto`], a refused io_uring (seccomp's EPERM,
+    /// ENOSYS on old kernels, `kernel.io_uring_disabled`) falls back to epoll
+    /// and logs a warning once per process. With [`BackendChoice::Uring`] the
+    /// refusal is returned as the error.
+    pub fn build(self) -> io::Result<Runtime> {
+        let choice = match self.choice {
+            Some(c) => c,
+            None => BackendChoice::from_env()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        };
+        match choice {
+            BackendChoice::Epoll => Runtime::epoll(),
+            BackendChoice::Uring => Runtime::uring(self.uring_entries),
+            BackendChoice::Auto => match Runtime::uring(self.uring_entries) {
+                Ok(rt) => Ok(rt),
+                Err(e) => {
+                    FALLBACK_LOGGED.call_once(|| {
+                        log::warn!(
+                            "io_uring is not usable here ({e}); courier falls back to epoll. \
+                             Set {TRANSPORT_ENV}=epoll to skip the probe."
+                        )
+                    });
+                    Runtime::epoll()
+                }
+            },
+        }
+    }
+}
+
+impl Runtime {
+    /// A runtime with the default [`Builder`] settings.
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    /// Starts a [`Builder`].
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    fn epoll() -> io::Result<Runtime> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(Runtime {
+            executor: Executor::Epoll {
+                runtime,
+                local: tokio::task::LocalSet::new(),
+            },
+            backend: Backend::Epoll,
+        })
+    }
+
+    /// Creates a tokio-uring runtime and proves the ring works by completing
+    /// one NOP: some sandboxes allow `io_uring_setup` but refuse
+    /// `io_uring_enter`, which only shows once something is submitted.
+    fn uring(entries: u32) -> io::Result<Runtime> {
+        let runtime = std::panic::catch_unwind(|| {
+            let rt = tokio_uring::Runtime::new(tokio_uring::builder().entries(entries))?;
+            rt.block_on(tokio_uring::no_op())?;
+            Ok::<_, io::Error>(rt)
+        })
+        .map_err(|_| io::Error::other("io_uring probe panicked"))??;
+        Ok(Runtime {
+            executor: Executor::Uring(runtime),
+            backend: Backend::Uring,
+        })
+    }
+
+    /// The backend this runtime drives.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `future` to completion on this thread. Tasks it spawns with
+    /// [`spawn`] run alongside it. Syscall counters ([`crate::stats`]) start
+    /// from zero.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        struct Reset(Option<Backend>);
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                CURRENT_BACKEND.with(|b| b.set(self.0));
+            }
+        }
+        let _reset = Reset(CURRENT_BACKEND.with(|b| b.replace(Some(self.backend))));
+        crate::stats::reset();
+        match &self.executor {
+            Executor::Uring(rt) => rt.block_on(future),
+            Executor::Epoll { runtime, local } => runtime.block_on(local.run_until(future)),
+        }
+    }
+}
+
+/// Runs `future` on a new runtime chosen by [`Builder::new`] (io_uring when
+/// usable, else epoll; [`TRANSPORT_ENV`] forces one).
+///
+/// # Panics
+/// When no runtime can be created at all (epoll failing too) or when
+/// `COURIER_TRANSPORT` holds an unknown value; use [`Builder::build`] to
+/// handle those as errors.
+pub fn run<F: Future>(future: F) -> F::Output {
+    let rt = Runtime::new().unwrap_or_else(|e| panic!("courier: cannot start a runtime: {e}"));
+    rt.block_on(future)
+}
+
+/// Spawns a task on the current courier runtime (any backend).
+///
+/// Tasks need not be `Send`: everything runs on the runtime's thread.
+///
+/// # Panics
+/// Outside a courier runtime (or any tokio `LocalSet`).
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    tokio::task::spawn_local(future)
+}

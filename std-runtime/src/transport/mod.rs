@@ -1,0 +1,275 @@
+//! TCP transport with one API over two backends: io_uring (tokio-uring,
+//! owned buffers) and epoll (tokio).
+//!
+//! The API is shaped by io_uring: the kernel owns a buffer while an
+//! operation is in flight, so reads go into a [`ReadBuffer`] the transport
+//! lends to the kernel and gets back, and writes take an owned `Vec<u8>`
+//! (or `Bytes` parts) and return it for reuse. The epoll backend follows the
+//! same shape so the client above is written once.
+//!
+//! A connection is split into a [`ReadHalf`] and a [`WriteHalf`] so one task
+//! can read while another writes.
+//!
+//! Cancellation: on io_uring, dropping a read or write future cancels the
+//! operation but bytes the kernel already moved are lost with it. Callers
+//! must await reads and writes to completion (courier's connection task
+//! never races them in a `select!`); dropping is only fine when the
+//! connection is being torn down anyway.
+
+mod epoll;
+mod uring;
+
+use std::io;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use crate::runtime::{current_backend, Backend};
+
+/// A receive buffer the transport can lend to the kernel.
+///
+/// Holds received bytes in `data()`; reads append at the end, the parser
+/// [`consume`](ReadBuffer::consume)s whole frames from the front. It never
+/// grows: its capacity is the largest frame it can hold.
+#[derive(Debug)]
+pub struct ReadBuffer {
+    storage: Vec<u8>,
+    start: usize,
+    end: usize,
+    capacity: usize,
+}
+
+impl ReadBuffer {
+    /// A zero-filled buffer of `capacity` bytes (allocated once).
+    pub fn new(capacity: usize) -> Self {
+        ReadBuffer {
+            storage: vec![0; capacity],
+            start: 0,
+            end: 0,
+            capacity,
+        }
+    }
+
+    /// Largest number of bytes the buffer holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Received bytes not yet consumed.
+    pub fn data(&self) -> &[u8] {
+        self.storage.get(self.start..self.end).unwrap_or(&[])
+    }
+
+    /// Number of bytes not yet consumed.
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Drops `n` parsed bytes from the front (clamped).
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Forgets every held byte (new connection).
+    pub fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// True when the buffer is full of unconsumed bytes: the frame being
+    /// received is larger than the capacity.
+    pub fn is_full(&self) -> bool {
+        self.len() == self.capacity
+    }
+
+    /// Makes the spare room contiguous at the end and returns its range.
+    fn prepare_spare(&mut self) -> std::ops::Range<usize> {
+        if self.storage.len() != self.capacity {
+            // A cancelled io_uring read kept the old storage; start afresh.
+            self.storage = vec![0; self.capacity];
+            self.clear();
+        }
+        if self.end == self.capacity && self.start > 0 {
+            self.storage.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        self.end..self.capacity
+    }
+
+    fn filled(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.capacity);
+    }
+}
+
+enum ReadInner {
+    Uring(uring::ReadHalf),
+    Epoll(epoll::ReadHalf),
+}
+
+enum WriteInner {
+    Uring(uring::WriteHalf),
+    Epoll(epoll::WriteHalf),
+}
+
+/// Receiving side of a TCP connection.
+pub struct ReadHalf(ReadInner);
+
+/// Sending side of a TCP connection.
+pub struct WriteHalf(WriteInner);
+
+/// Opens a TCP connection (TCP_NODELAY set) with the backend of the current
+/// courier runtime, or epoll outside one (a plain tokio runtime).
+pub async fn connect(addr: SocketAddr) -> io::Result<(ReadHalf, WriteHalf)> {
+    crate::stats::record(|s| s.connects += 1);
+    match current_backend() {
+        Some(Backend::Uring) => {
+            let (r, w) = uring::connect(addr).await?;
+            Ok((
+                ReadHalf(ReadInner::Uring(r)),
+                WriteHalf(WriteInner::Uring(w)),
+            ))
+        }
+        _ => {
+            let (r, w) = epoll::connect(addr).await?;
+            Ok((
+                ReadHalf(ReadInner::Epoll(r)),
+                WriteHalf(WriteInner::Epoll(w)),
+            ))
+        }
+    }
+}
+
+impl ReadHalf {
+    /// Which backend carries this connection.
+    pub fn backend(&self) -> Backend {
+        match self.0 {
+            ReadInner::Uring(_) => Backend::Uring,
+            ReadInner::Epoll(_) => Backend::Epoll,
+        }
+    }
+
+    /// Reads once into the spare room of `buf`; `Ok(0)` is end of stream.
+    ///
+    /// Fails with `InvalidData` when `buf` is full of unconsumed bytes (the
+    /// frame is larger than the buffer), instead of reporting a false EOF.
+    pub async fn read(&mut self, buf: &mut ReadBuffer) -> io::Result<usize> {
+        let spare = buf.prepare_spare();
+        if spare.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "receive buffer full: a frame is larger than {} bytes",
+                    buf.capacity
+                ),
+            ));
+        }
+        let n = match &mut self.0 {
+            ReadInner::Uring(r) => r.read(&mut buf.storage, spare).await?,
+            ReadInner::Epoll(r) => r.read(&mut buf.storage[spare]).await?,
+        };
+        buf.filled(n);
+        crate::stats::record(|s| s.bytes_read += n as u64);
+        Ok(n)
+    }
+}
+
+impl WriteHalf {
+    /// Writes every byte of `data` and hands the buffer back for reuse (its
+    /// contents are unchanged; clear it yourself).
+    pub async fn write_all(&mut self, data: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        let len = data.len() as u64;
+        let (res, data) = match &mut self.0 {
+            WriteInner::Uring(w) => w.write_all(data).await,
+            WriteInner::Epoll(w) => {
+                let res = w.write_all(&data).await;
+                (res, data)
+            }
+        };
+        if res.is_ok() {
+            crate::stats::record(|s| s.bytes_written += len);
+        }
+        (res, data)
+    }
+
+    /// Writes every part in order with vectored writes (`writev`), so a
+    /// large payload is sent from where it lies instead of being copied next
+    /// to its header. Returns `parts` emptied, to reuse its allocation.
+    pub async fn write_vectored_all(&mut self, parts: Vec<Bytes>) -> (io::Result<()>, Vec<Bytes>) {
+        let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        let (res, parts) = match &mut self.0 {
+            WriteInner::Uring(w) => w.write_vectored_all(parts).await,
+            WriteInner::Epoll(w) => w.write_vectored_all(parts).await,
+        };
+        if res.is_ok() {
+            crate::stats::record(|s| s.bytes_written += len);
+        }
+        (res, parts)
+    }
+
+    /// Closes the sending direction (the peer reads end of stream).
+    pub fn shutdown(&mut self) -> io::Result<()> {
+        match &mut self.0 {
+            WriteInner::Uring(w) => w.shutdown(),
+            WriteInner::Epoll(w) => w.shutdown(),
+        }
+    }
+}
+
+/// Drops fully written parts and advances a partly written one.
+fn advance_parts(parts: &mut Vec<Bytes>, mut written: usize) {
+    let mut done = 0;
+    for part in parts.iter_mut() {
+        if written >= part.len() {
+            written -= part.len();
+            done += 1;
+        } else {
+            let _ = part.split_to(written);
+            break;
+        }
+    }
+    parts.drain(..done);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_drops_written_parts_and_splits_the_partial_one() {
+        let mut parts = vec![
+            Bytes::from_static(b"abc"),
+            Bytes::from_static(b"de"),
+            Bytes::from_static(b"fgh"),
+        ];
+        advance_parts(&mut parts, 4);
+        assert_eq!(
+            parts,
+            vec![Bytes::from_static(b"e"), Bytes::from_static(b"fgh")]
+        );
+        advance_parts(&mut parts, 4);
+        assert!(parts.is_empty());
+    }
+
+    #[test]
+    fn read_buffer_compacts_only_when_the_end_is_reached() {
+        let mut buf = ReadBuffer::new(8);
+        let spare = buf.prepare_spare();
+        assert_eq!(spare, 0..8);
+        buf.storage[..8].copy_from_slice(b"abcdefgh");
+        buf.filled(8);
+        buf.consume(6);
+        assert_eq!(buf.prepare_spare(), 2..8);
+        assert_eq!(buf.data(), b"gh");
+        assert!(!buf.is_full());
+    }
+}
