@@ -3,11 +3,14 @@
 //! - [`frame`]: the frame codec and message decoding.
 //! - [`commands`]: command encoders (IDENTIFY, SUB, PUB, ...).
 //! - [`error`]: nsqd's `E_*` errors.
+//! - [`identify`]: nsqd's IDENTIFY and AUTH responses.
 
 pub mod commands;
 pub mod error;
 pub mod frame;
+pub mod identify;
 
 pub use commands::{CommandError, Identify, NameError};
 pub use error::{ErrorCode, ServerError};
 pub use frame::{decode_frame, Frame, FrameError, Message, MessageId};
+pub use identify::{AuthResponse, Compression, IdentifyReply, IdentifyResponse, ResponseError};
