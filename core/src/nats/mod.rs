@@ -1,1 +1,28 @@
-//! NATS client protocol.
+//! NATS client protocol, sans-IO.
+//!
+//! - [`parser`]: incremental, zero-copy parser of server operations.
+//! - [`commands`]: encoders of client operations into a [`TxBuf`](crate::buf::TxBuf).
+//! - [`headers`]: NATS/1.0 header blocks, read and written without allocation.
+//! - [`subject`]: subject / queue group validation and wildcard matching.
+//! - [`info`]: the server's INFO in fixed-capacity types.
+//! - [`subscriptions`]: the subscription table (sids, queue groups, auto-unsubscribe).
+//! - [`session`]: the connection state machine drivers run ([`Session`]).
+//!
+//! A driver owns the transport and a receive buffer; it feeds received
+//! bytes to [`Session::handle_input`], writes [`Session::transmit`], and
+//! calls [`Session::handle_timeout`] at [`Session::poll_timeout`].
+
+pub mod error;
+pub mod headers;
+pub mod info;
+pub mod session;
+pub mod subject;
+pub mod subscriptions;
+
+pub use error::{Error, HeaderError, InfoError, ProtocolError, ServerErrorKind, SubjectError};
+pub use headers::{HeaderWriter, Headers};
+pub use info::ServerInfo;
+pub use session::{
+    ConnectOptions, Event, MaxPayloadWarning, Message, PingId, RequestId, Session, State, Stats,
+};
+pub use subscriptions::{Sid, Subscription, SubscriptionTable};
