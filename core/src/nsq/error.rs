@@ -7,7 +7,7 @@
 use core::fmt;
 
 /// Longest part of nsqd's description that [`ServerError`] keeps.
-pub const SERVER_TEXT_CAPACITY: usize = 128;
+pub const SERVER_TEXT_CAPACITY: usize = 104;
 
 /// An `E_*` code from an nsqd error frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -140,7 +140,7 @@ pub struct ServerError {
     pub code: ErrorCode,
     /// nsqd's text after the code (for unknown codes, the whole frame),
     /// truncated to [`SERVER_TEXT_CAPACITY`] bytes at a character boundary.
-    pub text: heapless::String<SERVER_TEXT_CAPACITY>,
+    pub text: heapless::String<SERVER_TEXT_CAPACITY, u8>,
 }
 
 impl ServerError {
@@ -169,7 +169,7 @@ impl ServerError {
 }
 
 /// Copies the longest valid UTF-8 prefix that fits.
-fn copy_text<const N: usize>(bytes: &[u8]) -> heapless::String<N> {
+fn copy_text<const N: usize>(bytes: &[u8]) -> heapless::String<N, u8> {
     let valid = match core::str::from_utf8(bytes) {
         Ok(s) => s,
         // `valid_up_to` bytes are valid UTF-8 by definition.
@@ -261,7 +261,7 @@ mod tests {
         let mut long = std::vec::Vec::from(&b"E_INVALID "[..]);
         long.extend(core::iter::repeat_n("é".as_bytes(), 100).flatten());
         let e = ServerError::parse(&long);
-        assert_eq!(e.text.len(), 128);
+        assert_eq!(e.text.len(), 104);
         let e = ServerError::parse(b"E_INVALID ok\xffrest");
         assert_eq!(e.text.as_str(), "ok");
     }

@@ -176,9 +176,10 @@ mod tests {
 
     #[test]
     fn unknown_and_missing_fields_tolerated() {
-        let IdentifyReply::Negotiated(r) =
-            parse_identify_response(br#"{"snappy":true,"future_field":[1,{"a":2}],"deflate":true,"deflate_level":3}"#).unwrap()
-        else {
+        let IdentifyReply::Negotiated(r) = parse_identify_response(
+            br#"{"snappy":true,"future_field":[1,{"a":2}],"deflate":true,"deflate_level":3}"#,
+        )
+        .unwrap() else {
             panic!()
         };
         assert_eq!(r.compression(), Some(Compression::Snappy));
