@@ -209,22 +209,23 @@ impl<'de> Deserialize<'de> for ConnectUrls {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// Captured from nats-server v2.10 (`nats-server -p 14222`, first line).
-    const REAL_INFO: &[u8] = br#"{"server_id":"NDKXLP6LMT7OQ5BPGU5RKQX3SBQGO5E2NIUHVEXSJ3BOK2NVCQHYRZJA","server_name":"NDKXLP6LMT7OQ5BPGU5RKQX3SBQGO5E2NIUHVEXSJ3BOK2NVCQHYRZJA","version":"2.10.22","proto":1,"git_commit":"240e9a4","go":"go1.23.2","host":"0.0.0.0","port":14222,"headers":true,"max_payload":1048576,"jetstream":false,"client_id":5,"client_ip":"127.0.0.1","xkey":"XCX6PCXGPD4TWQL2QGSKK6UUPJ3J3UJJ2N4UGRPUWZBVZDVF7RKLOGA3"}"#;
+    /// Captured from nats-server v2.15.1 (`nats-server -p 14222 -a 127.0.0.1`),
+    /// the JSON of the first line it sends.
+    pub(crate) const REAL_INFO: &[u8] = br#"{"server_id":"NDY353TP6KJ2NNIWYQKQG64IGW6DIHPURYCLWFBVBT5YL7QXZSXDXBZW","server_name":"NDY353TP6KJ2NNIWYQKQG64IGW6DIHPURYCLWFBVBT5YL7QXZSXDXBZW","version":"2.15.1","proto":1,"git_commit":"b2fd3ef","go":"go1.27.2","host":"127.0.0.1","port":14222,"headers":true,"max_payload":1048576,"client_id":5,"client_ip":"127.0.0.1","api_lvl":5,"xkey":"XDRCKT66VT3FQCXNKVXMLRHVNM3YGKQ4G2NBTKTODJ7I2QXIDUHGCUX2"}"#;
 
     #[test]
     fn parses_real_server_info() {
         let info = ServerInfo::from_json(REAL_INFO).unwrap();
         assert_eq!(
             info.server_id,
-            "NDKXLP6LMT7OQ5BPGU5RKQX3SBQGO5E2NIUHVEXSJ3BOK2NVCQHYRZJA"
+            "NDY353TP6KJ2NNIWYQKQG64IGW6DIHPURYCLWFBVBT5YL7QXZSXDXBZW"
         );
-        assert_eq!(info.version, "2.10.22");
-        assert_eq!(info.go, "go1.23.2");
-        assert_eq!(info.host, "0.0.0.0");
+        assert_eq!(info.version, "2.15.1");
+        assert_eq!(info.go, "go1.27.2");
+        assert_eq!(info.host, "127.0.0.1");
         assert_eq!(info.port, 14222);
         assert_eq!(info.proto, 1);
         assert!(info.headers);

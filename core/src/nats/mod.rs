@@ -15,6 +15,7 @@
 pub mod error;
 pub mod headers;
 pub mod info;
+pub mod parser;
 pub mod session;
 pub mod subject;
 pub mod subscriptions;
