@@ -12,6 +12,7 @@
 //! bytes to [`Session::handle_input`], writes [`Session::transmit`], and
 //! calls [`Session::handle_timeout`] at [`Session::poll_timeout`].
 
+pub mod commands;
 pub mod error;
 pub mod headers;
 pub mod info;

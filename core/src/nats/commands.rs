@@ -1,0 +1,476 @@
+//! Encoders of client operations.
+//!
+//! Every encoder validates first and then appends one whole command to a
+//! [`CommandSink`] (a [`TxBuf`] or the session's transmit queue): either all
+//! of its bytes are written or none, so a full buffer never leaves half a
+//! command on the wire.
+
+use serde::Serialize;
+
+use crate::buf::{format_decimal, CapacityError, TxBuf};
+
+use super::error::Error;
+use super::subject::{validate_publish, validate_queue_group, validate_subscribe};
+
+/// The end of every command and of every payload.
+pub const CRLF: &[u8] = b"\r\n";
+/// Longest CONNECT line this encoder builds (JSON included).
+pub const CONNECT_MAX: usize = 2048;
+/// `lang` sent in CONNECT.
+pub const LANG: &str = "rust";
+/// `version` sent in CONNECT: this crate's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Somewhere whole commands can be appended.
+pub trait CommandSink {
+    /// Appends exactly `len` bytes filled in by `write`, or nothing (and
+    /// says how much room was needed).
+    fn append<F: FnOnce(&mut [u8])>(&mut self, len: usize, write: F) -> Result<(), CapacityError>;
+}
+
+impl<S: AsRef<[u8]> + AsMut<[u8]>> CommandSink for TxBuf<S> {
+    fn append<F: FnOnce(&mut [u8])>(&mut self, len: usize, write: F) -> Result<(), CapacityError> {
+        TxBuf::append(self, len, write)
+    }
+}
+
+/// Appends the concatenation of `parts` as one command.
+pub fn append_parts<T: CommandSink + ?Sized>(
+    sink: &mut T,
+    parts: &[&[u8]],
+) -> Result<(), CapacityError> {
+    let len = parts.iter().map(|p| p.len()).sum();
+    sink.append(len, |out| {
+        let mut at = 0;
+        for part in parts {
+            if let Some(dst) = out.get_mut(at..at + part.len()) {
+                dst.copy_from_slice(part);
+            }
+            at += part.len();
+        }
+    })
+}
+
+/// The CONNECT fields (see the NATS client protocol). `None` fields are
+/// left out of the JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Connect<'a> {
+    /// `+OK` after every command.
+    pub verbose: bool,
+    /// Strict subject checking.
+    pub pedantic: bool,
+    /// The client requires TLS.
+    pub tls_required: bool,
+    /// Client name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    /// Client language ([`LANG`]).
+    pub lang: &'a str,
+    /// Client version ([`VERSION`]).
+    pub version: &'a str,
+    /// Protocol version: 1 = INFO updates, headers, no responders.
+    pub protocol: u8,
+    /// Receive own publishes.
+    pub echo: bool,
+    /// Headers support.
+    pub headers: bool,
+    /// 503 replies when a request has no responders.
+    pub no_responders: bool,
+    /// User name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<&'a str>,
+    /// Password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pass: Option<&'a str>,
+    /// Token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_token: Option<&'a str>,
+    /// User JWT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<&'a str>,
+    /// Public nkey.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nkey: Option<&'a str>,
+    /// Signature of the server's nonce.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sig: Option<&'a str>,
+}
+
+impl Default for Connect<'_> {
+    fn default() -> Self {
+        Connect {
+            verbose: false,
+            pedantic: false,
+            tls_required: false,
+            name: None,
+            lang: LANG,
+            version: VERSION,
+            protocol: 1,
+            echo: true,
+            headers: true,
+            no_responders: true,
+            user: None,
+            pass: None,
+            auth_token: None,
+            jwt: None,
+            nkey: None,
+            sig: None,
+        }
+    }
+}
+
+/// `CONNECT {json}\r\n`. Fails with [`Error::BufferFull`] when the line
+/// exceeds [`CONNECT_MAX`] or the sink.
+pub fn connect<T: CommandSink + ?Sized>(sink: &mut T, fields: &Connect<'_>) -> Result<(), Error> {
+    let mut json = [0u8; CONNECT_MAX];
+    let prefix = b"CONNECT ";
+    let room = CONNECT_MAX - prefix.len() - CRLF.len();
+    let len = serde_json_core::to_slice(fields, json.get_mut(..room).unwrap_or_default()).map_err(
+        |_| {
+            Error::BufferFull(CapacityError {
+                needed: CONNECT_MAX + 1,
+                capacity: CONNECT_MAX,
+            })
+        },
+    )?;
+    let body = json.get(..len).unwrap_or_default();
+    Ok(append_parts(sink, &[prefix, body, CRLF])?)
+}
+
+/// `PING\r\n`.
+pub fn ping<T: CommandSink + ?Sized>(sink: &mut T) -> Result<(), Error> {
+    Ok(append_parts(sink, &[b"PING\r\n"])?)
+}
+
+/// `PONG\r\n`.
+pub fn pong<T: CommandSink + ?Sized>(sink: &mut T) -> Result<(), Error> {
+    Ok(append_parts(sink, &[b"PONG\r\n"])?)
+}
+
+/// `PUB <subject> [reply] <#bytes>\r\n<payload>\r\n`, or
+/// `HPUB <subject> [reply] <#header bytes> <#total bytes>\r\n<headers><payload>\r\n`
+/// when `headers` (a complete NATS/1.0 block) is given.
+pub fn publish<T: CommandSink + ?Sized>(
+    sink: &mut T,
+    subject: &str,
+    reply: Option<&str>,
+    headers: Option<&[u8]>,
+    payload: &[u8],
+) -> Result<(), Error> {
+    write_publish(sink, subject, reply, headers, payload.len(), Some(payload))?;
+    Ok(())
+}
+
+/// Like [`publish`] but appends only the control line (and the headers)
+/// for a payload of `payload_len` bytes, so a driver can send the payload
+/// from its own memory (vectored or registered-buffer write). Returns the
+/// trailer the driver must send right after the payload (`\r\n`, 2 bytes).
+pub fn publish_header_only<T: CommandSink + ?Sized>(
+    sink: &mut T,
+    subject: &str,
+    reply: Option<&str>,
+    headers: Option<&[u8]>,
+    payload_len: usize,
+) -> Result<&'static [u8], Error> {
+    write_publish(sink, subject, reply, headers, payload_len, None)?;
+    Ok(CRLF)
+}
+
+/// Validates a publish and returns the bytes it puts on the wire.
+pub fn publish_size(
+    subject: &str,
+    reply: Option<&str>,
+    headers: Option<&[u8]>,
+    payload_len: usize,
+) -> Result<usize, Error> {
+    validate_publish(subject)?;
+    if let Some(r) = reply {
+        validate_publish(r)?;
+    }
+    let mut scratch = [[0u8; 20]; 2];
+    let line = control_line_parts(
+        subject,
+        reply,
+        headers.map(<[u8]>::len),
+        payload_len,
+        &mut scratch,
+    );
+    let line_len: usize = line.iter().map(|p| p.len()).sum();
+    Ok(line_len + CRLF.len() + headers.map_or(0, <[u8]>::len) + payload_len + CRLF.len())
+}
+
+fn control_line_parts<'p>(
+    subject: &'p str,
+    reply: Option<&'p str>,
+    header_len: Option<usize>,
+    payload_len: usize,
+    scratch: &'p mut [[u8; 20]; 2],
+) -> [&'p [u8]; 8] {
+    let [first, second] = scratch;
+    let (op, sizes): (&[u8], [&[u8]; 3]) = match header_len {
+        Some(h) => {
+            let total = h.saturating_add(payload_len);
+            (
+                b"HPUB ",
+                [
+                    format_decimal(h as u64, first),
+                    b" ",
+                    format_decimal(total as u64, second),
+                ],
+            )
+        }
+        None => (
+            b"PUB ",
+            [format_decimal(payload_len as u64, first), b"", b""],
+        ),
+    };
+    let (reply, reply_space): (&[u8], &[u8]) = match reply {
+        Some(r) => (r.as_bytes(), b" "),
+        None => (b"", b""),
+    };
+    [
+        op,
+        subject.as_bytes(),
+        b" ",
+        reply,
+        reply_space,
+        sizes[0],
+        sizes[1],
+        sizes[2],
+    ]
+}
+
+fn write_publish<T: CommandSink + ?Sized>(
+    sink: &mut T,
+    subject: &str,
+    reply: Option<&str>,
+    headers: Option<&[u8]>,
+    payload_len: usize,
+    payload: Option<&[u8]>,
+) -> Result<(), Error> {
+    validate_publish(subject)?;
+    if let Some(r) = reply {
+        validate_publish(r)?;
+    }
+    if let Some(h) = headers {
+        super::headers::Headers::parse(h)?;
+    }
+    let mut scratch = [[0u8; 20]; 2];
+    let line = control_line_parts(
+        subject,
+        reply,
+        headers.map(<[u8]>::len),
+        payload_len,
+        &mut scratch,
+    );
+    let [a, b, c, d, e, f, g, h] = line;
+    let headers = headers.unwrap_or_default();
+    match payload {
+        Some(p) => append_parts(sink, &[a, b, c, d, e, f, g, h, CRLF, headers, p, CRLF])?,
+        None => append_parts(sink, &[a, b, c, d, e, f, g, h, CRLF, headers])?,
+    }
+    Ok(())
+}
+
+/// `SUB <subject> [queue group] <sid>\r\n`.
+pub fn subscribe<T: CommandSink + ?Sized>(
+    sink: &mut T,
+    subject: &str,
+    queue: Option<&str>,
+    sid: u64,
+) -> Result<(), Error> {
+    validate_subscribe(subject)?;
+    let (queue, queue_space): (&[u8], &[u8]) = match queue {
+        Some(q) => {
+            validate_queue_group(q)?;
+            (q.as_bytes(), b" ")
+        }
+        None => (b"", b""),
+    };
+    let mut digits = [0u8; 20];
+    let sid = format_decimal(sid, &mut digits);
+    Ok(append_parts(
+        sink,
+        &[
+            b"SUB ",
+            subject.as_bytes(),
+            b" ",
+            queue,
+            queue_space,
+            sid,
+            CRLF,
+        ],
+    )?)
+}
+
+/// `UNSUB <sid>[ <max>]\r\n`: unsubscribe now, or after `max` messages in
+/// total.
+pub fn unsubscribe<T: CommandSink + ?Sized>(
+    sink: &mut T,
+    sid: u64,
+    max: Option<u64>,
+) -> Result<(), Error> {
+    let mut sid_digits = [0u8; 20];
+    let mut max_digits = [0u8; 20];
+    let sid = format_decimal(sid, &mut sid_digits);
+    let (space, max): (&[u8], &[u8]) = match max {
+        Some(m) => (b" ", format_decimal(m, &mut max_digits)),
+        None => (b"", b""),
+    };
+    Ok(append_parts(sink, &[b"UNSUB ", sid, space, max, CRLF])?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nats::error::{HeaderError, SubjectError};
+
+    fn encoded(f: impl FnOnce(&mut TxBuf<[u8; 512]>) -> Result<(), Error>) -> std::vec::Vec<u8> {
+        let mut tx = TxBuf::new([0u8; 512]);
+        f(&mut tx).unwrap();
+        tx.pending().to_vec()
+    }
+
+    #[test]
+    fn ping_pong() {
+        assert_eq!(encoded(|t| ping(t)), b"PING\r\n");
+        assert_eq!(encoded(|t| pong(t)), b"PONG\r\n");
+    }
+
+    #[test]
+    fn pub_and_hpub_exact_bytes() {
+        assert_eq!(
+            encoded(|t| publish(t, "a.b", None, None, b"hello")),
+            b"PUB a.b 5\r\nhello\r\n"
+        );
+        assert_eq!(
+            encoded(|t| publish(t, "a.b", Some("_INBOX.x.1"), None, b"")),
+            b"PUB a.b _INBOX.x.1 0\r\n\r\n"
+        );
+        let headers = b"NATS/1.0\r\nUnit: C\r\n\r\n";
+        assert_eq!(
+            encoded(|t| publish(t, "a", None, Some(headers), b"hi")),
+            b"HPUB a 21 23\r\nNATS/1.0\r\nUnit: C\r\n\r\nhi\r\n"
+        );
+        assert_eq!(
+            encoded(|t| publish(t, "a", Some("r"), Some(headers), b"")),
+            b"HPUB a r 21 21\r\nNATS/1.0\r\nUnit: C\r\n\r\n\r\n"
+        );
+        assert_eq!(publish_size("a.b", None, None, 5).unwrap(), 18);
+        assert_eq!(publish_size("a", None, Some(headers), 2).unwrap(), 39);
+    }
+
+    #[test]
+    fn header_only_publish_leaves_payload_to_the_driver() {
+        let mut tx = TxBuf::new([0u8; 64]);
+        let trailer = publish_header_only(&mut tx, "a", None, None, 1000).unwrap();
+        assert_eq!(tx.pending(), b"PUB a 1000\r\n");
+        assert_eq!(trailer, b"\r\n");
+        let mut tx = TxBuf::new([0u8; 64]);
+        let trailer =
+            publish_header_only(&mut tx, "a", Some("r"), Some(b"NATS/1.0\r\n\r\n"), 3).unwrap();
+        assert_eq!(tx.pending(), b"HPUB a r 12 15\r\nNATS/1.0\r\n\r\n");
+        assert_eq!(trailer.len(), 2);
+    }
+
+    #[test]
+    fn sub_unsub_exact_bytes() {
+        assert_eq!(encoded(|t| subscribe(t, "a.*", None, 1)), b"SUB a.* 1\r\n");
+        assert_eq!(
+            encoded(|t| subscribe(t, "a.>", Some("workers"), 42)),
+            b"SUB a.> workers 42\r\n"
+        );
+        assert_eq!(encoded(|t| unsubscribe(t, 42, None)), b"UNSUB 42\r\n");
+        assert_eq!(encoded(|t| unsubscribe(t, 7, Some(20))), b"UNSUB 7 20\r\n");
+    }
+
+    #[test]
+    fn connect_exact_json() {
+        let fields = Connect {
+            name: Some("edge-1"),
+            version: "0.1.0",
+            ..Connect::default()
+        };
+        assert_eq!(
+            std::str::from_utf8(&encoded(|t| connect(t, &fields))).unwrap(),
+            "CONNECT {\"verbose\":false,\"pedantic\":false,\"tls_required\":false,\"name\":\"edge-1\",\
+             \"lang\":\"rust\",\"version\":\"0.1.0\",\"protocol\":1,\"echo\":true,\"headers\":true,\
+             \"no_responders\":true}\r\n"
+        );
+        let fields = Connect {
+            verbose: true,
+            version: "0.1.0",
+            user: Some("al\"ice"),
+            pass: Some("s3cr\\t"),
+            auth_token: Some("tok"),
+            jwt: Some("J"),
+            nkey: Some("N"),
+            sig: Some("S"),
+            echo: false,
+            ..Connect::default()
+        };
+        assert_eq!(
+            std::str::from_utf8(&encoded(|t| connect(t, &fields))).unwrap(),
+            "CONNECT {\"verbose\":true,\"pedantic\":false,\"tls_required\":false,\
+             \"lang\":\"rust\",\"version\":\"0.1.0\",\"protocol\":1,\"echo\":false,\"headers\":true,\
+             \"no_responders\":true,\"user\":\"al\\\"ice\",\"pass\":\"s3cr\\\\t\",\"auth_token\":\"tok\",\
+             \"jwt\":\"J\",\"nkey\":\"N\",\"sig\":\"S\"}\r\n"
+        );
+    }
+
+    #[test]
+    fn invalid_input_is_rejected_before_writing() {
+        let mut tx = TxBuf::new([0u8; 64]);
+        assert_eq!(
+            publish(&mut tx, "a.*", None, None, b"x"),
+            Err(Error::InvalidSubject(SubjectError::WildcardInPublish))
+        );
+        assert_eq!(
+            publish(&mut tx, "a", Some("bad reply"), None, b"x"),
+            Err(Error::InvalidSubject(SubjectError::Whitespace))
+        );
+        assert_eq!(
+            publish(&mut tx, "a", None, Some(b"garbage"), b"x"),
+            Err(Error::InvalidHeader(HeaderError::MissingVersionLine))
+        );
+        assert_eq!(
+            subscribe(&mut tx, "a b", None, 1),
+            Err(Error::InvalidSubject(SubjectError::Whitespace))
+        );
+        assert_eq!(
+            subscribe(&mut tx, "a", Some("q*"), 1),
+            Err(Error::InvalidSubject(SubjectError::InvalidQueueGroup))
+        );
+        assert!(tx.is_empty());
+    }
+
+    #[test]
+    fn full_buffer_writes_nothing() {
+        let mut tx = TxBuf::new([0u8; 16]);
+        publish(&mut tx, "a", None, None, b"1").unwrap();
+        assert_eq!(tx.pending(), b"PUB a 1\r\n1\r\n");
+        assert_eq!(
+            publish(&mut tx, "a", None, None, b"2"),
+            Err(Error::BufferFull(CapacityError {
+                needed: 24,
+                capacity: 16
+            }))
+        );
+        assert_eq!(
+            subscribe(&mut tx, "abc", None, 1),
+            Err(Error::BufferFull(CapacityError {
+                needed: 23,
+                capacity: 16
+            }))
+        );
+        assert_eq!(tx.pending(), b"PUB a 1\r\n1\r\n");
+        let huge = [b'x'; 100];
+        assert_eq!(
+            publish(&mut TxBuf::new([0u8; 16]), "a", None, None, &huge),
+            Err(Error::BufferFull(CapacityError {
+                needed: 113,
+                capacity: 16
+            }))
+        );
+    }
+}
