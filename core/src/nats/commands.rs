@@ -333,8 +333,8 @@ mod tests {
 
     #[test]
     fn ping_pong() {
-        assert_eq!(encoded(|t| ping(t)), b"PING\r\n");
-        assert_eq!(encoded(|t| pong(t)), b"PONG\r\n");
+        assert_eq!(encoded(ping), b"PING\r\n");
+        assert_eq!(encoded(pong), b"PONG\r\n");
     }
 
     #[test]
