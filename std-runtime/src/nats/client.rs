@@ -1,0 +1,849 @@
+//! The client handle and the state it shares with the connection task.
+//!
+//! Everything runs on the runtime's one thread, so state is shared through
+//! `Rc<RefCell<..>>`. A borrow is never held across an `.await`, and user
+//! callbacks run only after the borrow is released (see
+//! [`Inner::dispatch_events`]), so a callback may call the client.
+//!
+//! Publishing writes the command straight into the core session's transmit
+//! buffer (no per-message allocation, no channel) and wakes the connection
+//! task's writer.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use courier_core::nats::{
+    self as core_nats, Error as CoreError, PingId, RequestId, ServerInfo, Sid,
+};
+use courier_core::time::{Duration as CoreDuration, Instant as CoreInstant};
+use futures::Stream;
+use tokio::sync::{oneshot, Notify};
+
+use super::message::Slab;
+use super::options::{Callback, ConnectOptions, Event};
+use super::subscriber::{SharedQueue, SubQueue, Subscriber};
+use super::url::ServerAddr;
+use super::{Error, HeaderMap, Message};
+
+/// Subscriptions one client can hold (the request inbox takes one).
+pub const MAX_SUBSCRIPTIONS: usize = 1024;
+/// Requests one client can have waiting for replies at once.
+pub const MAX_PENDING_REQUESTS: usize = 1024;
+
+pub(crate) type CoreSession =
+    core_nats::Session<Box<[u8]>, MAX_SUBSCRIPTIONS, MAX_PENDING_REQUESTS>;
+
+/// Events kept for one [`EventStream`] that is not being read.
+const EVENT_STREAM_CAPACITY: usize = 1024;
+
+/// Where the client is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Connecting or reconnecting (publishes go to the reconnect buffer).
+    Disconnected,
+    /// Handshake done; commands flow.
+    Connected,
+    /// Draining: no new subscriptions or publishes.
+    Draining,
+    /// Closed for good.
+    Closed,
+}
+
+pub(crate) struct Shared {
+    pub(crate) session: CoreSession,
+    pub(crate) options: ConnectOptions,
+    pub(crate) state: ConnectionState,
+    /// URLs given, then servers discovered from INFO connect_urls.
+    pub(crate) servers: Vec<ServerAddr>,
+    pub(crate) current_server: Option<ServerAddr>,
+    pub(crate) epoch: std::time::Instant,
+    pub(crate) subs: HashMap<u64, SharedQueue>,
+    pub(crate) requests: HashMap<u64, PendingRequest>,
+    pub(crate) flushes: VecDeque<(PingId, oneshot::Sender<Result<(), Error>>)>,
+    pub(crate) slab: Slab,
+    /// Bytes of publishes queued since the connection was lost (bounded by
+    /// `reconnect_buffer_size`).
+    pub(crate) reconnect_buffered: usize,
+    pub(crate) pending_events: Vec<Event>,
+    pub(crate) event_streams: Vec<Rc<RefCell<EventQueue>>>,
+    pub(crate) callbacks: Vec<Callback>,
+    /// Set by `close`; the connection task stops.
+    pub(crate) close_requested: bool,
+}
+
+pub(crate) struct PendingRequest {
+    pub(crate) subject: String,
+    pub(crate) timeout: Duration,
+    pub(crate) reply: oneshot::Sender<Result<Message, Error>>,
+}
+
+pub(crate) struct EventQueue {
+    events: VecDeque<Event>,
+    waker: Option<Waker>,
+    closed: bool,
+}
+
+impl Shared {
+    pub(crate) fn now(&self) -> CoreInstant {
+        CoreInstant::from_millis(self.epoch.elapsed().as_millis() as u64)
+    }
+
+    pub(crate) fn to_tokio(&self, at: CoreInstant) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.epoch + Duration::from_millis(at.as_millis()))
+    }
+
+    pub(crate) fn emit(&mut self, event: Event) {
+        self.pending_events.push(event);
+    }
+
+    /// Ends every waiter after the connection was lost: flushes fail
+    /// (their PONG will never come), publishers re-check the state.
+    pub(crate) fn fail_flushes(&mut self, error: impl Fn() -> Error) {
+        for (_, tx) in self.flushes.drain(..) {
+            let _ = tx.send(Err(error()));
+        }
+    }
+
+    /// Ends everything for good.
+    pub(crate) fn shut_down(&mut self) {
+        if self.state == ConnectionState::Closed {
+            return;
+        }
+        self.state = ConnectionState::Closed;
+        self.close_requested = true;
+        self.fail_flushes(|| Error::Closed);
+        for (_, req) in self.requests.drain() {
+            let _ = req.reply.send(Err(Error::Closed));
+        }
+        for (_, q) in self.subs.drain() {
+            q.borrow_mut().close();
+        }
+        self.emit(Event::Closed);
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) shared: RefCell<Shared>,
+    /// Wakes the writer: bytes to send, a state change, or close.
+    pub(crate) writer: Notify,
+    /// Wakes publishers waiting for room in the transmit buffer.
+    pub(crate) tx_space: Notify,
+    /// Wakes whoever waits for a state change (flush waiting to connect).
+    pub(crate) state_changed: Notify,
+    /// Live `Client` handles (not counting the connection task).
+    handles: Cell<usize>,
+}
+
+impl Inner {
+    /// Runs callbacks and feeds event streams, outside any borrow.
+    pub(crate) fn dispatch_events(&self) {
+        loop {
+            let (events, callbacks, streams) = {
+                let mut sh = self.shared.borrow_mut();
+                if sh.pending_events.is_empty() {
+                    return;
+                }
+                (
+                    std::mem::take(&mut sh.pending_events),
+                    sh.callbacks.clone(),
+                    sh.event_streams.clone(),
+                )
+            };
+            for event in events {
+                match &event {
+                    Event::Error { message } => log::warn!("nats: {message}"),
+                    Event::SlowConsumer { .. } | Event::Disconnected { .. } => {
+                        log::warn!("nats: {event}")
+                    }
+                    _ => log::info!("nats: {event}"),
+                }
+                for cb in &callbacks {
+                    cb(&event);
+                }
+                for s in &streams {
+                    let mut q = s.borrow_mut();
+                    if q.events.len() == EVENT_STREAM_CAPACITY {
+                        q.events.pop_front();
+                    }
+                    if event == Event::Closed {
+                        q.closed = true;
+                    }
+                    q.events.push_back(event.clone());
+                    if let Some(w) = q.waker.take() {
+                        w.wake();
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn wake_all(&self) {
+        self.writer.notify_one();
+        self.tx_space.notify_waiters();
+        self.state_changed.notify_waiters();
+    }
+}
+
+/// A handle to a NATS connection; cheap to clone (all clones share the
+/// connection). Not `Send`: it lives on the courier runtime's thread.
+///
+/// The connection closes when the last handle (and subscriber) is dropped,
+/// or at [`Client::close`] / [`Client::drain`].
+pub struct Client {
+    pub(crate) inner: Rc<Inner>,
+}
+
+impl Clone for Client {
+    fn clone(&self) -> Self {
+        self.inner.handles.set(self.inner.handles.get() + 1);
+        Client {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let left = self.inner.handles.get() - 1;
+        self.inner.handles.set(left);
+        if left == 0 {
+            self.inner.shared.borrow_mut().close_requested = true;
+            self.inner.wake_all();
+        }
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sh = self.inner.shared.borrow();
+        f.debug_struct("Client")
+            .field("state", &sh.state)
+            .field("server", &sh.current_server)
+            .finish()
+    }
+}
+
+fn core_options(options: &ConnectOptions) -> core_nats::ConnectOptions {
+    let mut core = core_nats::ConnectOptions {
+        verbose: options.verbose,
+        pedantic: options.pedantic,
+        echo: options.echo,
+        ping_interval: CoreDuration::from_millis(options.ping_interval.as_millis() as u64),
+        max_pings_out: options.max_pings_outstanding,
+        rx_capacity: options.receive_buffer_size,
+        ..Default::default()
+    };
+    if let Some(name) = &options.name {
+        // Cut at a char boundary to what CONNECT carries.
+        let mut end = name.len().min(core_nats::session::NAME_CAPACITY);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        let _ = core.name.push_str(&name[..end]);
+    }
+    let _ = core.inbox_prefix.push_str(&options.inbox_prefix);
+    core
+}
+
+/// Sets the credentials for the next handshake with `server`: the options'
+/// credentials win over the URL's.
+pub(crate) fn apply_credentials(sh: &mut Shared, server: &ServerAddr) {
+    fn bounded(
+        s: Option<&str>,
+    ) -> Option<heapless::String<{ core_nats::session::CREDENTIAL_CAPACITY }>> {
+        s.and_then(|s| heapless::String::try_from(s).ok())
+    }
+    let (user, pass) = match &sh.options.user {
+        Some((u, p)) => (Some(u.clone()), Some(p.clone())),
+        None => (
+            server.user().map(str::to_string),
+            server.password().map(str::to_string),
+        ),
+    };
+    let token = sh
+        .options
+        .token
+        .clone()
+        .or_else(|| server.token().map(str::to_string));
+    let core = sh.session.options_mut();
+    core.user = bounded(user.as_deref());
+    core.pass = bounded(pass.as_deref());
+    core.auth_token = bounded(token.as_deref());
+}
+
+/// Connects to the first reachable server of `urls` with default options.
+///
+/// ```no_run
+/// courier::run(async {
+///     let client = courier::nats::connect(["nats://127.0.0.1:4222"]).await?;
+///     client.publish("greet", "hello").await?;
+///     client.flush().await?;
+///     Ok::<_, courier::nats::Error>(())
+/// }).unwrap();
+/// ```
+pub async fn connect<I, U>(urls: I) -> Result<Client, Error>
+where
+    I: IntoIterator<Item = U>,
+    U: AsRef<str>,
+{
+    connect_with(urls, ConnectOptions::new()).await
+}
+
+pub(crate) async fn connect_with<I, U>(urls: I, options: ConnectOptions) -> Result<Client, Error>
+where
+    I: IntoIterator<Item = U>,
+    U: AsRef<str>,
+{
+    let servers = urls
+        .into_iter()
+        .map(|u| ServerAddr::parse(u.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if servers.is_empty() {
+        return Err(Error::NoServers);
+    }
+    // The transmit buffer also holds publishes made while disconnected.
+    let tx =
+        vec![0u8; options.transmit_buffer_size + options.reconnect_buffer_size].into_boxed_slice();
+    let session = CoreSession::new(core_options(&options), tx);
+    let inner = Rc::new(Inner {
+        shared: RefCell::new(Shared {
+            session,
+            state: ConnectionState::Disconnected,
+            servers,
+            current_server: None,
+            epoch: std::time::Instant::now(),
+            subs: HashMap::new(),
+            requests: HashMap::new(),
+            flushes: VecDeque::new(),
+            slab: Slab::new(options.payload_chunk_size),
+            reconnect_buffered: 0,
+            pending_events: Vec::new(),
+            event_streams: Vec::new(),
+            callbacks: options.callbacks.clone(),
+            close_requested: false,
+            options,
+        }),
+        writer: Notify::new(),
+        tx_space: Notify::new(),
+        state_changed: Notify::new(),
+        handles: Cell::new(1),
+    });
+    let client = Client {
+        inner: inner.clone(),
+    };
+    let (first_tx, first_rx) = oneshot::channel();
+    crate::runtime::spawn(super::connection::run(inner, first_tx));
+    match first_rx.await {
+        Ok(Ok(())) => Ok(client),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(Error::Closed),
+    }
+}
+
+/// Exact size of a PUB/HPUB command on the wire (for the reconnect bound).
+fn command_len(
+    subject: &str,
+    reply: Option<&str>,
+    headers: Option<&[u8]>,
+    payload: &[u8],
+) -> usize {
+    let digits = |n: usize| n.to_string().len();
+    let hlen = headers.map_or(0, <[u8]>::len);
+    let total = hlen + payload.len();
+    4 + subject.len()
+        + reply.map_or(0, |r| r.len() + 1)
+        + headers.map_or(0, |_| 1 + digits(hlen))
+        + 1
+        + digits(total)
+        + 2
+        + total
+        + 2
+}
+
+impl Client {
+    /// Publishes `payload` to `subject`.
+    ///
+    /// `Ok` means the command is in the transmit buffer and will be written
+    /// in order; while disconnected, it sits in the bounded reconnect buffer
+    /// and is written right after the next handshake. Await
+    /// [`Client::flush`] to know the server has it. Waits when the transmit
+    /// buffer is full (backpressure).
+    pub async fn publish(&self, subject: &str, payload: impl AsRef<[u8]>) -> Result<(), Error> {
+        self.publish_raw(subject, None, None, payload.as_ref())
+            .await
+    }
+
+    /// Publishes with a reply subject for the receiver to answer to.
+    pub async fn publish_with_reply(
+        &self,
+        subject: &str,
+        reply: &str,
+        payload: impl AsRef<[u8]>,
+    ) -> Result<(), Error> {
+        self.publish_raw(subject, Some(reply), None, payload.as_ref())
+            .await
+    }
+
+    /// Publishes with headers (HPUB).
+    pub async fn publish_with_headers(
+        &self,
+        subject: &str,
+        headers: &HeaderMap,
+        payload: impl AsRef<[u8]>,
+    ) -> Result<(), Error> {
+        self.publish_raw(subject, None, Some(headers.as_bytes()), payload.as_ref())
+            .await
+    }
+
+    /// Publishes with a reply subject and optional headers.
+    pub async fn publish_with_reply_and_headers(
+        &self,
+        subject: &str,
+        reply: &str,
+        headers: Option<&HeaderMap>,
+        payload: impl AsRef<[u8]>,
+    ) -> Result<(), Error> {
+        self.publish_raw(
+            subject,
+            Some(reply),
+            headers.map(HeaderMap::as_bytes),
+            payload.as_ref(),
+        )
+        .await
+    }
+
+    async fn publish_raw(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Result<(), Error> {
+        loop {
+            {
+                let mut sh = self.inner.shared.borrow_mut();
+                let connected = match sh.state {
+                    ConnectionState::Closed | ConnectionState::Draining => {
+                        return Err(Error::Closed)
+                    }
+                    ConnectionState::Connected => true,
+                    ConnectionState::Disconnected => false,
+                };
+                let len = if connected {
+                    0
+                } else {
+                    let len = command_len(subject, reply, headers, payload);
+                    let capacity = sh.options.reconnect_buffer_size;
+                    if sh.reconnect_buffered + len > capacity {
+                        return Err(Error::ReconnectBufferFull {
+                            needed: sh.reconnect_buffered + len,
+                            capacity,
+                        });
+                    }
+                    len
+                };
+                match sh.session.publish(subject, reply, headers, payload) {
+                    Ok(()) => {
+                        sh.reconnect_buffered += len;
+                        drop(sh);
+                        self.inner.writer.notify_one();
+                        return Ok(());
+                    }
+                    // Room comes once the writer drains what is pending.
+                    Err(CoreError::BufferFull(_))
+                        if connected && !sh.session.transmit().is_empty() => {}
+                    Err(CoreError::BufferFull(e)) if !connected => {
+                        return Err(Error::ReconnectBufferFull {
+                            needed: e.needed,
+                            capacity: e.capacity,
+                        })
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            // The writer frees room (or the state changes); then retry.
+            self.inner.tx_space.notified().await;
+        }
+    }
+
+    /// Subscribes to `subject` (wildcards `*` and `>` allowed).
+    pub async fn subscribe(&self, subject: &str) -> Result<Subscriber, Error> {
+        self.subscribe_inner(subject, None).await
+    }
+
+    /// Subscribes as a member of queue group `group`: each message goes to
+    /// one member of the group.
+    pub async fn queue_subscribe(&self, subject: &str, group: &str) -> Result<Subscriber, Error> {
+        self.subscribe_inner(subject, Some(group)).await
+    }
+
+    async fn subscribe_inner(
+        &self,
+        subject: &str,
+        queue: Option<&str>,
+    ) -> Result<Subscriber, Error> {
+        loop {
+            {
+                let mut sh = self.inner.shared.borrow_mut();
+                if matches!(
+                    sh.state,
+                    ConnectionState::Closed | ConnectionState::Draining
+                ) {
+                    return Err(Error::Closed);
+                }
+                match sh.session.subscribe(subject, queue) {
+                    Ok(sid) => {
+                        let q = SubQueue::new(subject, sh.options.pending_limits);
+                        sh.subs.insert(sid.0, q.clone());
+                        drop(sh);
+                        self.inner.writer.notify_one();
+                        return Ok(Subscriber {
+                            sid,
+                            queue: q,
+                            client: self.clone(),
+                        });
+                    }
+                    Err(CoreError::BufferFull(_)) if !sh.session.transmit().is_empty() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            self.inner.tx_space.notified().await;
+        }
+    }
+
+    pub(crate) fn unsubscribe_sid(&self, sid: Sid) -> Result<(), Error> {
+        let mut sh = self.inner.shared.borrow_mut();
+        if let Some(q) = sh.subs.remove(&sid.0) {
+            q.borrow_mut().close();
+        }
+        if sh.state == ConnectionState::Closed {
+            return Ok(());
+        }
+        let res = sh.session.unsubscribe(sid);
+        drop(sh);
+        self.inner.writer.notify_one();
+        match res {
+            Ok(()) | Err(CoreError::UnknownSubscription(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) fn unsubscribe_after_sid(&self, sid: Sid, max: u64) -> Result<(), Error> {
+        let mut sh = self.inner.shared.borrow_mut();
+        let res = sh.session.unsubscribe_after(sid, max);
+        // If `max` was already reached the core ends it at once.
+        let live = sh.session.subscriptions().any(|s| s.sid == sid);
+        if !live {
+            if let Some(q) = sh.subs.remove(&sid.0) {
+                q.borrow_mut().close();
+            }
+        }
+        drop(sh);
+        self.inner.writer.notify_one();
+        match res {
+            Ok(()) | Err(CoreError::UnknownSubscription(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Sends a request and waits for the first reply, up to the options'
+    /// request timeout.
+    pub async fn request(
+        &self,
+        subject: &str,
+        payload: impl AsRef<[u8]>,
+    ) -> Result<Message, Error> {
+        let timeout = self.inner.shared.borrow().options.request_timeout;
+        self.request_with(subject, None, payload.as_ref(), timeout)
+            .await
+    }
+
+    /// Sends a request with optional headers and an explicit timeout.
+    ///
+    /// Errors: [`Error::NoResponders`] when nothing subscribes to
+    /// `subject`, [`Error::TimedOut`] when no reply came in time.
+    pub async fn request_with(
+        &self,
+        subject: &str,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Message, Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let (tx, rx) = oneshot::channel();
+        let id = loop {
+            {
+                let mut sh = self.inner.shared.borrow_mut();
+                if matches!(
+                    sh.state,
+                    ConnectionState::Closed | ConnectionState::Draining
+                ) {
+                    return Err(Error::Closed);
+                }
+                let now = sh.now();
+                let core_timeout = CoreDuration::from_millis(timeout.as_millis() as u64);
+                match sh.session.request(
+                    subject,
+                    headers.map(HeaderMap::as_bytes),
+                    payload,
+                    now,
+                    core_timeout,
+                ) {
+                    Ok(id) => break id,
+                    Err(CoreError::BufferFull(_))
+                        if sh.state == ConnectionState::Connected
+                            && !sh.session.transmit().is_empty() => {}
+                    Err(CoreError::BufferFull(e)) => {
+                        return Err(Error::ReconnectBufferFull {
+                            needed: e.needed,
+                            capacity: e.capacity,
+                        })
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if tokio::time::timeout_at(deadline, self.inner.tx_space.notified())
+                .await
+                .is_err()
+            {
+                return Err(Error::TimedOut {
+                    operation: "request",
+                    after: timeout,
+                });
+            }
+        };
+        self.inner.shared.borrow_mut().requests.insert(
+            id.0,
+            PendingRequest {
+                subject: subject.to_string(),
+                timeout,
+                reply: tx,
+            },
+        );
+        self.inner.writer.notify_one();
+        let guard = RequestGuard { client: self, id };
+        // The core times the request out; the extra margin only guards
+        // against a core timer that never fires (e.g. while disconnected).
+        let res = tokio::time::timeout_at(deadline + Duration::from_millis(100), rx).await;
+        drop(guard);
+        match res {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => Err(Error::TimedOut {
+                operation: "request",
+                after: timeout,
+            }),
+        }
+    }
+
+    /// Round trip to the server (PING/PONG): when it returns `Ok`, the
+    /// server has processed every command sent before it. Waits for a
+    /// reconnect if needed; never waits longer than the flush timeout.
+    pub async fn flush(&self) -> Result<(), Error> {
+        let timeout = self.inner.shared.borrow().options.flush_timeout;
+        self.flush_timeout(timeout).await
+    }
+
+    /// [`Client::flush`] with an explicit timeout.
+    pub async fn flush_timeout(&self, timeout: Duration) -> Result<(), Error> {
+        let attempt = async {
+            loop {
+                let rx = {
+                    let mut sh = self.inner.shared.borrow_mut();
+                    match sh.state {
+                        ConnectionState::Closed => return Err(Error::Closed),
+                        ConnectionState::Disconnected => None,
+                        ConnectionState::Connected | ConnectionState::Draining => {
+                            match sh.session.ping() {
+                                Ok(id) => {
+                                    let (tx, rx) = oneshot::channel();
+                                    sh.flushes.push_back((id, tx));
+                                    Some(rx)
+                                }
+                                Err(CoreError::BufferFull(_)) => None,
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
+                    }
+                };
+                match rx {
+                    Some(rx) => {
+                        self.inner.writer.notify_one();
+                        return rx.await.unwrap_or(Err(Error::Closed));
+                    }
+                    None => {
+                        // Not connected or no room: wait for a change.
+                        let changed = self.inner.state_changed.notified();
+                        let room = self.inner.tx_space.notified();
+                        futures::pin_mut!(changed, room);
+                        futures::future::select(changed, room).await;
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(timeout, attempt)
+            .await
+            .unwrap_or(Err(Error::TimedOut {
+                operation: "flush",
+                after: timeout,
+            }))
+    }
+
+    /// Graceful shutdown: unsubscribes everything, waits (flush) until the
+    /// server has sent what it had for us, lets subscribers consume what
+    /// arrived (their streams then end), writes pending publishes and closes.
+    pub async fn drain(&self) -> Result<(), Error> {
+        // First make sure every message the server routed to us so far has
+        // arrived, then stop the subscriptions.
+        let first = self.flush().await;
+        {
+            let mut sh = self.inner.shared.borrow_mut();
+            if sh.state == ConnectionState::Closed {
+                return Err(Error::Closed);
+            }
+            let sids: Vec<u64> = sh.subs.keys().copied().collect();
+            for sid in sids {
+                let _ = sh.session.unsubscribe(Sid(sid));
+                if let Some(q) = sh.subs.remove(&sid) {
+                    q.borrow_mut().close();
+                }
+            }
+            sh.state = ConnectionState::Draining;
+        }
+        self.inner.wake_all();
+        let second = self.flush().await;
+        self.close_now();
+        first.and(second)
+    }
+
+    /// Writes what is pending (bounded by the flush timeout) and closes.
+    /// Subscriber streams end after their queued messages; waiting requests
+    /// and flushes fail with [`Error::Closed`].
+    pub async fn close(&self) -> Result<(), Error> {
+        let connected = self.inner.shared.borrow().state == ConnectionState::Connected;
+        let res = if connected {
+            self.flush().await
+        } else {
+            Ok(())
+        };
+        self.close_now();
+        res
+    }
+
+    fn close_now(&self) {
+        self.inner.shared.borrow_mut().shut_down();
+        self.inner.wake_all();
+        self.inner.dispatch_events();
+    }
+
+    /// The INFO of the server currently (or last) connected.
+    pub fn server_info(&self) -> Option<ServerInfo> {
+        self.inner.shared.borrow().session.server_info().cloned()
+    }
+
+    /// The server in use (`nats://host:port`, no credentials).
+    pub fn connected_url(&self) -> Option<String> {
+        self.inner
+            .shared
+            .borrow()
+            .current_server
+            .as_ref()
+            .map(|s| s.to_string())
+    }
+
+    /// Where the connection is.
+    pub fn connection_state(&self) -> ConnectionState {
+        self.inner.shared.borrow().state
+    }
+
+    /// The core session's counters (dropped unknown-sid messages, late
+    /// replies, bytes discarded on reset).
+    pub fn protocol_stats(&self) -> core_nats::Stats {
+        self.inner.shared.borrow().session.stats()
+    }
+
+    /// A stream of connection [`Event`]s from now on. Keeps the newest 1024
+    /// when not read; ends after [`Event::Closed`].
+    pub fn events(&self) -> EventStream {
+        let q = Rc::new(RefCell::new(EventQueue {
+            events: VecDeque::new(),
+            waker: None,
+            closed: self.inner.shared.borrow().state == ConnectionState::Closed,
+        }));
+        self.inner.shared.borrow_mut().event_streams.push(q.clone());
+        EventStream { queue: q }
+    }
+
+    /// The inbox prefix of this client's requests (`<prefix>.<token>`).
+    pub fn inbox_prefix(&self) -> String {
+        self.inner.shared.borrow().options.inbox_prefix.clone()
+    }
+
+    /// A fresh unique subject under this client's inbox prefix, for
+    /// hand-made request/reply.
+    pub fn new_inbox(&self) -> String {
+        format!("{}.{}", self.inbox_prefix(), super::options::random_token())
+    }
+}
+
+/// Cancels a request whose future was dropped, so its slot is freed.
+struct RequestGuard<'a> {
+    client: &'a Client,
+    id: RequestId,
+}
+
+impl Drop for RequestGuard<'_> {
+    fn drop(&mut self) {
+        let mut sh = self.client.inner.shared.borrow_mut();
+        if sh.requests.remove(&self.id.0).is_some() {
+            sh.session.cancel_request(self.id);
+        }
+    }
+}
+
+/// Connection events as a `Stream` (see [`Client::events`]).
+pub struct EventStream {
+    queue: Rc<RefCell<EventQueue>>,
+}
+
+impl Stream for EventStream {
+    type Item = Event;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        let mut q = self.queue.borrow_mut();
+        if let Some(e) = q.events.pop_front() {
+            return Poll::Ready(Some(e));
+        }
+        if q.closed {
+            return Poll::Ready(None);
+        }
+        q.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::command_len;
+
+    #[test]
+    fn command_len_matches_the_wire_form() {
+        assert_eq!(
+            command_len("a.b", None, None, b"hello"),
+            b"PUB a.b 5\r\nhello\r\n".len()
+        );
+        assert_eq!(
+            command_len("a", Some("r"), None, b""),
+            b"PUB a r 0\r\n\r\n".len()
+        );
+        let h = b"NATS/1.0\r\n\r\n";
+        assert_eq!(
+            command_len("a", None, Some(h), b"xy"),
+            b"HPUB a 12 14\r\nNATS/1.0\r\n\r\nxy\r\n".len()
+        );
+    }
+}

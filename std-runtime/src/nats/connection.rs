@@ -1,0 +1,534 @@
+//! The connection task: owns the socket, the receive buffer and the write
+//! buffer; drives the core session; reconnects with jittered exponential
+//! backoff over every known server.
+//!
+//! Per connection, a reader and a writer run side by side in one task. Reads
+//! and writes are always awaited to completion (io_uring owns the buffer
+//! while an operation is in flight); only a lost connection or `close`
+//! drops them.
+//!
+//! What reaches the server: the writer copies the session's pending bytes,
+//! writes them, and only then reports them transmitted. If the connection
+//! dies during that write, the session still holds those publishes and
+//! re-sends them after the next handshake: a publish is never silently
+//! lost, at worst delivered twice when the old server had read it before
+//! the connection broke.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use courier_core::nats::{Error as CoreError, Event as CoreEvent, State};
+use tokio::sync::oneshot;
+
+use super::client::{apply_credentials, ConnectionState, Inner, Shared};
+use super::options::Event;
+use super::url::ServerAddr;
+use super::Error;
+use crate::transport::{self, ReadBuffer, ReadHalf, WriteHalf};
+
+/// How one connection ended.
+enum Ended {
+    /// `close` or every client handle dropped.
+    Closed,
+    /// Failed before or after the handshake.
+    Failed { error: Error, was_connected: bool },
+}
+
+pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Error>>) {
+    let (rx_size, tx_size) = {
+        let sh = inner.shared.borrow();
+        (
+            sh.options.receive_buffer_size,
+            sh.options.transmit_buffer_size,
+        )
+    };
+    let mut rx = ReadBuffer::new(rx_size);
+    let mut wbuf: Vec<u8> = Vec::with_capacity(tx_size);
+    let mut first = Some(first);
+    let mut failures = Vec::new();
+    let mut failed_attempts = 0usize;
+    let mut round = 0u32;
+    let mut ever_connected = false;
+
+    'outer: loop {
+        let servers = inner.shared.borrow().servers.clone();
+        for server in servers {
+            if inner.shared.borrow().close_requested {
+                break 'outer;
+            }
+            let ended = connect_once(
+                &inner,
+                &server,
+                &mut rx,
+                &mut wbuf,
+                &mut first,
+                ever_connected,
+            )
+            .await;
+            match ended {
+                Ended::Closed => break 'outer,
+                Ended::Failed {
+                    error,
+                    was_connected,
+                } => {
+                    lost(&inner, &server, &error, was_connected);
+                    if was_connected {
+                        ever_connected = true;
+                        failed_attempts = 0;
+                        round = 0;
+                        failures.clear();
+                        // Try the servers again at once, this one first.
+                        continue 'outer;
+                    }
+                    if let (Some(_), Error::AuthorizationViolation { .. }) = (&first, &error) {
+                        // Wrong credentials will not get better by retrying.
+                        if let Some(tx) = first.take() {
+                            let _ = tx.send(Err(error));
+                        }
+                        break 'outer;
+                    }
+                    failed_attempts += 1;
+                    failures.push(format!("{server}: {error}"));
+                }
+            }
+        }
+        let (retry_initial, max, min_delay, max_delay) = {
+            let sh = inner.shared.borrow();
+            (
+                sh.options.retry_on_initial_connect,
+                sh.options.max_reconnects,
+                sh.options.reconnect_delay_min,
+                sh.options.reconnect_delay_max,
+            )
+        };
+        if first.is_some() && !retry_initial {
+            if let Some(tx) = first.take() {
+                let _ = tx.send(Err(Error::Unreachable {
+                    attempts: std::mem::take(&mut failures),
+                }));
+            }
+            break 'outer;
+        }
+        if let Some(max) = max {
+            if failed_attempts >= max {
+                let error = Error::MaxReconnectsExceeded {
+                    attempts: failed_attempts,
+                };
+                inner.shared.borrow_mut().emit(Event::Error {
+                    message: error.to_string(),
+                });
+                if let Some(tx) = first.take() {
+                    let _ = tx.send(Err(error));
+                }
+                break 'outer;
+            }
+        }
+        let delay = backoff(round, min_delay, max_delay);
+        round = round.saturating_add(1);
+        let sleep = tokio::time::sleep(delay);
+        let woken = inner.writer.notified();
+        futures::pin_mut!(sleep, woken);
+        // Sleep, but wake for close (the writer notify doubles as "look").
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                _ = &mut woken => {
+                    if inner.shared.borrow().close_requested {
+                        break 'outer;
+                    }
+                    woken.set(inner.writer.notified());
+                }
+            }
+        }
+    }
+    if let Some(tx) = first.take() {
+        let _ = tx.send(Err(Error::Closed));
+    }
+    inner.shared.borrow_mut().shut_down();
+    inner.wake_all();
+    inner.dispatch_events();
+}
+
+/// Exponential backoff from `min`, doubling per round up to `max`, plus up
+/// to 50% jitter.
+fn backoff(round: u32, min: Duration, max: Duration) -> Duration {
+    let base = min.saturating_mul(1u32 << round.min(16)).min(max);
+    let jitter = base.mul_f64(fastrand::f64() * 0.5);
+    base + jitter
+}
+
+/// Bookkeeping after a connection ended with an error.
+fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) {
+    let mut sh = inner.shared.borrow_mut();
+    if sh.state == ConnectionState::Closed {
+        return;
+    }
+    sh.state = ConnectionState::Disconnected;
+    let now = sh.now();
+    sh.session.reset(now);
+    sh.reconnect_buffered = 0;
+    sh.fail_flushes(|| Error::Disconnected);
+    if was_connected {
+        sh.emit(Event::Disconnected {
+            server: server.to_string(),
+            reason: error.to_string(),
+        });
+    } else {
+        sh.emit(Event::Error {
+            message: format!("connecting to {server} failed: {error}"),
+        });
+    }
+    drop(sh);
+    inner.wake_all();
+    inner.dispatch_events();
+}
+
+async fn connect_once(
+    inner: &Rc<Inner>,
+    server: &ServerAddr,
+    rx: &mut ReadBuffer,
+    wbuf: &mut Vec<u8>,
+    first: &mut Option<oneshot::Sender<Result<(), Error>>>,
+    ever_connected: bool,
+) -> Ended {
+    let timeout = inner.shared.borrow().options.connect_timeout;
+    let failed = |error: Error| Ended::Failed {
+        error,
+        was_connected: false,
+    };
+    let addrs = match tokio::time::timeout(timeout, server.resolve()).await {
+        Ok(Ok(a)) if !a.is_empty() => a,
+        Ok(Ok(_)) => {
+            return failed(Error::Io(std::io::Error::other(
+                "the host name resolved to no address",
+            )))
+        }
+        Ok(Err(e)) => return failed(Error::Io(e)),
+        Err(_) => {
+            return failed(Error::TimedOut {
+                operation: "connect",
+                after: timeout,
+            })
+        }
+    };
+    let mut last_error = None;
+    let mut halves = None;
+    for addr in addrs {
+        match tokio::time::timeout(timeout, transport::connect(addr)).await {
+            Ok(Ok(h)) => {
+                halves = Some(h);
+                break;
+            }
+            Ok(Err(e)) => last_error = Some(Error::Io(e)),
+            Err(_) => {
+                last_error = Some(Error::TimedOut {
+                    operation: "connect",
+                    after: timeout,
+                })
+            }
+        }
+    }
+    let Some((reader, writer)) = halves else {
+        return failed(last_error.unwrap_or(Error::NoServers));
+    };
+    rx.clear();
+    {
+        let mut sh = inner.shared.borrow_mut();
+        apply_credentials(&mut sh, server);
+        sh.current_server = Some(server.clone());
+    }
+    let handshake_deadline = tokio::time::Instant::now() + timeout;
+    let mut connected = false;
+    let result = {
+        let read = read_loop(
+            inner,
+            reader,
+            rx,
+            server,
+            first,
+            ever_connected,
+            &mut connected,
+        );
+        let write = write_loop(inner, writer, wbuf, handshake_deadline);
+        futures::pin_mut!(read, write);
+        match futures::future::select(read, write).await {
+            futures::future::Either::Left((r, _)) => r,
+            futures::future::Either::Right((r, _)) => r,
+        }
+    };
+    match result {
+        Ok(()) => Ended::Closed,
+        Err(error) => {
+            let error = match error {
+                Error::Protocol(CoreError::AuthorizationViolation) => {
+                    Error::AuthorizationViolation {
+                        server: server.to_string(),
+                    }
+                }
+                e => e,
+            };
+            Ended::Failed {
+                error,
+                was_connected: connected,
+            }
+        }
+    }
+}
+
+/// Reads and feeds the session until the connection fails or closes.
+/// `Ok(())` means a requested close.
+async fn read_loop(
+    inner: &Inner,
+    mut reader: ReadHalf,
+    rx: &mut ReadBuffer,
+    server: &ServerAddr,
+    first: &mut Option<oneshot::Sender<Result<(), Error>>>,
+    ever_connected: bool,
+    connected: &mut bool,
+) -> Result<(), Error> {
+    loop {
+        let n = reader.read(rx).await?;
+        if n == 0 {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the server closed the connection",
+            )));
+        }
+        let became_connected = {
+            let mut sh = inner.shared.borrow_mut();
+            if sh.close_requested {
+                return Ok(());
+            }
+            let was = sh.state == ConnectionState::Connected;
+            process_input(&mut sh, rx)?;
+            let now_connected = sh.session.state() == State::Connected;
+            if !was && now_connected && sh.state == ConnectionState::Disconnected {
+                sh.state = ConnectionState::Connected;
+                let buffered = std::mem::take(&mut sh.reconnect_buffered);
+                let discovered = discovered_servers(&sh);
+                for s in discovered {
+                    if !sh.servers.iter().any(|k| k.same_endpoint(&s)) {
+                        sh.servers.push(s);
+                    }
+                }
+                sh.emit(if ever_connected {
+                    Event::Reconnected {
+                        server: server.to_string(),
+                        buffered_bytes_sent: buffered,
+                    }
+                } else {
+                    Event::Connected {
+                        server: server.to_string(),
+                    }
+                });
+                true
+            } else {
+                false
+            }
+        };
+        if became_connected {
+            *connected = true;
+            if let Some(tx) = first.take() {
+                let _ = tx.send(Ok(()));
+            }
+            inner.state_changed.notify_waiters();
+        }
+        inner.writer.notify_one();
+        inner.dispatch_events();
+    }
+}
+
+/// Feeds every complete operation in `rx` to the session and acts on the
+/// events.
+fn process_input(sh: &mut Shared, rx: &mut ReadBuffer) -> Result<(), Error> {
+    loop {
+        let now = sh.now();
+        let (consumed, event) = sh.session.handle_input(rx.data(), now)?;
+        match event {
+            Some(event) => on_event(
+                &mut sh.pending_events,
+                &mut sh.subs,
+                &mut sh.requests,
+                &mut sh.flushes,
+                &mut sh.slab,
+                event,
+            ),
+            None if consumed == 0 => return Ok(()),
+            None => {}
+        }
+        rx.consume(consumed);
+    }
+}
+
+fn discovered_servers(sh: &Shared) -> Vec<ServerAddr> {
+    if sh.options.ignore_discovered_servers {
+        return Vec::new();
+    }
+    sh.session
+        .server_info()
+        .map(|info| {
+            info.connect_urls
+                .iter()
+                .filter_map(|u| ServerAddr::parse(u).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Acts on one core event. Takes the fields it needs separately because the
+/// event borrows the session.
+fn on_event(
+    pending_events: &mut Vec<Event>,
+    subs: &mut std::collections::HashMap<u64, super::subscriber::SharedQueue>,
+    requests: &mut std::collections::HashMap<u64, super::client::PendingRequest>,
+    flushes: &mut std::collections::VecDeque<(
+        courier_core::nats::PingId,
+        oneshot::Sender<Result<(), Error>>,
+    )>,
+    slab: &mut super::message::Slab,
+    event: CoreEvent<'_>,
+) {
+    match event {
+        CoreEvent::Message(m) => {
+            if let Some(q) = subs.get(&m.sid.0) {
+                let msg = slab.message(
+                    m.subject,
+                    m.reply,
+                    m.headers.map(|h| h.as_bytes()),
+                    m.payload,
+                );
+                if let Some(ev) = q.borrow_mut().push(msg) {
+                    pending_events.push(ev);
+                }
+            }
+        }
+        CoreEvent::SubscriptionDone { sid } => {
+            if let Some(q) = subs.remove(&sid.0) {
+                q.borrow_mut().close();
+            }
+        }
+        CoreEvent::Reply {
+            request,
+            message: m,
+        } => {
+            if let Some(req) = requests.remove(&request.0) {
+                let msg = slab.message(
+                    m.subject,
+                    m.reply,
+                    m.headers.map(|h| h.as_bytes()),
+                    m.payload,
+                );
+                let _ = req.reply.send(Ok(msg));
+            }
+        }
+        CoreEvent::NoResponders { request } => {
+            if let Some(req) = requests.remove(&request.0) {
+                let _ = req.reply.send(Err(Error::NoResponders {
+                    subject: req.subject,
+                }));
+            }
+        }
+        CoreEvent::RequestTimedOut { request } => {
+            if let Some(req) = requests.remove(&request.0) {
+                let _ = req.reply.send(Err(Error::TimedOut {
+                    operation: "request",
+                    after: req.timeout,
+                }));
+            }
+        }
+        CoreEvent::Pong { ping } => {
+            while flushes.front().is_some_and(|(id, _)| *id <= ping) {
+                if let Some((_, tx)) = flushes.pop_front() {
+                    let _ = tx.send(Ok(()));
+                }
+            }
+        }
+        CoreEvent::ServerError { kind, message } => pending_events.push(Event::Error {
+            message: format!("server error ({kind:?}): {message}"),
+        }),
+        CoreEvent::Connected {
+            max_payload_warning: Some(w),
+            ..
+        } => pending_events.push(Event::Error {
+            message: format!(
+                "the server allows {}-byte messages but the receive buffer holds {}: larger \
+                 messages will fail; raise ConnectOptions::receive_buffer_size",
+                w.max_payload, w.rx_capacity
+            ),
+        }),
+        _ => {}
+    }
+}
+
+/// Writes what the session has pending and runs its timers, until the
+/// connection fails or closes. `Ok(())` means a requested close.
+async fn write_loop(
+    inner: &Inner,
+    mut writer: WriteHalf,
+    wbuf: &mut Vec<u8>,
+    handshake_deadline: tokio::time::Instant,
+) -> Result<(), Error> {
+    loop {
+        let batch = {
+            let sh = inner.shared.borrow();
+            let pending = sh.session.transmit();
+            wbuf.clear();
+            wbuf.extend_from_slice(pending);
+            pending.len()
+        };
+        if batch > 0 {
+            let (res, back) = writer.write_all(std::mem::take(wbuf)).await;
+            *wbuf = back;
+            res?;
+            inner.shared.borrow_mut().session.transmitted(batch);
+            inner.tx_space.notify_waiters();
+            continue;
+        }
+        let (deadline, close) = {
+            let sh = inner.shared.borrow();
+            let connected =
+                sh.state == ConnectionState::Connected || sh.state == ConnectionState::Draining;
+            let timer = sh.session.poll_timeout().map(|t| sh.to_tokio(t));
+            let deadline = if connected {
+                timer
+            } else {
+                Some(timer.map_or(handshake_deadline, |t| t.min(handshake_deadline)))
+            };
+            (deadline, sh.close_requested)
+        };
+        if close {
+            let _ = writer.shutdown();
+            return Ok(());
+        }
+        match deadline {
+            Some(at) => {
+                let _ = tokio::time::timeout_at(at, inner.writer.notified()).await;
+            }
+            None => inner.writer.notified().await,
+        }
+        let mut sh = inner.shared.borrow_mut();
+        if sh.state == ConnectionState::Disconnected
+            && tokio::time::Instant::now() >= handshake_deadline
+        {
+            let timeout = sh.options.connect_timeout;
+            return Err(Error::TimedOut {
+                operation: "handshake",
+                after: timeout,
+            });
+        }
+        let now = sh.now();
+        while let Some(event) = sh.session.handle_timeout(now)? {
+            let sh = &mut *sh;
+            on_event(
+                &mut sh.pending_events,
+                &mut sh.subs,
+                &mut sh.requests,
+                &mut sh.flushes,
+                &mut sh.slab,
+                event,
+            );
+        }
+        drop(sh);
+        inner.dispatch_events();
+    }
+}

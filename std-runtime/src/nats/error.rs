@@ -1,0 +1,144 @@
+//! The one error type of the async NATS client.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Everything the async NATS client can report.
+///
+/// Each message says what happened and what to do about it. Whether a
+/// message was handed to the server is stated per variant: only `Ok` from
+/// [`Client::flush`](super::Client::flush) proves the server has processed
+/// every earlier publish.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A server URL could not be parsed (credentials are masked in `url`).
+    InvalidUrl {
+        /// The URL as given, userinfo replaced by `***`.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// `connect` was given no URL.
+    NoServers,
+    /// No server could be reached in the first round of connection attempts.
+    Unreachable {
+        /// `server: error` for every attempt.
+        attempts: Vec<String>,
+    },
+    /// The server refused the credentials.
+    AuthorizationViolation {
+        /// The server that refused (no credentials shown).
+        server: String,
+    },
+    /// A socket error on an established connection.
+    Io(std::io::Error),
+    /// The protocol core refused an operation or the server's input.
+    Protocol(courier_core::nats::Error),
+    /// An operation did not complete in time.
+    TimedOut {
+        /// What timed out (`"request"`, `"flush"`, `"connect"`).
+        operation: &'static str,
+        /// The limit that passed.
+        after: Duration,
+    },
+    /// A request's subject has no subscriber (status 503); nothing will reply.
+    NoResponders {
+        /// The request subject.
+        subject: String,
+    },
+    /// The client is disconnected and the bounded reconnect buffer cannot
+    /// take this publish; it was not queued.
+    ReconnectBufferFull {
+        /// Bytes the buffer would need to hold.
+        needed: usize,
+        /// Bytes the buffer holds at most.
+        capacity: usize,
+    },
+    /// The connection was lost while the operation waited; for a flush this
+    /// means earlier publishes may or may not have reached the server.
+    Disconnected,
+    /// The client was closed (or drained); nothing more is sent.
+    Closed,
+    /// Reconnecting gave up after the configured number of attempts.
+    MaxReconnectsExceeded {
+        /// Failed attempts made.
+        attempts: usize,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidUrl { url, reason } => write!(
+                f,
+                "invalid server URL {url:?}: {reason} (expected nats://[user:pass@]host[:port])"
+            ),
+            Error::NoServers => {
+                write!(f, "no server URL given: pass at least one nats://host:port")
+            }
+            Error::Unreachable { attempts } => write!(
+                f,
+                "could not connect to any NATS server ({}): check that nats-server runs and \
+                 the URL's host and port are right",
+                attempts.join("; ")
+            ),
+            Error::AuthorizationViolation { server } => write!(
+                f,
+                "{server} refused the credentials (Authorization Violation): check the \
+                 user/password or token in the URL or options"
+            ),
+            Error::Io(e) => write!(f, "connection error: {e}; the client reconnects by itself"),
+            Error::Protocol(e) => write!(f, "{e}"),
+            Error::TimedOut { operation, after } => write!(
+                f,
+                "{operation} timed out after {after:?}: the server or the responder is slow \
+                 or unreachable; retry or raise the timeout"
+            ),
+            Error::NoResponders { subject } => write!(
+                f,
+                "no responders on {subject:?}: nothing subscribes to it; start a responder \
+                 or check the subject"
+            ),
+            Error::ReconnectBufferFull { needed, capacity } => write!(
+                f,
+                "disconnected and the reconnect buffer is full ({needed} bytes needed, \
+                 {capacity} held at most): this message was NOT queued; retry after the \
+                 reconnect or raise ConnectOptions::reconnect_buffer_size"
+            ),
+            Error::Disconnected => write!(
+                f,
+                "the connection was lost while waiting: earlier publishes may not have \
+                 reached the server; flush again after the reconnect to be sure"
+            ),
+            Error::Closed => write!(f, "the client is closed: connect again to send more"),
+            Error::MaxReconnectsExceeded { attempts } => write!(
+                f,
+                "gave up reconnecting after {attempts} failed attempts: the client is closed; \
+                 raise ConnectOptions::max_reconnects or check the servers"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Protocol(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<courier_core::nats::Error> for Error {
+    fn from(e: courier_core::nats::Error) -> Self {
+        Error::Protocol(e)
+    }
+}

@@ -1,0 +1,469 @@
+//! The courier async NATS client (std-runtime) against a real nats-server
+//! started per test on a free loopback port.
+//!
+//! Every wait is bounded (`within`), so a broken client fails a test instead
+//! of hanging it; no assertion is about timing.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+
+use courier::nats::{self, ConnectOptions, Error, Event, HeaderMap, Message, Subscriber};
+use courier::{BackendChoice, Runtime};
+use courier_tests::{free_port, NatsServer};
+
+/// Runs `body` on a courier runtime with the given backend.
+fn run_on<F: Future>(choice: BackendChoice, body: F) -> F::Output {
+    Runtime::builder()
+        .backend(choice)
+        .build()
+        .expect("start a courier runtime")
+        .block_on(body)
+}
+
+fn run<F: Future>(body: F) -> F::Output {
+    run_on(BackendChoice::Auto, body)
+}
+
+/// Bounds a wait; panics with `what` instead of hanging.
+async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing happened within 20 s"))
+}
+
+async fn next(sub: &mut Subscriber) -> Message {
+    within("next message", sub.next())
+        .await
+        .expect("subscription ended early")
+}
+
+/// Publishes and receives on one client: the scenario every backend runs.
+async fn pub_sub_scenario(url: String) -> courier::Backend {
+    let client = nats::connect([url]).await.unwrap();
+    let mut sub = client.subscribe("greet.*").await.unwrap();
+    client.flush().await.unwrap();
+    for i in 0..100 {
+        client
+            .publish(&format!("greet.n{i}"), format!("hello {i}"))
+            .await
+            .unwrap();
+    }
+    for i in 0..100 {
+        let msg = next(&mut sub).await;
+        assert_eq!(msg.subject(), format!("greet.n{i}"));
+        assert_eq!(&msg.payload[..], format!("hello {i}").as_bytes());
+        assert_eq!(msg.reply(), None);
+    }
+    let backend = courier::current_backend().unwrap();
+    client.close().await.unwrap();
+    backend
+}
+
+#[test]
+fn pub_sub_on_the_default_backend() {
+    let server = NatsServer::start();
+    let backend = run(pub_sub_scenario(server.url()));
+    eprintln!("default backend here: {backend}");
+}
+
+#[test]
+fn pub_sub_on_the_forced_epoll_fallback() {
+    let server = NatsServer::start();
+    let backend = run_on(BackendChoice::Epoll, pub_sub_scenario(server.url()));
+    assert_eq!(backend, courier::Backend::Epoll);
+}
+
+#[test]
+fn pub_sub_on_io_uring_when_the_kernel_allows_it() {
+    if Runtime::builder()
+        .backend(BackendChoice::Uring)
+        .build()
+        .is_err()
+    {
+        eprintln!("io_uring refused here; the epoll test covers this scenario");
+        return;
+    }
+    let server = NatsServer::start();
+    let backend = run_on(BackendChoice::Uring, pub_sub_scenario(server.url()));
+    assert_eq!(backend, courier::Backend::Uring);
+}
+
+#[test]
+fn wildcards_route_by_token() {
+    let server = NatsServer::start();
+    run(async {
+        let client = nats::connect([server.url()]).await.unwrap();
+        let mut one = client.subscribe("sensors.*.temp").await.unwrap();
+        let mut all = client.subscribe("sensors.>").await.unwrap();
+        client.flush().await.unwrap();
+        for subject in [
+            "sensors.a.temp",
+            "sensors.a.hum",
+            "sensors.b.temp",
+            "sensors.b.c.temp",
+            "other.a.temp",
+        ] {
+            client.publish(subject, subject).await.unwrap();
+        }
+        client.publish("end", "").await.unwrap();
+        assert_eq!(next(&mut one).await.subject(), "sensors.a.temp");
+        assert_eq!(next(&mut one).await.subject(), "sensors.b.temp");
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            got.push(next(&mut all).await.subject().to_string());
+        }
+        assert_eq!(
+            got,
+            [
+                "sensors.a.temp",
+                "sensors.a.hum",
+                "sensors.b.temp",
+                "sensors.b.c.temp"
+            ]
+        );
+        client.flush().await.unwrap();
+        assert_eq!(one.pending(), 0);
+        assert_eq!(all.pending(), 0);
+        let bad = client.subscribe("a.b*").await;
+        assert!(matches!(bad, Err(Error::Protocol(_))), "{bad:?}");
+        let bad = client.publish("a.*", "x").await;
+        assert!(matches!(bad, Err(Error::Protocol(_))), "{bad:?}");
+    });
+}
+
+#[test]
+fn queue_group_delivers_each_message_once_across_members() {
+    let server = NatsServer::start();
+    run(async {
+        let client = nats::connect([server.url()]).await.unwrap();
+        let mut members = Vec::new();
+        for _ in 0..4 {
+            members.push(client.queue_subscribe("jobs", "workers").await.unwrap());
+        }
+        client.flush().await.unwrap();
+        for i in 0..100u32 {
+            client.publish("jobs", i.to_string()).await.unwrap();
+        }
+        client.flush().await.unwrap();
+        // Everything routed to us has arrived after the round trip.
+        let mut seen: HashMap<u32, usize> = HashMap::new();
+        let mut served = 0;
+        for m in members.iter_mut() {
+            let n = m.pending();
+            if n > 0 {
+                served += 1;
+            }
+            for _ in 0..n {
+                let msg = next(m).await;
+                let i: u32 = std::str::from_utf8(&msg.payload).unwrap().parse().unwrap();
+                *seen.entry(i).or_default() += 1;
+            }
+        }
+        assert_eq!(seen.len(), 100, "every message delivered");
+        assert!(seen.values().all(|&c| c == 1), "exactly once");
+        assert!(served > 1, "more than one member served");
+    });
+}
+
+#[test]
+fn request_reply_no_responders_and_timeout() {
+    let server = NatsServer::start();
+    run(async {
+        let client = nats::connect([server.url()]).await.unwrap();
+        let mut service = client.subscribe("svc.echo").await.unwrap();
+        let _silent = client.subscribe("svc.silent").await.unwrap();
+        client.flush().await.unwrap();
+        let responder = client.clone();
+        courier::spawn(async move {
+            while let Some(req) = service.next().await {
+                let reply = req
+                    .reply()
+                    .expect("requests carry a reply subject")
+                    .to_string();
+                let mut answer = b"echo: ".to_vec();
+                answer.extend_from_slice(&req.payload);
+                responder.publish(&reply, answer).await.unwrap();
+            }
+        });
+        for i in 0..10 {
+            let reply = within("request", client.request("svc.echo", format!("ping {i}")))
+                .await
+                .unwrap();
+            assert_eq!(&reply.payload[..], format!("echo: ping {i}").as_bytes());
+        }
+        match client.request("svc.nobody", "x").await {
+            Err(Error::NoResponders { subject }) => assert_eq!(subject, "svc.nobody"),
+            other => panic!("expected NoResponders, got {other:?}"),
+        }
+        let timeout = Duration::from_millis(200);
+        match client.request_with("svc.silent", None, b"x", timeout).await {
+            Err(Error::TimedOut { operation, after }) => {
+                assert_eq!((operation, after), ("request", timeout))
+            }
+            other => panic!("expected TimedOut, got {other:?}"),
+        }
+        // The connection is still fine afterwards.
+        client.request("svc.echo", "again").await.unwrap();
+    });
+}
+
+#[test]
+fn auto_unsubscribe_after_20_delivers_exactly_20() {
+    let server = NatsServer::start();
+    run(async {
+        let client = nats::connect([server.url()]).await.unwrap();
+        let mut sub = client.subscribe("count").await.unwrap();
+        sub.unsubscribe_after(20).await.unwrap();
+        client.flush().await.unwrap();
+        for i in 0..30 {
+            client.publish("count", i.to_string()).await.unwrap();
+        }
+        client.flush().await.unwrap();
+        let mut got = Vec::new();
+        while let Some(m) = within("auto-unsubscribe stream", sub.next()).await {
+            got.push(String::from_utf8(m.payload.to_vec()).unwrap());
+        }
+        let expected: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+        assert_eq!(got, expected);
+    });
+}
+
+#[test]
+fn headers_round_trip() {
+    let server = NatsServer::start();
+    run(async {
+        let client = nats::connect([server.url()]).await.unwrap();
+        let mut sub = client.subscribe("h").await.unwrap();
+        client.flush().await.unwrap();
+        let headers = HeaderMap::new()
+            .with("Unit", "celsius")
+            .unwrap()
+            .with("Trace-Id", "abc-123")
+            .unwrap();
+        client
+            .publish_with_headers("h", &headers, "21.5")
+            .await
+            .unwrap();
+        let msg = next(&mut sub).await;
+        let got = msg.headers().expect("headers arrive");
+        assert_eq!(got.get("unit"), Some("celsius"));
+        assert_eq!(got.get("Trace-Id"), Some("abc-123"));
+        assert_eq!(&msg.payload[..], b"21.5");
+        assert_eq!(msg.status(), None);
+    });
+}
+
+#[test]
+fn flush_round_trips_and_fails_instead_of_hanging_when_the_server_is_gone() {
+    let mut server = NatsServer::start();
+    run(async {
+        let client = ConnectOptions::new()
+            .max_reconnects(None)
+            .flush_timeout(Duration::from_millis(500))
+            .connect([server.url()])
+            .await
+            .unwrap();
+        client.publish("x", "y").await.unwrap();
+        client.flush().await.unwrap();
+        server.kill();
+        let res = within("flush without a server", client.flush()).await;
+        assert!(
+            matches!(res, Err(Error::TimedOut { .. }) | Err(Error::Disconnected)),
+            "{res:?}"
+        );
+    });
+}
+
+#[test]
+fn drain_delivers_what_arrived_then_ends_streams() {
+    let server = NatsServer::start();
+    run(async {
+        let client = nats::connect([server.url()]).await.unwrap();
+        let mut sub = client.subscribe("d").await.unwrap();
+        client.flush().await.unwrap();
+        for i in 0..50 {
+            client.publish("d", i.to_string()).await.unwrap();
+        }
+        within("drain", client.drain()).await.unwrap();
+        let mut count = 0;
+        while within("drained stream", sub.next()).await.is_some() {
+            count += 1;
+        }
+        assert_eq!(count, 50);
+        assert!(matches!(
+            client.publish("d", "late").await,
+            Err(Error::Closed)
+        ));
+    });
+}
+
+#[test]
+fn reconnects_resubscribes_and_delivers_publishes_buffered_during_the_outage() {
+    let mut server = NatsServer::start();
+    let events: Rc<RefCell<Vec<Event>>> = Rc::default();
+    let log = events.clone();
+    run(async {
+        let client = ConnectOptions::new()
+            .max_reconnects(None)
+            .reconnect_delay(Duration::from_millis(20), Duration::from_millis(200))
+            .event_callback(move |e| log.borrow_mut().push(e.clone()))
+            .connect([server.url()])
+            .await
+            .unwrap();
+        let mut sub = client.subscribe("r").await.unwrap();
+        client.flush().await.unwrap();
+        client.publish("r", "before").await.unwrap();
+        assert_eq!(&next(&mut sub).await.payload[..], b"before");
+
+        server.kill();
+        // Wait until the client noticed, so the next publishes are buffered.
+        within("disconnect noticed", async {
+            while client.connection_state() == nats::ConnectionState::Connected {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        for i in 0..10 {
+            client.publish("r", format!("during {i}")).await.unwrap();
+        }
+        server.restart();
+        within("flush after reconnect", async {
+            loop {
+                match client.flush().await {
+                    Ok(()) => break,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        })
+        .await;
+        for i in 0..10 {
+            assert_eq!(
+                next(&mut sub).await.payload,
+                format!("during {i}").as_bytes()
+            );
+        }
+        client.publish("r", "after").await.unwrap();
+        assert_eq!(&next(&mut sub).await.payload[..], b"after");
+    });
+    let events = events.borrow();
+    assert!(
+        matches!(events.first(), Some(Event::Connected { .. })),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Disconnected { .. })),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Reconnected { buffered_bytes_sent, .. } if *buffered_bytes_sent > 0)),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn reconnect_buffer_full_is_a_typed_error() {
+    let mut server = NatsServer::start();
+    run(async {
+        let client = ConnectOptions::new()
+            .max_reconnects(None)
+            .reconnect_buffer_size(100)
+            .connect([server.url()])
+            .await
+            .unwrap();
+        server.kill();
+        within("disconnect noticed", async {
+            while client.connection_state() == nats::ConnectionState::Connected {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        // "PUB a 40\r\n" + 40 + "\r\n" = 52 bytes: one fits, the second does not.
+        client.publish("a", [b'x'; 40]).await.unwrap();
+        match client.publish("a", [b'x'; 40]).await {
+            Err(Error::ReconnectBufferFull { needed, capacity }) => {
+                assert_eq!((needed, capacity), (104, 100))
+            }
+            other => panic!("expected ReconnectBufferFull, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn two_server_list_with_the_first_down() {
+    let server = NatsServer::start();
+    let dead = format!("nats://127.0.0.1:{}", free_port());
+    run(async {
+        let client = nats::connect([dead, server.url()]).await.unwrap();
+        assert_eq!(client.connected_url(), Some(server.url()));
+        let mut sub = client.subscribe("two").await.unwrap();
+        client.publish("two", "ok").await.unwrap();
+        assert_eq!(&next(&mut sub).await.payload[..], b"ok");
+    });
+}
+
+#[test]
+fn unreachable_servers_give_a_typed_error() {
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    run(async {
+        match nats::connect([url.as_str()]).await {
+            Err(Error::Unreachable { attempts }) => assert_eq!(attempts.len(), 1),
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+        assert!(matches!(
+            nats::connect(["nats://[::1"]).await,
+            Err(Error::InvalidUrl { .. })
+        ));
+    });
+}
+
+#[test]
+fn ipv6_loopback() {
+    let server = NatsServer::start_on("::1", free_port(), &[]);
+    run(async {
+        let url = server.url();
+        assert!(url.starts_with("nats://[::1]:"));
+        let client = nats::connect([url]).await.unwrap();
+        let mut sub = client.subscribe("six").await.unwrap();
+        client.publish("six", "v6").await.unwrap();
+        assert_eq!(&next(&mut sub).await.payload[..], b"v6");
+    });
+}
+
+#[test]
+fn credentials_in_the_url_and_refused_credentials() {
+    let server = NatsServer::start_with(&["--user", "alice", "--pass", "s3cret"]);
+    let port = server.port();
+    run(async {
+        let client = nats::connect([format!("nats://alice:s3cret@127.0.0.1:{port}")])
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+        match nats::connect([format!("nats://alice:wrong@127.0.0.1:{port}")]).await {
+            Err(e @ Error::AuthorizationViolation { .. }) => {
+                assert!(!e.to_string().contains("wrong"), "no secret in {e}")
+            }
+            other => panic!("expected AuthorizationViolation, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn client_name_and_server_info() {
+    let server = NatsServer::start();
+    run(async {
+        let client = ConnectOptions::new()
+            .name("courier-test")
+            .connect([server.url()])
+            .await
+            .unwrap();
+        let info = client.server_info().expect("INFO kept");
+        assert_eq!(info.port, server.port());
+        assert!(info.headers);
+        assert!(info.max_payload > 0);
+    });
+}
