@@ -1,0 +1,137 @@
+//! The async-nats harness: the same publish / subscribe / pub+sub /
+//! request-reply scenarios as courier, written the way an async-nats user
+//! would (multi-threaded tokio runtime, `Bytes` payloads).
+
+use crate::report::WorkerResult;
+use crate::worker::{latency_histogram, warmup_count, Section, WorkerArgs};
+use bytes::Bytes;
+use futures::StreamExt;
+use std::time::{Duration, Instant};
+
+/// Runs one async-nats scenario.
+pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let timeout = Duration::from_secs(args.timeout_s);
+    runtime.block_on(async {
+        match tokio::time::timeout(timeout, scenario(args)).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("timed out after {timeout:?}")),
+        }
+    })
+}
+
+async fn connect(args: &WorkerArgs) -> Result<async_nats::Client, String> {
+    async_nats::ConnectOptions::new()
+        .name("courier-bench async-nats")
+        // A subscriber that falls behind must queue, not drop: the run
+        // counts every message.
+        .subscription_capacity((args.msgs as usize + 1024).max(65_536))
+        .connect(args.url.as_str())
+        .await
+        .map_err(|e| format!("connect {}: {e}", args.url))
+}
+
+async fn scenario(args: &WorkerArgs) -> Result<WorkerResult, String> {
+    let subject = async_nats::Subject::from(args.subject.as_str());
+    let payload = Bytes::from(vec![b'x'; args.size]);
+    let mut result = match args.scenario.as_str() {
+        "publish" => {
+            let client = connect(args).await?;
+            for _ in 0..warmup_count(args.msgs) {
+                client
+                    .publish(subject.clone(), payload.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            client.flush().await.map_err(|e| e.to_string())?;
+            let mut hist = latency_histogram();
+            let section = Section::start();
+            for _ in 0..args.msgs {
+                let t = Instant::now();
+                client
+                    .publish(subject.clone(), payload.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                hist.saturating_record(t.elapsed().as_nanos() as u64);
+            }
+            client.flush().await.map_err(|e| e.to_string())?;
+            let mut result = section.finish(args.msgs, Some(&hist));
+            result.process_messages = Some(args.msgs + warmup_count(args.msgs));
+            result
+        }
+        "subscribe" => {
+            // The orchestrator feeds exactly `msgs` messages once the
+            // subscription shows on the server.
+            let client = connect(args).await?;
+            let mut sub = client
+                .subscribe(subject.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            client.flush().await.map_err(|e| e.to_string())?;
+            let first = sub.next().await.ok_or("subscription ended")?;
+            drop(first);
+            let section = Section::start();
+            for _ in 1..args.msgs {
+                sub.next().await.ok_or("subscription ended early")?;
+            }
+            section.finish(args.msgs.saturating_sub(1), None)
+        }
+        "pubsub" => {
+            let subscriber = connect(args).await?;
+            let publisher = connect(args).await?;
+            let mut sub = subscriber
+                .subscribe(subject.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            subscriber.flush().await.map_err(|e| e.to_string())?;
+            let msgs = args.msgs;
+            let section = Section::start();
+            let receiver = tokio::spawn(async move {
+                for _ in 0..msgs {
+                    if sub.next().await.is_none() {
+                        return Err("subscription ended early".to_string());
+                    }
+                }
+                Ok(Instant::now())
+            });
+            for _ in 0..msgs {
+                publisher
+                    .publish(subject.clone(), payload.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            publisher.flush().await.map_err(|e| e.to_string())?;
+            let end = receiver.await.map_err(|e| e.to_string())??;
+            section.finish_at(end, msgs, None)
+        }
+        "request" => {
+            let client = connect(args).await?;
+            let warmup = warmup_count(args.msgs).min(100);
+            for _ in 0..warmup {
+                client
+                    .request(subject.clone(), payload.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            let mut hist = latency_histogram();
+            let section = Section::start();
+            for _ in 0..args.msgs {
+                let t = Instant::now();
+                client
+                    .request(subject.clone(), payload.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                hist.saturating_record(t.elapsed().as_nanos() as u64);
+            }
+            let mut result = section.finish(args.msgs, Some(&hist));
+            result.process_messages = Some(args.msgs + warmup);
+            result
+        }
+        other => return Err(format!("async-nats has no scenario {other:?}")),
+    };
+    result.transport = Some("tokio multi-thread runtime".into());
+    Ok(result)
+}

@@ -1,0 +1,480 @@
+//! The report: one [`Measurement`] per (protocol, scenario, payload size,
+//! client), serialised as JSON, printed as a terminal table, and written as
+//! Markdown tables with ratios against courier.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+/// The client name courier's own results carry; ratios are relative to it.
+pub const COURIER: &str = "courier";
+
+/// Latency percentiles in microseconds.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct Latency {
+    /// Median.
+    pub p50_us: f64,
+    /// 90th percentile.
+    pub p90_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p99_9_us: f64,
+    /// Largest observed.
+    pub max_us: f64,
+}
+
+impl Latency {
+    /// Reads the percentiles of a histogram recorded in nanoseconds.
+    pub fn from_nanos(h: &hdrhistogram::Histogram<u64>) -> Option<Self> {
+        if h.is_empty() {
+            return None;
+        }
+        let us = |ns: u64| ns as f64 / 1000.0;
+        Some(Latency {
+            p50_us: us(h.value_at_quantile(0.50)),
+            p90_us: us(h.value_at_quantile(0.90)),
+            p99_us: us(h.value_at_quantile(0.99)),
+            p99_9_us: us(h.value_at_quantile(0.999)),
+            max_us: us(h.max()),
+        })
+    }
+
+    /// (label, value) pairs in percentile order, for tables and plots.
+    pub fn points(&self) -> [(&'static str, f64); 5] {
+        [
+            ("p50", self.p50_us),
+            ("p90", self.p90_us),
+            ("p99", self.p99_us),
+            ("p99.9", self.p99_9_us),
+            ("max", self.max_us),
+        ]
+    }
+}
+
+/// What a worker process measured about itself (printed as one JSON line).
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct WorkerResult {
+    /// Messages moved in the measured section.
+    pub messages: u64,
+    /// Messages the whole process moved, warm-up included (what per-message
+    /// syscall and CPU figures divide by); `None` = same as `messages`.
+    pub process_messages: Option<u64>,
+    /// Wall time of the measured section, seconds.
+    pub elapsed_s: f64,
+    /// Per-operation latency, when the scenario has one.
+    pub latency: Option<Latency>,
+    /// Heap allocations in the measured section (counting allocator).
+    pub allocations: Option<u64>,
+    /// Which transport ran (courier: io_uring or epoll).
+    pub transport: Option<String>,
+    /// Anything the reader should know about this run.
+    pub note: Option<String>,
+}
+
+/// One client's result in one scenario at one payload size.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Measurement {
+    /// `nats`, `nsq` or `tcp`.
+    pub protocol: String,
+    /// e.g. `publish`, `subscribe`, `pubsub`, `request`, `mpub`, `consume`.
+    pub scenario: String,
+    /// Series name: `courier`, `async-nats`, `nats bench`, `raw tcp`, ...
+    pub client: String,
+    /// Payload size in bytes.
+    pub payload_bytes: usize,
+    /// Messages moved.
+    pub messages: u64,
+    /// Wall time of the measured section, seconds.
+    pub elapsed_s: f64,
+    /// Messages per second.
+    pub msgs_per_s: f64,
+    /// Payload megabytes (10^6 bytes) per second.
+    pub mb_per_s: f64,
+    /// Latency percentiles (per publish call, or per request round trip).
+    pub latency_us: Option<Latency>,
+    /// Heap allocations per message (in-process clients only).
+    pub allocs_per_msg: Option<f64>,
+    /// System calls per message, whole client process.
+    pub syscalls_per_msg: Option<f64>,
+    /// CPU time (user + system) per message, microseconds, whole client process.
+    pub cpu_us_per_msg: Option<f64>,
+    /// Transport that ran (courier), or the exact tool command.
+    pub transport: Option<String>,
+    /// Caveats.
+    pub note: Option<String>,
+    /// Set when the run failed; the other figures are then zero.
+    pub error: Option<String>,
+}
+
+impl Measurement {
+    /// A failed run: keeps its place in the report with the reason.
+    pub fn failed(
+        protocol: &str,
+        scenario: &str,
+        client: &str,
+        size: usize,
+        error: String,
+    ) -> Self {
+        Measurement {
+            protocol: protocol.into(),
+            scenario: scenario.into(),
+            client: client.into(),
+            payload_bytes: size,
+            messages: 0,
+            elapsed_s: 0.0,
+            msgs_per_s: 0.0,
+            mb_per_s: 0.0,
+            latency_us: None,
+            allocs_per_msg: None,
+            syscalls_per_msg: None,
+            cpu_us_per_msg: None,
+            transport: None,
+            note: None,
+            error: Some(error),
+        }
+    }
+
+    /// Builds a measurement from counts; rates derived here.
+    pub fn from_counts(
+        protocol: &str,
+        scenario: &str,
+        client: &str,
+        size: usize,
+        messages: u64,
+        elapsed_s: f64,
+    ) -> Self {
+        let msgs_per_s = if elapsed_s > 0.0 {
+            messages as f64 / elapsed_s
+        } else {
+            0.0
+        };
+        Measurement {
+            msgs_per_s,
+            mb_per_s: msgs_per_s * size as f64 / 1e6,
+            messages,
+            elapsed_s,
+            error: None,
+            ..Measurement::failed(protocol, scenario, client, size, String::new())
+        }
+    }
+
+    /// Key of the group this measurement is compared within.
+    pub fn group(&self) -> (String, String, usize) {
+        (
+            self.protocol.clone(),
+            self.scenario.clone(),
+            self.payload_bytes,
+        )
+    }
+}
+
+/// Machine the run happened on.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Machine {
+    /// `nproc`.
+    pub cpus: usize,
+    /// `uname -r`.
+    pub kernel: String,
+    /// CPU model from /proc/cpuinfo.
+    pub cpu_model: String,
+}
+
+/// The whole report.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Report {
+    /// `quick` or `full`.
+    pub mode: String,
+    /// The machine.
+    pub machine: Machine,
+    /// Server and reference tool versions.
+    pub versions: Vec<(String, String)>,
+    /// Where syscall and CPU figures come from.
+    pub counters: String,
+    /// Sizes in bytes of courier state types, e.g. the core NATS session.
+    pub state_sizes: Vec<(String, usize)>,
+    /// Every result.
+    pub results: Vec<Measurement>,
+    /// Remarks about the run as a whole.
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// Every client that has at least one result, in first-seen order.
+    pub fn clients(&self) -> Vec<String> {
+        let mut seen = Vec::new();
+        for m in &self.results {
+            if !seen.contains(&m.client) {
+                seen.push(m.client.clone());
+            }
+        }
+        seen
+    }
+
+    /// (protocol, scenario, size) groups in first-seen order.
+    pub fn groups(&self) -> Vec<(String, String, usize)> {
+        let mut seen = Vec::new();
+        for m in &self.results {
+            let g = m.group();
+            if !seen.contains(&g) {
+                seen.push(g);
+            }
+        }
+        seen
+    }
+
+    /// The result of `client` in `group`, if any.
+    pub fn find(&self, group: &(String, String, usize), client: &str) -> Option<&Measurement> {
+        self.results
+            .iter()
+            .find(|m| &m.group() == group && m.client == client)
+    }
+
+    /// Plain-text table for the terminal.
+    pub fn terminal_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<5} {:<10} {:>6} {:<22} {:>12} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}",
+            "proto",
+            "scenario",
+            "size",
+            "client",
+            "msgs/s",
+            "MB/s",
+            "p50 us",
+            "p99 us",
+            "max us",
+            "alloc/m",
+            "sys/m",
+            "cpu us/m",
+            "vs cour"
+        );
+        for group in self.groups() {
+            let courier = self.find(&group, COURIER).filter(|m| m.error.is_none());
+            for m in self.results.iter().filter(|m| m.group() == group) {
+                if let Some(err) = &m.error {
+                    let _ = writeln!(
+                        out,
+                        "{:<5} {:<10} {:>6} {:<22} FAILED: {}",
+                        m.protocol,
+                        m.scenario,
+                        human_size(m.payload_bytes),
+                        m.client,
+                        err
+                    );
+                    continue;
+                }
+                let lat = m.latency_us;
+                let _ = writeln!(
+                    out,
+                    "{:<5} {:<10} {:>6} {:<22} {:>12.0} {:>9.1} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}",
+                    m.protocol,
+                    m.scenario,
+                    human_size(m.payload_bytes),
+                    m.client,
+                    m.msgs_per_s,
+                    m.mb_per_s,
+                    opt(lat.map(|l| l.p50_us), 1),
+                    opt(lat.map(|l| l.p99_us), 1),
+                    opt(lat.map(|l| l.max_us), 0),
+                    opt(m.allocs_per_msg, 2),
+                    opt(m.syscalls_per_msg, 3),
+                    opt(m.cpu_us_per_msg, 2),
+                    ratio_text(courier, m),
+                );
+            }
+        }
+        out
+    }
+
+    /// Markdown: the headline table (msgs/s per client and courier's ratio
+    /// to each), then the detail table.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let clients = self.clients();
+        let others: Vec<&String> = clients.iter().filter(|c| c.as_str() != COURIER).collect();
+        let _ = writeln!(
+            out,
+            "### Headline: messages/s (request: p50 / p99 latency), courier vs each reference\n"
+        );
+        let mut header = "| protocol | scenario | payload |".to_string();
+        let mut rule = "|---|---|---:|".to_string();
+        for c in &clients {
+            let _ = write!(header, " {c} |");
+            rule.push_str("---:|");
+        }
+        for c in &others {
+            let _ = write!(header, " courier / {c} |");
+            rule.push_str("---:|");
+        }
+        let _ = writeln!(out, "{header}\n{rule}");
+        for group in self.groups() {
+            let mut row = format!("| {} | {} | {} |", group.0, group.1, human_size(group.2));
+            for c in &clients {
+                let cell = match self.find(&group, c) {
+                    None => "".to_string(),
+                    Some(m) if m.error.is_some() => "failed".to_string(),
+                    Some(m) => headline_cell(m),
+                };
+                let _ = write!(row, " {cell} |");
+            }
+            let courier = self.find(&group, COURIER).filter(|m| m.error.is_none());
+            for c in &others {
+                let cell = match self.find(&group, c) {
+                    Some(m) if m.error.is_none() => ratio_text(courier, m),
+                    _ => "".to_string(),
+                };
+                let _ = write!(row, " {cell} |");
+            }
+            let _ = writeln!(out, "{row}");
+        }
+        let _ = writeln!(
+            out,
+            "\nRatios: throughput scenarios are courier msgs/s ÷ reference msgs/s (above 1 = courier faster); \
+             request scenarios are reference p50 ÷ courier p50 (above 1 = courier answers sooner).\n"
+        );
+        let _ = writeln!(out, "### Detail\n");
+        let _ = writeln!(
+            out,
+            "| protocol | scenario | payload | client | msgs/s | MB/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | allocs/msg | syscalls/msg | CPU µs/msg | notes |"
+        );
+        let _ = writeln!(
+            out,
+            "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        );
+        for m in &self.results {
+            if let Some(err) = &m.error {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | failed | | | | | | | | | | {} |",
+                    m.protocol,
+                    m.scenario,
+                    human_size(m.payload_bytes),
+                    m.client,
+                    md_escape(err)
+                );
+                continue;
+            }
+            let lat = m.latency_us;
+            let mut notes = Vec::new();
+            if let Some(t) = &m.transport {
+                notes.push(t.clone());
+            }
+            if let Some(n) = &m.note {
+                notes.push(n.clone());
+            }
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                m.protocol,
+                m.scenario,
+                human_size(m.payload_bytes),
+                m.client,
+                m.msgs_per_s,
+                m.mb_per_s,
+                opt(lat.map(|l| l.p50_us), 1),
+                opt(lat.map(|l| l.p90_us), 1),
+                opt(lat.map(|l| l.p99_us), 1),
+                opt(lat.map(|l| l.p99_9_us), 1),
+                opt(lat.map(|l| l.max_us), 0),
+                opt(m.allocs_per_msg, 2),
+                opt(m.syscalls_per_msg, 3),
+                opt(m.cpu_us_per_msg, 2),
+                md_escape(&notes.join("; ")),
+            );
+        }
+        if !self.state_sizes.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n### Connection state size\n\n| type | bytes |\n|---|---:|"
+            );
+            for (name, bytes) in &self.state_sizes {
+                let _ = writeln!(out, "| `{}` | {} |", md_escape(name), bytes);
+            }
+        }
+        if !self.notes.is_empty() {
+            let _ = writeln!(out, "\n### Notes on this run\n");
+            for n in &self.notes {
+                let _ = writeln!(out, "- {n}");
+            }
+        }
+        out
+    }
+
+    /// Scenario names present, sorted (for plots).
+    pub fn scenarios(&self) -> BTreeSet<(String, String)> {
+        self.results
+            .iter()
+            .map(|m| (m.protocol.clone(), m.scenario.clone()))
+            .collect()
+    }
+}
+
+/// Whether a scenario is judged by latency rather than throughput.
+pub fn latency_scenario(scenario: &str) -> bool {
+    scenario == "request"
+}
+
+fn headline_cell(m: &Measurement) -> String {
+    if latency_scenario(&m.scenario) {
+        match m.latency_us {
+            Some(l) => format!("{:.0} / {:.0} µs", l.p50_us, l.p99_us),
+            None => "n/a".into(),
+        }
+    } else {
+        human_rate(m.msgs_per_s)
+    }
+}
+
+/// courier's advantage over `other` as "1.23x" (see [`Report::markdown`]).
+fn ratio_text(courier: Option<&Measurement>, other: &Measurement) -> String {
+    let Some(c) = courier else {
+        return "-".into();
+    };
+    if c.client == other.client {
+        return "1.00x".into();
+    }
+    let ratio = if latency_scenario(&other.scenario) {
+        match (c.latency_us, other.latency_us) {
+            (Some(c), Some(o)) if c.p50_us > 0.0 => o.p50_us / c.p50_us,
+            _ => return "-".into(),
+        }
+    } else if other.msgs_per_s > 0.0 {
+        c.msgs_per_s / other.msgs_per_s
+    } else {
+        return "-".into();
+    };
+    format!("{ratio:.2}x")
+}
+
+fn opt(v: Option<f64>, decimals: usize) -> String {
+    v.map(|v| format!("{v:.decimals$}"))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// 16 B, 1 KiB, 64 KiB...
+pub fn human_size(bytes: usize) -> String {
+    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1024 && bytes % 1024 == 0 {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+/// 1.23M/s, 456k/s...
+pub fn human_rate(per_s: f64) -> String {
+    if per_s >= 1e6 {
+        format!("{:.2}M/s", per_s / 1e6)
+    } else if per_s >= 1e3 {
+        format!("{:.0}k/s", per_s / 1e3)
+    } else {
+        format!("{per_s:.0}/s")
+    }
+}

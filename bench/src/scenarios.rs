@@ -1,0 +1,946 @@
+//! The orchestrator: starts the servers, runs every client through every
+//! scenario as a separate measured process, and collects the report.
+
+use crate::process::{Launcher, Outcome, Running};
+use crate::rawproto::{DrainServer, SourceServer};
+use crate::report::{Latency, Measurement, Report, WorkerResult, COURIER};
+use crate::servers::{find_bin, NatsServer, Nsqd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Series names of the reference clients.
+pub const NATS_CLI: &str = "nats bench";
+/// async-nats harness series.
+pub const ASYNC_NATS: &str = "async-nats";
+/// Raw loopback TCP ceiling series.
+pub const RAW_TCP: &str = "raw tcp";
+/// nsq module's bench_writer series.
+pub const BENCH_WRITER: &str = "bench_writer";
+/// nsq module's bench_reader series.
+pub const BENCH_READER: &str = "bench_reader";
+
+/// How big the run is.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// `quick` (a few thousand messages, for tests) or `full`.
+    pub quick: bool,
+    /// Payload sizes for the NATS publish sweep.
+    pub publish_sizes: Vec<usize>,
+    /// Payload sizes for every other scenario.
+    pub sizes: Vec<usize>,
+    /// Requests per request/reply run.
+    pub requests: u64,
+    /// How long bench_writer / bench_reader run.
+    pub nsq_runfor: Duration,
+    /// Only scenarios whose `protocol scenario` contains one of these.
+    pub only: Vec<String>,
+    /// Per-process timeout.
+    pub timeout: Duration,
+    /// courier transport to request (`auto`, `uring`, `epoll`).
+    pub transport: String,
+}
+
+impl Plan {
+    /// The quick plan (a few thousand messages per run).
+    pub fn quick() -> Self {
+        Plan {
+            quick: true,
+            publish_sizes: vec![16, 1024],
+            sizes: vec![16, 1024],
+            requests: 500,
+            nsq_runfor: Duration::from_millis(300),
+            only: Vec::new(),
+            timeout: Duration::from_secs(60),
+            transport: "auto".into(),
+        }
+    }
+
+    /// The full plan (what BENCHMARKS.md shows).
+    pub fn full() -> Self {
+        Plan {
+            quick: false,
+            publish_sizes: vec![16, 128, 1024, 4096, 16384],
+            sizes: vec![16, 1024],
+            requests: 20_000,
+            nsq_runfor: Duration::from_secs(2),
+            only: Vec::new(),
+            timeout: Duration::from_secs(180),
+            transport: "auto".into(),
+        }
+    }
+
+    /// Messages per throughput run at `size`: about 256 MiB of payload,
+    /// between 20k and 1M messages (5k in quick mode).
+    pub fn messages(&self, size: usize) -> u64 {
+        if self.quick {
+            5_000
+        } else {
+            ((256u64 << 20) / size.max(1) as u64).clamp(20_000, 1_000_000)
+        }
+    }
+
+    fn wants(&self, protocol: &str, scenario: &str) -> bool {
+        let name = format!("{protocol} {scenario}");
+        self.only.is_empty() || self.only.iter().any(|o| name.contains(o.as_str()))
+    }
+}
+
+/// Runs the plan and returns the report.
+pub struct Bench {
+    plan: Plan,
+    launcher: Launcher,
+    self_exe: PathBuf,
+    report: Report,
+    counter: u32,
+}
+
+impl Bench {
+    /// Prepares a run.
+    pub fn new(plan: Plan, launcher: Launcher) -> Result<Self, String> {
+        let self_exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+        let report = Report {
+            mode: if plan.quick {
+                "quick".into()
+            } else {
+                "full".into()
+            },
+            counters: launcher.syscall_source().into(),
+            ..Report::default()
+        };
+        Ok(Bench {
+            plan,
+            launcher,
+            self_exe,
+            report,
+            counter: 0,
+        })
+    }
+
+    /// Runs everything; failures of one client are recorded, not fatal.
+    pub fn run(mut self) -> Report {
+        self.report.machine = crate::machine::describe();
+        self.report.state_sizes = crate::courier_client::state_sizes();
+        self.collect_versions();
+        if self.any_wanted("nats") {
+            match NatsServer::start() {
+                Ok(server) => self.nats_scenarios(&server),
+                Err(e) => self
+                    .report
+                    .notes
+                    .push(format!("NATS scenarios skipped: {e}")),
+            }
+        }
+        if self.any_wanted("nsq") {
+            match Nsqd::start() {
+                Ok(nsqd) => self.nsq_scenarios(&nsqd),
+                Err(e) => self
+                    .report
+                    .notes
+                    .push(format!("NSQ scenarios skipped: {e}")),
+            }
+        }
+        self.report
+    }
+
+    fn any_wanted(&self, protocol: &str) -> bool {
+        self.plan.only.is_empty()
+            || self.plan.only.iter().any(|o| {
+                o.starts_with(protocol) || protocol.starts_with(o.split(' ').next().unwrap_or(""))
+            })
+    }
+
+    fn collect_versions(&mut self) {
+        let mut versions = Vec::new();
+        if let Some(bin) = find_bin("nats-server") {
+            versions.push((
+                "nats-server".into(),
+                crate::servers::tool_version(&bin, "--version"),
+            ));
+        }
+        if let Some(bin) = find_bin("nats") {
+            versions.push((
+                "natscli (nats bench)".into(),
+                crate::servers::tool_version(&bin, "--version"),
+            ));
+        }
+        if let Some(bin) = find_bin("nsqd") {
+            versions.push((
+                "nsqd".into(),
+                crate::servers::tool_version(&bin, "--version"),
+            ));
+        }
+        versions.push(("async-nats crate".into(), crate::ASYNC_NATS_VERSION.into()));
+        self.report.versions = versions;
+    }
+
+    fn unique(&mut self, prefix: &str) -> String {
+        self.counter += 1;
+        format!("{prefix}_{}_{}", std::process::id(), self.counter)
+    }
+
+    fn log(&self, what: &str) {
+        eprintln!("courier-bench: {what}");
+    }
+
+    fn push(&mut self, m: Measurement) {
+        match &m.error {
+            Some(e) => self.log(&format!(
+                "  {} {} {} B {}: FAILED {e}",
+                m.protocol, m.scenario, m.payload_bytes, m.client
+            )),
+            None => self.log(&format!(
+                "  {} {} {} B {}: {:.0} msgs/s",
+                m.protocol, m.scenario, m.payload_bytes, m.client, m.msgs_per_s
+            )),
+        }
+        self.report.results.push(m);
+    }
+
+    // ---- process plumbing -------------------------------------------------
+
+    fn worker_args(
+        &self,
+        client: &str,
+        scenario: &str,
+        url: &str,
+        subject: &str,
+        size: usize,
+        msgs: u64,
+    ) -> Vec<String> {
+        vec![
+            "worker".into(),
+            "--client".into(),
+            client.into(),
+            "--scenario".into(),
+            scenario.into(),
+            "--url".into(),
+            url.into(),
+            "--subject".into(),
+            subject.into(),
+            "--size".into(),
+            size.to_string(),
+            "--msgs".into(),
+            msgs.to_string(),
+            "--timeout-s".into(),
+            self.plan.timeout.as_secs().to_string(),
+            "--transport".into(),
+            self.plan.transport.clone(),
+        ]
+    }
+
+    fn spawn_worker(&self, args: Vec<String>) -> Result<Running, String> {
+        self.launcher.spawn(
+            &self.self_exe,
+            &args,
+            self.plan.timeout + Duration::from_secs(5),
+        )
+    }
+
+    fn spawn_tool(&self, bin: &Path, args: &[String]) -> Result<Running, String> {
+        self.launcher.spawn(bin, args, self.plan.timeout)
+    }
+
+    /// Turns a finished worker into a measurement.
+    fn from_worker(
+        &self,
+        protocol: &str,
+        scenario: &str,
+        client: &str,
+        size: usize,
+        outcome: Outcome,
+    ) -> Measurement {
+        match parse_worker(&outcome) {
+            Ok(w) => {
+                let mut m = Measurement::from_counts(
+                    protocol,
+                    scenario,
+                    client,
+                    size,
+                    w.messages,
+                    w.elapsed_s,
+                );
+                m.latency_us = w.latency;
+                let per = w.process_messages.unwrap_or(w.messages).max(1) as f64;
+                m.allocs_per_msg = w.allocations.map(|a| a as f64 / w.messages.max(1) as f64);
+                add_process_counters(&mut m, &[&outcome], per);
+                m.transport = w.transport;
+                m.note = w.note;
+                m
+            }
+            Err(e) => Measurement::failed(protocol, scenario, client, size, e),
+        }
+    }
+
+    /// Whether `client` can run worker `scenario` in this build; notes the
+    /// gap once when it cannot (courier scenarios whose API has not landed).
+    fn available(&mut self, client: &str, scenario: &str) -> bool {
+        if client != COURIER || crate::courier_client::supports(scenario) {
+            return true;
+        }
+        let note = format!(
+            "courier: `{scenario}` not measured: the courier API it needs is not in this build"
+        );
+        if !self.report.notes.contains(&note) {
+            self.log(&note);
+            self.report.notes.push(note);
+        }
+        false
+    }
+
+    /// Runs a worker to completion and measures it.
+    fn worker(
+        &self,
+        protocol: &str,
+        scenario: &str,
+        client: &str,
+        size: usize,
+        args: Vec<String>,
+    ) -> Measurement {
+        match self.spawn_worker(args) {
+            Ok(running) => self.from_worker(protocol, scenario, client, size, running.wait()),
+            Err(e) => Measurement::failed(protocol, scenario, client, size, e),
+        }
+    }
+
+    // ---- NATS --------------------------------------------------------------
+
+    fn nats_scenarios(&mut self, server: &NatsServer) {
+        let url = server.url();
+        let natscli = find_bin("nats");
+        if natscli.is_none() {
+            self.report.notes.push(
+                "natscli (`nats`) not found: run scripts/setup.sh; its series is missing".into(),
+            );
+        }
+        if self.plan.wants("nats", "publish") {
+            self.log("nats publish");
+            for size in self.plan.publish_sizes.clone() {
+                let n = self.plan.messages(size);
+                self.nats_publish_ceiling(size, n);
+                if let Some(cli) = &natscli {
+                    let subject = self.unique("pub");
+                    let m = self.natscli_run(cli, &url, "publish", size, n, &["pub", &subject]);
+                    self.push(m);
+                }
+                for client in [ASYNC_NATS, COURIER] {
+                    if !self.available(client, "publish") {
+                        continue;
+                    }
+                    let subject = self.unique("pub");
+                    let args =
+                        self.worker_args(worker_name(client), "publish", &url, &subject, size, n);
+                    let m = self.worker("nats", "publish", client, size, args);
+                    self.push(m);
+                }
+            }
+        }
+        if self.plan.wants("nats", "subscribe") {
+            self.log("nats subscribe");
+            for size in self.plan.sizes.clone() {
+                let n = self.plan.messages(size);
+                self.nats_subscribe_ceiling(size, n);
+                if let Some(cli) = &natscli {
+                    let m = self.fed_subscriber(server, size, n, |bench, subject| {
+                        bench.natscli_spawn(cli, &url, size, n, &["sub", subject])
+                    });
+                    let m = m.map_or_else(
+                        |e| Measurement::failed("nats", "subscribe", NATS_CLI, size, e),
+                        |(outcome, csv)| {
+                            natscli_measurement("subscribe", size, n, &[&outcome], &csv)
+                        },
+                    );
+                    self.push(m);
+                }
+                for client in [ASYNC_NATS, COURIER] {
+                    if !self.available(client, "subscribe") {
+                        continue;
+                    }
+                    let m = self.fed_subscriber(server, size, n, |bench, subject| {
+                        let args = bench.worker_args(
+                            worker_name(client),
+                            "subscribe",
+                            &url,
+                            subject,
+                            size,
+                            n,
+                        );
+                        bench.spawn_worker(args).map(|r| (r, None))
+                    });
+                    let m = m.map_or_else(
+                        |e| Measurement::failed("nats", "subscribe", client, size, e),
+                        |(outcome, _)| self.from_worker("nats", "subscribe", client, size, outcome),
+                    );
+                    self.push(m);
+                }
+            }
+        }
+        if self.plan.wants("nats", "pubsub") {
+            self.log("nats pubsub (publisher and subscriber in the same run)");
+            for size in self.plan.sizes.clone() {
+                let n = self.plan.messages(size);
+                if let Some(cli) = &natscli {
+                    let m = self.natscli_pubsub(server, cli, size, n);
+                    self.push(m);
+                }
+                for client in [ASYNC_NATS, COURIER] {
+                    if !self.available(client, "pubsub") {
+                        continue;
+                    }
+                    let subject = self.unique("pubsub");
+                    let args =
+                        self.worker_args(worker_name(client), "pubsub", &url, &subject, size, n);
+                    let m = self.worker("nats", "pubsub", client, size, args);
+                    self.push(m);
+                }
+            }
+        }
+        if self.plan.wants("nats", "request") {
+            self.log("nats request/reply (one shared raw responder)");
+            for size in self.plan.sizes.clone() {
+                let n = self.plan.requests;
+                let subject = self.unique("svc");
+                let before = server.subscription_count();
+                let responder = match self
+                    .spawn_worker(self.worker_args("raw", "respond", &url, &subject, size, 0))
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.report
+                            .notes
+                            .push(format!("request/reply skipped: responder: {e}"));
+                        continue;
+                    }
+                };
+                if let Err(e) =
+                    server.wait_for_subscriptions(before + 1, Duration::from_secs(10), || {
+                        responder.has_exited()
+                    })
+                {
+                    self.report
+                        .notes
+                        .push(format!("request/reply skipped: responder: {e}"));
+                    continue;
+                }
+                if let Some(cli) = &natscli {
+                    let m = self.natscli_run(
+                        cli,
+                        &url,
+                        "request",
+                        size,
+                        n,
+                        &["service", "request", &subject],
+                    );
+                    self.push(m);
+                }
+                for client in [ASYNC_NATS, COURIER] {
+                    if !self.available(client, "request") {
+                        continue;
+                    }
+                    let args =
+                        self.worker_args(worker_name(client), "request", &url, &subject, size, n);
+                    let m = self.worker("nats", "request", client, size, args);
+                    self.push(m);
+                }
+                responder.stop();
+            }
+        }
+    }
+
+    fn nats_publish_ceiling(&mut self, size: usize, n: u64) {
+        let drain = DrainServer::start();
+        let args = self.worker_args(
+            "raw",
+            "ceiling-publish",
+            &drain.addr.to_string(),
+            "-",
+            size,
+            n,
+        );
+        let mut m = self.worker("nats", "publish", RAW_TCP, size, args);
+        m.note = Some("ceiling: the same PUB frames pre-encoded, written to a loopback socket that only drains (no server)".into());
+        self.push(m);
+    }
+
+    fn nats_subscribe_ceiling(&mut self, size: usize, n: u64) {
+        let source = SourceServer::start(size, n);
+        let args = self.worker_args(
+            "raw",
+            "ceiling-subscribe",
+            &source.addr.to_string(),
+            "-",
+            size,
+            n,
+        );
+        let mut m = self.worker("nats", "subscribe", RAW_TCP, size, args);
+        m.note = Some("ceiling: the same MSG frames pre-encoded, read from a loopback socket and not parsed (no server)".into());
+        self.push(m);
+    }
+
+    /// Starts a subscriber (via `start`), waits until the server holds its
+    /// subscription, feeds `n` messages with the raw feeder, and waits for
+    /// the subscriber. Returns its outcome and optional CSV path.
+    fn fed_subscriber<F>(
+        &mut self,
+        server: &NatsServer,
+        size: usize,
+        n: u64,
+        start: F,
+    ) -> Result<(Outcome, Option<tempfile::NamedTempFile>), String>
+    where
+        F: FnOnce(&Self, &str) -> Result<(Running, Option<tempfile::NamedTempFile>), String>,
+    {
+        let subject = self.unique("sub");
+        let before = server.subscription_count();
+        let (subscriber, csv) = start(self, &subject)?;
+        if let Err(e) = server.wait_for_subscriptions(before + 1, Duration::from_secs(20), || {
+            subscriber.has_exited()
+        }) {
+            let outcome = subscriber.wait();
+            return Err(format!(
+                "{e} ({}: {})",
+                outcome.status,
+                outcome.stderr.trim()
+            ));
+        }
+        let feed = self.worker_args("raw", "feed", &server.url(), &subject, size, n);
+        let feeder = self.spawn_worker(feed)?.wait();
+        if !feeder.success {
+            return Err(format!(
+                "feeder failed ({}): {}",
+                feeder.status,
+                feeder.stderr.trim()
+            ));
+        }
+        Ok((subscriber.wait(), csv))
+    }
+
+    fn natscli_spawn(
+        &self,
+        cli: &Path,
+        url: &str,
+        size: usize,
+        n: u64,
+        sub_args: &[&str],
+    ) -> Result<(Running, Option<tempfile::NamedTempFile>), String> {
+        let csv = tempfile::Builder::new()
+            .suffix(".csv")
+            .tempfile()
+            .map_err(|e| e.to_string())?;
+        let mut args: Vec<String> = vec!["-s".into(), url.into(), "bench".into()];
+        args.extend(sub_args.iter().map(|s| s.to_string()));
+        args.extend([
+            "--msgs".into(),
+            n.to_string(),
+            "--size".into(),
+            size.to_string(),
+            "--no-progress".into(),
+            "--csv".into(),
+            csv.path().display().to_string(),
+        ]);
+        Ok((self.spawn_tool(cli, &args)?, Some(csv)))
+    }
+
+    fn natscli_run(
+        &self,
+        cli: &Path,
+        url: &str,
+        scenario: &str,
+        size: usize,
+        n: u64,
+        sub_args: &[&str],
+    ) -> Measurement {
+        match self.natscli_spawn(cli, url, size, n, sub_args) {
+            Ok((running, csv)) => natscli_measurement(scenario, size, n, &[&running.wait()], &csv),
+            Err(e) => Measurement::failed("nats", scenario, NATS_CLI, size, e),
+        }
+    }
+
+    fn natscli_pubsub(
+        &mut self,
+        server: &NatsServer,
+        cli: &Path,
+        size: usize,
+        n: u64,
+    ) -> Measurement {
+        let subject = self.unique("pubsub");
+        let url = server.url();
+        let before = server.subscription_count();
+        let run = || -> Result<Measurement, String> {
+            let (sub, sub_csv) = self.natscli_spawn(cli, &url, size, n, &["sub", &subject])?;
+            server
+                .wait_for_subscriptions(before + 1, Duration::from_secs(20), || sub.has_exited())?;
+            let (publisher, _) = self.natscli_spawn(cli, &url, size, n, &["pub", &subject])?;
+            let pub_outcome = publisher.wait();
+            let sub_outcome = sub.wait();
+            let mut m =
+                natscli_measurement("pubsub", size, n, &[&sub_outcome, &pub_outcome], &sub_csv);
+            if m.error.is_none() {
+                m.note = Some("two processes: `nats bench sub` and `nats bench pub`; rate seen by the subscriber; CPU and syscalls of both".into());
+            }
+            Ok(m)
+        };
+        run().unwrap_or_else(|e| Measurement::failed("nats", "pubsub", NATS_CLI, size, e))
+    }
+
+    // ---- NSQ ---------------------------------------------------------------
+
+    fn nsq_scenarios(&mut self, nsqd: &Nsqd) {
+        let writer = find_bin("bench_writer");
+        let reader = find_bin("bench_reader");
+        if writer.is_none() || reader.is_none() {
+            self.report
+                .notes
+                .push("bench_writer / bench_reader not found: run scripts/setup.sh; their series are missing".into());
+        }
+        for (scenario, batch) in [("mpub", 200usize), ("pub", 1usize)] {
+            if !self.plan.wants("nsq", scenario) {
+                continue;
+            }
+            self.log(&format!("nsq {scenario} (batch {batch})"));
+            for size in self.plan.sizes.clone() {
+                if let Some(bin) = &writer {
+                    let m = self.bench_writer(nsqd, bin, scenario, size, batch);
+                    self.push(m);
+                }
+                if !self.available(COURIER, "nsq-publish") {
+                    continue;
+                }
+                let n = if batch == 1 {
+                    if self.plan.quick {
+                        2_000
+                    } else {
+                        20_000
+                    }
+                } else {
+                    self.plan.messages(size).min(500_000)
+                };
+                let topic = self.unique("pub");
+                let mut args =
+                    self.worker_args("courier", "nsq-publish", &nsqd.tcp_addr(), &topic, size, n);
+                args.extend(["--batch".into(), batch.to_string()]);
+                let m = self.worker("nsq", scenario, COURIER, size, args);
+                self.push(m);
+            }
+        }
+        if self.plan.wants("nsq", "consume") {
+            self.log("nsq consume (prefilled topic, max_in_flight 2500)");
+            for size in self.plan.sizes.clone() {
+                let prefill = if self.plan.quick {
+                    5_000
+                } else if size <= 64 {
+                    1_000_000
+                } else {
+                    300_000
+                };
+                if let Some(bin) = &reader {
+                    let m = self.bench_reader(nsqd, bin, size, prefill);
+                    self.push(m);
+                }
+                if !self.available(COURIER, "nsq-consume") {
+                    continue;
+                }
+                let topic = self.unique("consume");
+                let m = match self.prefill(nsqd, &topic, size, prefill) {
+                    Ok(()) => {
+                        let mut args = self.worker_args(
+                            "courier",
+                            "nsq-consume",
+                            &nsqd.tcp_addr(),
+                            &topic,
+                            size,
+                            prefill,
+                        );
+                        args.extend(["--max-in-flight".into(), "2500".into()]);
+                        self.worker("nsq", "consume", COURIER, size, args)
+                    }
+                    Err(e) => Measurement::failed("nsq", "consume", COURIER, size, e),
+                };
+                self.push(m);
+            }
+        }
+    }
+
+    fn prefill(&mut self, nsqd: &Nsqd, topic: &str, size: usize, count: u64) -> Result<(), String> {
+        nsqd.create_channel(topic, "ch")?;
+        let mut args = self.worker_args("raw", "nsq-prefill", &nsqd.tcp_addr(), topic, size, count);
+        args.extend(["--batch".into(), "200".into()]);
+        let outcome = self.spawn_worker(args)?.wait();
+        if !outcome.success {
+            return Err(format!(
+                "prefill failed ({}): {}",
+                outcome.status,
+                outcome.stderr.trim()
+            ));
+        }
+        Ok(())
+    }
+
+    fn bench_writer(
+        &mut self,
+        nsqd: &Nsqd,
+        bin: &Path,
+        scenario: &str,
+        size: usize,
+        batch: usize,
+    ) -> Measurement {
+        let topic = self.unique("bw");
+        let runfor = self.plan.nsq_runfor;
+        let args = vec![
+            format!("-nsqd-tcp-address={}", nsqd.tcp_addr()),
+            format!("-topic={topic}"),
+            format!("-size={size}"),
+            format!("-batch-size={batch}"),
+            format!("-runfor={}ms", runfor.as_millis()),
+        ];
+        let outcome = match self.spawn_tool(bin, &args) {
+            Ok(r) => r.wait(),
+            Err(e) => return Measurement::failed("nsq", scenario, BENCH_WRITER, size, e),
+        };
+        let Some((elapsed, _ops)) = parse_go_bench(&outcome) else {
+            return Measurement::failed(
+                "nsq",
+                scenario,
+                BENCH_WRITER,
+                size,
+                tool_failure(&outcome),
+            );
+        };
+        let messages = nsqd.topic_message_count(&topic).unwrap_or(0);
+        let mut m =
+            Measurement::from_counts("nsq", scenario, BENCH_WRITER, size, messages, elapsed);
+        add_process_counters(&mut m, &[&outcome], messages.max(1) as f64);
+        m.note = Some(format!(
+            "{} connections (GOMAXPROCS), MPUB batch {batch}, runs {runfor:?}; count from nsqd stats",
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        ));
+        m
+    }
+
+    fn bench_reader(&mut self, nsqd: &Nsqd, bin: &Path, size: usize, prefill: u64) -> Measurement {
+        let topic = self.unique("br");
+        if let Err(e) = self.prefill(nsqd, &topic, size, prefill) {
+            return Measurement::failed("nsq", "consume", BENCH_READER, size, e);
+        }
+        let runfor = self.plan.nsq_runfor / 2;
+        let args = vec![
+            format!("-nsqd-tcp-address={}", nsqd.tcp_addr()),
+            format!("-topic={topic}"),
+            "-channel=ch".to_string(),
+            format!("-size={size}"),
+            "-rdy=2500".to_string(),
+            format!("-runfor={}ms", runfor.as_millis()),
+        ];
+        let outcome = match self.spawn_tool(bin, &args) {
+            Ok(r) => r.wait(),
+            Err(e) => return Measurement::failed("nsq", "consume", BENCH_READER, size, e),
+        };
+        let Some((elapsed, ops)) = parse_go_bench(&outcome) else {
+            return Measurement::failed(
+                "nsq",
+                "consume",
+                BENCH_READER,
+                size,
+                tool_failure(&outcome),
+            );
+        };
+        let messages = (ops * elapsed).round() as u64;
+        let mut m =
+            Measurement::from_counts("nsq", "consume", BENCH_READER, size, messages, elapsed);
+        add_process_counters(&mut m, &[&outcome], messages.max(1) as f64);
+        let depth = nsqd.channel_depth(&topic, "ch");
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        m.note = Some(if depth == Some(0) {
+            format!("{workers} connections × RDY 2500; drained all {prefill} prefilled messages before its {runfor:?} ended: rate is a LOWER BOUND")
+        } else {
+            format!(
+                "{workers} connections × RDY 2500, runs {runfor:?} on {prefill} prefilled messages"
+            )
+        });
+        m
+    }
+}
+
+/// Worker `--client` value for a series name.
+fn worker_name(client: &str) -> &str {
+    match client {
+        ASYNC_NATS => "async-nats",
+        COURIER => "courier",
+        _ => "raw",
+    }
+}
+
+/// The JSON result on a worker's last stdout line.
+fn parse_worker(outcome: &Outcome) -> Result<WorkerResult, String> {
+    if !outcome.success {
+        return Err(tool_failure(outcome));
+    }
+    let line = outcome
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .ok_or_else(|| format!("worker printed no result: {}", outcome.stderr.trim()))?;
+    serde_json::from_str(line).map_err(|e| format!("worker result {line:?}: {e}"))
+}
+
+/// One line saying why a child failed.
+fn tool_failure(outcome: &Outcome) -> String {
+    let detail = outcome
+        .stderr
+        .lines()
+        .chain(outcome.stdout.lines())
+        .filter(|l| !l.trim().is_empty())
+        .last()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    format!("{}: {detail}", outcome.status)
+}
+
+/// Adds syscalls and CPU per message over `per` messages, summed across
+/// the processes that took part.
+fn add_process_counters(m: &mut Measurement, outcomes: &[&Outcome], per: f64) {
+    let syscalls: Option<u64> = outcomes.iter().map(|o| o.syscalls).sum();
+    let cpu: Option<Duration> = outcomes.iter().map(|o| o.cpu).sum();
+    m.syscalls_per_msg = syscalls.map(|s| s as f64 / per);
+    m.cpu_us_per_msg = cpu.map(|c| c.as_secs_f64() * 1e6 / per);
+}
+
+/// natscli CSV row: MsgsPerSec, DurationSecs and (when present) latency.
+fn natscli_measurement(
+    scenario: &str,
+    size: usize,
+    n: u64,
+    outcomes: &[&Outcome],
+    csv: &Option<tempfile::NamedTempFile>,
+) -> Measurement {
+    let fail = |e: String| Measurement::failed("nats", scenario, NATS_CLI, size, e);
+    if let Some(bad) = outcomes.iter().find(|o| !o.success) {
+        return fail(tool_failure(bad));
+    }
+    let Some(csv) = csv else {
+        return fail("no CSV".into());
+    };
+    let text = std::fs::read_to_string(csv.path()).unwrap_or_default();
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let (Some(header), Some(row)) = (lines.next(), lines.next()) else {
+        return fail(format!(
+            "natscli wrote no CSV row: {}",
+            outcomes[0].stdout.trim()
+        ));
+    };
+    let header: Vec<&str> = header.trim_start_matches('#').split(',').collect();
+    let row: Vec<&str> = row.split(',').collect();
+    let field = |name: &str| -> Option<f64> {
+        let i = header.iter().position(|h| *h == name)?;
+        row.get(i)?.trim().parse().ok()
+    };
+    let (Some(rate), Some(duration)) = (field("MsgsPerSec"), field("DurationSecs")) else {
+        return fail(format!("unexpected natscli CSV header {header:?}"));
+    };
+    let mut m = Measurement::from_counts("nats", scenario, NATS_CLI, size, n, duration);
+    // natscli's own rate is what it reports; keep it rather than n/duration
+    // (for requests its MsgCount counts both directions).
+    m.msgs_per_s = rate;
+    m.mb_per_s = rate * size as f64 / 1e6;
+    if let (Some(p50), Some(p90), Some(p99), Some(p999), Some(max)) = (
+        field("P50LatencyMicroSecs"),
+        field("P90LatencyMicroSecs"),
+        field("P99LatencyMicroSecs"),
+        field("P99.9LatencyMicroSecs"),
+        field("MaxLatencyMicroSecs"),
+    ) {
+        m.latency_us = Some(Latency {
+            p50_us: p50,
+            p90_us: p90,
+            p99_us: p99,
+            p99_9_us: p999,
+            max_us: max,
+        });
+    }
+    add_process_counters(&mut m, outcomes, n.max(1) as f64);
+    m
+}
+
+/// bench_writer / bench_reader log line: "duration: 2.0009s - 4.612mb/s -
+/// 302254.871ops/s - 3.308us/op" -> (seconds, ops/s).
+fn parse_go_bench(outcome: &Outcome) -> Option<(f64, f64)> {
+    let line = outcome
+        .stderr
+        .lines()
+        .chain(outcome.stdout.lines())
+        .find(|l| l.contains("duration:") && l.contains("ops/s"))?;
+    let rest = line.split("duration:").nth(1)?;
+    let mut parts = rest.split(" - ").map(str::trim);
+    let duration = parse_go_duration(parts.next()?)?;
+    let ops = parts
+        .find(|p| p.ends_with("ops/s"))?
+        .trim_end_matches("ops/s")
+        .parse::<f64>()
+        .ok()?;
+    Some((duration, ops))
+}
+
+/// Go's Duration.String(): "2.000960307s", "300.5ms", "1m2.5s".
+fn parse_go_duration(text: &str) -> Option<f64> {
+    let mut total = 0.0;
+    let mut number = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        while let Some(&next) = chars.peek() {
+            if next.is_ascii_digit() || next == '.' {
+                break;
+            }
+            unit.push(next);
+            chars.next();
+        }
+        let value: f64 = number.parse().ok()?;
+        number.clear();
+        total += value
+            * match unit.as_str() {
+                "h" => 3600.0,
+                "m" => 60.0,
+                "s" => 1.0,
+                "ms" => 1e-3,
+                "us" | "µs" => 1e-6,
+                "ns" => 1e-9,
+                _ => return None,
+            };
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse() {
+        assert_eq!(parse_go_duration("2s"), Some(2.0));
+        assert!((parse_go_duration("2.000960307s").unwrap() - 2.000960307).abs() < 1e-12);
+        assert!((parse_go_duration("300.5ms").unwrap() - 0.3005).abs() < 1e-12);
+        assert_eq!(parse_go_duration("1m2s"), Some(62.0));
+    }
+
+    #[test]
+    fn go_bench_line_parses() {
+        let outcome = Outcome {
+            stdout: String::new(),
+            stderr: "[bench_writer] 2026/11/25 12:53:06 duration: 2.000960307s - 4.612mb/s - 302254.871ops/s - 3.308us/op\n".into(),
+            success: true,
+            status: "exit code 0".into(),
+            syscalls: None,
+            cpu: None,
+        };
+        let (secs, ops) = parse_go_bench(&outcome).unwrap();
+        assert!((secs - 2.000960307).abs() < 1e-9);
+        assert!((ops - 302254.871).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,165 @@
+//! The worker side: `courier-bench worker ...` runs ONE client in ONE
+//! scenario inside its own process, so the orchestrator can count that
+//! process's syscalls and CPU time, and the counting allocator sees only
+//! that client. It prints a [`WorkerResult`] as its last stdout line.
+
+use crate::alloc_count::AllocSnapshot;
+use crate::rawproto;
+use crate::report::{Latency, WorkerResult};
+use clap::Args;
+use hdrhistogram::Histogram;
+use std::time::{Duration, Instant};
+
+/// Arguments of the hidden `worker` subcommand.
+#[derive(Args, Debug, Clone)]
+pub struct WorkerArgs {
+    /// `raw`, `async-nats` or `courier`.
+    #[arg(long)]
+    pub client: String,
+    /// Scenario: publish, subscribe, pubsub, request, respond, feed,
+    /// ceiling-publish, ceiling-subscribe, nsq-prefill, nsq-publish, nsq-consume.
+    #[arg(long)]
+    pub scenario: String,
+    /// Server URL or `host:port`.
+    #[arg(long)]
+    pub url: String,
+    /// Subject (NATS) or topic (NSQ).
+    #[arg(long, default_value = "bench")]
+    pub subject: String,
+    /// Payload bytes.
+    #[arg(long, default_value_t = 16)]
+    pub size: usize,
+    /// Messages in the measured section.
+    #[arg(long, default_value_t = 10_000)]
+    pub msgs: u64,
+    /// NSQ MPUB batch size (1 = PUB).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// NSQ consumer max_in_flight.
+    #[arg(long, default_value_t = 2500)]
+    pub max_in_flight: u32,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_s: u64,
+    /// Transport for courier: `auto`, `uring` or `epoll`.
+    #[arg(long, default_value = "auto")]
+    pub transport: String,
+}
+
+/// A latency histogram in nanoseconds, allocated up front so recording
+/// never allocates inside a measured section.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 120_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Warm-up messages before a measured section: connections, buffers and
+/// caches settle so the section shows the steady state.
+pub fn warmup_count(msgs: u64) -> u64 {
+    (msgs / 10).clamp(1, 1000)
+}
+
+/// Times a measured section and counts its allocations.
+pub struct Section {
+    started: Instant,
+    allocs: AllocSnapshot,
+}
+
+impl Section {
+    /// Starts measuring now.
+    pub fn start() -> Self {
+        Section {
+            allocs: AllocSnapshot::now(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Ends the section: a result for `messages` with `latency`.
+    pub fn finish(self, messages: u64, latency: Option<&Histogram<u64>>) -> WorkerResult {
+        self.finish_at(Instant::now(), messages, latency)
+    }
+
+    /// Like [`Section::finish`] with an explicit end (e.g. the last message).
+    pub fn finish_at(
+        self,
+        end: Instant,
+        messages: u64,
+        latency: Option<&Histogram<u64>>,
+    ) -> WorkerResult {
+        let allocations = AllocSnapshot::now().allocations_since(&self.allocs);
+        WorkerResult {
+            messages,
+            process_messages: None,
+            elapsed_s: end.saturating_duration_since(self.started).as_secs_f64(),
+            latency: latency.and_then(Latency::from_nanos),
+            allocations: Some(allocations),
+            transport: None,
+            note: None,
+        }
+    }
+}
+
+/// Runs the worker and prints its result; the exit code says whether it worked.
+pub fn run(args: WorkerArgs) -> i32 {
+    let outcome = match args.client.as_str() {
+        "raw" => run_raw(&args),
+        "async-nats" => crate::async_nats_client::run(&args),
+        "courier" => crate::courier_client::run(&args),
+        other => Err(format!("unknown client {other:?}")),
+    };
+    match outcome {
+        Ok(result) => {
+            println!(
+                "{}",
+                serde_json::to_string(&result).expect("result serialises")
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("worker {} {}: {e}", args.client, args.scenario);
+            1
+        }
+    }
+}
+
+fn timed(messages: u64, elapsed: Duration, allocs: AllocSnapshot) -> WorkerResult {
+    WorkerResult {
+        messages,
+        elapsed_s: elapsed.as_secs_f64(),
+        allocations: Some(AllocSnapshot::now().allocations_since(&allocs)),
+        ..WorkerResult::default()
+    }
+}
+
+fn run_raw(args: &WorkerArgs) -> Result<WorkerResult, String> {
+    let allocs = AllocSnapshot::now();
+    match args.scenario.as_str() {
+        "feed" => {
+            let took = rawproto::nats_feed(&args.url, &args.subject, args.size, args.msgs)?;
+            Ok(timed(args.msgs, took, allocs))
+        }
+        "respond" => {
+            rawproto::nats_respond(&args.url, &args.subject)?;
+            Ok(WorkerResult::default())
+        }
+        "ceiling-publish" => {
+            let took = rawproto::ceiling_publish(&args.url, args.size, args.msgs)?;
+            Ok(timed(args.msgs, took, allocs))
+        }
+        "ceiling-subscribe" => {
+            let took = rawproto::ceiling_subscribe(&args.url, args.size, args.msgs)?;
+            Ok(timed(args.msgs, took, allocs))
+        }
+        "nsq-prefill" => {
+            let started = Instant::now();
+            rawproto::nsq_prefill(
+                &args.url,
+                &args.subject,
+                args.size,
+                args.msgs,
+                args.batch.max(1),
+            )?;
+            Ok(timed(args.msgs, started.elapsed(), allocs))
+        }
+        other => Err(format!("the raw client has no scenario {other:?}")),
+    }
+}
