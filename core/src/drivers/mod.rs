@@ -1,2 +1,321 @@
 //! Drivers that run the protocol state machines over `embedded-io` transports
 //! (blocking) and `embedded-io-async` transports, on any TCP stack.
+//!
+//! The core never reads a clock and never touches a socket; these drivers do
+//! both, through traits the application implements for its platform:
+//!
+//! - the transport: anything implementing `embedded_io::{Read, Write}`
+//!   ([`blocking`]) or `embedded_io_async::{Read, Write}` ([`asynch`]):
+//!   an embassy-net or smoltcp socket, an lwIP binding, a modem's AT socket,
+//!   or `std::net::TcpStream` through `embedded-io-adapters` on a host;
+//! - the time source: [`Clock`] (and [`asynch::Timer`] for the async driver,
+//!   which must also be able to sleep).
+//!
+//! Neither driver allocates, spawns, or depends on an executor: the buffers
+//! are the caller's, and every wait ends either because the transport
+//! returned or because a deadline taken from the [`Clock`] passed.
+
+/// The application's monotonic clock.
+///
+/// Return milliseconds since any fixed epoch (boot, first call...): the
+/// drivers only subtract instants. On a host `std::time::Instant` elapsed
+/// since start works; on a microcontroller a hardware timer or
+/// `embassy_time::Instant::now().as_millis()`.
+pub trait Clock {
+    /// The current instant.
+    fn now(&self) -> Instant;
+}
+
+impl<C: Clock + ?Sized> Clock for &C {
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+}
+
+pub mod asynch;
+pub mod blocking;
+
+use core::fmt;
+
+use crate::buf::RxBuf;
+use crate::nats;
+use crate::time::{Duration, Instant};
+
+/// Default bound on the NATS handshake (INFO, CONNECT, PING, PONG).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default time a partly received frame may stay incomplete before the
+/// connection is declared stalled (nats-server's own write deadline is 10 s).
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bounds the drivers put on waits (the core's keepalive and request
+/// timeouts are in [`nats::ConnectOptions`] and per request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DriverOptions {
+    /// Longest wait for the handshake in `connect`.
+    pub connect_timeout: Duration,
+    /// Longest time a frame may stay half received: the server (or the
+    /// network) stopped in the middle of a message.
+    pub stall_timeout: Duration,
+}
+
+impl Default for DriverOptions {
+    fn default() -> Self {
+        DriverOptions {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+        }
+    }
+}
+
+/// Which wait ran out of time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Wait {
+    /// The handshake (INFO, CONNECT, PING, PONG) in `connect`.
+    Connect,
+    /// The PING/PONG round trip of `flush`.
+    Flush,
+    /// The reply to a `request`.
+    Request,
+}
+
+/// What went wrong while a driver ran a NATS session over a transport.
+///
+/// `E` is the transport's error type; [`Error::transport_kind`] gives its
+/// portable [`embedded_io::ErrorKind`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error<E> {
+    /// The transport failed (reset, broken pipe, ...): the connection is
+    /// unusable; reconnect.
+    Transport(E),
+    /// The peer closed the connection (a read returned 0 bytes, or the
+    /// transport accepted no bytes of a write).
+    ConnectionClosed,
+    /// The NATS core rejected the server's bytes or the call (see
+    /// [`nats::Error::is_fatal`]); e.g. [`nats::Error::FrameTooLarge`] for a
+    /// message larger than the receive buffer.
+    Nats(nats::Error),
+    /// A wait ran out of time.
+    TimedOut(Wait),
+    /// A request found no subscriber on its subject (status 503).
+    NoResponders,
+    /// The server sent part of a frame and then nothing for `waited`: it
+    /// (or the network) stalled mid-frame. The connection is unusable.
+    Stalled {
+        /// Bytes of the incomplete frame received so far.
+        buffered: usize,
+        /// Time since the last byte arrived.
+        waited: Duration,
+    },
+}
+
+impl<E: embedded_io::Error> Error<E> {
+    /// The transport's error kind, for [`Error::Transport`].
+    pub fn transport_kind(&self) -> Option<embedded_io::ErrorKind> {
+        match self {
+            Error::Transport(e) => Some(e.kind()),
+            _ => None,
+        }
+    }
+
+    /// True when the connection cannot be used any more: drop the transport
+    /// and reconnect (the session keeps subscriptions and queued publishes).
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            Error::Transport(_) | Error::ConnectionClosed | Error::Stalled { .. } => true,
+            Error::Nats(e) => e.is_fatal(),
+            Error::TimedOut(wait) => *wait == Wait::Connect,
+            Error::NoResponders => false,
+        }
+    }
+}
+
+impl<E> From<nats::Error> for Error<E> {
+    fn from(e: nats::Error) -> Self {
+        Error::Nats(e)
+    }
+}
+
+impl<E: embedded_io::Error> fmt::Display for Error<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Transport(e) => write!(
+                f,
+                "transport error ({:?}): {e}; the connection is unusable, reconnect",
+                e.kind()
+            ),
+            Error::ConnectionClosed => write!(
+                f,
+                "the server closed the connection; reconnect (subscriptions and queued \
+                 publishes are kept)"
+            ),
+            Error::Nats(e) => write!(f, "{e}"),
+            Error::TimedOut(Wait::Connect) => write!(
+                f,
+                "the NATS handshake did not complete within the connect timeout: is this a \
+                 NATS server, and is it overloaded?"
+            ),
+            Error::TimedOut(Wait::Flush) => write!(
+                f,
+                "the server did not answer the flush PING in time; the connection may be dead"
+            ),
+            Error::TimedOut(Wait::Request) => write!(
+                f,
+                "no reply arrived before the request timeout; the responder may be slow or gone"
+            ),
+            Error::NoResponders => write!(
+                f,
+                "no subscriber listens on the request subject (503 no responders)"
+            ),
+            Error::Stalled { buffered, waited } => write!(
+                f,
+                "the server sent {buffered} bytes of a frame and then nothing for {} ms: \
+                 the connection stalled mid-frame; reconnect",
+                waited.as_millis()
+            ),
+        }
+    }
+}
+
+impl<E: embedded_io::Error> core::error::Error for Error<E> {}
+
+/// The transport-independent half of a driver: the session, the receive
+/// buffer and the bookkeeping both drivers share.
+struct Link<R, S, const SUBS: usize, const REQS: usize> {
+    session: nats::Session<S, SUBS, REQS>,
+    rx: RxBuf<R>,
+    /// Bytes of the receive buffer the last returned event borrowed; dropped
+    /// at the start of the next call (the event is gone by then).
+    borrowed: usize,
+    /// When the last byte arrived (for stall detection).
+    last_byte_at: Instant,
+    /// An event `handle_timeout` produced while the caller was doing
+    /// something else (publishing); handed out by the next `next_event`.
+    timer_event: Option<nats::Event<'static>>,
+    options: DriverOptions,
+}
+
+impl<R, S, const SUBS: usize, const REQS: usize> Link<R, S, SUBS, REQS>
+where
+    R: AsRef<[u8]> + AsMut<[u8]>,
+    S: AsRef<[u8]> + AsMut<[u8]>,
+{
+    fn new(mut session: nats::Session<S, SUBS, REQS>, rx: R, options: DriverOptions) -> Self {
+        let rx = RxBuf::new(rx);
+        // The session compares the server's max_payload with this and sizes
+        // its FrameTooLarge checks by it.
+        session.options_mut().rx_capacity = rx.capacity();
+        Link {
+            session,
+            rx,
+            borrowed: 0,
+            last_byte_at: Instant::default(),
+            timer_event: None,
+            options,
+        }
+    }
+
+    /// Releases the bytes of the event returned last.
+    fn release(&mut self) {
+        self.rx.consume(core::mem::take(&mut self.borrowed));
+    }
+
+    /// True when the buffer holds a whole frame (or bytes the parser
+    /// rejects): handling input now makes progress without reading.
+    fn has_frame(&self) -> bool {
+        !matches!(
+            nats::parser::parse(self.rx.data(), self.rx.capacity()),
+            Ok(None)
+        )
+    }
+
+    /// Runs the session's timers (keepalive PING, stale connection, request
+    /// deadlines) if due, keeping at most one event for the caller.
+    fn run_timers(&mut self, now: Instant) -> Result<(), nats::Error> {
+        while self.timer_event.is_none() && self.session.poll_timeout().is_some_and(|at| at <= now)
+        {
+            match self.session.handle_timeout(now)? {
+                Some(event) => self.timer_event = Some(event),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Records that `n` bytes were read into the spare room.
+    fn received(&mut self, n: usize, now: Instant) {
+        self.rx.fill(n);
+        self.last_byte_at = now;
+    }
+
+    /// When a half-received frame counts as stalled (None: nothing half
+    /// received).
+    fn stall_deadline(&self) -> Option<Instant> {
+        (!self.rx.is_empty()).then(|| self.last_byte_at + self.options.stall_timeout)
+    }
+
+    /// `Err(Stalled)` once a half-received frame has waited too long.
+    fn check_stall<E>(&self, now: Instant) -> Result<(), Error<E>> {
+        match self.stall_deadline() {
+            Some(deadline) if now >= deadline => Err(Error::Stalled {
+                buffered: self.rx.len(),
+                waited: now.saturating_since(self.last_byte_at),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The next instant a waiting read must give way to the timers.
+    fn next_deadline(&self) -> Option<Instant> {
+        let timers = if self.timer_event.is_some() {
+            None
+        } else {
+            self.session.poll_timeout()
+        };
+        match (timers, self.stall_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Forgets the old connection's bytes before a new transport is used.
+    fn reset(&mut self, now: Instant) {
+        self.session.reset(now);
+        self.rx.clear();
+        self.borrowed = 0;
+        self.timer_event = None;
+        self.last_byte_at = now;
+    }
+}
+
+/// Classifies one transport read: Ok(n > 0) bytes arrived, Ok(0) nothing yet
+/// (the read timed out or was interrupted: the transport's read timeout is
+/// how a blocking driver gets control back), errors otherwise.
+fn read_result<E: embedded_io::Error>(result: Result<usize, E>) -> Result<usize, Error<E>> {
+    match result {
+        Ok(0) => Err(Error::ConnectionClosed),
+        Ok(n) => Ok(n),
+        Err(e)
+            if matches!(
+                e.kind(),
+                embedded_io::ErrorKind::TimedOut | embedded_io::ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(0)
+        }
+        Err(e) => Err(Error::Transport(e)),
+    }
+}
+
+/// Classifies one transport write: Ok(n > 0) bytes taken, Ok(0) retry
+/// (interrupted), errors otherwise (a write that takes nothing means the
+/// peer is gone).
+fn write_result<E: embedded_io::Error>(result: Result<usize, E>) -> Result<usize, Error<E>> {
+    match result {
+        Ok(0) => Err(Error::ConnectionClosed),
+        Ok(n) => Ok(n),
+        Err(e) if e.kind() == embedded_io::ErrorKind::Interrupted => Ok(0),
+        Err(e) => Err(Error::Transport(e)),
+    }
+}

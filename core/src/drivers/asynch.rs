@@ -1,0 +1,445 @@
+//! Async NATS driver over any `embedded_io_async::{Read, Write}` transport,
+//! on any executor (embassy, tokio, a hand-written one): the driver awaits
+//! only the transport and the application's [`Timer`], and brings no
+//! runtime of its own.
+//!
+//! ```no_run
+//! # use courier_core::drivers::{asynch::{NatsClient, Timer}, DriverOptions};
+//! # use courier_core::nats::ConnectOptions;
+//! # async fn demo<T, C>(socket: T, timer: C) -> Result<(), courier_core::drivers::Error<T::Error>>
+//! # where T: embedded_io_async::Read + embedded_io_async::Write, C: Timer {
+//! let mut client: NatsClient<_, _, _, _, 4, 2> = NatsClient::new(
+//!     socket,                 // e.g. an embassy-net TcpSocket
+//!     timer,                  // now() and sleep_until() from the executor's timer
+//!     ConnectOptions::default(),
+//!     DriverOptions::default(),
+//!     [0u8; 2048],
+//!     [0u8; 2048],
+//! );
+//! client.connect().await?;
+//! client.publish("telemetry.dev1.temperature", b"{\"celsius\":21.5}").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Waiting and timeouts
+//!
+//! A read is raced against the session's next deadline (keepalive PING,
+//! request timeout, stall detection) with [`Timer::sleep_until`]; when the
+//! deadline wins, the read future is dropped. That is only lossless when
+//! the transport's `read` is cancel-safe (embedded-io-async encourages it;
+//! embassy-net's and embedded-io-adapters' tokio sockets are).
+
+use core::future::Future;
+use core::task::Poll;
+
+use embedded_io_async::{Read, Write};
+
+use super::{read_result, write_result, Clock, DriverOptions, Error, Link, Wait};
+use crate::nats::{self, ConnectOptions, Event, MaxPayloadWarning, Message, RequestId, Sid};
+use crate::time::{Duration, Instant};
+
+/// The application's clock and timer for the async driver.
+///
+/// `sleep_until` completes at (or soon after) `deadline`, an instant of the
+/// same [`Clock`]; with embassy `Timer::at`, with tokio
+/// `tokio::time::sleep_until`.
+pub trait Timer: Clock {
+    /// Waits until `deadline` (returns at once if it has passed).
+    fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()>;
+}
+
+/// A NATS client over an async `embedded-io-async` transport.
+///
+/// The async twin of [`super::blocking::NatsClient`]: same buffers, same
+/// events, same errors; `C` is a [`Timer`] because an async read has no
+/// timeout of its own.
+pub struct NatsClient<T, C, R, S, const SUBS: usize, const REQS: usize> {
+    transport: T,
+    timer: C,
+    link: Link<R, S, SUBS, REQS>,
+}
+
+impl<T, C, R, S, const SUBS: usize, const REQS: usize> NatsClient<T, C, R, S, SUBS, REQS>
+where
+    T: Read + Write,
+    C: Timer,
+    R: AsRef<[u8]> + AsMut<[u8]>,
+    S: AsRef<[u8]> + AsMut<[u8]>,
+{
+    /// A client over a connected `transport`; call [`NatsClient::connect`]
+    /// next. `rx` and `tx` are the receive and transmit buffer storage.
+    pub fn new(
+        transport: T,
+        timer: C,
+        options: ConnectOptions,
+        driver: DriverOptions,
+        rx: R,
+        tx: S,
+    ) -> Self {
+        let now = timer.now();
+        let mut link = Link::new(nats::Session::new(options, tx), rx, driver);
+        link.last_byte_at = now;
+        NatsClient {
+            transport,
+            timer,
+            link,
+        }
+    }
+
+    /// Runs the handshake until the server accepted the connection, within
+    /// [`DriverOptions::connect_timeout`]. Returns a warning when the
+    /// server accepts messages larger than the receive buffer.
+    pub async fn connect(&mut self) -> Result<Option<MaxPayloadWarning>, Error<T::Error>> {
+        let deadline = self.timer.now() + self.link.options.connect_timeout;
+        self.drive_until(deadline, Wait::Connect, |event| match event {
+            Event::Connected {
+                max_payload_warning,
+                ..
+            } => Some(max_payload_warning),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Replaces a lost transport with a freshly connected one and runs the
+    /// handshake again; subscriptions are re-sent and publishes queued
+    /// meanwhile are released. Returns the old transport.
+    pub async fn reconnect(&mut self, transport: T) -> Result<T, Error<T::Error>> {
+        let now = self.timer.now();
+        self.link.reset(now);
+        let old = core::mem::replace(&mut self.transport, transport);
+        self.connect().await?;
+        Ok(old)
+    }
+
+    /// Publishes `payload` to `subject` and writes it to the transport.
+    pub async fn publish(&mut self, subject: &str, payload: &[u8]) -> Result<(), Error<T::Error>> {
+        self.publish_with(subject, None, None, payload).await
+    }
+
+    /// Publishes with an optional reply subject and header block; see
+    /// [`super::blocking::NatsClient::publish_with`] for how a full or too
+    /// small transmit buffer is handled.
+    pub async fn publish_with(
+        &mut self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Result<(), Error<T::Error>> {
+        self.run_timers()?;
+        let session = &mut self.link.session;
+        match session.publish(subject, reply, headers, payload) {
+            Err(nats::Error::BufferFull(_)) => {}
+            other => {
+                other?;
+                return self.write_pending().await;
+            }
+        }
+        self.write_pending().await?;
+        let session = &mut self.link.session;
+        match session.publish(subject, reply, headers, payload) {
+            Err(nats::Error::BufferFull(full)) if session.state() == nats::State::Connected => {
+                let trailer = session
+                    .publish_header_only(subject, reply, headers, payload.len())
+                    .map_err(|e| match e {
+                        nats::Error::BufferFull(_) => nats::Error::BufferFull(full),
+                        e => e,
+                    })?;
+                self.write_pending().await?;
+                write_all(&mut self.transport, payload).await?;
+                write_all(&mut self.transport, trailer).await?;
+                self.transport.flush().await.map_err(Error::Transport)
+            }
+            other => {
+                other?;
+                self.write_pending().await
+            }
+        }
+    }
+
+    /// Subscribes to `subject` (wildcards allowed).
+    pub async fn subscribe(&mut self, subject: &str) -> Result<Sid, Error<T::Error>> {
+        let sid = self.link.session.subscribe(subject, None)?;
+        self.write_pending().await?;
+        Ok(sid)
+    }
+
+    /// Subscribes as a member of queue group `queue`.
+    pub async fn queue_subscribe(
+        &mut self,
+        subject: &str,
+        queue: &str,
+    ) -> Result<Sid, Error<T::Error>> {
+        let sid = self.link.session.subscribe(subject, Some(queue))?;
+        self.write_pending().await?;
+        Ok(sid)
+    }
+
+    /// Ends a subscription now.
+    pub async fn unsubscribe(&mut self, sid: Sid) -> Result<(), Error<T::Error>> {
+        self.link.session.unsubscribe(sid)?;
+        self.write_pending().await
+    }
+
+    /// Ends a subscription after `max` messages in total.
+    pub async fn unsubscribe_after(&mut self, sid: Sid, max: u64) -> Result<(), Error<T::Error>> {
+        self.link.session.unsubscribe_after(sid, max)?;
+        self.write_pending().await
+    }
+
+    /// Waits for bytes (if no whole frame is buffered) until the session's
+    /// next deadline, and returns the next event, borrowing the receive
+    /// buffer until the next call.
+    ///
+    /// `Ok(None)`: nothing for the application this time (a deadline came
+    /// first, a partial frame arrived, or the server sent something the
+    /// session handled itself). Call again.
+    pub async fn next_event(&mut self) -> Result<Option<Event<'_>>, Error<T::Error>> {
+        self.next_event_before(None).await
+    }
+
+    /// Sends a PING and waits for its PONG (a flush round trip). Events
+    /// that arrive meanwhile go to `on_event`.
+    pub async fn flush(
+        &mut self,
+        timeout: Duration,
+        mut on_event: impl FnMut(Event<'_>),
+    ) -> Result<(), Error<T::Error>> {
+        let ping = self.link.session.ping()?;
+        self.write_pending().await?;
+        let deadline = self.timer.now() + timeout;
+        self.drive_until(deadline, Wait::Flush, |event| match event {
+            Event::Pong { ping: answered } if answered >= ping => Some(()),
+            other => {
+                on_event(other);
+                None
+            }
+        })
+        .await
+    }
+
+    /// Starts a request; its reply arrives as [`Event::Reply`] (or
+    /// [`Event::NoResponders`] / [`Event::RequestTimedOut`]).
+    pub async fn start_request(
+        &mut self,
+        subject: &str,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<RequestId, Error<T::Error>> {
+        let now = self.timer.now();
+        let id = self
+            .link
+            .session
+            .request(subject, headers, payload, now, timeout)?;
+        self.write_pending().await?;
+        Ok(id)
+    }
+
+    /// Sends a request and waits for its reply, which `on_reply` sees;
+    /// [`Error::NoResponders`] or [`Error::TimedOut`] otherwise. Other
+    /// events that arrive meanwhile go to `on_event`.
+    pub async fn request<Out>(
+        &mut self,
+        subject: &str,
+        payload: &[u8],
+        timeout: Duration,
+        on_reply: impl FnOnce(Message<'_>) -> Out,
+        mut on_event: impl FnMut(Event<'_>),
+    ) -> Result<Out, Error<T::Error>> {
+        let id = self.start_request(subject, None, payload, timeout).await?;
+        let deadline = self.timer.now() + timeout + Duration::from_millis(100);
+        let mut on_reply = Some(on_reply);
+        let outcome = self
+            .drive_until(deadline, Wait::Request, |event| match event {
+                Event::Reply { request, message } if request == id => Some(
+                    on_reply
+                        .take()
+                        .map(|f| f(message))
+                        .ok_or(Error::TimedOut(Wait::Request)),
+                ),
+                Event::NoResponders { request } if request == id => Some(Err(Error::NoResponders)),
+                Event::RequestTimedOut { request } if request == id => {
+                    Some(Err(Error::TimedOut(Wait::Request)))
+                }
+                other => {
+                    on_event(other);
+                    None
+                }
+            })
+            .await;
+        let outcome = outcome.and_then(|reply| reply);
+        if outcome.is_err() {
+            self.link.session.cancel_request(id);
+        }
+        outcome
+    }
+
+    /// The server's INFO, once received.
+    pub fn server_info(&self) -> Option<&nats::ServerInfo> {
+        self.link.session.server_info()
+    }
+
+    /// The session, for state, stats and subscriptions.
+    pub fn session(&self) -> &nats::Session<S, SUBS, REQS> {
+        &self.link.session
+    }
+
+    /// The session, to queue commands directly; they are written by the
+    /// next call that drives the client.
+    pub fn session_mut(&mut self) -> &mut nats::Session<S, SUBS, REQS> {
+        &mut self.link.session
+    }
+
+    /// The transport.
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// The timer.
+    pub fn timer(&self) -> &C {
+        &self.timer
+    }
+
+    /// One step of [`NatsClient::next_event`]; a read also gives way at
+    /// `deadline`.
+    async fn next_event_before(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Event<'_>>, Error<T::Error>> {
+        self.link.release();
+        self.run_timers()?;
+        if let Some(event) = self.link.timer_event.take() {
+            return Ok(Some(event));
+        }
+        self.write_pending().await?;
+        if !self.link.has_frame() && !self.read_once(deadline).await? {
+            return Ok(None);
+        }
+        let now = self.timer.now();
+        let link = &mut self.link;
+        let (used, event) = link.session.handle_input(link.rx.data(), now)?;
+        link.borrowed = used;
+        write_session(&mut self.transport, &mut link.session).await?;
+        Ok(event)
+    }
+
+    async fn drive_until<Out>(
+        &mut self,
+        deadline: Instant,
+        wait: Wait,
+        mut pick: impl FnMut(Event<'_>) -> Option<Out>,
+    ) -> Result<Out, Error<T::Error>> {
+        loop {
+            if let Some(event) = self.next_event_before(Some(deadline)).await? {
+                if let Some(out) = pick(event) {
+                    return Ok(out);
+                }
+            }
+            if self.timer.now() >= deadline {
+                return Err(Error::TimedOut(wait));
+            }
+        }
+    }
+
+    /// Reads once, giving way at the earliest of `deadline`, the session's
+    /// timers and the stall deadline; false when a deadline came first.
+    async fn read_once(&mut self, deadline: Option<Instant>) -> Result<bool, Error<T::Error>> {
+        let wake_at = match (deadline, self.link.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let capacity = self.link.rx.capacity();
+        let spare = self.link.rx.spare();
+        if spare.is_empty() {
+            return Err(Error::Nats(nats::Error::FrameTooLarge {
+                needed: capacity + 1,
+                capacity,
+            }));
+        }
+        let read = self.transport.read(spare);
+        let outcome = match wake_at {
+            Some(at) => match select(read, self.timer.sleep_until(at)).await {
+                Either::First(result) => Some(result),
+                Either::Second(()) => None,
+            },
+            None => Some(read.await),
+        };
+        let now = self.timer.now();
+        let n = match outcome {
+            Some(result) => read_result(result)?,
+            None => 0,
+        };
+        if n == 0 {
+            self.link.check_stall(now)?;
+            return Ok(false);
+        }
+        self.link.received(n, now);
+        Ok(true)
+    }
+
+    fn run_timers(&mut self) -> Result<(), Error<T::Error>> {
+        let now = self.timer.now();
+        self.link.run_timers(now)?;
+        Ok(())
+    }
+
+    async fn write_pending(&mut self) -> Result<(), Error<T::Error>> {
+        write_session(&mut self.transport, &mut self.link.session).await
+    }
+}
+
+/// Writes everything the session has queued, then flushes the transport.
+async fn write_session<T, S, const SUBS: usize, const REQS: usize>(
+    transport: &mut T,
+    session: &mut nats::Session<S, SUBS, REQS>,
+) -> Result<(), Error<T::Error>>
+where
+    T: Write,
+    S: AsRef<[u8]> + AsMut<[u8]>,
+{
+    if session.transmit().is_empty() {
+        return Ok(());
+    }
+    while !session.transmit().is_empty() {
+        let n = write_result(transport.write(session.transmit()).await)?;
+        session.transmitted(n);
+    }
+    transport.flush().await.map_err(Error::Transport)
+}
+
+/// `write_all` that reports a peer taking no bytes as an error instead of
+/// panicking.
+async fn write_all<T: Write>(transport: &mut T, mut bytes: &[u8]) -> Result<(), Error<T::Error>> {
+    while !bytes.is_empty() {
+        let n = write_result(transport.write(bytes).await)?;
+        bytes = bytes.get(n..).unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// Which of two futures finished first.
+enum Either<A, B> {
+    First(A),
+    Second(B),
+}
+
+/// Polls `first` then `second` until one finishes; the other is dropped.
+/// `first` goes first so bytes that are already there win over a deadline
+/// that passed at the same moment. A dozen lines, so the core needs no
+/// futures crate or executor.
+async fn select<A: Future, B: Future>(first: A, second: B) -> Either<A::Output, B::Output> {
+    let mut first = core::pin::pin!(first);
+    let mut second = core::pin::pin!(second);
+    core::future::poll_fn(|cx| {
+        if let Poll::Ready(a) = first.as_mut().poll(cx) {
+            return Poll::Ready(Either::First(a));
+        }
+        if let Poll::Ready(b) = second.as_mut().poll(cx) {
+            return Poll::Ready(Either::Second(b));
+        }
+        Poll::Pending
+    })
+    .await
+}

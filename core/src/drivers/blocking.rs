@@ -1,0 +1,413 @@
+//! Blocking NATS driver over any `embedded_io::{Read, Write}` transport.
+//!
+//! ```no_run
+//! # use courier_core::drivers::{blocking::NatsClient, Clock, DriverOptions};
+//! # use courier_core::nats::ConnectOptions;
+//! # fn demo<T: embedded_io::Read + embedded_io::Write, C: Clock>(socket: T, clock: C)
+//! # -> Result<(), courier_core::drivers::Error<T::Error>> {
+//! let mut client: NatsClient<_, _, _, _, 4, 2> = NatsClient::new(
+//!     socket,                 // any TCP stack's socket, read timeout set
+//!     clock,                  // milliseconds from a hardware timer
+//!     ConnectOptions::default(),
+//!     DriverOptions::default(),
+//!     [0u8; 2048],            // receive buffer: the largest message + control line
+//!     [0u8; 2048],            // transmit buffer
+//! );
+//! client.connect()?;
+//! client.publish("telemetry.dev1.temperature", b"{\"celsius\":21.5}")?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Waiting and timeouts
+//!
+//! `embedded_io::Read::read` blocks until bytes arrive and has no timeout of
+//! its own. Give the transport a read timeout (`TcpStream::set_read_timeout`
+//! on a host, the socket timeout of embassy-net/smoltcp/lwIP on a device)
+//! and make its expiry an error of kind [`embedded_io::ErrorKind::TimedOut`]:
+//! the driver reads that as "no data yet", runs its timers (keepalive
+//! PINGs, request deadlines, stall detection) and returns control. Without a
+//! read timeout, [`NatsClient::next_event`] waits as long as the server is
+//! silent, and the driver's own deadlines are only checked when bytes
+//! arrive. (std reports an expired read timeout as `WouldBlock`, which
+//! embedded-io maps to `Other`: wrap the stream so that case becomes
+//! `TimedOut`, as the courier examples do.)
+
+use embedded_io::{Read, Write};
+
+use super::{read_result, write_result, Clock, DriverOptions, Error, Link, Wait};
+use crate::nats::{self, ConnectOptions, Event, MaxPayloadWarning, Message, RequestId, Sid};
+use crate::time::{Duration, Instant};
+
+/// A NATS client over a blocking `embedded-io` transport.
+///
+/// Owns the transport `T`, the application's [`Clock`] `C`, a receive
+/// buffer over storage `R` and the [`nats::Session`] with its transmit
+/// buffer over storage `S`; `SUBS` subscriptions (the request inbox takes
+/// one) and `REQS` outstanding requests. Nothing is allocated.
+///
+/// The receive buffer bounds the largest message that can be received
+/// ([`nats::Error::FrameTooLarge`] beyond it); the transmit buffer bounds
+/// batching only: a publish too large for it is written straight from the
+/// caller's payload.
+pub struct NatsClient<T, C, R, S, const SUBS: usize, const REQS: usize> {
+    transport: T,
+    clock: C,
+    link: Link<R, S, SUBS, REQS>,
+}
+
+impl<T, C, R, S, const SUBS: usize, const REQS: usize> NatsClient<T, C, R, S, SUBS, REQS>
+where
+    T: Read + Write,
+    C: Clock,
+    R: AsRef<[u8]> + AsMut<[u8]>,
+    S: AsRef<[u8]> + AsMut<[u8]>,
+{
+    /// A client over a connected `transport`; call [`NatsClient::connect`]
+    /// next. `rx` and `tx` are the receive and transmit buffer storage
+    /// (`[u8; N]`, `&mut [u8]`...). `options.rx_capacity` is set from `rx`.
+    pub fn new(
+        transport: T,
+        clock: C,
+        options: ConnectOptions,
+        driver: DriverOptions,
+        rx: R,
+        tx: S,
+    ) -> Self {
+        let now = clock.now();
+        let mut link = Link::new(nats::Session::new(options, tx), rx, driver);
+        link.last_byte_at = now;
+        NatsClient {
+            transport,
+            clock,
+            link,
+        }
+    }
+
+    /// Runs the handshake (INFO, CONNECT, PING, PONG) until the server
+    /// accepted the connection, within [`DriverOptions::connect_timeout`].
+    ///
+    /// Returns a warning when the server accepts messages larger than the
+    /// receive buffer (those would fail with [`nats::Error::FrameTooLarge`]).
+    pub fn connect(&mut self) -> Result<Option<MaxPayloadWarning>, Error<T::Error>> {
+        let deadline = self.clock.now() + self.link.options.connect_timeout;
+        self.drive_until(Some(deadline), Wait::Connect, |event| match event {
+            Event::Connected {
+                max_payload_warning,
+                ..
+            } => Some(max_payload_warning),
+            // Nothing else can arrive before the handshake completes.
+            _ => None,
+        })
+    }
+
+    /// Replaces a lost transport with a freshly connected one and runs the
+    /// handshake again; subscriptions are re-sent and publishes queued
+    /// meanwhile are released. Returns the old transport.
+    pub fn reconnect(&mut self, transport: T) -> Result<T, Error<T::Error>> {
+        let now = self.clock.now();
+        self.link.reset(now);
+        let old = core::mem::replace(&mut self.transport, transport);
+        self.connect()?;
+        Ok(old)
+    }
+
+    /// Publishes `payload` to `subject` and writes it to the transport.
+    pub fn publish(&mut self, subject: &str, payload: &[u8]) -> Result<(), Error<T::Error>> {
+        self.publish_with(subject, None, None, payload)
+    }
+
+    /// Publishes with an optional reply subject and an optional header
+    /// block (e.g. [`nats::HeaderWriter::as_bytes`]), then writes it out.
+    ///
+    /// When the transmit buffer is full the pending bytes are written and
+    /// the publish retried once; a publish that can never fit in the
+    /// transmit buffer is written in three pieces (control line, the
+    /// caller's payload, trailer) without copying the payload. Only when
+    /// the control line and headers alone exceed the buffer is it
+    /// [`nats::Error::BufferFull`] (nothing was sent).
+    pub fn publish_with(
+        &mut self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Result<(), Error<T::Error>> {
+        self.run_timers()?;
+        let session = &mut self.link.session;
+        match session.publish(subject, reply, headers, payload) {
+            Err(nats::Error::BufferFull(_)) => {}
+            other => {
+                other?;
+                return self.write_pending();
+            }
+        }
+        self.write_pending()?;
+        let session = &mut self.link.session;
+        match session.publish(subject, reply, headers, payload) {
+            Err(nats::Error::BufferFull(full)) if session.state() == nats::State::Connected => {
+                let trailer = session
+                    .publish_header_only(subject, reply, headers, payload.len())
+                    .map_err(|e| match e {
+                        // Report the whole publish, not just the control line.
+                        nats::Error::BufferFull(_) => nats::Error::BufferFull(full),
+                        e => e,
+                    })?;
+                self.write_pending()?;
+                write_all(&mut self.transport, payload)?;
+                write_all(&mut self.transport, trailer)?;
+                flush_transport(&mut self.transport)
+            }
+            other => {
+                other?;
+                self.write_pending()
+            }
+        }
+    }
+
+    /// Subscribes to `subject` (wildcards allowed).
+    pub fn subscribe(&mut self, subject: &str) -> Result<Sid, Error<T::Error>> {
+        let sid = self.link.session.subscribe(subject, None)?;
+        self.write_pending()?;
+        Ok(sid)
+    }
+
+    /// Subscribes as a member of queue group `queue`: each message goes to
+    /// one member of the group.
+    pub fn queue_subscribe(&mut self, subject: &str, queue: &str) -> Result<Sid, Error<T::Error>> {
+        let sid = self.link.session.subscribe(subject, Some(queue))?;
+        self.write_pending()?;
+        Ok(sid)
+    }
+
+    /// Ends a subscription now.
+    pub fn unsubscribe(&mut self, sid: Sid) -> Result<(), Error<T::Error>> {
+        self.link.session.unsubscribe(sid)?;
+        self.write_pending()
+    }
+
+    /// Ends a subscription after `max` messages in total: the `max`th is
+    /// the last delivered, followed by [`Event::SubscriptionDone`].
+    pub fn unsubscribe_after(&mut self, sid: Sid, max: u64) -> Result<(), Error<T::Error>> {
+        self.link.session.unsubscribe_after(sid, max)?;
+        self.write_pending()
+    }
+
+    /// Reads once (if no whole frame is buffered) and returns the next
+    /// event. The event borrows the receive buffer (zero-copy): its bytes
+    /// are released by the next call.
+    ///
+    /// `Ok(None)`: nothing for the application this time (the read timed
+    /// out, a partial frame arrived, or the server sent something the
+    /// session handled itself, like PING). Call again.
+    pub fn next_event(&mut self) -> Result<Option<Event<'_>>, Error<T::Error>> {
+        self.link.release();
+        self.run_timers()?;
+        if let Some(event) = self.link.timer_event.take() {
+            return Ok(Some(event));
+        }
+        self.write_pending()?;
+        if !self.link.has_frame() && !self.read_once()? {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let link = &mut self.link;
+        let (used, event) = link.session.handle_input(link.rx.data(), now)?;
+        link.borrowed = used;
+        // Answers the input produced (PONG, CONNECT) go out before the
+        // caller gets the event, so a slow handler does not delay them.
+        write_session(&mut self.transport, &mut link.session)?;
+        Ok(event)
+    }
+
+    /// Sends a PING and waits for its PONG: when this returns, the server
+    /// has processed everything written before (a flush round trip).
+    ///
+    /// Events that arrive meanwhile (messages for subscriptions...) are
+    /// handed to `on_event`, so nothing is dropped.
+    pub fn flush(
+        &mut self,
+        timeout: Duration,
+        mut on_event: impl FnMut(Event<'_>),
+    ) -> Result<(), Error<T::Error>> {
+        let ping = self.link.session.ping()?;
+        self.write_pending()?;
+        let deadline = self.clock.now() + timeout;
+        self.drive_until(Some(deadline), Wait::Flush, |event| match event {
+            Event::Pong { ping: answered } if answered >= ping => Some(()),
+            other => {
+                on_event(other);
+                None
+            }
+        })
+    }
+
+    /// Starts a request (reply via [`Event::Reply`] from
+    /// [`NatsClient::next_event`], or [`Event::NoResponders`] /
+    /// [`Event::RequestTimedOut`]); needs `ConnectOptions::inbox_prefix`.
+    pub fn start_request(
+        &mut self,
+        subject: &str,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<RequestId, Error<T::Error>> {
+        let now = self.clock.now();
+        let id = self
+            .link
+            .session
+            .request(subject, headers, payload, now, timeout)?;
+        self.write_pending()?;
+        Ok(id)
+    }
+
+    /// Sends a request and blocks until its reply, which `on_reply` sees
+    /// (borrowed from the receive buffer); its result is returned.
+    ///
+    /// [`Error::NoResponders`] when nobody listens on `subject`,
+    /// [`Error::TimedOut`] after `timeout`. Other events that arrive
+    /// meanwhile go to `on_event`.
+    pub fn request<Out>(
+        &mut self,
+        subject: &str,
+        payload: &[u8],
+        timeout: Duration,
+        on_reply: impl FnOnce(Message<'_>) -> Out,
+        mut on_event: impl FnMut(Event<'_>),
+    ) -> Result<Out, Error<T::Error>> {
+        let id = self.start_request(subject, None, payload, timeout)?;
+        // The session times the request out; this deadline is a backstop
+        // a little later in case its timer event is never reached.
+        let deadline = self.clock.now() + timeout + Duration::from_millis(100);
+        let mut on_reply = Some(on_reply);
+        let outcome = self.drive_until(Some(deadline), Wait::Request, |event| match event {
+            Event::Reply { request, message } if request == id => Some(
+                on_reply
+                    .take()
+                    .map(|f| f(message))
+                    .ok_or(Error::TimedOut(Wait::Request)),
+            ),
+            Event::NoResponders { request } if request == id => Some(Err(Error::NoResponders)),
+            Event::RequestTimedOut { request } if request == id => {
+                Some(Err(Error::TimedOut(Wait::Request)))
+            }
+            other => {
+                on_event(other);
+                None
+            }
+        });
+        let outcome = outcome.and_then(|reply| reply);
+        if outcome.is_err() {
+            // Late replies to an abandoned request are dropped and counted.
+            self.link.session.cancel_request(id);
+        }
+        outcome
+    }
+
+    /// The server's INFO, once received.
+    pub fn server_info(&self) -> Option<&nats::ServerInfo> {
+        self.link.session.server_info()
+    }
+
+    /// The session, for state, stats and subscriptions.
+    pub fn session(&self) -> &nats::Session<S, SUBS, REQS> {
+        &self.link.session
+    }
+
+    /// The session, to queue commands directly; they are written by the
+    /// next call that drives the client.
+    pub fn session_mut(&mut self) -> &mut nats::Session<S, SUBS, REQS> {
+        &mut self.link.session
+    }
+
+    /// The transport (e.g. to change its read timeout).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// Calls `next_event` until `pick` returns a value or `deadline`
+    /// passes (then `TimedOut(wait)`).
+    fn drive_until<Out>(
+        &mut self,
+        deadline: Option<Instant>,
+        wait: Wait,
+        mut pick: impl FnMut(Event<'_>) -> Option<Out>,
+    ) -> Result<Out, Error<T::Error>> {
+        loop {
+            if let Some(event) = self.next_event()? {
+                if let Some(out) = pick(event) {
+                    return Ok(out);
+                }
+            }
+            if deadline.is_some_and(|d| self.clock.now() >= d) {
+                return Err(Error::TimedOut(wait));
+            }
+        }
+    }
+
+    /// Reads once into the receive buffer; false when nothing arrived
+    /// before the transport's read timeout.
+    fn read_once(&mut self) -> Result<bool, Error<T::Error>> {
+        let capacity = self.link.rx.capacity();
+        let spare = self.link.rx.spare();
+        if spare.is_empty() {
+            // The parser reports frames that cannot fit before this; kept
+            // so a parser bug cannot turn into a busy loop.
+            return Err(Error::Nats(nats::Error::FrameTooLarge {
+                needed: capacity + 1,
+                capacity,
+            }));
+        }
+        let n = read_result(self.transport.read(spare))?;
+        let now = self.clock.now();
+        if n == 0 {
+            self.link.check_stall(now)?;
+            return Ok(false);
+        }
+        self.link.received(n, now);
+        Ok(true)
+    }
+
+    fn run_timers(&mut self) -> Result<(), Error<T::Error>> {
+        let now = self.clock.now();
+        self.link.run_timers(now)?;
+        Ok(())
+    }
+
+    fn write_pending(&mut self) -> Result<(), Error<T::Error>> {
+        write_session(&mut self.transport, &mut self.link.session)
+    }
+}
+
+/// Writes everything the session has queued, then flushes the transport.
+fn write_session<T: Write, S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize>(
+    transport: &mut T,
+    session: &mut nats::Session<S, SUBS, REQS>,
+) -> Result<(), Error<T::Error>> {
+    if session.transmit().is_empty() {
+        return Ok(());
+    }
+    while !session.transmit().is_empty() {
+        let n = write_result(transport.write(session.transmit()))?;
+        session.transmitted(n);
+    }
+    flush_transport(transport)
+}
+
+/// `write_all` that reports a peer taking no bytes as an error instead of
+/// panicking (embedded-io's default panics on `Ok(0)`).
+fn write_all<T: Write>(transport: &mut T, mut bytes: &[u8]) -> Result<(), Error<T::Error>> {
+    while !bytes.is_empty() {
+        let n = write_result(transport.write(bytes))?;
+        bytes = bytes.get(n..).unwrap_or_default();
+    }
+    Ok(())
+}
+
+fn flush_transport<T: Write>(transport: &mut T) -> Result<(), Error<T::Error>> {
+    transport.flush().map_err(Error::Transport)
+}
