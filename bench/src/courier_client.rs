@@ -1,23 +1,185 @@
-//! courier's side of every scenario. Filled in as the courier APIs land.
+//! courier's side of every scenario, written the way a courier user would:
+//! one single-threaded courier runtime (io_uring, or epoll where refused),
+//! `&[u8]` payloads.
 
 use crate::report::WorkerResult;
 use crate::worker::WorkerArgs;
 
 /// Whether this build can run courier in worker `scenario`.
 pub fn supports(scenario: &str) -> bool {
-    let _ = scenario;
-    false
-}
-
-/// Runs one courier scenario.
-pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
-    Err(format!(
-        "courier scenario {:?} is not wired in yet (the courier API it needs has not landed)",
-        args.scenario
-    ))
+    cfg!(feature = "courier") && matches!(scenario, "publish" | "subscribe" | "pubsub" | "request")
 }
 
 /// Sizes in bytes of courier's connection-state types, for the report.
 pub fn state_sizes() -> Vec<(String, usize)> {
+    #[cfg(feature = "courier")]
+    {
+        imp::state_sizes()
+    }
+    #[cfg(not(feature = "courier"))]
     Vec::new()
+}
+
+/// Runs one courier scenario.
+pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
+    #[cfg(feature = "courier")]
+    {
+        imp::run(args)
+    }
+    #[cfg(not(feature = "courier"))]
+    Err(format!(
+        "courier scenario {:?}: this courier-bench was built without the `courier` feature",
+        args.scenario
+    ))
+}
+
+#[cfg(feature = "courier")]
+mod imp {
+    use super::*;
+    use crate::worker::{latency_histogram, warmup_count, Section};
+    use courier::nats::{ConnectOptions, PendingLimits};
+    use courier::BackendChoice;
+    use std::time::{Duration, Instant};
+
+    pub fn state_sizes() -> Vec<(String, usize)> {
+        Vec::new()
+    }
+
+    pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
+        let choice: BackendChoice = args.transport.parse().map_err(|e| format!("{e}"))?;
+        let runtime = courier::Runtime::builder()
+            .backend(choice)
+            .build()
+            .map_err(|e| format!("courier runtime: {e}"))?;
+        let backend = runtime.backend();
+        let timeout = Duration::from_secs(args.timeout_s);
+        let mut result = runtime.block_on(async {
+            match tokio::time::timeout(timeout, scenario(args)).await {
+                Ok(result) => result,
+                Err(_) => Err(format!("timed out after {timeout:?}")),
+            }
+        })?;
+        result.transport = Some(backend.to_string());
+        Ok(result)
+    }
+
+    async fn connect(args: &WorkerArgs) -> Result<courier::nats::Client, String> {
+        ConnectOptions::new()
+            .name("courier-bench courier")
+            // A subscriber that falls behind must queue, not drop: the run
+            // counts every message.
+            .pending_limits(PendingLimits {
+                messages: (args.msgs as usize + 1024).max(512 * 1024),
+                bytes: usize::MAX / 2,
+            })
+            .connect([args.url.as_str()])
+            .await
+            .map_err(|e| format!("connect {}: {e}", args.url))
+    }
+
+    /// Runtime counters per message, for the note (io_uring submissions are
+    /// not syscalls, so perf alone under-counts the work on that backend).
+    fn runtime_note(before: courier::Stats, messages: u64) -> String {
+        let after = courier::stats();
+        let per = messages.max(1) as f64;
+        format!(
+            "runtime: {:.3} reads, {:.3} writes, {:.3} ring submissions per msg",
+            after.reads.saturating_sub(before.reads) as f64 / per,
+            after.writes.saturating_sub(before.writes) as f64 / per,
+            after.submissions.saturating_sub(before.submissions) as f64 / per,
+        )
+    }
+
+    async fn scenario(args: &WorkerArgs) -> Result<WorkerResult, String> {
+        let subject = args.subject.as_str();
+        let payload = vec![b'x'; args.size];
+        let e = |e: courier::nats::Error| e.to_string();
+        let result = match args.scenario.as_str() {
+            "publish" => {
+                let client = connect(args).await?;
+                let warmup = warmup_count(args.msgs);
+                for _ in 0..warmup {
+                    client.publish(subject, &payload).await.map_err(e)?;
+                }
+                client.flush().await.map_err(e)?;
+                let mut hist = latency_histogram();
+                let counters = courier::stats();
+                let section = Section::start();
+                for _ in 0..args.msgs {
+                    let t = Instant::now();
+                    client.publish(subject, &payload).await.map_err(e)?;
+                    hist.saturating_record(t.elapsed().as_nanos() as u64);
+                }
+                client.flush().await.map_err(e)?;
+                let mut result = section.finish(args.msgs, Some(&hist));
+                result.process_messages = Some(args.msgs + warmup);
+                result.note = Some(runtime_note(counters, args.msgs));
+                result
+            }
+            "subscribe" => {
+                let client = connect(args).await?;
+                let mut sub = client.subscribe(subject).await.map_err(e)?;
+                client.flush().await.map_err(e)?;
+                sub.next().await.ok_or("subscription ended")?;
+                let counters = courier::stats();
+                let section = Section::start();
+                for _ in 1..args.msgs {
+                    sub.next().await.ok_or("subscription ended early")?;
+                }
+                let mut result = section.finish(args.msgs.saturating_sub(1), None);
+                result.process_messages = Some(args.msgs);
+                result.note = Some(runtime_note(counters, args.msgs));
+                result
+            }
+            "pubsub" => {
+                let subscriber = connect(args).await?;
+                let publisher = connect(args).await?;
+                let mut sub = subscriber.subscribe(subject).await.map_err(e)?;
+                subscriber.flush().await.map_err(e)?;
+                let msgs = args.msgs;
+                let counters = courier::stats();
+                let section = Section::start();
+                let receive = async {
+                    for _ in 0..msgs {
+                        if sub.next().await.is_none() {
+                            return Err("subscription ended early".to_string());
+                        }
+                    }
+                    Ok(Instant::now())
+                };
+                let publish = async {
+                    for _ in 0..msgs {
+                        publisher.publish(subject, &payload).await.map_err(e)?;
+                    }
+                    publisher.flush().await.map_err(e)
+                };
+                let (end, published) = futures::join!(receive, publish);
+                published?;
+                let mut result = section.finish_at(end?, msgs, None);
+                result.note = Some(runtime_note(counters, msgs));
+                result
+            }
+            "request" => {
+                let client = connect(args).await?;
+                let warmup = warmup_count(args.msgs).min(100);
+                for _ in 0..warmup {
+                    client.request(subject, &payload).await.map_err(e)?;
+                }
+                let mut hist = latency_histogram();
+                let counters = courier::stats();
+                let section = Section::start();
+                for _ in 0..args.msgs {
+                    let t = Instant::now();
+                    client.request(subject, &payload).await.map_err(e)?;
+                    hist.saturating_record(t.elapsed().as_nanos() as u64);
+                }
+                let mut result = section.finish(args.msgs, Some(&hist));
+                result.process_messages = Some(args.msgs + warmup);
+                result.note = Some(runtime_note(counters, args.msgs));
+                result
+            }
+            other => return Err(format!("courier has no scenario {other:?} in this build")),
+        };
+        Ok(result)
+    }
 }

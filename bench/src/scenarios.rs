@@ -241,7 +241,7 @@ impl Bench {
     }
 
     /// Turns a finished worker into a measurement.
-    fn from_worker(
+    fn measure_worker(
         &self,
         protocol: &str,
         scenario: &str,
@@ -297,7 +297,7 @@ impl Bench {
         args: Vec<String>,
     ) -> Measurement {
         match self.spawn_worker(args) {
-            Ok(running) => self.from_worker(protocol, scenario, client, size, running.wait()),
+            Ok(running) => self.measure_worker(protocol, scenario, client, size, running.wait()),
             Err(e) => Measurement::failed(protocol, scenario, client, size, e),
         }
     }
@@ -368,7 +368,9 @@ impl Bench {
                     });
                     let m = m.map_or_else(
                         |e| Measurement::failed("nats", "subscribe", client, size, e),
-                        |(outcome, _)| self.from_worker("nats", "subscribe", client, size, outcome),
+                        |(outcome, _)| {
+                            self.measure_worker("nats", "subscribe", client, size, outcome)
+                        },
                     );
                     self.push(m);
                 }
@@ -787,12 +789,13 @@ fn parse_worker(outcome: &Outcome) -> Result<WorkerResult, String> {
 
 /// One line saying why a child failed.
 fn tool_failure(outcome: &Outcome) -> String {
+    // The last line of stderr says why; stdout's when stderr is empty.
     let detail = outcome
         .stderr
         .lines()
-        .chain(outcome.stdout.lines())
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rev()
+        .chain(outcome.stdout.lines().rev())
+        .find(|l| !l.trim().is_empty())
         .unwrap_or("")
         .trim()
         .to_string();

@@ -1,0 +1,116 @@
+//! Runs `courier-bench --quick` against real servers and checks what it
+//! writes: a well-formed JSON report with every client's series, a valid SVG
+//! naming each series, and Markdown tables. Not a timed assertion: the
+//! figures themselves are not judged.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+const REFERENCE_CLIENTS: [&str; 5] = [
+    "raw tcp",
+    "nats bench",
+    "async-nats",
+    "bench_writer",
+    "bench_reader",
+];
+
+#[test]
+fn quick_run_writes_complete_json_svg_and_markdown() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json_path = dir.path().join("report.json");
+    let svg_path = dir.path().join("report.svg");
+    let md_path = dir.path().join("report.md");
+    let output = Command::new(env!("CARGO_BIN_EXE_courier-bench"))
+        .arg("--quick")
+        .arg("--json")
+        .arg(&json_path)
+        .arg("--plot")
+        .arg(&svg_path)
+        .arg("--markdown")
+        .arg(&md_path)
+        .output()
+        .expect("run courier-bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "courier-bench failed: {stderr}");
+
+    // JSON: the report model, every field where it belongs.
+    let text = std::fs::read_to_string(&json_path).expect("JSON report written");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("JSON report parses");
+    assert_eq!(report["mode"], "quick");
+    assert!(
+        report["machine"]["cpus"].as_u64().unwrap_or(0) >= 1,
+        "{}",
+        report["machine"]
+    );
+    let results = report["results"].as_array().expect("results array");
+    assert!(!results.is_empty(), "no results: {stderr}");
+    for r in results {
+        for key in ["protocol", "scenario", "client"] {
+            assert!(r[key].is_string(), "{key} missing in {r}");
+        }
+        assert!(r["payload_bytes"].as_u64().is_some(), "{r}");
+        assert!(r["msgs_per_s"].as_f64().is_some(), "{r}");
+        assert!(r["error"].is_null() || r["error"].is_string(), "{r}");
+        if r["error"].is_null() {
+            assert!(
+                r["messages"].as_u64().unwrap_or(0) > 0,
+                "a successful run moved messages: {r}"
+            );
+            assert!(r["msgs_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{r}");
+        }
+        if let Some(latency) = r["latency_us"].as_object() {
+            for key in ["p50_us", "p90_us", "p99_us", "p99_9_us", "max_us"] {
+                assert!(latency[key].as_f64().is_some(), "{key} missing in {r}");
+            }
+        }
+    }
+    let succeeded: BTreeSet<&str> = results
+        .iter()
+        .filter(|r| r["error"].is_null())
+        .filter_map(|r| r["client"].as_str())
+        .collect();
+    let mut expected: Vec<&str> = REFERENCE_CLIENTS.to_vec();
+    if cfg!(feature = "courier") {
+        expected.push("courier");
+    }
+    for client in &expected {
+        assert!(
+            succeeded.contains(client),
+            "no successful {client} series in the report (clients with results: {succeeded:?}); stderr:\n{stderr}"
+        );
+    }
+    // Request/reply carries latency percentiles for every client that ran it.
+    for r in results
+        .iter()
+        .filter(|r| r["scenario"] == "request" && r["error"].is_null())
+    {
+        assert!(r["latency_us"].is_object(), "request without latency: {r}");
+    }
+
+    // SVG: valid XML, an <svg> root, and each series named in the legend.
+    let svg = std::fs::read_to_string(&svg_path).expect("SVG written");
+    let doc = roxmltree::Document::parse(&svg).expect("SVG is well-formed XML");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let texts: String = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(|t| format!("{}\n", t.trim()))
+        .collect();
+    for client in &expected {
+        assert!(
+            texts.lines().any(|l| l == *client),
+            "SVG legend lacks the {client} series"
+        );
+    }
+
+    // Markdown: the headline table with a column per client.
+    let md = std::fs::read_to_string(&md_path).expect("Markdown written");
+    assert!(md.contains("### Headline"), "{md}");
+    for client in &expected {
+        assert!(
+            md.contains(&format!(" {client} |")),
+            "Markdown lacks {client}"
+        );
+    }
+}
