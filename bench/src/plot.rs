@@ -83,6 +83,17 @@ pub fn render_svg(report: &Report) -> Result<String, String> {
     Ok(svg)
 }
 
+/// Widens `[min, max]` to whole powers of ten so a log axis always shows
+/// at least two labelled decades.
+fn decades(min: f64, max: f64) -> (f64, f64) {
+    let low = 10f64.powf(min.max(1e-3).log10().floor());
+    let mut high = 10f64.powf(max.max(1e-3).log10().ceil());
+    if high <= low {
+        high = low * 10.0;
+    }
+    (low, high)
+}
+
 fn color_of(clients: &[String], client: &str) -> RGBColor {
     let i = clients.iter().position(|c| c == client).unwrap_or(0);
     PALETTE[i % PALETTE.len()]
@@ -127,7 +138,7 @@ fn draw_throughput(
     let (min_rate, max_rate) = if points.is_empty() {
         (1.0, 10.0)
     } else {
-        (min_rate / 2.0, max_rate * 2.0)
+        decades(min_rate, max_rate)
     };
     let mut chart = ChartBuilder::on(area)
         .caption(
@@ -144,6 +155,7 @@ fn draw_throughput(
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
+        .max_light_lines(1)
         .x_desc("payload bytes")
         .y_desc("messages/s")
         .x_label_formatter(&|x| human_size(x.round() as usize))
@@ -214,7 +226,7 @@ fn draw_latency(
     let (min_us, max_us) = if points.is_empty() {
         (1.0, 10.0)
     } else {
-        (min_us / 2.0, max_us * 2.0)
+        decades(min_us, max_us)
     };
     let labels = ["p50", "p90", "p99", "p99.9", "max"];
     let mut chart = ChartBuilder::on(area)
@@ -233,8 +245,10 @@ fn draw_latency(
     chart
         .configure_mesh()
         .x_labels(5)
+        .max_light_lines(1)
         .x_desc("percentile")
         .y_desc("microseconds")
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .x_label_formatter(&|x| {
             let i = x.round();
             if (x - i).abs() < 0.05 && (0.0..=4.0).contains(&i) {

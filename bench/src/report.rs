@@ -3,7 +3,6 @@
 //! Markdown tables with ratios against courier.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 /// The client name courier's own results carry; ratios are relative to it.
@@ -402,12 +401,16 @@ impl Report {
         out
     }
 
-    /// Scenario names present, sorted (for plots).
-    pub fn scenarios(&self) -> BTreeSet<(String, String)> {
-        self.results
-            .iter()
-            .map(|m| (m.protocol.clone(), m.scenario.clone()))
-            .collect()
+    /// (protocol, scenario) pairs present, in run order (for plots).
+    pub fn scenarios(&self) -> Vec<(String, String)> {
+        let mut seen = Vec::new();
+        for m in &self.results {
+            let key = (m.protocol.clone(), m.scenario.clone());
+            if !seen.contains(&key) {
+                seen.push(key);
+            }
+        }
+        seen
     }
 }
 
