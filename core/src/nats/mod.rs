@@ -16,6 +16,7 @@ pub mod commands;
 pub mod error;
 pub mod headers;
 pub mod info;
+mod outbox;
 pub mod parser;
 pub mod session;
 pub mod subject;
@@ -25,6 +26,7 @@ pub use error::{Error, HeaderError, InfoError, ProtocolError, ServerErrorKind, S
 pub use headers::{HeaderWriter, Headers};
 pub use info::ServerInfo;
 pub use session::{
-    ConnectOptions, Event, MaxPayloadWarning, Message, PingId, RequestId, Session, State, Stats,
+    set_str, ConnectOptions, Event, MaxPayloadWarning, Message, OptionTooLong, PingId, RequestId,
+    Session, State, Stats,
 };
 pub use subscriptions::{Sid, Subscription, SubscriptionTable};

@@ -16,12 +16,18 @@
 //! (bounded: a full buffer is [`Error::BufferFull`], nothing is dropped
 //! silently) and released after the handshake, behind the re-subscriptions.
 
-use heapless::String;
+use core::fmt;
 
-use super::error::{Error, ServerErrorKind};
-use super::headers::Headers;
+use heapless::{Deque, String, Vec};
+
+use super::commands::{self, Connect, CONNECT_MAX};
+use super::error::{Error, ProtocolError, ServerErrorKind, SERVER_MESSAGE_CAPACITY};
+use super::headers::{Headers, STATUS_NO_RESPONDERS};
 use super::info::ServerInfo;
-use super::subscriptions::{Sid, Subscription, SubscriptionTable};
+use super::outbox::{Held, Outbox, Sendable};
+use super::parser::{self, MsgFrame, ServerOp};
+use super::subscriptions::{Delivery, Sid, Subscription, SubscriptionTable};
+use crate::buf::{decimal_len, format_decimal};
 use crate::time::{Duration, Instant};
 
 /// Capacity of the client name sent in CONNECT.
@@ -34,6 +40,11 @@ pub const INBOX_PREFIX_CAPACITY: usize = 64;
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(120);
 /// Default number of unanswered PINGs before the connection is stale.
 pub const DEFAULT_MAX_PINGS_OUT: u32 = 2;
+/// Room for a message's control line (subject, reply, sizes) on top of
+/// max_payload when judging whether the receive buffer is big enough.
+pub const CONTROL_LINE_ALLOWANCE: usize = 1024;
+/// Transmit bytes kept free during a handshake for PONGs to server PINGs.
+const HANDSHAKE_SLACK: usize = 64;
 
 /// What the client says in CONNECT and how the session behaves.
 ///
@@ -71,8 +82,68 @@ pub struct ConnectOptions {
     /// Unanswered PINGs after which the connection is stale.
     pub max_pings_out: u32,
     /// Capacity of the driver's receive buffer: the largest frame the
-    /// session can receive (compared with the server's max_payload).
+    /// session can receive (compared with the server's max_payload). The
+    /// driver must set it; 0 means unknown (no early FrameTooLarge).
     pub rx_capacity: usize,
+}
+
+impl ConnectOptions {
+    /// User/password authentication.
+    pub fn with_credentials(mut self, user: &str, pass: &str) -> Result<Self, OptionTooLong> {
+        self.user = Some(bounded(user)?);
+        self.pass = Some(bounded(pass)?);
+        Ok(self)
+    }
+
+    /// Token authentication.
+    pub fn with_token(mut self, token: &str) -> Result<Self, OptionTooLong> {
+        self.auth_token = Some(bounded(token)?);
+        Ok(self)
+    }
+}
+
+/// A string option longer than its fixed capacity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptionTooLong {
+    /// Length given.
+    pub len: usize,
+    /// Capacity of the option.
+    pub max: usize,
+}
+
+impl fmt::Display for OptionTooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "option value of {} bytes is longer than the {} bytes it can hold",
+            self.len, self.max
+        )
+    }
+}
+
+impl core::error::Error for OptionTooLong {}
+
+/// Replaces the contents of a fixed-capacity string option.
+///
+/// ```
+/// use courier_core::nats::session::{set_str, ConnectOptions};
+/// let mut o = ConnectOptions::default();
+/// set_str(&mut o.name, "edge-1").unwrap();
+/// set_str(&mut o.inbox_prefix, "_INBOX.k2j3h4").unwrap();
+/// assert!(set_str(&mut o.name, &"x".repeat(100)).is_err());
+/// ```
+pub fn set_str<const N: usize>(target: &mut String<N>, value: &str) -> Result<(), OptionTooLong> {
+    *target = bounded(value)?;
+    Ok(())
+}
+
+fn bounded<const N: usize>(value: &str) -> Result<String<N>, OptionTooLong> {
+    let mut s = String::new();
+    s.push_str(value).map_err(|_| OptionTooLong {
+        len: value.len(),
+        max: N,
+    })?;
+    Ok(s)
 }
 
 impl Default for ConnectOptions {
@@ -118,8 +189,9 @@ pub enum State {
     Closed,
 }
 
-/// The server's max_payload exceeds what the receive buffer can hold:
-/// messages that large would fail with [`Error::FrameTooLarge`].
+/// The server's max_payload (plus [`CONTROL_LINE_ALLOWANCE`]) exceeds what
+/// the receive buffer can hold: messages that large would fail with
+/// [`Error::FrameTooLarge`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaxPayloadWarning {
     /// The server's limit.
@@ -208,21 +280,80 @@ pub struct Stats {
     pub late_replies: u64,
     /// Bytes of queued commands discarded by [`Session::reset`].
     pub discarded_on_reset: u64,
+    /// Messages delivered to subscriptions (replies included).
+    pub messages_received: u64,
+}
+
+impl fmt::Display for MaxPayloadWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the server allows {}-byte messages but the receive buffer holds {}: larger \
+             messages will fail with FrameTooLarge; use a receive buffer of at least \
+             max_payload + {} bytes",
+            self.max_payload, self.rx_capacity, CONTROL_LINE_ALLOWANCE
+        )
+    }
+}
+
+/// A request waiting for its reply.
+#[derive(Clone, Copy, Debug)]
+struct PendingRequest {
+    id: RequestId,
+    deadline: Instant,
 }
 
 /// The NATS client state machine.
 ///
 /// `S` is the transmit buffer storage (`[u8; N]`, `&mut [u8]`, `Box<[u8]>`),
 /// `SUBS` the number of subscriptions it can hold (the request inbox uses
-/// one slot), `REQS` the number of outstanding requests.
+/// one slot once the first request is made), `REQS` the number of
+/// outstanding requests.
+///
+/// ```
+/// use courier_core::nats::{ConnectOptions, Event, Session, State};
+/// use courier_core::time::Instant;
+/// let mut options = ConnectOptions::default();
+/// options.rx_capacity = 4096;
+/// let mut session: Session<[u8; 1024], 4, 2> = Session::new(options, [0; 1024]);
+/// let now = Instant::from_millis(0);
+/// let (used, _) = session.handle_input(b"INFO {\"max_payload\":1024}\r\n", now).unwrap();
+/// assert_eq!(used, 27);
+/// assert!(session.transmit().starts_with(b"CONNECT {"));
+/// let n = session.transmit().len();
+/// session.transmitted(n);
+/// let (_, event) = session.handle_input(b"PONG\r\n", now).unwrap();
+/// assert!(matches!(event, Some(Event::Connected { reconnect: false, .. })));
+/// assert_eq!(session.state(), State::Connected);
+/// session.publish("telemetry.temp", None, None, b"21.5").unwrap();
+/// assert_eq!(session.transmit(), b"PUB telemetry.temp 4\r\n21.5\r\n");
+/// ```
 pub struct Session<S, const SUBS: usize, const REQS: usize> {
     options: ConnectOptions,
-    #[allow(dead_code)] // skeleton: used once the bodies land
-    tx: S,
+    out: Outbox<S>,
     subs: SubscriptionTable<SUBS>,
+    requests: Vec<PendingRequest, REQS>,
+    next_request: u64,
+    inbox_sid: Option<Sid>,
     info: Option<ServerInfo>,
     state: State,
     stats: Stats,
+    ever_connected: bool,
+    /// Id the next PING gets (ids are unique for the session's life).
+    next_ping_id: u64,
+    /// Id of the handshake PING of the current connection; later PINGs of
+    /// the connection have consecutive ids and PONGs answer them in order.
+    first_ping_of_connection: u64,
+    /// PONGs received on the current connection.
+    pongs_received: u64,
+    /// Keepalive PINGs sent since the last PONG.
+    pings_outstanding: u32,
+    next_keepalive: Option<Instant>,
+    /// Subscriptions that ended (auto-unsubscribe) and still need their
+    /// [`Event::SubscriptionDone`]; each sid ends once, so `SUBS` suffices.
+    done: Deque<Sid, SUBS>,
+    /// Cached length of our CONNECT line (`None` after options changed).
+    connect_len: Option<usize>,
 }
 
 impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session<S, SUBS, REQS> {
@@ -230,11 +361,22 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
     pub fn new(options: ConnectOptions, tx: S) -> Self {
         Session {
             options,
-            tx,
+            out: Outbox::new(tx),
             subs: SubscriptionTable::new(),
+            requests: Vec::new(),
+            next_request: 1,
+            inbox_sid: None,
             info: None,
             state: State::AwaitingInfo,
             stats: Stats::default(),
+            ever_connected: false,
+            next_ping_id: 1,
+            first_ping_of_connection: 0,
+            pongs_received: 0,
+            pings_outstanding: 0,
+            next_keepalive: None,
+            done: Deque::new(),
+            connect_len: None,
         }
     }
 
@@ -242,37 +384,303 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
     /// received bytes). Returns how many bytes it used and the event, if
     /// any. `(0, None)` means more bytes are needed. Consume the bytes from
     /// the receive buffer after handling the event (it borrows them).
+    ///
+    /// A fatal error ([`Error::is_fatal`]) moves the session to
+    /// [`State::Closed`]; [`Error::BufferFull`] means the transmit buffer
+    /// had no room for an answer (PONG, CONNECT): nothing was consumed,
+    /// write out [`Session::transmit`] and call again.
     pub fn handle_input<'a>(
         &mut self,
         input: &'a [u8],
         now: Instant,
     ) -> Result<(usize, Option<Event<'a>>), Error> {
-        let _ = (input, now);
-        todo!()
+        if let Some(sid) = self.done.pop_front() {
+            return Ok((0, Some(Event::SubscriptionDone { sid })));
+        }
+        if self.state == State::Closed {
+            return Ok((0, None));
+        }
+        let capacity = match self.options.rx_capacity {
+            0 => usize::MAX,
+            c => c,
+        };
+        let (op, used) = match parser::parse(input, capacity) {
+            Ok(Some(parsed)) => parsed,
+            Ok(None) => return Ok((0, None)),
+            Err(e) => return Err(self.fail(e)),
+        };
+        let event = match op {
+            ServerOp::Info(json) => self.on_info(json)?,
+            _ if self.state == State::AwaitingInfo => {
+                let seen = input.get(..used).unwrap_or(input);
+                return Err(self.fail(
+                    ProtocolError::new("INFO as the server's first operation", seen).into(),
+                ));
+            }
+            ServerOp::Ping => {
+                commands::pong(&mut Sendable(&mut self.out))?;
+                None
+            }
+            ServerOp::Pong => self.on_pong(now)?,
+            ServerOp::Ok => Some(Event::Ok),
+            ServerOp::Err(text) => Some(self.on_server_error(text)?),
+            ServerOp::Msg(frame) => self.on_message(frame)?,
+        };
+        Ok((used, event))
+    }
+
+    fn fail(&mut self, error: Error) -> Error {
+        if error.is_fatal() {
+            self.state = State::Closed;
+            self.next_keepalive = None;
+        }
+        error
+    }
+
+    fn on_info<'a>(&mut self, json: &[u8]) -> Result<Option<Event<'a>>, Error> {
+        let info = match ServerInfo::from_json(json) {
+            Ok(info) => info,
+            Err(e) => return Err(self.fail(e.into())),
+        };
+        if self.state != State::AwaitingInfo {
+            self.info = Some(info);
+            return Ok(Some(Event::InfoUpdated));
+        }
+        // CONNECT and PING go together or not at all.
+        let connect_len = self.connect_line_len()?;
+        let needed = connect_len + 6;
+        let available = self.out.capacity() - self.out.len();
+        if needed > available {
+            return Err(Error::BufferFull(crate::buf::CapacityError {
+                needed: self.out.len() + needed,
+                capacity: self.out.capacity(),
+            }));
+        }
+        self.write_connect()?;
+        commands::ping(&mut Sendable(&mut self.out))?;
+        self.first_ping_of_connection = self.next_ping_id;
+        self.next_ping_id += 1;
+        self.pongs_received = 0;
+        self.pings_outstanding = 0;
+        self.info = Some(info);
+        self.state = State::AwaitingPong;
+        Ok(None)
+    }
+
+    fn connect_fields(&self) -> Connect<'_> {
+        let o = &self.options;
+        Connect {
+            verbose: o.verbose,
+            pedantic: o.pedantic,
+            tls_required: o.tls_required,
+            name: (!o.name.is_empty()).then_some(o.name.as_str()),
+            echo: o.echo,
+            headers: o.headers,
+            no_responders: o.no_responders && o.headers,
+            user: o.user.as_deref(),
+            pass: o.pass.as_deref(),
+            auth_token: o.auth_token.as_deref(),
+            ..Connect::default()
+        }
+    }
+
+    fn write_connect(&mut self) -> Result<(), Error> {
+        let fields = self.connect_fields();
+        let mut line = [0u8; CONNECT_MAX];
+        let mut sink = crate::buf::TxBuf::new(&mut line[..]);
+        commands::connect(&mut sink, &fields)?;
+        let line = sink.pending();
+        Ok(commands::append_parts(
+            &mut Sendable(&mut self.out),
+            &[line],
+        )?)
+    }
+
+    fn connect_line_len(&mut self) -> Result<usize, Error> {
+        if let Some(len) = self.connect_len {
+            return Ok(len);
+        }
+        let fields = self.connect_fields();
+        let mut line = [0u8; CONNECT_MAX];
+        let mut sink = crate::buf::TxBuf::new(&mut line[..]);
+        commands::connect(&mut sink, &fields)?;
+        let len = sink.len();
+        self.connect_len = Some(len);
+        Ok(len)
+    }
+
+    /// Transmit bytes the rest of the handshake will need (kept free while
+    /// publishes are held).
+    fn handshake_reserve(&mut self) -> Result<usize, Error> {
+        let connect = match self.state {
+            State::AwaitingPong => 0,
+            State::Connected => return Ok(0),
+            State::AwaitingInfo | State::Closed => self.connect_line_len()? + 6,
+        };
+        let subs: usize = self.subs.iter().map(resubscribe_len).sum();
+        Ok(connect + subs + HANDSHAKE_SLACK)
+    }
+
+    fn on_pong<'a>(&mut self, now: Instant) -> Result<Option<Event<'a>>, Error> {
+        let answered = self.first_ping_of_connection + self.pongs_received;
+        self.pings_outstanding = 0;
+        if self.state == State::AwaitingPong && answered == self.first_ping_of_connection {
+            // Re-subscribe before the held publishes are released, so
+            // messages published meanwhile reach our own subscriptions.
+            let mut sink = Sendable(&mut self.out);
+            for sub in self.subs.iter() {
+                commands::subscribe(&mut sink, &sub.subject, sub.queue.as_deref(), sub.sid.0)?;
+                if let Some(remaining) = sub.remaining() {
+                    commands::unsubscribe(&mut sink, sub.sid.0, Some(remaining))?;
+                }
+            }
+            self.pongs_received += 1;
+            self.out.release();
+            self.state = State::Connected;
+            let reconnect = self.ever_connected;
+            self.ever_connected = true;
+            self.next_keepalive = Some(now + self.options.ping_interval);
+            return Ok(Some(Event::Connected {
+                reconnect,
+                max_payload_warning: self.max_payload_warning(),
+            }));
+        }
+        self.pongs_received += 1;
+        Ok(Some(Event::Pong {
+            ping: PingId(answered),
+        }))
+    }
+
+    fn on_server_error<'a>(&mut self, text: &'a str) -> Result<Event<'a>, Error> {
+        let kind = ServerErrorKind::classify(text);
+        if !kind.is_fatal() {
+            return Ok(Event::ServerError {
+                kind,
+                message: text,
+            });
+        }
+        let error = if kind == ServerErrorKind::AuthorizationViolation {
+            Error::AuthorizationViolation
+        } else {
+            let mut message = String::<SERVER_MESSAGE_CAPACITY>::new();
+            let mut cut = text.len().min(SERVER_MESSAGE_CAPACITY);
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let _ = message.push_str(text.get(..cut).unwrap_or_default());
+            Error::Server { kind, message }
+        };
+        Err(self.fail(error))
+    }
+
+    fn on_message<'a>(&mut self, frame: MsgFrame<'a>) -> Result<Option<Event<'a>>, Error> {
+        let headers = match frame.headers {
+            Some(raw) => match Headers::parse(raw) {
+                Ok(h) => Some(h),
+                Err(_) => {
+                    return Err(self
+                        .fail(ProtocolError::new("a NATS/1.0 header block in HMSG", raw).into()))
+                }
+            },
+            None => None,
+        };
+        let sid = Sid(frame.sid);
+        let message = Message {
+            sid,
+            subject: frame.subject,
+            reply: frame.reply,
+            headers,
+            payload: frame.payload,
+            status: headers.and_then(|h| h.status()),
+        };
+        if self.inbox_sid == Some(sid) {
+            let token = frame.subject.rsplit('.').next().unwrap_or_default();
+            let id = parser::parse_decimal(token.as_bytes()).map(RequestId);
+            let Some(i) = id.and_then(|id| self.requests.iter().position(|r| r.id == id)) else {
+                self.stats.late_replies += 1;
+                return Ok(None);
+            };
+            let request = self.requests.swap_remove(i).id;
+            self.stats.messages_received += 1;
+            if message.status == Some(STATUS_NO_RESPONDERS) {
+                return Ok(Some(Event::NoResponders { request }));
+            }
+            return Ok(Some(Event::Reply { request, message }));
+        }
+        match self.subs.on_message(sid) {
+            Delivery::Drop => {
+                self.stats.dropped_unknown_sid += 1;
+                Ok(None)
+            }
+            Delivery::Deliver { last } => {
+                if last {
+                    // Cannot overflow: each sid ends once and SUBS bounds them.
+                    let _ = self.done.push_back(sid);
+                }
+                self.stats.messages_received += 1;
+                Ok(Some(Event::Message(message)))
+            }
+        }
+    }
+
+    fn max_payload_warning(&self) -> Option<MaxPayloadWarning> {
+        let info = self.info.as_ref()?;
+        let rx = self.options.rx_capacity;
+        let needed = usize::try_from(info.max_payload)
+            .unwrap_or(usize::MAX)
+            .saturating_add(CONTROL_LINE_ALLOWANCE);
+        (rx != 0 && rx < needed).then_some(MaxPayloadWarning {
+            max_payload: info.max_payload,
+            rx_capacity: rx,
+        })
     }
 
     /// Bytes to write to the transport now.
     pub fn transmit(&self) -> &[u8] {
-        todo!()
+        self.out.sendable()
     }
 
     /// Records that the transport wrote `n` bytes of [`Session::transmit`].
     pub fn transmitted(&mut self, n: usize) {
-        let _ = n;
-        todo!()
+        self.out.consume(n);
     }
 
     /// When [`Session::handle_timeout`] must be called next (keepalive PING
     /// or a request deadline), if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        let request = self.requests.iter().map(|r| r.deadline).min();
+        match (self.next_keepalive, request) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Sends keepalive PINGs, detects a stale connection and times out
     /// requests. Returns at most one event per call: call until `Ok(None)`.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<Option<Event<'static>>, Error> {
-        let _ = now;
-        todo!()
+        if let Some(sid) = self.done.pop_front() {
+            return Ok(Some(Event::SubscriptionDone { sid }));
+        }
+        if self.state == State::Connected && self.next_keepalive.is_some_and(|at| at <= now) {
+            if self.pings_outstanding >= self.options.max_pings_out {
+                let pings_outstanding = self.pings_outstanding;
+                self.state = State::Closed;
+                self.next_keepalive = None;
+                return Err(Error::StaleConnection { pings_outstanding });
+            }
+            // An unwritable PING still counts: a transmit buffer that does
+            // not drain for max_pings_out intervals is a dead connection too.
+            if commands::ping(&mut Sendable(&mut self.out)).is_ok() {
+                self.next_ping_id += 1;
+            }
+            self.pings_outstanding += 1;
+            self.next_keepalive = Some(now + self.options.ping_interval);
+        }
+        if let Some(i) = self.requests.iter().position(|r| r.deadline <= now) {
+            let request = self.requests.swap_remove(i).id;
+            return Ok(Some(Event::RequestTimedOut { request }));
+        }
+        Ok(None)
     }
 
     /// Where the connection is.
@@ -280,7 +688,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
         self.state
     }
 
-    /// The last INFO the server sent, if any.
+    /// The last INFO the server sent, if any (kept across a reset).
     pub fn server_info(&self) -> Option<&ServerInfo> {
         self.info.as_ref()
     }
@@ -293,6 +701,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
     /// Changes the options, e.g. credentials for the next server; they take
     /// effect at the next handshake.
     pub fn options_mut(&mut self) -> &mut ConnectOptions {
+        self.connect_len = None;
         &mut self.options
     }
 
@@ -306,16 +715,56 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
         self.subs.iter()
     }
 
+    /// Requests waiting for a reply.
+    pub fn pending_requests(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Bytes queued for transmission, held publishes included.
+    pub fn queued_bytes(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Bytes of publishes held until the handshake completes (made while
+    /// not connected, or kept across a [`Session::reset`]).
+    pub fn held_bytes(&self) -> usize {
+        self.out.held_len()
+    }
+
     /// [`Error::BufferSmallerThanMaxPayload`] when the server's max_payload
-    /// (known after INFO) exceeds the receive buffer capacity.
+    /// (known after INFO) plus [`CONTROL_LINE_ALLOWANCE`] exceeds the
+    /// receive buffer capacity. The same condition is reported, non-fatally,
+    /// in [`Event::Connected`].
     pub fn check_buffers(&self) -> Result<(), Error> {
-        todo!()
+        match self.max_payload_warning() {
+            Some(w) => Err(Error::BufferSmallerThanMaxPayload {
+                max_payload: w.max_payload,
+                capacity: w.rx_capacity,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn check_publish(&self, headers: Option<&[u8]>, payload_len: usize) -> Result<(), Error> {
+        let size = headers.map_or(0, <[u8]>::len).saturating_add(payload_len);
+        if let Some(info) = &self.info {
+            if headers.is_some() && !info.headers {
+                return Err(Error::HeadersNotSupported);
+            }
+            if info.max_payload > 0 && size as u64 > info.max_payload {
+                return Err(Error::PayloadTooLarge {
+                    size,
+                    max_payload: info.max_payload,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Publishes `payload` to `subject` (HPUB when `headers` is given: a
     /// complete NATS/1.0 block such as `HeaderWriter::as_bytes()`).
     /// Validated first; written whole or not at all. Queued behind the
-    /// handshake when not connected.
+    /// handshake when not connected (room for the handshake is kept free).
     pub fn publish(
         &mut self,
         subject: &str,
@@ -323,15 +772,36 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
         headers: Option<&[u8]>,
         payload: &[u8],
     ) -> Result<(), Error> {
-        let _ = (subject, reply, headers, payload);
-        todo!()
+        self.check_publish(headers, payload.len())?;
+        if self.state == State::Connected {
+            commands::publish(
+                &mut Sendable(&mut self.out),
+                subject,
+                reply,
+                headers,
+                payload,
+            )
+        } else {
+            let reserve = self.handshake_reserve()?;
+            commands::publish(
+                &mut Held {
+                    outbox: &mut self.out,
+                    reserve,
+                },
+                subject,
+                reply,
+                headers,
+                payload,
+            )
+        }
     }
 
     /// Zero-copy publish: appends only the `PUB`/`HPUB` control line (and
     /// headers) for a payload of `payload_len` bytes and returns the trailer
-    /// (`\r\n`). The driver must write all of [`Session::transmit`], then
-    /// the payload, then the trailer, before calling anything else that
-    /// writes. Needs state `Connected`.
+    /// (`\r\n`). Needs state `Connected` and an empty [`Session::transmit`]
+    /// (else [`Error::NotConnected`] / [`Error::BufferFull`]). The driver
+    /// writes [`Session::transmit`] (which stops at the end of the prefix),
+    /// then the payload, then the trailer, and only then anything else.
     pub fn publish_header_only(
         &mut self,
         subject: &str,
@@ -339,32 +809,91 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
         headers: Option<&[u8]>,
         payload_len: usize,
     ) -> Result<&'static [u8], Error> {
-        let _ = (subject, reply, headers, payload_len);
-        todo!()
+        if self.state != State::Connected {
+            return Err(Error::NotConnected);
+        }
+        if !self.out.is_empty() {
+            // Flush first: the payload must follow its prefix directly.
+            let capacity = self.out.capacity();
+            return Err(Error::BufferFull(crate::buf::CapacityError {
+                needed: (self.out.len() + 1).min(capacity),
+                capacity,
+            }));
+        }
+        self.check_publish(headers, payload_len)?;
+        let trailer = commands::publish_header_only(
+            &mut Sendable(&mut self.out),
+            subject,
+            reply,
+            headers,
+            payload_len,
+        )?;
+        self.out.mark_vectored();
+        Ok(trailer)
     }
 
-    /// Subscribes (with a queue group when `queue` is given).
+    /// Subscribes (with a queue group when `queue` is given). Validated
+    /// first. When not connected the SUB is sent after the next handshake.
     pub fn subscribe(&mut self, subject: &str, queue: Option<&str>) -> Result<Sid, Error> {
-        let _ = (subject, queue);
-        todo!()
+        let sid = self.subs.insert(subject, queue)?;
+        let written = if self.state == State::Connected {
+            commands::subscribe(&mut Sendable(&mut self.out), subject, queue, sid.0)
+        } else {
+            // The SUB will be part of the handshake: keep room for it.
+            self.handshake_reserve().and_then(|reserve| {
+                let capacity = self.out.capacity();
+                let needed = self.out.len() + reserve;
+                if needed > capacity {
+                    Err(Error::BufferFull(crate::buf::CapacityError {
+                        needed,
+                        capacity,
+                    }))
+                } else {
+                    Ok(())
+                }
+            })
+        };
+        if let Err(e) = written {
+            let _ = self.subs.remove(sid);
+            return Err(e);
+        }
+        Ok(sid)
     }
 
     /// Ends a subscription now.
     pub fn unsubscribe(&mut self, sid: Sid) -> Result<(), Error> {
-        let _ = sid;
-        todo!()
+        if self.subs.get(sid).is_none() {
+            return Err(Error::UnknownSubscription(sid));
+        }
+        if self.state == State::Connected {
+            commands::unsubscribe(&mut Sendable(&mut self.out), sid.0, None)?;
+        }
+        self.subs.remove(sid)?;
+        if self.inbox_sid == Some(sid) {
+            self.inbox_sid = None;
+        }
+        Ok(())
     }
 
     /// Ends a subscription after `max` messages in total; the `max`th is the
-    /// last delivered, followed by [`Event::SubscriptionDone`].
+    /// last delivered, followed by [`Event::SubscriptionDone`] (at once if
+    /// `max` were already delivered).
     pub fn unsubscribe_after(&mut self, sid: Sid, max: u64) -> Result<(), Error> {
-        let _ = (sid, max);
-        todo!()
+        if self.subs.get(sid).is_none() {
+            return Err(Error::UnknownSubscription(sid));
+        }
+        if self.state == State::Connected {
+            commands::unsubscribe(&mut Sendable(&mut self.out), sid.0, Some(max))?;
+        }
+        if self.subs.set_max(sid, max)? {
+            let _ = self.done.push_back(sid);
+        }
+        Ok(())
     }
 
     /// Publishes a request whose reply comes back as [`Event::Reply`]
     /// (or [`Event::NoResponders`], or [`Event::RequestTimedOut`] after
-    /// `timeout`).
+    /// `timeout`). The first request subscribes to `<inbox_prefix>.*`.
     pub fn request(
         &mut self,
         subject: &str,
@@ -373,28 +902,733 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
         now: Instant,
         timeout: Duration,
     ) -> Result<RequestId, Error> {
-        let _ = (subject, headers, payload, now, timeout);
-        todo!()
+        if self.options.inbox_prefix.is_empty() {
+            return Err(Error::InboxNotConfigured);
+        }
+        if self.requests.is_full() {
+            return Err(Error::RequestTableFull { capacity: REQS });
+        }
+        if self.inbox_sid.is_none() {
+            let mut wildcard = String::<{ INBOX_PREFIX_CAPACITY + 2 }>::new();
+            let _ = wildcard.push_str(&self.options.inbox_prefix);
+            let _ = wildcard.push_str(".*");
+            self.inbox_sid = Some(self.subscribe(&wildcard, None)?);
+        }
+        let id = RequestId(self.next_request);
+        let mut reply = String::<{ INBOX_PREFIX_CAPACITY + 21 }>::new();
+        let mut digits = [0u8; 20];
+        let _ = reply.push_str(&self.options.inbox_prefix);
+        let _ = reply.push('.');
+        let token = format_decimal(id.0, &mut digits);
+        let _ = reply.push_str(core::str::from_utf8(token).unwrap_or_default());
+        self.publish(subject, Some(&reply), headers, payload)?;
+        self.next_request += 1;
+        // Cannot fail: fullness was checked above.
+        let _ = self.requests.push(PendingRequest {
+            id,
+            deadline: now + timeout,
+        });
+        Ok(id)
     }
 
-    /// Stops waiting for a request (its reply will be dropped).
+    /// Stops waiting for a request (its reply will be dropped). Returns
+    /// false if it was not waiting.
     pub fn cancel_request(&mut self, request: RequestId) -> bool {
-        let _ = request;
-        todo!()
+        match self.requests.iter().position(|r| r.id == request) {
+            Some(i) => {
+                self.requests.swap_remove(i);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sends a PING; [`Event::Pong`] with this id (or a later one) means
     /// the server processed everything written before it (a flush).
     pub fn ping(&mut self) -> Result<PingId, Error> {
-        todo!()
+        if self.state != State::Connected {
+            return Err(Error::NotConnected);
+        }
+        commands::ping(&mut Sendable(&mut self.out))?;
+        let id = PingId(self.next_ping_id);
+        self.next_ping_id += 1;
+        Ok(id)
     }
 
     /// After the transport was lost: forgets bytes for the old connection
     /// (keeping whole publishes not yet written), state -> `AwaitingInfo`.
     /// Live subscriptions are re-sent after the next handshake; outstanding
-    /// requests stay (they may time out). Returns the bytes discarded.
+    /// requests stay (they may time out); PINGs of the old connection are
+    /// never answered. Returns the bytes discarded: the half-written command,
+    /// session commands for the old connection, and, only if the kept
+    /// publishes plus the next handshake would not fit the transmit buffer,
+    /// the newest publishes (also counted in [`Stats::discarded_on_reset`]).
     pub fn reset(&mut self, now: Instant) -> usize {
         let _ = now;
-        todo!()
+        self.state = State::AwaitingInfo;
+        self.next_keepalive = None;
+        self.pings_outstanding = 0;
+        let reserve = self.handshake_reserve().unwrap_or(CONNECT_MAX);
+        let keep_limit = self.out.capacity().saturating_sub(reserve);
+        let discarded = self.out.reset(keep_limit);
+        self.stats.discarded_on_reset += discarded as u64;
+        discarded
+    }
+}
+
+/// Bytes the SUB (and UNSUB for a pending auto-unsubscribe) of `sub` take.
+fn resubscribe_len(sub: &Subscription) -> usize {
+    let sub_len = 4
+        + sub.subject.len()
+        + 1
+        + sub.queue.as_ref().map_or(0, |q| q.len() + 1)
+        + decimal_len(sub.sid.0)
+        + 2;
+    let unsub_len = sub
+        .remaining()
+        .map_or(0, |r| 6 + decimal_len(sub.sid.0) + 1 + decimal_len(r) + 2);
+    sub_len + unsub_len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buf::CapacityError;
+    use crate::nats::error::SubjectError;
+    use crate::nats::headers::HeaderWriter;
+    use proptest::prelude::*;
+    use std::format;
+    use std::string::String as StdString;
+    use std::vec::Vec as StdVec;
+
+    type TestSession = Session<[u8; 1024], 4, 2>;
+    const INFO: &[u8] = b"INFO {\"server_id\":\"S\",\"version\":\"2.15.1\",\"headers\":true,\"max_payload\":1048576,\"proto\":1}\r\n";
+    const T0: Instant = Instant::from_millis(1_000);
+
+    fn options() -> ConnectOptions {
+        let mut o = ConnectOptions {
+            rx_capacity: 2 * 1024 * 1024,
+            ..ConnectOptions::default()
+        };
+        set_str(&mut o.inbox_prefix, "_INBOX.t").unwrap();
+        o
+    }
+
+    fn take(s: &mut TestSession) -> StdString {
+        let out = StdString::from_utf8_lossy(s.transmit()).into_owned();
+        let n = s.transmit().len();
+        s.transmitted(n);
+        out
+    }
+
+    /// Feeds `bytes` the way a driver does and renders every event.
+    fn feed(s: &mut TestSession, bytes: &[u8], now: Instant) -> Result<StdVec<StdString>, Error> {
+        let mut events = StdVec::new();
+        let mut at = 0;
+        loop {
+            let (used, event) = s.handle_input(&bytes[at..], now)?;
+            let had_event = event.is_some();
+            if let Some(e) = event {
+                events.push(format!("{e:?}"));
+            }
+            at += used;
+            if used == 0 && !had_event {
+                break;
+            }
+        }
+        assert_eq!(at, bytes.len(), "unconsumed: {:?}", &bytes[at..]);
+        Ok(events)
+    }
+
+    fn connected() -> TestSession {
+        let mut s = TestSession::new(options(), [0; 1024]);
+        feed(&mut s, INFO, T0).unwrap();
+        take(&mut s);
+        feed(&mut s, b"PONG\r\n", T0).unwrap();
+        assert_eq!(s.state(), State::Connected);
+        s
+    }
+
+    #[test]
+    fn handshake_writes_connect_then_ping_and_waits_for_pong() {
+        let mut s = TestSession::new(options(), [0; 1024]);
+        assert_eq!(s.state(), State::AwaitingInfo);
+        assert_eq!(s.transmit(), b"");
+        assert_eq!(feed(&mut s, INFO, T0).unwrap(), StdVec::<StdString>::new());
+        assert_eq!(s.state(), State::AwaitingPong);
+        assert_eq!(
+            take(&mut s),
+            format!(
+                "CONNECT {{\"verbose\":false,\"pedantic\":false,\"tls_required\":false,\"lang\":\"rust\",\
+                 \"version\":\"{}\",\"protocol\":1,\"echo\":true,\"headers\":true,\"no_responders\":true}}\r\nPING\r\n",
+                commands::VERSION
+            )
+        );
+        assert_eq!(s.server_info().unwrap().version, "2.15.1");
+        let (used, event) = s.handle_input(b"PONG\r\n", T0).unwrap();
+        assert_eq!(used, 6);
+        assert_eq!(
+            event,
+            Some(Event::Connected {
+                reconnect: false,
+                max_payload_warning: None
+            })
+        );
+        assert_eq!(s.poll_timeout(), Some(T0 + DEFAULT_PING_INTERVAL));
+    }
+
+    #[test]
+    fn handshake_with_real_server_bytes_and_credentials() {
+        let mut o = options().with_credentials("alice", "s\"cret").unwrap();
+        set_str(&mut o.name, "edge-1").unwrap();
+        o.verbose = true;
+        let mut s = TestSession::new(o, [0; 1024]);
+        let mut info = StdVec::from(&b"INFO "[..]);
+        info.extend_from_slice(crate::nats::info::tests::REAL_INFO);
+        info.extend_from_slice(b" \r\n");
+        feed(&mut s, &info, T0).unwrap();
+        let connect = take(&mut s);
+        assert!(connect.contains("\"verbose\":true"), "{connect}");
+        assert!(connect.contains("\"name\":\"edge-1\""), "{connect}");
+        assert!(
+            connect.contains("\"user\":\"alice\",\"pass\":\"s\\\"cret\""),
+            "{connect}"
+        );
+        // What nats-server 2.15.1 answered to a verbose CONNECT + PING.
+        let events = feed(&mut s, b"+OK\r\nPONG\r\n", T0).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0], "Ok");
+        assert!(events[1].starts_with("Connected"));
+        assert_eq!(s.server_info().unwrap().max_payload, 1_048_576);
+    }
+
+    #[test]
+    fn server_ping_is_answered_with_pong() {
+        let mut s = connected();
+        assert_eq!(feed(&mut s, b"PING\r\nping\r\n", T0).unwrap().len(), 0);
+        assert_eq!(take(&mut s), "PONG\r\nPONG\r\n");
+    }
+
+    #[test]
+    fn messages_are_zero_copy_events() {
+        let mut s = connected();
+        let sid = s.subscribe("telemetry.>", Some("workers")).unwrap();
+        assert_eq!(take(&mut s), "SUB telemetry.> workers 1\r\n");
+        let input = b"MSG telemetry.temp 1 reply.1 4\r\n21.5\r\nHMSG telemetry.hum 1 21 23\r\nNATS/1.0\r\nUnit: %\r\n\r\n40\r\n";
+        let (used, event) = s.handle_input(input, T0).unwrap();
+        let Some(Event::Message(m)) = event else {
+            panic!("{event:?}")
+        };
+        assert_eq!(used, 38);
+        assert_eq!(
+            (m.sid, m.subject, m.reply, m.payload),
+            (sid, "telemetry.temp", Some("reply.1"), &b"21.5"[..])
+        );
+        assert!(core::ptr::eq(m.payload.as_ptr(), input[32..].as_ptr()));
+        let (_, event) = s.handle_input(&input[used..], T0).unwrap();
+        let Some(Event::Message(m)) = event else {
+            panic!("{event:?}")
+        };
+        assert_eq!(m.headers.unwrap().get("unit"), Some("%"));
+        assert_eq!(m.payload, b"40");
+        assert_eq!(m.status, None);
+        assert_eq!(s.stats().messages_received, 2);
+    }
+
+    #[test]
+    fn verbose_ok_and_non_fatal_errors_are_events() {
+        let mut s = connected();
+        let events = feed(
+            &mut s,
+            b"+OK\r\n-ERR 'Permissions Violation for Publish to \"secret\"'\r\n-ERR 'Invalid Subject'\r\n",
+            T0,
+        )
+        .unwrap();
+        assert_eq!(
+            events,
+            [
+                "Ok",
+                "ServerError { kind: PermissionsViolation, message: \"Permissions Violation for Publish to \\\"secret\\\"\" }",
+                "ServerError { kind: InvalidSubject, message: \"Invalid Subject\" }"
+            ]
+        );
+        assert_eq!(s.state(), State::Connected);
+    }
+
+    #[test]
+    fn fatal_server_errors_are_typed_and_close() {
+        let mut s = TestSession::new(options(), [0; 1024]);
+        feed(&mut s, INFO, T0).unwrap();
+        let err = s
+            .handle_input(b"-ERR 'Authorization Violation'\r\n", T0)
+            .unwrap_err();
+        assert_eq!(err, Error::AuthorizationViolation);
+        assert!(err.is_fatal());
+        assert_eq!(s.state(), State::Closed);
+        assert_eq!(s.handle_input(b"PING\r\n", T0).unwrap(), (0, None));
+
+        for (text, kind) in [
+            (
+                "Maximum Payload Violation",
+                ServerErrorKind::MaximumPayloadViolation,
+            ),
+            ("Stale Connection", ServerErrorKind::StaleConnection),
+            ("Slow Consumer", ServerErrorKind::SlowConsumer),
+            (
+                "Unknown Protocol Operation",
+                ServerErrorKind::UnknownProtocolOperation,
+            ),
+            ("something new", ServerErrorKind::Other),
+        ] {
+            let mut s = connected();
+            let line = format!("-ERR '{text}'\r\n");
+            match s.handle_input(line.as_bytes(), T0) {
+                Err(Error::Server { kind: k, message }) => {
+                    assert_eq!(k, kind);
+                    assert_eq!(message.as_str(), text);
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+            assert_eq!(s.state(), State::Closed);
+        }
+    }
+
+    #[test]
+    fn first_operation_must_be_info() {
+        let mut s = TestSession::new(options(), [0; 1024]);
+        let err = s.handle_input(b"MSG a 1 0\r\n\r\n", T0).unwrap_err();
+        assert!(
+            matches!(err, Error::Protocol(ref p) if p.expected.contains("INFO")),
+            "{err}"
+        );
+        let mut s = TestSession::new(options(), [0; 1024]);
+        let err = s
+            .handle_input(b"HTTP/1.1 400 Bad Request\r\n", T0)
+            .unwrap_err();
+        assert!(matches!(err, Error::Protocol(_)));
+        assert_eq!(s.state(), State::Closed);
+    }
+
+    #[test]
+    fn frame_too_large_is_reported_before_the_payload() {
+        let mut o = options();
+        o.rx_capacity = 64;
+        let mut s = TestSession::new(o, [0; 1024]);
+        feed(&mut s, b"INFO {\"max_payload\":32}\r\n", T0).unwrap();
+        take(&mut s);
+        feed(&mut s, b"PONG\r\n", T0).unwrap();
+        s.subscribe("a", None).unwrap();
+        let err = s.handle_input(b"MSG a 1 100\r\n", T0).unwrap_err();
+        assert_eq!(
+            err,
+            Error::FrameTooLarge {
+                needed: 13 + 100 + 2,
+                capacity: 64
+            }
+        );
+        assert!(format!("{err}").contains("receive buffer holds 64"));
+        assert_eq!(s.state(), State::Closed);
+    }
+
+    #[test]
+    fn max_payload_larger_than_receive_buffer_is_reported_at_connect() {
+        let mut o = options();
+        o.rx_capacity = 65536;
+        let mut s = TestSession::new(o, [0; 1024]);
+        feed(&mut s, INFO, T0).unwrap();
+        take(&mut s);
+        let (_, event) = s.handle_input(b"PONG\r\n", T0).unwrap();
+        let warning = MaxPayloadWarning {
+            max_payload: 1_048_576,
+            rx_capacity: 65536,
+        };
+        assert_eq!(
+            event,
+            Some(Event::Connected {
+                reconnect: false,
+                max_payload_warning: Some(warning)
+            })
+        );
+        assert_eq!(
+            s.check_buffers(),
+            Err(Error::BufferSmallerThanMaxPayload {
+                max_payload: 1_048_576,
+                capacity: 65536
+            })
+        );
+    }
+
+    #[test]
+    fn publish_checks_limits_before_writing() {
+        let mut s = TestSession::new(options(), [0; 1024]);
+        feed(
+            &mut s,
+            b"INFO {\"max_payload\":8,\"headers\":false}\r\n",
+            T0,
+        )
+        .unwrap();
+        take(&mut s);
+        feed(&mut s, b"PONG\r\n", T0).unwrap();
+        assert_eq!(
+            s.publish("a", None, None, b"123456789"),
+            Err(Error::PayloadTooLarge {
+                size: 9,
+                max_payload: 8
+            })
+        );
+        assert_eq!(
+            s.publish("a", None, Some(b"NATS/1.0\r\n\r\n"), b""),
+            Err(Error::HeadersNotSupported)
+        );
+        assert_eq!(
+            s.publish("a.*", None, None, b""),
+            Err(Error::InvalidSubject(SubjectError::WildcardInPublish))
+        );
+        assert_eq!(s.transmit(), b"");
+        s.publish("a", None, None, b"12345678").unwrap();
+        assert_eq!(take(&mut s), "PUB a 8\r\n12345678\r\n");
+    }
+
+    #[test]
+    fn full_transmit_buffer_is_typed_and_writes_nothing() {
+        let mut s: Session<[u8; 256], 4, 2> = Session::new(options(), [0; 256]);
+        feed_small(&mut s, INFO);
+        let n = s.transmit().len();
+        s.transmitted(n);
+        feed_small(&mut s, b"PONG\r\n");
+        s.publish("a", None, None, &[b'x'; 200]).unwrap();
+        let before = s.transmit().len();
+        assert_eq!(
+            s.publish("a", None, None, &[b'y'; 100]),
+            Err(Error::BufferFull(CapacityError {
+                needed: 213 + 113,
+                capacity: 256
+            }))
+        );
+        let long = "b".repeat(50);
+        assert_eq!(
+            s.subscribe(&long, None),
+            Err(Error::BufferFull(CapacityError {
+                needed: 213 + 58,
+                capacity: 256
+            }))
+        );
+        assert_eq!(s.subscriptions().count(), 0);
+        assert_eq!(s.transmit().len(), before);
+        assert!(
+            format!("{}", s.publish("a", None, None, &[0; 300]).unwrap_err())
+                .contains("bigger transmit buffer")
+        );
+    }
+
+    fn feed_small(s: &mut Session<[u8; 256], 4, 2>, bytes: &[u8]) {
+        let (used, _) = s.handle_input(bytes, T0).unwrap();
+        assert_eq!(used, bytes.len());
+    }
+
+    #[test]
+    fn auto_unsubscribe_delivers_exactly_n() {
+        let mut s = connected();
+        let sid = s.subscribe("a", None).unwrap();
+        s.unsubscribe_after(sid, 3).unwrap();
+        assert_eq!(take(&mut s), "SUB a 1\r\nUNSUB 1 3\r\n");
+        let mut input = StdVec::new();
+        for i in 0..5 {
+            input.extend_from_slice(format!("MSG a 1 1\r\n{i}\r\n").as_bytes());
+        }
+        let events = feed(&mut s, &input, T0).unwrap();
+        assert_eq!(events.len(), 4, "{events:?}");
+        assert!(events[..3].iter().all(|e| e.starts_with("Message")));
+        assert_eq!(events[3], "SubscriptionDone { sid: Sid(1) }");
+        assert_eq!(s.stats().dropped_unknown_sid, 2);
+        assert_eq!(s.unsubscribe(sid), Err(Error::UnknownSubscription(sid)));
+    }
+
+    #[test]
+    fn unsubscribe_writes_unsub_and_drops_later_messages() {
+        let mut s = connected();
+        let sid = s.subscribe("a", None).unwrap();
+        s.unsubscribe(sid).unwrap();
+        assert_eq!(take(&mut s), "SUB a 1\r\nUNSUB 1\r\n");
+        assert_eq!(feed(&mut s, b"MSG a 1 0\r\n\r\n", T0).unwrap().len(), 0);
+        assert_eq!(s.stats().dropped_unknown_sid, 1);
+        // Sids are never reused.
+        assert_eq!(s.subscribe("a", None).unwrap(), Sid(2));
+    }
+
+    #[test]
+    fn request_reply_no_responders_timeout_and_late_reply() {
+        let mut s = connected();
+        let timeout = Duration::from_secs(5);
+        let r1 = s.request("svc.echo", None, b"hi", T0, timeout).unwrap();
+        assert_eq!(
+            take(&mut s),
+            "SUB _INBOX.t.* 1\r\nPUB svc.echo _INBOX.t.1 2\r\nhi\r\n"
+        );
+        let r2 = s.request("svc.none", None, b"", T0, timeout).unwrap();
+        assert_eq!(take(&mut s), "PUB svc.none _INBOX.t.2 0\r\n\r\n");
+        assert_eq!(
+            s.request("svc.x", None, b"", T0, timeout),
+            Err(Error::RequestTableFull { capacity: 2 })
+        );
+        let (_, event) = s
+            .handle_input(b"MSG _INBOX.t.1 1 5\r\nHI!!!\r\n", T0)
+            .unwrap();
+        let Some(Event::Reply { request, message }) = event else {
+            panic!("{event:?}")
+        };
+        assert_eq!((request, message.payload), (r1, &b"HI!!!"[..]));
+        let events = feed(
+            &mut s,
+            b"HMSG _INBOX.t.2 1 16 16\r\nNATS/1.0 503\r\n\r\n\r\n",
+            T0,
+        )
+        .unwrap();
+        assert_eq!(
+            events,
+            [format!("{:?}", Event::NoResponders { request: r2 })]
+        );
+
+        let r3 = s.request("svc.slow", None, b"", T0, timeout).unwrap();
+        take(&mut s);
+        assert_eq!(s.poll_timeout(), Some(T0 + timeout));
+        assert_eq!(
+            s.handle_timeout(T0 + Duration::from_millis(4_999)),
+            Ok(None)
+        );
+        assert_eq!(
+            s.handle_timeout(T0 + timeout),
+            Ok(Some(Event::RequestTimedOut { request: r3 }))
+        );
+        assert_eq!(s.handle_timeout(T0 + timeout), Ok(None));
+        assert_eq!(
+            feed(&mut s, b"MSG _INBOX.t.3 1 0\r\n\r\n", T0)
+                .unwrap()
+                .len(),
+            0
+        );
+        assert_eq!(s.stats().late_replies, 1);
+        assert_eq!(s.pending_requests(), 0);
+    }
+
+    #[test]
+    fn request_needs_an_inbox_prefix() {
+        let mut o = options();
+        o.inbox_prefix.clear();
+        let mut s = TestSession::new(o, [0; 1024]);
+        assert_eq!(
+            s.request("a", None, b"", T0, Duration::from_secs(1)),
+            Err(Error::InboxNotConfigured)
+        );
+    }
+
+    #[test]
+    fn keepalive_pings_and_stale_connection() {
+        let mut s = connected();
+        let interval = DEFAULT_PING_INTERVAL;
+        assert_eq!(s.handle_timeout(T0), Ok(None));
+        assert_eq!(s.transmit(), b"");
+        let t1 = T0 + interval;
+        assert_eq!(s.handle_timeout(t1), Ok(None));
+        assert_eq!(take(&mut s), "PING\r\n");
+        // Answered: the count restarts.
+        let events = feed(&mut s, b"PONG\r\n", t1).unwrap();
+        assert_eq!(events, ["Pong { ping: PingId(2) }"]);
+        let t2 = t1 + interval;
+        s.handle_timeout(t2).unwrap();
+        let t3 = t2 + interval;
+        s.handle_timeout(t3).unwrap();
+        assert_eq!(take(&mut s), "PING\r\nPING\r\n");
+        assert_eq!(
+            s.handle_timeout(t3 + interval),
+            Err(Error::StaleConnection {
+                pings_outstanding: 2
+            })
+        );
+        assert_eq!(s.state(), State::Closed);
+        assert_eq!(s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn user_ping_is_answered_in_order() {
+        let mut s = connected();
+        let p1 = s.ping().unwrap();
+        let p2 = s.ping().unwrap();
+        assert!(p2 > p1);
+        assert_eq!(take(&mut s), "PING\r\nPING\r\n");
+        let (_, e) = s.handle_input(b"PONG\r\n", T0).unwrap();
+        assert_eq!(e, Some(Event::Pong { ping: p1 }));
+        let (_, e) = s.handle_input(b"PONG\r\n", T0).unwrap();
+        assert_eq!(e, Some(Event::Pong { ping: p2 }));
+        let mut fresh = TestSession::new(options(), [0; 1024]);
+        assert_eq!(fresh.ping(), Err(Error::NotConnected));
+    }
+
+    #[test]
+    fn reconnect_resubscribes_then_releases_held_publishes() {
+        let mut s = connected();
+        let a = s.subscribe("a.*", None).unwrap();
+        let b = s.subscribe("b", Some("q")).unwrap();
+        s.unsubscribe_after(b, 10).unwrap();
+        take(&mut s);
+        feed(&mut s, b"MSG b 2 0\r\n\r\n", T0).unwrap();
+        // Queued but never written when the transport dies.
+        s.publish("x", None, None, b"kept").unwrap();
+        s.ping().unwrap();
+        assert_eq!(s.reset(T0), 6);
+        assert_eq!(s.state(), State::AwaitingInfo);
+        s.publish("y", None, None, b"later").unwrap();
+        let c = s.subscribe("c", None).unwrap();
+        assert_eq!(s.transmit(), b"", "nothing goes out before the handshake");
+        assert_eq!(s.held_bytes(), 15 + 16);
+
+        feed(&mut s, INFO, T0).unwrap();
+        let handshake = take(&mut s);
+        assert!(
+            handshake.starts_with("CONNECT {") && handshake.ends_with("}\r\nPING\r\n"),
+            "{handshake}"
+        );
+        s.publish("z", None, None, b"").unwrap();
+        assert_eq!(s.transmit(), b"");
+        let (_, event) = s.handle_input(b"PONG\r\n", T0).unwrap();
+        assert_eq!(
+            event,
+            Some(Event::Connected {
+                reconnect: true,
+                max_payload_warning: None
+            })
+        );
+        assert_eq!(
+            take(&mut s),
+            format!(
+                "SUB a.* {}\r\nSUB b q {}\r\nUNSUB {} 9\r\nSUB c {}\r\nPUB x 4\r\nkept\r\nPUB y 5\r\nlater\r\nPUB z 0\r\n\r\n",
+                a.0, b.0, b.0, c.0
+            )
+        );
+    }
+
+    #[test]
+    fn subscriptions_made_before_connecting_are_sent_in_the_handshake() {
+        let mut s = TestSession::new(options(), [0; 1024]);
+        s.subscribe("early", None).unwrap();
+        s.publish("early", None, None, b"1").unwrap();
+        feed(&mut s, INFO, T0).unwrap();
+        take(&mut s);
+        feed(&mut s, b"PONG\r\n", T0).unwrap();
+        assert_eq!(take(&mut s), "SUB early 1\r\nPUB early 1\r\n1\r\n");
+    }
+
+    #[test]
+    fn held_publishes_leave_room_for_the_handshake() {
+        let mut s: Session<[u8; 256], 4, 2> = Session::new(options(), [0; 256]);
+        let mut queued = 0;
+        while s.publish("a", None, None, b"0123456789").is_ok() {
+            queued += 1;
+        }
+        assert!(queued > 0);
+        let (used, _) = s.handle_input(INFO, T0).unwrap();
+        assert_eq!(used, INFO.len());
+        assert!(s.transmit().starts_with(b"CONNECT"));
+    }
+
+    #[test]
+    fn headers_round_trip_through_publish() {
+        let mut s = connected();
+        let mut h = HeaderWriter::new([0u8; 64]).unwrap();
+        h.insert("Unit", "C").unwrap();
+        s.publish("a", Some("r"), Some(h.as_bytes()), b"21")
+            .unwrap();
+        assert_eq!(
+            take(&mut s),
+            "HPUB a r 21 23\r\nNATS/1.0\r\nUnit: C\r\n\r\n21\r\n"
+        );
+    }
+
+    #[test]
+    fn header_only_publish_for_vectored_writes() {
+        let mut s = connected();
+        let trailer = s.publish_header_only("big", None, None, 5).unwrap();
+        assert_eq!(trailer, b"\r\n");
+        // A server PING arriving meanwhile waits behind the payload.
+        feed(&mut s, b"PING\r\n", T0).unwrap();
+        assert_eq!(s.transmit(), b"PUB big 5\r\n");
+        assert!(matches!(
+            s.publish_header_only("big", None, None, 5),
+            Err(Error::BufferFull(_))
+        ));
+        s.transmitted(11);
+        assert_eq!(take(&mut s), "PONG\r\n");
+    }
+
+    #[test]
+    fn split_reads_give_the_same_events() {
+        let mut stream = StdVec::from(INFO);
+        stream.extend_from_slice(b"PONG\r\nMSG a 1 5\r\nhello\r\nPING\r\nHMSG a 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n+OK\r\n");
+        let reference = run_split(&stream, &[stream.len()]);
+        assert_eq!(reference.len(), 5, "{reference:?}");
+        for size in 1..stream.len() {
+            assert_eq!(run_split(&stream, &[size]), reference, "chunks of {size}");
+        }
+    }
+
+    /// Drives a session over `stream` delivered in chunks, like a driver
+    /// with a receive buffer, and returns the events and written bytes.
+    fn run_split(stream: &[u8], chunks: &[usize]) -> StdVec<StdString> {
+        let mut s = TestSession::new(options(), [0; 1024]);
+        s.subscribe("a", None).unwrap();
+        let mut rx: StdVec<u8> = StdVec::new();
+        let mut log = StdVec::new();
+        let mut fed = 0;
+        let mut sizes = chunks.iter().copied().cycle();
+        while fed < stream.len() {
+            let n = sizes.next().unwrap_or(1).max(1).min(stream.len() - fed);
+            rx.extend_from_slice(&stream[fed..fed + n]);
+            fed += n;
+            loop {
+                let (used, event) = s.handle_input(&rx, T0).unwrap();
+                let had_event = event.is_some();
+                if let Some(e) = event {
+                    log.push(format!("{e:?}"));
+                }
+                rx.drain(..used);
+                if used == 0 && !had_event {
+                    break;
+                }
+            }
+        }
+        log.push(take(&mut s));
+        log
+    }
+
+    proptest! {
+        #[test]
+        fn split_anywhere_same_events(chunks in proptest::collection::vec(1usize..30, 1..12)) {
+            let mut stream = StdVec::from(INFO);
+            stream.extend_from_slice(b"PONG\r\nMSG a 1 5\r\nhello\r\nPING\r\nHMSG a 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n-ERR 'Permissions Violation for Subscription to \"x\"'\r\n");
+            prop_assert_eq!(run_split(&stream, &chunks), run_split(&stream, &[stream.len()]));
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics(
+            prefix in proptest::bool::ANY,
+            bytes in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let mut o = options();
+            o.rx_capacity = 128;
+            let mut s = TestSession::new(o, [0; 1024]);
+            let mut input = StdVec::new();
+            if prefix {
+                input.extend_from_slice(b"INFO {}\r\nPONG\r\n");
+            }
+            input.extend_from_slice(&bytes);
+            let mut rest = &input[..];
+            for _ in 0..64 {
+                match s.handle_input(rest, T0) {
+                    Ok((0, None)) | Err(_) => break,
+                    Ok((used, _)) => rest = &rest[used..],
+                }
+            }
+            let _ = s.handle_timeout(T0 + Duration::from_secs(1000));
+        }
     }
 }

@@ -1,0 +1,360 @@
+//! The session's transmit queue.
+//!
+//! One fixed buffer, three regions:
+//!
+//! ```text
+//! start      sendable_end        end
+//!   | sendable   |     held       |
+//! ```
+//!
+//! *Sendable* bytes go to the current connection. *Held* bytes are
+//! publishes made while not connected; they wait behind the handshake
+//! (CONNECT, PING, re-subscriptions), which is inserted in front of them,
+//! and are released once the handshake completes.
+//!
+//! On a reset (transport lost), the half-written command at the front is
+//! dropped, session commands meant for the old connection (CONNECT, PING,
+//! PONG, SUB, UNSUB) are dropped, and every whole publish not yet written
+//! is kept, so nothing the application queued is lost just because the
+//! transport failed before it was written. To find command boundaries the
+//! queue parses its own (well-formed) output.
+
+use crate::buf::CapacityError;
+
+use super::commands::CommandSink;
+use super::parser::parse_decimal;
+
+pub(crate) struct Outbox<S> {
+    storage: S,
+    start: usize,
+    sendable_end: usize,
+    end: usize,
+    /// First command start at or after `start` (commands before it were
+    /// written whole or in part).
+    boundary: usize,
+    /// While a header-only publish is being written: the end of its prefix.
+    /// Bytes after it wait until the driver sent the payload.
+    vectored_end: Option<usize>,
+}
+
+impl<S: AsRef<[u8]> + AsMut<[u8]>> Outbox<S> {
+    pub(crate) fn new(storage: S) -> Self {
+        Outbox {
+            storage,
+            start: 0,
+            sendable_end: 0,
+            end: 0,
+            boundary: 0,
+            vectored_end: None,
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.storage.as_ref().len()
+    }
+
+    /// Bytes queued (sendable and held).
+    pub(crate) fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Bytes held back until the handshake completes.
+    pub(crate) fn held_len(&self) -> usize {
+        self.end - self.sendable_end
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Bytes to write now.
+    pub(crate) fn sendable(&self) -> &[u8] {
+        let limit = self.vectored_end.unwrap_or(self.sendable_end);
+        self.storage
+            .as_ref()
+            .get(self.start..limit.min(self.sendable_end))
+            .unwrap_or_default()
+    }
+
+    /// The transport wrote `n` bytes of [`Outbox::sendable`].
+    pub(crate) fn consume(&mut self, n: usize) {
+        let limit = self.vectored_end.unwrap_or(self.sendable_end);
+        self.start = (self.start + n).min(limit).min(self.sendable_end);
+        if self.vectored_end.is_some_and(|v| self.start >= v) {
+            self.vectored_end = None;
+        }
+        while self.boundary < self.start {
+            let rest = self
+                .storage
+                .as_ref()
+                .get(self.boundary..self.end)
+                .unwrap_or_default();
+            match command_len(rest) {
+                Some(len) => self.boundary += len,
+                None => {
+                    // Cannot happen with our own output; if it does, treat
+                    // everything up to `start` as one command.
+                    self.boundary = self.start;
+                }
+            }
+        }
+        if self.start == self.end {
+            self.start = 0;
+            self.sendable_end = 0;
+            self.end = 0;
+            self.boundary = 0;
+        }
+    }
+
+    /// Makes room for `len` more bytes at the end, or says how much is
+    /// missing; `reserve` bytes must stay free afterwards.
+    fn make_room(&mut self, len: usize, reserve: usize) -> Result<(), CapacityError> {
+        let capacity = self.capacity();
+        let needed = self.len().saturating_add(len).saturating_add(reserve);
+        if needed > capacity {
+            return Err(CapacityError { needed, capacity });
+        }
+        if len > capacity - self.end {
+            let start = self.start;
+            self.storage.as_mut().copy_within(start..self.end, 0);
+            self.end -= start;
+            self.sendable_end -= start;
+            self.boundary -= start;
+            self.vectored_end = self.vectored_end.map(|v| v - start);
+            self.start = 0;
+        }
+        Ok(())
+    }
+
+    /// Queues a command for the current connection, in front of held bytes.
+    pub(crate) fn push_sendable<F: FnOnce(&mut [u8])>(
+        &mut self,
+        len: usize,
+        write: F,
+    ) -> Result<(), CapacityError> {
+        self.make_room(len, 0)?;
+        let (at, end) = (self.sendable_end, self.end);
+        let storage = self.storage.as_mut();
+        if let Some(out) = storage.get_mut(end..end + len) {
+            write(out);
+        }
+        if end > at {
+            if let Some(region) = storage.get_mut(at..end + len) {
+                region.rotate_right(len);
+            }
+        }
+        self.end += len;
+        self.sendable_end += len;
+        Ok(())
+    }
+
+    /// Queues a publish behind everything, held until [`Outbox::release`];
+    /// `reserve` bytes stay free for the handshake.
+    pub(crate) fn push_held<F: FnOnce(&mut [u8])>(
+        &mut self,
+        len: usize,
+        reserve: usize,
+        write: F,
+    ) -> Result<(), CapacityError> {
+        self.make_room(len, reserve)?;
+        let end = self.end;
+        if let Some(out) = self.storage.as_mut().get_mut(end..end + len) {
+            write(out);
+        }
+        self.end += len;
+        Ok(())
+    }
+
+    /// Makes the held bytes sendable (the handshake completed).
+    pub(crate) fn release(&mut self) {
+        self.sendable_end = self.end;
+    }
+
+    /// Marks everything queued so far as the prefix of a header-only
+    /// publish: later bytes wait until the prefix is written.
+    pub(crate) fn mark_vectored(&mut self) {
+        self.vectored_end = Some(self.sendable_end);
+        self.boundary = self.sendable_end;
+    }
+
+    /// Drops what belonged to the old connection, keeps whole publishes not
+    /// yet written (oldest first) up to `keep_limit` bytes, holds them for
+    /// the next connection, and returns the number of bytes discarded.
+    pub(crate) fn reset(&mut self, keep_limit: usize) -> usize {
+        let before = self.len();
+        let (boundary, sendable_end, end) = (self.boundary, self.sendable_end, self.end);
+        let storage = self.storage.as_mut();
+        let mut write = 0;
+        let mut read = boundary;
+        while read < end {
+            let rest = storage.get(read..end).unwrap_or_default();
+            let Some(len) = command_len(rest) else { break };
+            // Held bytes are publishes only; sendable ones may be anything.
+            let keep = read >= sendable_end || is_publish(rest);
+            if keep {
+                if write + len > keep_limit {
+                    break;
+                }
+                storage.copy_within(read..read + len, write);
+                write += len;
+            }
+            read += len;
+        }
+        self.start = 0;
+        self.sendable_end = 0;
+        self.end = write;
+        self.boundary = 0;
+        self.vectored_end = None;
+        before - write
+    }
+}
+
+/// A [`CommandSink`] that queues into the sendable region.
+pub(crate) struct Sendable<'o, S>(pub(crate) &'o mut Outbox<S>);
+
+impl<S: AsRef<[u8]> + AsMut<[u8]>> CommandSink for Sendable<'_, S> {
+    fn append<F: FnOnce(&mut [u8])>(&mut self, len: usize, write: F) -> Result<(), CapacityError> {
+        self.0.push_sendable(len, write)
+    }
+}
+
+/// A [`CommandSink`] that queues into the held region, keeping `reserve`
+/// bytes free.
+pub(crate) struct Held<'o, S> {
+    pub(crate) outbox: &'o mut Outbox<S>,
+    pub(crate) reserve: usize,
+}
+
+impl<S: AsRef<[u8]> + AsMut<[u8]>> CommandSink for Held<'_, S> {
+    fn append<F: FnOnce(&mut [u8])>(&mut self, len: usize, write: F) -> Result<(), CapacityError> {
+        self.outbox.push_held(len, self.reserve, write)
+    }
+}
+
+fn is_publish(command: &[u8]) -> bool {
+    command.starts_with(b"PUB ") || command.starts_with(b"HPUB ")
+}
+
+/// Length of the command our encoders wrote at the front of `bytes`.
+fn command_len(bytes: &[u8]) -> Option<usize> {
+    let line_end = bytes.windows(2).position(|w| w == b"\r\n")? + 2;
+    if !is_publish(bytes) {
+        return Some(line_end);
+    }
+    let line = bytes.get(..line_end - 2)?;
+    let size = line.rsplit(|&b| b == b' ').next()?;
+    let size = usize::try_from(parse_decimal(size)?).ok()?;
+    Some(line_end + size + 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nats::commands;
+
+    fn outbox() -> Outbox<[u8; 128]> {
+        Outbox::new([0u8; 128])
+    }
+
+    #[test]
+    fn sendable_commands_go_before_held_ones() {
+        let mut o = outbox();
+        commands::publish(
+            &mut Held {
+                outbox: &mut o,
+                reserve: 0,
+            },
+            "a",
+            None,
+            None,
+            b"1",
+        )
+        .unwrap();
+        assert_eq!(o.sendable(), b"");
+        commands::ping(&mut Sendable(&mut o)).unwrap();
+        commands::subscribe(&mut Sendable(&mut o), "s", None, 1).unwrap();
+        assert_eq!(o.sendable(), b"PING\r\nSUB s 1\r\n");
+        assert_eq!(o.held_len(), 12);
+        o.release();
+        assert_eq!(o.sendable(), b"PING\r\nSUB s 1\r\nPUB a 1\r\n1\r\n");
+    }
+
+    #[test]
+    fn held_respects_reserve() {
+        let mut o = Outbox::new([0u8; 32]);
+        let mut held = Held {
+            outbox: &mut o,
+            reserve: 20,
+        };
+        commands::publish(&mut held, "a", None, None, b"1").unwrap();
+        assert!(commands::publish(&mut held, "a", None, None, b"1").is_err());
+        assert_eq!(o.len(), 12);
+    }
+
+    #[test]
+    fn reset_keeps_whole_unwritten_publishes_only() {
+        let mut o = outbox();
+        let mut s = Sendable(&mut o);
+        commands::publish(&mut s, "a", None, None, b"one").unwrap();
+        commands::ping(&mut s).unwrap();
+        commands::publish(&mut s, "b", None, Some(b"NATS/1.0\r\n\r\n"), b"two").unwrap();
+        commands::subscribe(&mut s, "c", None, 4).unwrap();
+        commands::publish(&mut s, "d", None, None, b"three").unwrap();
+        // Half of the first publish went out.
+        o.consume(5);
+        let discarded = o.reset(usize::MAX);
+        assert_eq!(o.sendable(), b"");
+        o.release();
+        assert_eq!(
+            o.sendable(),
+            &b"HPUB b 12 15\r\nNATS/1.0\r\n\r\ntwo\r\nPUB d 5\r\nthree\r\n"[..]
+        );
+        assert_eq!(discarded, 14 - 5 + 6 + 9);
+    }
+
+    #[test]
+    fn reset_honours_keep_limit_oldest_first() {
+        let mut o = outbox();
+        let mut s = Sendable(&mut o);
+        commands::publish(&mut s, "a", None, None, b"1").unwrap();
+        commands::publish(&mut s, "b", None, None, b"2").unwrap();
+        assert_eq!(o.reset(20), 12);
+        o.release();
+        assert_eq!(o.sendable(), b"PUB a 1\r\n1\r\n");
+    }
+
+    #[test]
+    fn vectored_prefix_blocks_later_bytes_until_written() {
+        let mut o = outbox();
+        commands::publish_header_only(&mut Sendable(&mut o), "a", None, None, 3).unwrap();
+        o.mark_vectored();
+        commands::pong(&mut Sendable(&mut o)).unwrap();
+        assert_eq!(o.sendable(), b"PUB a 3\r\n");
+        o.consume(9);
+        assert_eq!(o.sendable(), b"PONG\r\n");
+        o.consume(6);
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn compaction_keeps_regions() {
+        let mut o = Outbox::new([0u8; 24]);
+        commands::publish(&mut Sendable(&mut o), "a", None, None, b"1234").unwrap();
+        o.consume(10);
+        commands::publish(
+            &mut Held {
+                outbox: &mut o,
+                reserve: 0,
+            },
+            "b",
+            None,
+            None,
+            b"5",
+        )
+        .unwrap();
+        commands::ping(&mut Sendable(&mut o)).unwrap();
+        assert_eq!(o.sendable(), b"234\r\nPING\r\n");
+        o.release();
+        assert_eq!(o.sendable(), b"234\r\nPING\r\nPUB b 1\r\n5\r\n");
+    }
+}
