@@ -127,7 +127,19 @@ where
         headers: Option<&[u8]>,
         payload: &[u8],
     ) -> Result<(), Error<T::Error>> {
+        self.link.ensure_usable()?;
         self.run_timers()?;
+        let result = self.publish_now(subject, reply, headers, payload).await;
+        self.link.check(result)
+    }
+
+    async fn publish_now(
+        &mut self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Result<(), Error<T::Error>> {
         let session = &mut self.link.session;
         match session.publish(subject, reply, headers, payload) {
             Err(nats::Error::BufferFull(_)) => {}
@@ -308,6 +320,7 @@ where
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<Option<Event<'_>>, Error<T::Error>> {
+        self.link.ensure_usable()?;
         self.link.release();
         self.run_timers()?;
         if let Some(event) = self.link.timer_event.take() {
@@ -319,9 +332,19 @@ where
         }
         let now = self.timer.now();
         let link = &mut self.link;
-        let (used, event) = link.session.handle_input(link.rx.data(), now)?;
+        let (used, event) = match link.session.handle_input(link.rx.data(), now) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                link.failed |= e.is_fatal();
+                return Err(Error::Nats(e));
+            }
+        };
         link.borrowed = used;
-        write_session(&mut self.transport, &mut link.session).await?;
+        let written = write_session(&mut self.transport, &mut link.session).await;
+        if written.is_err() {
+            link.failed = true;
+        }
+        written?;
         Ok(event)
     }
 
@@ -346,6 +369,14 @@ where
     /// Reads once, giving way at the earliest of `deadline`, the session's
     /// timers and the stall deadline; false when a deadline came first.
     async fn read_once(&mut self, deadline: Option<Instant>) -> Result<bool, Error<T::Error>> {
+        let result = self.read_into_buffer(deadline).await;
+        self.link.check(result)
+    }
+
+    async fn read_into_buffer(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<bool, Error<T::Error>> {
         let wake_at = match (deadline, self.link.next_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -381,12 +412,14 @@ where
 
     fn run_timers(&mut self) -> Result<(), Error<T::Error>> {
         let now = self.timer.now();
-        self.link.run_timers(now)?;
-        Ok(())
+        let result = self.link.run_timers(now).map_err(Error::Nats);
+        self.link.check(result)
     }
 
     async fn write_pending(&mut self) -> Result<(), Error<T::Error>> {
-        write_session(&mut self.transport, &mut self.link.session).await
+        self.link.ensure_usable()?;
+        let result = write_session(&mut self.transport, &mut self.link.session).await;
+        self.link.check(result)
     }
 }
 

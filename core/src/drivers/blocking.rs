@@ -132,7 +132,19 @@ where
         headers: Option<&[u8]>,
         payload: &[u8],
     ) -> Result<(), Error<T::Error>> {
+        self.link.ensure_usable()?;
         self.run_timers()?;
+        let result = self.publish_now(subject, reply, headers, payload);
+        self.link.check(result)
+    }
+
+    fn publish_now(
+        &mut self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Result<(), Error<T::Error>> {
         let session = &mut self.link.session;
         match session.publish(subject, reply, headers, payload) {
             Err(nats::Error::BufferFull(_)) => {}
@@ -200,6 +212,7 @@ where
     /// out, a partial frame arrived, or the server sent something the
     /// session handled itself, like PING). Call again.
     pub fn next_event(&mut self) -> Result<Option<Event<'_>>, Error<T::Error>> {
+        self.link.ensure_usable()?;
         self.link.release();
         self.run_timers()?;
         if let Some(event) = self.link.timer_event.take() {
@@ -211,11 +224,21 @@ where
         }
         let now = self.clock.now();
         let link = &mut self.link;
-        let (used, event) = link.session.handle_input(link.rx.data(), now)?;
+        let (used, event) = match link.session.handle_input(link.rx.data(), now) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                link.failed |= e.is_fatal();
+                return Err(Error::Nats(e));
+            }
+        };
         link.borrowed = used;
         // Answers the input produced (PONG, CONNECT) go out before the
         // caller gets the event, so a slow handler does not delay them.
-        write_session(&mut self.transport, &mut link.session)?;
+        let written = write_session(&mut self.transport, &mut link.session);
+        if written.is_err() {
+            link.failed = true;
+        }
+        written?;
         Ok(event)
     }
 
@@ -352,6 +375,11 @@ where
     /// Reads once into the receive buffer; false when nothing arrived
     /// before the transport's read timeout.
     fn read_once(&mut self) -> Result<bool, Error<T::Error>> {
+        let result = self.read_into_buffer();
+        self.link.check(result)
+    }
+
+    fn read_into_buffer(&mut self) -> Result<bool, Error<T::Error>> {
         let capacity = self.link.rx.capacity();
         let spare = self.link.rx.spare();
         if spare.is_empty() {
@@ -374,12 +402,14 @@ where
 
     fn run_timers(&mut self) -> Result<(), Error<T::Error>> {
         let now = self.clock.now();
-        self.link.run_timers(now)?;
-        Ok(())
+        let result = self.link.run_timers(now).map_err(Error::Nats);
+        self.link.check(result)
     }
 
     fn write_pending(&mut self) -> Result<(), Error<T::Error>> {
-        write_session(&mut self.transport, &mut self.link.session)
+        self.link.ensure_usable()?;
+        let result = write_session(&mut self.transport, &mut self.link.session);
+        self.link.check(result)
     }
 }
 

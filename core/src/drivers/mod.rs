@@ -108,6 +108,9 @@ pub enum Error<E> {
         /// Time since the last byte arrived.
         waited: Duration,
     },
+    /// An earlier fatal error ended this connection (it was returned
+    /// then); call `reconnect` with a new transport.
+    Disconnected,
 }
 
 impl<E: embedded_io::Error> Error<E> {
@@ -123,7 +126,10 @@ impl<E: embedded_io::Error> Error<E> {
     /// and reconnect (the session keeps subscriptions and queued publishes).
     pub fn is_fatal(&self) -> bool {
         match self {
-            Error::Transport(_) | Error::ConnectionClosed | Error::Stalled { .. } => true,
+            Error::Transport(_)
+            | Error::ConnectionClosed
+            | Error::Stalled { .. }
+            | Error::Disconnected => true,
             Error::Nats(e) => e.is_fatal(),
             Error::TimedOut(wait) => *wait == Wait::Connect,
             Error::NoResponders => false,
@@ -174,6 +180,11 @@ impl<E: embedded_io::Error> fmt::Display for Error<E> {
                  the connection stalled mid-frame; reconnect",
                 waited.as_millis()
             ),
+            Error::Disconnected => write!(
+                f,
+                "the connection failed earlier (that error was returned then); reconnect \
+                 with a new transport"
+            ),
         }
     }
 }
@@ -193,6 +204,9 @@ struct Link<R, S, const SUBS: usize, const REQS: usize> {
     /// An event `handle_timeout` produced while the caller was doing
     /// something else (publishing); handed out by the next `next_event`.
     timer_event: Option<nats::Event<'static>>,
+    /// A fatal error was returned: the transport or the session is unusable
+    /// until `reconnect`.
+    failed: bool,
     options: DriverOptions,
 }
 
@@ -212,6 +226,7 @@ where
             borrowed: 0,
             last_byte_at: Instant::default(),
             timer_event: None,
+            failed: false,
             options,
         }
     }
@@ -285,7 +300,28 @@ where
         self.rx.clear();
         self.borrowed = 0;
         self.timer_event = None;
+        self.failed = false;
         self.last_byte_at = now;
+    }
+
+    /// `Err(Disconnected)` once a fatal error was returned.
+    fn ensure_usable<E>(&self) -> Result<(), Error<E>> {
+        if self.failed {
+            Err(Error::Disconnected)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Passes `result` through, remembering a fatal error.
+    fn check<X, E: embedded_io::Error>(
+        &mut self,
+        result: Result<X, Error<E>>,
+    ) -> Result<X, Error<E>> {
+        if let Err(e) = &result {
+            self.failed |= e.is_fatal();
+        }
+        result
     }
 }
 
