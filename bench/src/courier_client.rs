@@ -42,7 +42,31 @@ mod imp {
     use std::time::{Duration, Instant};
 
     pub fn state_sizes() -> Vec<(String, usize)> {
-        Vec::new()
+        use courier_core::nats::Session as NatsSession;
+        use courier_core::nsq::Session as NsqSession;
+        use std::mem::size_of;
+        vec![
+            (
+                "courier_core::nats::Session<&mut [u8], 0, 0> (publish-only; transmit buffer borrowed, not counted)".into(),
+                size_of::<NatsSession<&'static mut [u8], 0, 0>>(),
+            ),
+            (
+                "courier_core::nats::Session<[u8; 512], 0, 0> (publish-only, 512 B transmit buffer inside)".into(),
+                size_of::<NatsSession<[u8; 512], 0, 0>>(),
+            ),
+            (
+                "courier_core::nats::Session<&mut [u8], 4, 2> (4 subscriptions, 2 pending requests)".into(),
+                size_of::<NatsSession<&'static mut [u8], 4, 2>>(),
+            ),
+            (
+                "courier_core::nats::Session<Box<[u8]>, 1024, 1024> (what the courier runtime embeds)".into(),
+                size_of::<NatsSession<Box<[u8]>, 1024, 1024>>(),
+            ),
+            (
+                "courier_core::nsq::Session<&mut [u8], 0> (NSQ, no pending publishes)".into(),
+                size_of::<NsqSession<&'static mut [u8], 0>>(),
+            ),
+        ]
     }
 
     pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
@@ -83,7 +107,7 @@ mod imp {
         let after = courier::stats();
         let per = messages.max(1) as f64;
         format!(
-            "runtime: {:.3} reads, {:.3} writes, {:.3} ring submissions per msg",
+            "runtime: {:.4} reads, {:.4} writes, {:.4} ring submissions per msg",
             after.reads.saturating_sub(before.reads) as f64 / per,
             after.writes.saturating_sub(before.writes) as f64 / per,
             after.submissions.saturating_sub(before.submissions) as f64 / per,

@@ -383,6 +383,16 @@ impl Report {
                 md_escape(&notes.join("; ")),
             );
         }
+        let _ = writeln!(out, "\n### Servers, tools and counters\n");
+        for (name, version) in &self.versions {
+            let _ = writeln!(out, "- {name}: `{}`", md_escape(version));
+        }
+        let _ = writeln!(out, "- syscalls and CPU time: {}", self.counters);
+        let _ = writeln!(
+            out,
+            "- machine: {} CPUs, {}, kernel {}",
+            self.machine.cpus, self.machine.cpu_model, self.machine.kernel
+        );
         if !self.state_sizes.is_empty() {
             let _ = writeln!(
                 out,
