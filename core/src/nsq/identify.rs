@@ -145,11 +145,37 @@ pub fn parse_auth_response(data: &[u8]) -> Result<AuthResponse, ResponseError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Captured from nsqd 1.3.0 answering IDENTIFY with feature_negotiation.
     pub(crate) const NSQD_1_3_0_IDENTIFY: &[u8] = br#"{"max_rdy_count":2500,"version":"1.3.0","max_msg_timeout":900000,"msg_timeout":60000,"tls_v1":false,"deflate":false,"deflate_level":6,"max_deflate_level":6,"snappy":false,"sample_rate":0,"auth_required":false,"output_buffer_size":16384,"output_buffer_timeout":250}"#;
+
+    /// Captured from nsqd 1.3.0 (with --tls-cert/--tls-key) answering
+    /// IDENTIFY with snappy, deflate level 3, and TLS + snappy.
+    pub(crate) const NSQD_1_3_0_SNAPPY: &[u8] = br#"{"max_rdy_count":2500,"version":"1.3.0","max_msg_timeout":900000,"msg_timeout":60000,"tls_v1":false,"deflate":false,"deflate_level":6,"max_deflate_level":6,"snappy":true,"sample_rate":0,"auth_required":false,"output_buffer_size":16384,"output_buffer_timeout":250}"#;
+    pub(crate) const NSQD_1_3_0_DEFLATE_3: &[u8] = br#"{"max_rdy_count":2500,"version":"1.3.0","max_msg_timeout":900000,"msg_timeout":60000,"tls_v1":false,"deflate":true,"deflate_level":3,"max_deflate_level":6,"snappy":false,"sample_rate":0,"auth_required":false,"output_buffer_size":16384,"output_buffer_timeout":250}"#;
+    pub(crate) const NSQD_1_3_0_TLS_SNAPPY: &[u8] = br#"{"max_rdy_count":2500,"version":"1.3.0","max_msg_timeout":900000,"msg_timeout":60000,"tls_v1":true,"deflate":false,"deflate_level":6,"max_deflate_level":6,"snappy":true,"sample_rate":0,"auth_required":false,"output_buffer_size":16384,"output_buffer_timeout":250}"#;
+
+    fn negotiated(data: &[u8]) -> IdentifyResponse {
+        match parse_identify_response(data).unwrap() {
+            IdentifyReply::Negotiated(r) => r,
+            IdentifyReply::Ok => panic!("expected JSON"),
+        }
+    }
+
+    #[test]
+    fn parses_captured_compression_and_tls_responses() {
+        let r = negotiated(NSQD_1_3_0_SNAPPY);
+        assert_eq!(r.compression(), Some(Compression::Snappy));
+        assert!(!r.tls_v1);
+        let r = negotiated(NSQD_1_3_0_DEFLATE_3);
+        assert_eq!(r.compression(), Some(Compression::Deflate { level: 3 }));
+        assert_eq!(r.max_deflate_level, 6);
+        let r = negotiated(NSQD_1_3_0_TLS_SNAPPY);
+        assert!(r.tls_v1);
+        assert_eq!(r.compression(), Some(Compression::Snappy));
+    }
 
     #[test]
     fn parses_nsqd_1_3_0_response() {

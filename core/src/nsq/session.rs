@@ -935,6 +935,31 @@ mod tests {
     }
 
     #[test]
+    fn tls_then_snappy_with_captured_nsqd_response() {
+        // nsqd 1.3.0 with a certificate answers tls_v1 + snappy; the next
+        // OK was observed inside TLS and the one after it snappy-framed.
+        let mut s = new_session();
+        sent(&mut s);
+        let ev = feed(
+            &mut s,
+            &response(crate::nsq::identify::tests::NSQD_1_3_0_TLS_SNAPPY),
+            1,
+        )
+        .unwrap();
+        assert_eq!(ev.len(), 2);
+        assert_eq!(ev[1], "StartTls");
+        assert_eq!(
+            feed(&mut s, &response(b"OK"), 2).unwrap(),
+            ["StartCompression(Snappy)"]
+        );
+        assert_eq!(feed(&mut s, &response(b"OK"), 3).unwrap(), ["Ready"]);
+        assert!(
+            s.transmit().is_empty(),
+            "nothing is written during upgrades"
+        );
+    }
+
+    #[test]
     fn deflate_without_tls() {
         let mut s = new_session();
         let ev = feed(
