@@ -7,7 +7,11 @@ use crate::worker::WorkerArgs;
 
 /// Whether this build can run courier in worker `scenario`.
 pub fn supports(scenario: &str) -> bool {
-    cfg!(feature = "courier") && matches!(scenario, "publish" | "subscribe" | "pubsub" | "request")
+    cfg!(feature = "courier")
+        && matches!(
+            scenario,
+            "publish" | "subscribe" | "pubsub" | "request" | "nsq-publish" | "nsq-consume"
+        )
 }
 
 /// Sizes in bytes of courier's connection-state types, for the report.
@@ -70,6 +74,9 @@ mod imp {
     }
 
     pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
+        if args.scenario.starts_with("nsq-") {
+            return crate::courier_nsq::run(args);
+        }
         let choice: BackendChoice = args.transport.parse().map_err(|e| format!("{e}"))?;
         let runtime = courier::Runtime::builder()
             .backend(choice)

@@ -9,6 +9,8 @@
 mod alloc_count;
 mod async_nats_client;
 mod courier_client;
+#[cfg(feature = "courier")]
+mod courier_nsq;
 mod machine;
 mod plot;
 mod process;
