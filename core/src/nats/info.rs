@@ -216,6 +216,25 @@ pub(crate) mod tests {
     /// the JSON of the first line it sends.
     pub(crate) const REAL_INFO: &[u8] = br#"{"server_id":"NDY353TP6KJ2NNIWYQKQG64IGW6DIHPURYCLWFBVBT5YL7QXZSXDXBZW","server_name":"NDY353TP6KJ2NNIWYQKQG64IGW6DIHPURYCLWFBVBT5YL7QXZSXDXBZW","version":"2.15.1","proto":1,"git_commit":"b2fd3ef","go":"go1.27.2","host":"127.0.0.1","port":14222,"headers":true,"max_payload":1048576,"client_id":5,"client_ip":"127.0.0.1","api_lvl":5,"xkey":"XDRCKT66VT3FQCXNKVXMLRHVNM3YGKQ4G2NBTKTODJ7I2QXIDUHGCUX2"}"#;
 
+    /// Captured from a two-node nats-server 2.15.1 cluster (`--cluster_name
+    /// east`, routes between ports 16230 and 16231).
+    const REAL_CLUSTER_INFO: &[u8] = br#"{"server_id":"NCIRWWLVFZWR5JJNNBQ5SYY7EI4MI5ZU66QMNQD3L6S72N64VNUZ3F2Q","server_name":"NCIRWWLVFZWR5JJNNBQ5SYY7EI4MI5ZU66QMNQD3L6S72N64VNUZ3F2Q","version":"2.15.1","proto":1,"git_commit":"b2fd3ef","go":"go1.27.2","host":"127.0.0.1","port":14230,"headers":true,"max_payload":1048576,"client_id":11,"client_ip":"127.0.0.1","cluster":"east","connect_urls":["127.0.0.1:14230","127.0.0.1:14231"],"api_lvl":5,"xkey":"XBZUN62SVR2SWUT6JGQFKI5JWSPXSPWAE6AO33SAQSBAGZWHIDSD67K4"}"#;
+
+    /// Captured from nats-server 2.15.1 started with `--user alice --pass secret`.
+    pub(crate) const REAL_AUTH_INFO: &[u8] = br#"{"server_id":"NCWTWVYFUKBBOPZYRQDSIMFFV27WUWHQGA3E43UDTIKNCGHT6LAAKTP7","server_name":"NCWTWVYFUKBBOPZYRQDSIMFFV27WUWHQGA3E43UDTIKNCGHT6LAAKTP7","version":"2.15.1","proto":1,"git_commit":"b2fd3ef","go":"go1.27.2","host":"127.0.0.1","port":14232,"headers":true,"auth_required":true,"max_payload":1048576,"client_id":5,"client_ip":"127.0.0.1","api_lvl":5,"xkey":"XCAXUMDQUYZ3IZ3MXZIC472LT3FSPADRSVD3PDTLD7DMDSZ5WEFRS5BI"}"#;
+
+    #[test]
+    fn parses_real_cluster_and_auth_info() {
+        let info = ServerInfo::from_json(REAL_CLUSTER_INFO).unwrap();
+        assert_eq!(info.cluster, "east");
+        assert_eq!(info.connect_urls.len(), 2);
+        assert_eq!(info.connect_urls[0], "127.0.0.1:14230");
+        assert_eq!(info.connect_urls[1], "127.0.0.1:14231");
+        assert_eq!(info.connect_urls_ignored, 0);
+        let info = ServerInfo::from_json(REAL_AUTH_INFO).unwrap();
+        assert!(info.auth_required);
+    }
+
     #[test]
     fn parses_real_server_info() {
         let info = ServerInfo::from_json(REAL_INFO).unwrap();

@@ -77,7 +77,7 @@ pub struct ConnectOptions {
     /// `<prefix>.*`. The core has no RNG, so the driver supplies it; empty
     /// means requests fail with [`Error::InboxNotConfigured`].
     pub inbox_prefix: String<INBOX_PREFIX_CAPACITY>,
-    /// Interval between keepalive PINGs.
+    /// Interval between keepalive PINGs (zero disables keepalive).
     pub ping_interval: Duration,
     /// Unanswered PINGs after which the connection is stale.
     pub max_pings_out: u32,
@@ -527,6 +527,15 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
         if self.state == State::AwaitingPong && answered == self.first_ping_of_connection {
             // Re-subscribe before the held publishes are released, so
             // messages published meanwhile reach our own subscriptions.
+            // All or nothing: a retry after BufferFull must not repeat SUBs.
+            let needed: usize = self.subs.iter().map(resubscribe_len).sum();
+            let (queued, capacity) = (self.out.len(), self.out.capacity());
+            if queued + needed > capacity {
+                return Err(Error::BufferFull(crate::buf::CapacityError {
+                    needed: queued + needed,
+                    capacity,
+                }));
+            }
             let mut sink = Sendable(&mut self.out);
             for sub in self.subs.iter() {
                 commands::subscribe(&mut sink, &sub.subject, sub.queue.as_deref(), sub.sid.0)?;
@@ -539,7 +548,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
             self.state = State::Connected;
             let reconnect = self.ever_connected;
             self.ever_connected = true;
-            self.next_keepalive = Some(now + self.options.ping_interval);
+            self.next_keepalive = self.keepalive_after(now);
             return Ok(Some(Event::Connected {
                 reconnect,
                 max_payload_warning: self.max_payload_warning(),
@@ -623,6 +632,12 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
         }
     }
 
+    /// Next keepalive time; a zero interval disables keepalive.
+    fn keepalive_after(&self, now: Instant) -> Option<Instant> {
+        let interval = self.options.ping_interval;
+        (interval.as_millis() > 0).then(|| now + interval)
+    }
+
     fn max_payload_warning(&self) -> Option<MaxPayloadWarning> {
         let info = self.info.as_ref()?;
         let rx = self.options.rx_capacity;
@@ -674,7 +689,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
                 self.next_ping_id += 1;
             }
             self.pings_outstanding += 1;
-            self.next_keepalive = Some(now + self.options.ping_interval);
+            self.next_keepalive = self.keepalive_after(now);
         }
         if let Some(i) = self.requests.iter().position(|r| r.deadline <= now) {
             let request = self.requests.swap_remove(i).id;
@@ -1100,6 +1115,23 @@ mod tests {
         assert_eq!(events[0], "Ok");
         assert!(events[1].starts_with("Connected"));
         assert_eq!(s.server_info().unwrap().max_payload, 1_048_576);
+    }
+
+    #[test]
+    fn missing_credentials_still_connect_and_get_a_typed_error() {
+        // Bytes exchanged with nats-server 2.15.1 started with --user/--pass.
+        let mut s = TestSession::new(options(), [0; 1024]);
+        let mut info = StdVec::from(&b"INFO "[..]);
+        info.extend_from_slice(crate::nats::info::tests::REAL_AUTH_INFO);
+        info.extend_from_slice(b" \r\n");
+        feed(&mut s, &info, T0).unwrap();
+        assert!(s.server_info().unwrap().auth_required);
+        assert!(take(&mut s).starts_with("CONNECT {"));
+        assert_eq!(
+            s.handle_input(b"-ERR 'Authorization Violation'\r\n", T0),
+            Err(Error::AuthorizationViolation)
+        );
+        assert_eq!(s.state(), State::Closed);
     }
 
     #[test]
