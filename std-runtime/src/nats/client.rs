@@ -54,7 +54,8 @@ pub enum ConnectionState {
 }
 
 pub(crate) struct Shared {
-    pub(crate) session: CoreSession,
+    /// Boxed: the subscription and request tables make it ~280 KB.
+    pub(crate) session: Box<CoreSession>,
     pub(crate) options: ConnectOptions,
     pub(crate) state: ConnectionState,
     /// URLs given, then servers discovered from INFO connect_urls.
@@ -305,11 +306,28 @@ where
     if servers.is_empty() {
         return Err(Error::NoServers);
     }
+    let inner = new_inner(servers, options);
+    let client = Client {
+        inner: inner.clone(),
+    };
+    let (first_tx, first_rx) = oneshot::channel();
+    crate::runtime::spawn(super::connection::run(inner, first_tx));
+    match first_rx.await {
+        Ok(Ok(())) => Ok(client),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(Error::Closed),
+    }
+}
+
+/// Builds the shared state outside any async fn, so the large session is
+/// never part of a future (and never copied around the stack of one).
+#[inline(never)]
+fn new_inner(servers: Vec<ServerAddr>, options: ConnectOptions) -> Rc<Inner> {
     // The transmit buffer also holds publishes made while disconnected.
     let tx =
         vec![0u8; options.transmit_buffer_size + options.reconnect_buffer_size].into_boxed_slice();
-    let session = CoreSession::new(core_options(&options), tx);
-    let inner = Rc::new(Inner {
+    let session = Box::new(CoreSession::new(core_options(&options), tx));
+    Rc::new(Inner {
         shared: RefCell::new(Shared {
             session,
             state: ConnectionState::Disconnected,
@@ -331,17 +349,7 @@ where
         tx_space: Notify::new(),
         state_changed: Notify::new(),
         handles: Cell::new(1),
-    });
-    let client = Client {
-        inner: inner.clone(),
-    };
-    let (first_tx, first_rx) = oneshot::channel();
-    crate::runtime::spawn(super::connection::run(inner, first_tx));
-    match first_rx.await {
-        Ok(Ok(())) => Ok(client),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(Error::Closed),
-    }
+    })
 }
 
 /// Exact size of a PUB/HPUB command on the wire (for the reconnect bound).
@@ -356,7 +364,7 @@ fn command_len(
     let total = hlen + payload.len();
     4 + subject.len()
         + reply.map_or(0, |r| r.len() + 1)
-        + headers.map_or(0, |_| 1 + digits(hlen))
+        + headers.map_or(0, |_| 2 + digits(hlen)) // "H" and " <hdr_len>"
         + 1
         + digits(total)
         + 2
@@ -424,49 +432,61 @@ impl Client {
         payload: &[u8],
     ) -> Result<(), Error> {
         loop {
-            {
-                let mut sh = self.inner.shared.borrow_mut();
-                let connected = match sh.state {
-                    ConnectionState::Closed | ConnectionState::Draining => {
-                        return Err(Error::Closed)
-                    }
-                    ConnectionState::Connected => true,
-                    ConnectionState::Disconnected => false,
-                };
-                let len = if connected {
-                    0
-                } else {
-                    let len = command_len(subject, reply, headers, payload);
-                    let capacity = sh.options.reconnect_buffer_size;
-                    if sh.reconnect_buffered + len > capacity {
-                        return Err(Error::ReconnectBufferFull {
-                            needed: sh.reconnect_buffered + len,
-                            capacity,
-                        });
-                    }
-                    len
-                };
-                match sh.session.publish(subject, reply, headers, payload) {
-                    Ok(()) => {
-                        sh.reconnect_buffered += len;
-                        drop(sh);
-                        self.inner.writer.notify_one();
-                        return Ok(());
-                    }
-                    // Room comes once the writer drains what is pending.
-                    Err(CoreError::BufferFull(_))
-                        if connected && !sh.session.transmit().is_empty() => {}
-                    Err(CoreError::BufferFull(e)) if !connected => {
-                        return Err(Error::ReconnectBufferFull {
-                            needed: e.needed,
-                            capacity: e.capacity,
-                        })
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+            if let Some(done) = self.try_publish(subject, reply, headers, payload) {
+                return done;
             }
             // The writer frees room (or the state changes); then retry.
+            self.inner.writer.notify_one();
             self.inner.tx_space.notified().await;
+        }
+    }
+
+    /// One publish attempt; `None` means "wait for room and retry".
+    fn try_publish(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Option<Result<(), Error>> {
+        let mut sh = self.inner.shared.borrow_mut();
+        let connected = match sh.state {
+            ConnectionState::Closed | ConnectionState::Draining => return Some(Err(Error::Closed)),
+            ConnectionState::Connected => true,
+            ConnectionState::Disconnected => false,
+        };
+        let len = if connected {
+            // Bound what waits in memory while connected: past the transmit
+            // buffer size, wait for the writer.
+            if sh.session.transmit().len() >= sh.options.transmit_buffer_size {
+                return None;
+            }
+            0
+        } else {
+            let len = command_len(subject, reply, headers, payload);
+            let capacity = sh.options.reconnect_buffer_size;
+            if sh.reconnect_buffered + len > capacity {
+                return Some(Err(Error::ReconnectBufferFull {
+                    needed: sh.reconnect_buffered + len,
+                    capacity,
+                }));
+            }
+            len
+        };
+        match sh.session.publish(subject, reply, headers, payload) {
+            Ok(()) => {
+                sh.reconnect_buffered += len;
+                drop(sh);
+                self.inner.writer.notify_one();
+                Some(Ok(()))
+            }
+            // Room comes once the writer drains what is pending.
+            Err(CoreError::BufferFull(_)) if connected && !sh.session.transmit().is_empty() => None,
+            Err(CoreError::BufferFull(e)) if !connected => Some(Err(Error::ReconnectBufferFull {
+                needed: e.needed,
+                capacity: e.capacity,
+            })),
+            Err(e) => Some(Err(e.into())),
         }
     }
 

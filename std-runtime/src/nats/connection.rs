@@ -37,9 +37,11 @@ enum Ended {
 pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Error>>) {
     let (rx_size, tx_size) = {
         let sh = inner.shared.borrow();
+        // Pending bytes can reach the whole transmit buffer (publishes
+        // buffered during an outage), so size the write copy for that once.
         (
             sh.options.receive_buffer_size,
-            sh.options.transmit_buffer_size,
+            sh.options.transmit_buffer_size + sh.options.reconnect_buffer_size,
         )
     };
     let mut rx = ReadBuffer::new(rx_size);
