@@ -52,14 +52,14 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 pub struct PublishId(pub u64);
 
 /// Something the application or driver must know or act on.
-// The handshake variants carry nsqd's negotiated settings by value (a few
-// hundred bytes); they occur once per connection and boxing needs an
-// allocator the core does not have, so the size difference is accepted.
-#[allow(clippy::large_enum_variant)]
+///
+/// Kept small because one is returned per message: the handshake's bigger
+/// results (negotiated settings, auth identity) are read from the session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event<'a> {
-    /// nsqd answered IDENTIFY (JSON with feature negotiation, else `OK`).
-    Identified(IdentifyReply),
+    /// nsqd answered IDENTIFY; [`Session::negotiated`] has its settings
+    /// (None when feature negotiation was off and nsqd said `OK`).
+    Identified,
     /// nsqd agreed to TLS: start the client handshake on the socket now.
     /// Every byte after the IDENTIFY response is TLS; keep feeding the
     /// session the decrypted bytes.
@@ -70,8 +70,9 @@ pub enum Event<'a> {
     StartCompression(Compression),
     /// nsqd requires AUTH: call [`Session::auth`] with the secret.
     AuthRequired,
-    /// nsqd accepted the AUTH secret.
-    Authenticated(AuthResponse),
+    /// nsqd accepted the AUTH secret; [`Session::auth_response`] says who
+    /// we are to it.
+    Authenticated,
     /// The handshake is complete: subscribe or publish.
     Ready,
     /// nsqd accepted SUB: send RDY to receive messages.
@@ -262,6 +263,7 @@ pub struct Session<S, const PENDING: usize> {
     pending: Deque<Pending, PENDING>,
     next_publish_id: u64,
     negotiated: Option<IdentifyResponse>,
+    auth: Option<AuthResponse>,
     tls_pending: bool,
     compression_pending: Option<Compression>,
     subscribed: bool,
@@ -297,6 +299,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const PENDING: usize> Session<S, PENDING> {
             pending: Deque::new(),
             next_publish_id: 0,
             negotiated: None,
+            auth: None,
             tls_pending: false,
             compression_pending: None,
             subscribed: false,
@@ -318,6 +321,11 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const PENDING: usize> Session<S, PENDING> {
     /// when feature negotiation was off).
     pub fn negotiated(&self) -> Option<&IdentifyResponse> {
         self.negotiated.as_ref()
+    }
+
+    /// nsqd's answer to AUTH (None before it, or without AUTH).
+    pub fn auth_response(&self) -> Option<&AuthResponse> {
+        self.auth.as_ref()
     }
 
     /// True once the handshake is complete and the session is usable.
@@ -499,23 +507,22 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const PENDING: usize> Session<S, PENDING> {
     fn on_response<'a>(&mut self, data: &'a [u8]) -> Result<Option<Event<'a>>, SessionError> {
         match self.state {
             State::AwaitIdentify => {
-                let reply = parse_identify_response(data)?;
-                if let IdentifyReply::Negotiated(n) = &reply {
+                if let IdentifyReply::Negotiated(n) = parse_identify_response(data)? {
                     self.tls_pending = n.tls_v1;
                     self.compression_pending = n.compression();
-                    self.negotiated = Some(n.clone());
+                    self.negotiated = Some(n);
                 }
                 self.next_handshake_step();
-                Ok(Some(Event::Identified(reply)))
+                Ok(Some(Event::Identified))
             }
             State::AwaitTlsOk | State::AwaitCompressionOk if data == OK => {
                 self.next_handshake_step();
                 Ok(None)
             }
             State::AwaitAuth => {
-                let auth = parse_auth_response(data)?;
+                self.auth = Some(parse_auth_response(data)?);
                 self.state = State::AnnounceReady;
-                Ok(Some(Event::Authenticated(auth)))
+                Ok(Some(Event::Authenticated))
             }
             State::Ready | State::Closed => {
                 let event = match (self.pending.front(), data) {
@@ -822,6 +829,17 @@ mod tests {
     }
 
     #[test]
+    fn per_message_results_stay_small() {
+        // One of these is returned per message: no handshake payloads.
+        std::println!(
+            "Event {} bytes, result {} bytes",
+            core::mem::size_of::<Event<'_>>(),
+            core::mem::size_of::<Result<(usize, Option<Event<'_>>), SessionError>>()
+        );
+        assert!(core::mem::size_of::<Event<'_>>() <= 128);
+    }
+
+    #[test]
     fn writes_magic_and_identify_first() {
         let mut s = new_session();
         let out = sent(&mut s);
@@ -838,10 +856,7 @@ mod tests {
         sent(&mut s);
         assert!(!s.is_ready());
         let ev = feed(&mut s, &response(NSQD_IDENTIFY), 1).unwrap();
-        assert!(
-            ev[0].starts_with("Identified(Negotiated(IdentifyResponse { max_rdy_count: 2500"),
-            "{ev:?}"
-        );
+        assert_eq!(ev[0], "Identified");
         assert!(s.is_ready());
         assert_eq!(s.negotiated().unwrap().max_rdy_count, 2500);
         s.subscribe("t", "c").unwrap();
@@ -874,7 +889,7 @@ mod tests {
             Session::new([0u8; 1024], 4096, &Identify::default(), Instant(0)).unwrap();
         assert_eq!(
             feed(&mut s, &response(b"OK"), 1).unwrap(),
-            ["Identified(Ok)", "Ready"]
+            ["Identified", "Ready"]
         );
         assert!(s.negotiated().is_none());
     }
@@ -890,10 +905,8 @@ mod tests {
         // at each boundary.
         let (n, ev) = s.handle_input(&input, Instant(1)).unwrap();
         assert_eq!(n, input.len());
-        assert!(matches!(
-            ev,
-            Some(Event::Identified(IdentifyReply::Negotiated(_)))
-        ));
+        assert_eq!(ev, Some(Event::Identified));
+        assert!(s.negotiated().unwrap().tls_v1);
         let (n, ev) = s.handle_input(&[], Instant(1)).unwrap();
         assert_eq!((n, ev), (0, Some(Event::StartTls)));
         assert_eq!(s.handle_input(&[], Instant(1)).unwrap(), (0, None));
@@ -927,10 +940,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ev.len(), 2);
-        assert!(
-            ev[0].starts_with("Authenticated(AuthResponse { identity: \"me\""),
-            "{ev:?}"
-        );
+        assert_eq!(ev[0], "Authenticated");
+        assert_eq!(s.auth_response().unwrap().identity.as_str(), "me");
         assert_eq!(ev[1], "Ready");
     }
 
