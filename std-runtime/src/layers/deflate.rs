@@ -92,7 +92,9 @@ impl DeflateDecoder {
                     return Err(LayerError::Deflate("the server ended the stream".into()))
                 }
                 Ok(MZStatus::NeedDict) => {
-                    return Err(LayerError::Deflate("a preset dictionary is required".into()))
+                    return Err(LayerError::Deflate(
+                        "a preset dictionary is required".into(),
+                    ))
                 }
                 // Buf: no progress possible without more input.
                 Err(miniz_oxide::MZError::Buf) => return Ok(()),

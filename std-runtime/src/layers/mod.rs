@@ -203,7 +203,9 @@ mod tests {
         let mut wire = Vec::new();
         let mut expected = Vec::new();
         for i in 0..200u32 {
-            let msg: Vec<u8> = format!("PUB topic {i}\n").into_bytes().repeat((i % 7 + 1) as usize * 50);
+            let msg: Vec<u8> = format!("PUB topic {i}\n")
+                .into_bytes()
+                .repeat((i % 7 + 1) as usize * 50);
             codec_tx.encode(&msg, &mut wire);
             expected.extend_from_slice(&msg);
         }
@@ -244,11 +246,17 @@ mod tests {
         let mut rx = Codec::snappy();
         let mut plain = Vec::new();
         let err = rx
-            .decode(b"\xff\x06\x00\x00sNaPpY\x00\x08\x00\x00\x01\x02\x03\x04garbage!", &mut plain)
+            .decode(
+                b"\xff\x06\x00\x00sNaPpY\x00\x08\x00\x00\x01\x02\x03\x04garbage!",
+                &mut plain,
+            )
             .unwrap_err();
         assert!(err.to_string().contains("snappy"), "{err}");
         let mut rx = Codec::snappy();
-        assert!(rx.decode(b"\x00\x01\x00\x00x", &mut plain).is_err(), "no stream identifier first");
+        assert!(
+            rx.decode(b"\x00\x01\x00\x00x", &mut plain).is_err(),
+            "no stream identifier first"
+        );
     }
 
     #[test]

@@ -77,6 +77,7 @@ impl SnappyEncoder {
 pub struct SnappyDecoder {
     raw: snap::raw::Decoder,
     pending: Vec<u8>,
+    joined: Vec<u8>,
     seen_identifier: bool,
     block: Vec<u8>,
 }
@@ -93,6 +94,7 @@ impl SnappyDecoder {
         SnappyDecoder {
             raw: snap::raw::Decoder::new(),
             pending: Vec::new(),
+            joined: Vec::new(),
             seen_identifier: false,
             block: vec![0; MAX_BLOCK],
         }
@@ -103,31 +105,39 @@ impl SnappyDecoder {
     pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), LayerError> {
         // Parse straight from `input` when nothing is pending (the common
         // case), otherwise from the pending bytes plus input.
-        let owned;
+        // `joined` keeps its allocation across calls (taken and put back).
+        let mut joined = std::mem::take(&mut self.joined);
+        joined.clear();
         let data: &[u8] = if self.pending.is_empty() {
             input
         } else {
-            self.pending.extend_from_slice(input);
-            owned = std::mem::take(&mut self.pending);
-            &owned
+            joined.extend_from_slice(&self.pending);
+            joined.extend_from_slice(input);
+            self.pending.clear();
+            &joined
         };
         let mut pos = 0;
         while let Some(header) = data.get(pos..pos + 4) {
             let kind = header[0];
             let len = u32::from_le_bytes([header[1], header[2], header[3], 0]) as usize;
             if len > MAX_CHUNK {
-                return Err(LayerError::Snappy(format!("chunk of {len} bytes is too large")));
+                self.joined = joined;
+                return Err(LayerError::Snappy(format!(
+                    "chunk of {len} bytes is too large"
+                )));
             }
             let Some(body) = data.get(pos + 4..pos + 4 + len) else {
                 break;
             };
-            self.chunk(kind, body, out)?;
+            if let Err(e) = self.chunk(kind, body, out) {
+                self.joined = joined;
+                return Err(e);
+            }
             pos += 4 + len;
         }
         let rest = data.get(pos..).unwrap_or(&[]);
-        if self.pending.is_empty() {
-            self.pending.extend_from_slice(rest);
-        }
+        self.pending.extend_from_slice(rest);
+        self.joined = joined;
         Ok(())
     }
 
@@ -171,7 +181,9 @@ impl SnappyDecoder {
                 Ok(())
             }
             CHUNK_PADDING | 0x80..=0xfd => Ok(()),
-            _ => Err(LayerError::Snappy(format!("reserved unskippable chunk type {kind:#04x}"))),
+            _ => Err(LayerError::Snappy(format!(
+                "reserved unskippable chunk type {kind:#04x}"
+            ))),
         }
     }
 }

@@ -1,0 +1,202 @@
+//! TLS client over byte buffers (rustls, ring provider). Verification is
+//! on: the caller gives the CA certificates that sign the server's
+//! certificate, and optionally a client certificate for mutual TLS.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore};
+
+use super::LayerError;
+
+/// How to verify the server and (optionally) prove who we are.
+#[derive(Clone, Default)]
+pub struct TlsConfig {
+    ca: Vec<CertificateDer<'static>>,
+    client_chain: Vec<CertificateDer<'static>>,
+    client_key: Option<Arc<PrivateKeyDer<'static>>>,
+    server_name: Option<String>,
+    prebuilt: Option<Arc<ClientConfig>>,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("ca_certs", &self.ca.len())
+            .field("client_cert", &!self.client_chain.is_empty())
+            .field("server_name", &self.server_name)
+            .finish()
+    }
+}
+
+fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, LayerError> {
+    let certs = rustls_pemfile::certs(&mut &*pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| LayerError::TlsConfig(format!("cannot read PEM certificates: {e}")))?;
+    if certs.is_empty() {
+        return Err(LayerError::TlsConfig(
+            "no CERTIFICATE block in the PEM".into(),
+        ));
+    }
+    Ok(certs)
+}
+
+impl TlsConfig {
+    /// Verification against no CA yet: add one with [`TlsConfig::ca_pem`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trusts the CA certificates in `pem` (one or more PEM blocks).
+    pub fn ca_pem(mut self, pem: &[u8]) -> Result<Self, LayerError> {
+        self.ca.extend(parse_certs(pem)?);
+        Ok(self)
+    }
+
+    /// Presents this certificate chain and private key (PEM) to servers
+    /// that ask for one (nsqd's `--tls-client-auth-policy`).
+    pub fn client_cert_pem(mut self, chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, LayerError> {
+        self.client_chain = parse_certs(chain_pem)?;
+        let key = rustls_pemfile::private_key(&mut &*key_pem)
+            .map_err(|e| LayerError::TlsConfig(format!("cannot read the PEM private key: {e}")))?
+            .ok_or_else(|| LayerError::TlsConfig("no PRIVATE KEY block in the PEM".into()))?;
+        self.client_key = Some(Arc::new(key));
+        Ok(self)
+    }
+
+    /// The name to verify the server's certificate against (default: the
+    /// host or IP address connected to).
+    pub fn server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
+    }
+
+    /// Uses a rustls configuration built by the caller (any provider,
+    /// custom verifier); the other settings are then ignored.
+    pub fn rustls_config(mut self, config: Arc<ClientConfig>) -> Self {
+        self.prebuilt = Some(config);
+        self
+    }
+
+    /// Builds the rustls client configuration.
+    pub fn build(&self) -> Result<Arc<ClientConfig>, LayerError> {
+        if let Some(c) = &self.prebuilt {
+            return Ok(c.clone());
+        }
+        if self.ca.is_empty() {
+            return Err(LayerError::TlsConfig(
+                "no CA certificate configured: give the CA that signs nsqd's certificate \
+                 (TlsConfig::ca_pem)"
+                    .into(),
+            ));
+        }
+        let mut roots = RootCertStore::empty();
+        for cert in &self.ca {
+            roots
+                .add(cert.clone())
+                .map_err(|e| LayerError::TlsConfig(format!("unusable CA certificate: {e}")))?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(LayerError::Tls)?
+            .with_root_certificates(roots);
+        let config = match &self.client_key {
+            Some(key) => builder
+                .with_client_auth_cert(self.client_chain.clone(), key.clone_key())
+                .map_err(|e| LayerError::TlsConfig(format!("client certificate/key: {e}")))?,
+            None => builder.with_no_client_auth(),
+        };
+        Ok(Arc::new(config))
+    }
+
+    /// The server name to verify: the configured one, else `host`.
+    pub fn name_for(&self, host: &str) -> Result<ServerName<'static>, LayerError> {
+        let name = self.server_name.as_deref().unwrap_or(host);
+        ServerName::try_from(name.to_string())
+            .map_err(|e| LayerError::TlsConfig(format!("invalid server name {name:?}: {e}")))
+    }
+}
+
+/// One TLS client connection over byte buffers.
+pub struct TlsLayer {
+    conn: ClientConnection,
+}
+
+impl TlsLayer {
+    /// Starts a client handshake with `name` as the expected server.
+    pub fn new(config: Arc<ClientConfig>, name: ServerName<'static>) -> Result<Self, LayerError> {
+        Ok(TlsLayer {
+            conn: ClientConnection::new(config, name)?,
+        })
+    }
+
+    /// True until the handshake completed.
+    pub fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
+    /// Appends everything rustls wants to send to `wire_out`.
+    pub fn flush(&mut self, wire_out: &mut Vec<u8>) {
+        while self.conn.wants_write() {
+            // Writing into a Vec cannot fail.
+            if self.conn.write_tls(wire_out).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Feeds received TLS bytes; appends decrypted plaintext to `plain`
+    /// and handshake answers to `wire_out`.
+    pub fn decode(
+        &mut self,
+        mut wire: &[u8],
+        plain: &mut Vec<u8>,
+        wire_out: &mut Vec<u8>,
+    ) -> Result<(), LayerError> {
+        while !wire.is_empty() {
+            match self.conn.read_tls(&mut wire) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => return Err(LayerError::TlsConfig(format!("TLS read: {e}"))),
+            }
+            let processed = self.conn.process_new_packets();
+            // Send the alert that explains a failure before reporting it.
+            self.flush(wire_out);
+            let state = processed?;
+            let mut available = state.plaintext_bytes_to_read();
+            while available > 0 {
+                let at = plain.len();
+                plain.resize(at + available, 0);
+                let n = self.conn.reader().read(&mut plain[at..]).unwrap_or(0);
+                plain.truncate(at + n);
+                if n == 0 {
+                    break;
+                }
+                available -= n.min(available);
+            }
+        }
+        self.flush(wire_out);
+        Ok(())
+    }
+
+    /// Encrypts `plain`, appending the records to `wire_out`. Before the
+    /// handshake completes rustls buffers the plaintext and sends it after.
+    pub fn encode(&mut self, plain: &[u8], wire_out: &mut Vec<u8>) -> Result<(), LayerError> {
+        if !plain.is_empty() {
+            self.conn
+                .writer()
+                .write_all(plain)
+                .map_err(|e| LayerError::TlsConfig(format!("TLS write: {e}")))?;
+        }
+        self.flush(wire_out);
+        Ok(())
+    }
+
+    /// Queues close_notify.
+    pub fn close(&mut self, wire_out: &mut Vec<u8>) {
+        self.conn.send_close_notify();
+        self.flush(wire_out);
+    }
+}
