@@ -122,19 +122,37 @@ impl Default for Connect<'_> {
 /// `CONNECT {json}\r\n`. Fails with [`Error::BufferFull`] when the line
 /// exceeds [`CONNECT_MAX`] or the sink.
 pub fn connect<T: CommandSink + ?Sized>(sink: &mut T, fields: &Connect<'_>) -> Result<(), Error> {
-    let mut json = [0u8; CONNECT_MAX];
+    let mut line = [0u8; CONNECT_MAX];
+    let len = encode_connect_line(fields, &mut line)?;
+    Ok(append_parts(sink, &[line.get(..len).unwrap_or_default()])?)
+}
+
+/// Writes the whole `CONNECT {json}\r\n` line into `out` and returns its
+/// length (for callers that place the line themselves).
+pub fn encode_connect_line(fields: &Connect<'_>, out: &mut [u8]) -> Result<usize, Error> {
     let prefix = b"CONNECT ";
-    let room = CONNECT_MAX - prefix.len() - CRLF.len();
-    let len = serde_json_core::to_slice(fields, json.get_mut(..room).unwrap_or_default()).map_err(
-        |_| {
-            Error::BufferFull(CapacityError {
-                needed: CONNECT_MAX + 1,
-                capacity: CONNECT_MAX,
-            })
-        },
-    )?;
-    let body = json.get(..len).unwrap_or_default();
-    Ok(append_parts(sink, &[prefix, body, CRLF])?)
+    let capacity = out.len();
+    // serde-json-core does not say how long the JSON would have been:
+    // report one byte more than the room there was.
+    let too_long = || {
+        Error::BufferFull(CapacityError {
+            needed: capacity + 1,
+            capacity,
+        })
+    };
+    let room = out
+        .len()
+        .checked_sub(prefix.len() + CRLF.len())
+        .ok_or_else(too_long)?;
+    let (head, rest) = out.split_at_mut(prefix.len());
+    head.copy_from_slice(prefix);
+    let json = rest.get_mut(..room).ok_or_else(too_long)?;
+    let len = serde_json_core::to_slice(fields, json).map_err(|_| too_long())?;
+    let end = prefix.len() + len;
+    out.get_mut(end..end + CRLF.len())
+        .ok_or_else(too_long)?
+        .copy_from_slice(CRLF);
+    Ok(end + CRLF.len())
 }
 
 /// `PING\r\n`.
@@ -416,6 +434,24 @@ mod tests {
              \"no_responders\":true,\"user\":\"al\\\"ice\",\"pass\":\"s3cr\\\\t\",\"auth_token\":\"tok\",\
              \"jwt\":\"J\",\"nkey\":\"N\",\"sig\":\"S\"}\r\n"
         );
+    }
+
+    #[test]
+    fn connect_line_too_long_is_typed() {
+        let mut out = [0u8; 40];
+        assert_eq!(
+            encode_connect_line(&Connect::default(), &mut out),
+            Err(Error::BufferFull(CapacityError {
+                needed: 41,
+                capacity: 40
+            }))
+        );
+        let mut tx = TxBuf::new([0u8; 32]);
+        assert!(matches!(
+            connect(&mut tx, &Connect::default()),
+            Err(Error::BufferFull(_))
+        ));
+        assert!(tx.is_empty());
     }
 
     #[test]

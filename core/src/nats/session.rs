@@ -18,7 +18,7 @@
 
 use core::fmt;
 
-use heapless::{Deque, String, Vec};
+use heapless::{String, Vec};
 
 use super::commands::{self, Connect, CONNECT_MAX};
 use super::error::{Error, ProtocolError, ServerErrorKind, SERVER_MESSAGE_CAPACITY};
@@ -351,7 +351,7 @@ pub struct Session<S, const SUBS: usize, const REQS: usize> {
     next_keepalive: Option<Instant>,
     /// Subscriptions that ended (auto-unsubscribe) and still need their
     /// [`Event::SubscriptionDone`]; each sid ends once, so `SUBS` suffices.
-    done: Deque<Sid, SUBS>,
+    done: Vec<Sid, SUBS>,
     /// Cached length of our CONNECT line (`None` after options changed).
     connect_len: Option<usize>,
 }
@@ -375,7 +375,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
             pongs_received: 0,
             pings_outstanding: 0,
             next_keepalive: None,
-            done: Deque::new(),
+            done: Vec::new(),
             connect_len: None,
         }
     }
@@ -394,7 +394,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
         input: &'a [u8],
         now: Instant,
     ) -> Result<(usize, Option<Event<'a>>), Error> {
-        if let Some(sid) = self.done.pop_front() {
+        if let Some(sid) = self.next_done() {
             return Ok((0, Some(Event::SubscriptionDone { sid })));
         }
         if self.state == State::Closed {
@@ -487,9 +487,8 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
     fn write_connect(&mut self) -> Result<(), Error> {
         let fields = self.connect_fields();
         let mut line = [0u8; CONNECT_MAX];
-        let mut sink = crate::buf::TxBuf::new(&mut line[..]);
-        commands::connect(&mut sink, &fields)?;
-        let line = sink.pending();
+        let len = commands::encode_connect_line(&fields, &mut line)?;
+        let line = line.get(..len).unwrap_or_default();
         Ok(commands::append_parts(
             &mut Sendable(&mut self.out),
             &[line],
@@ -502,9 +501,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
         }
         let fields = self.connect_fields();
         let mut line = [0u8; CONNECT_MAX];
-        let mut sink = crate::buf::TxBuf::new(&mut line[..]);
-        commands::connect(&mut sink, &fields)?;
-        let len = sink.len();
+        let len = commands::encode_connect_line(&fields, &mut line)?;
         self.connect_len = Some(len);
         Ok(len)
     }
@@ -624,12 +621,17 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
             Delivery::Deliver { last } => {
                 if last {
                     // Cannot overflow: each sid ends once and SUBS bounds them.
-                    let _ = self.done.push_back(sid);
+                    let _ = self.done.push(sid);
                 }
                 self.stats.messages_received += 1;
                 Ok(Some(Event::Message(message)))
             }
         }
+    }
+
+    /// Oldest subscription that ended and was not reported yet.
+    fn next_done(&mut self) -> Option<Sid> {
+        (!self.done.is_empty()).then(|| self.done.remove(0))
     }
 
     /// Next keepalive time; a zero interval disables keepalive.
@@ -673,7 +675,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
     /// Sends keepalive PINGs, detects a stale connection and times out
     /// requests. Returns at most one event per call: call until `Ok(None)`.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<Option<Event<'static>>, Error> {
-        if let Some(sid) = self.done.pop_front() {
+        if let Some(sid) = self.next_done() {
             return Ok(Some(Event::SubscriptionDone { sid }));
         }
         if self.state == State::Connected && self.next_keepalive.is_some_and(|at| at <= now) {
@@ -901,7 +903,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
             commands::unsubscribe(&mut Sendable(&mut self.out), sid.0, Some(max))?;
         }
         if self.subs.set_max(sid, max)? {
-            let _ = self.done.push_back(sid);
+            let _ = self.done.push(sid);
         }
         Ok(())
     }
@@ -1662,5 +1664,27 @@ mod tests {
             }
             let _ = s.handle_timeout(T0 + Duration::from_secs(1000));
         }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn publish_only_session_compiles_with_zero_tables() {
+        let mut o = ConnectOptions::default();
+        o.rx_capacity = 512;
+        let mut s: Session<[u8; 256], 0, 0> = Session::new(o, [0; 256]);
+        assert_eq!(
+            s.subscribe("a", None),
+            Err(Error::SubscriptionTableFull { capacity: 0 })
+        );
+        std::println!(
+            "Session<[u8; 256], 0, 0> is {} bytes (ConnectOptions {}, ServerInfo {})",
+            core::mem::size_of::<Session<[u8; 256], 0, 0>>(),
+            core::mem::size_of::<ConnectOptions>(),
+            core::mem::size_of::<ServerInfo>()
+        );
     }
 }
