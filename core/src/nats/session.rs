@@ -1673,8 +1673,10 @@ mod size_tests {
 
     #[test]
     fn publish_only_session_compiles_with_zero_tables() {
-        let mut o = ConnectOptions::default();
-        o.rx_capacity = 512;
+        let o = ConnectOptions {
+            rx_capacity: 512,
+            ..ConnectOptions::default()
+        };
         let mut s: Session<[u8; 256], 0, 0> = Session::new(o, [0; 256]);
         assert_eq!(
             s.subscribe("a", None),
