@@ -1,0 +1,145 @@
+//! `courier-bench`: courier beside the reference NATS and NSQ clients, on
+//! the same servers in the same run.
+//!
+//! Every client runs as its own child process (this binary's hidden
+//! `worker` subcommand for in-process clients, the Go tools as they are), so
+//! each one's CPU time and syscalls are counted on their own (`perf stat`)
+//! and the counting allocator sees only the client under test.
+
+mod alloc_count;
+mod async_nats_client;
+mod courier_client;
+#[cfg(feature = "courier")]
+mod courier_nsq;
+mod machine;
+mod plot;
+mod process;
+mod rawproto;
+mod report;
+mod scenarios;
+mod servers;
+mod worker;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Version of the async-nats crate the harness is built with (Cargo.toml).
+pub const ASYNC_NATS_VERSION: &str = "0.42";
+
+/// Benchmarks courier against nats bench (natscli), async-nats, the nsq
+/// module's bench_writer/bench_reader and a raw loopback TCP ceiling.
+///
+/// Examples:
+///   courier-bench --quick --json out.json --plot out.svg
+///   courier-bench --only "nats publish" --only "nats request"
+///   courier-bench --json bench.json --markdown tables.md --plot bench.svg
+#[derive(Parser, Debug)]
+#[command(version, verbatim_doc_comment, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// A few thousand messages per run (for tests and smoke checks).
+    #[arg(long)]
+    quick: bool,
+    /// Write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Draw throughput by payload size and latency distributions to FILE.svg.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Write the Markdown tables (headline with ratios, then detail) to FILE.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// Only scenarios whose "protocol scenario" contains this (repeatable),
+    /// e.g. "nats publish", "nats request", "nsq".
+    #[arg(long, value_name = "TEXT")]
+    only: Vec<String>,
+    /// courier transport: auto (io_uring, epoll when refused), uring, epoll.
+    #[arg(long, default_value = "auto")]
+    transport: String,
+    /// Do not wrap clients in `perf stat` (no syscall counts).
+    #[arg(long)]
+    no_perf: bool,
+    /// Render an existing JSON report (--json FILE is read, not run) to
+    /// --plot / --markdown without benchmarking.
+    #[arg(long, value_name = "FILE")]
+    from_json: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Internal: run one client in one scenario and print its JSON result.
+    #[command(hide = true)]
+    Worker(worker::WorkerArgs),
+}
+
+pub use alloc_count::CountingAllocator;
+
+/// Runs the benchmark command line with `args` (the first item is the
+/// program name, as in `std::env::args_os`) and returns the exit code.
+///
+/// The `courier` CLI calls this for `courier bench`. Workers are spawned as
+/// `<current executable> worker ...`, so a binary embedding this must route
+/// a `worker` first argument here too, and should install
+/// [`CountingAllocator`] as its global allocator for the allocation counts.
+pub fn main_with_args<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    if let Some(Command::Worker(args)) = cli.command {
+        return worker::run(args);
+    }
+    match run(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("courier-bench: {e}");
+            1
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let report = match &cli.from_json {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("read {}: {e}", path.display()))?;
+            serde_json::from_str(&text).map_err(|e| format!("parse {}: {e}", path.display()))?
+        }
+        None => {
+            let mut plan = if cli.quick {
+                scenarios::Plan::quick()
+            } else {
+                scenarios::Plan::full()
+            };
+            plan.only = cli.only.clone();
+            plan.transport = cli.transport.clone();
+            let launcher = process::Launcher::probe(!cli.no_perf);
+            scenarios::Bench::new(plan, launcher)?.run()
+        }
+    };
+    println!("{}", report.terminal_table());
+    if let Some(path) = &cli.json {
+        if cli.from_json.is_none() {
+            let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+            std::fs::write(path, json).map_err(|e| format!("write {}: {e}", path.display()))?;
+        }
+    }
+    if let Some(path) = &cli.markdown {
+        std::fs::write(path, report.markdown())
+            .map_err(|e| format!("write {}: {e}", path.display()))?;
+    }
+    if let Some(path) = &cli.plot {
+        let svg = plot::render_svg(&report)?;
+        std::fs::write(path, svg).map_err(|e| format!("write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
