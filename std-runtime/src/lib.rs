@@ -12,6 +12,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod layers;
 pub mod nats;
 pub mod runtime;
 pub mod stats;

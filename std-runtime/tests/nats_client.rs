@@ -23,8 +23,12 @@ fn run_on<F: Future>(choice: BackendChoice, body: F) -> F::Output {
         .block_on(body)
 }
 
+/// The default backend; `COURIER_TRANSPORT=epoll` runs every test on the
+/// fallback.
 fn run<F: Future>(body: F) -> F::Output {
-    run_on(BackendChoice::Auto, body)
+    Runtime::new()
+        .expect("start a courier runtime")
+        .block_on(body)
 }
 
 /// Bounds a wait; panics with `what` instead of hanging.
@@ -465,5 +469,115 @@ fn client_name_and_server_info() {
         assert_eq!(info.port, server.port());
         assert!(info.headers);
         assert!(info.max_payload > 0);
+    });
+}
+
+#[test]
+fn verbose_mode_works_end_to_end() {
+    let server = NatsServer::start();
+    run(async {
+        let client = ConnectOptions::new()
+            .verbose(true)
+            .connect([server.url()])
+            .await
+            .unwrap();
+        let mut sub = client.subscribe("v").await.unwrap();
+        for i in 0..10 {
+            client.publish("v", i.to_string()).await.unwrap();
+        }
+        client.flush().await.unwrap();
+        for i in 0..10 {
+            assert_eq!(next(&mut sub).await.payload, i.to_string().as_bytes());
+        }
+    });
+}
+
+#[test]
+fn slow_consumer_drops_are_counted_and_reported() {
+    let server = NatsServer::start();
+    run(async {
+        let client = ConnectOptions::new()
+            .pending_limits(nats::PendingLimits {
+                messages: 10,
+                bytes: 1 << 20,
+            })
+            .connect([server.url()])
+            .await
+            .unwrap();
+        let mut events = client.events();
+        let mut sub = client.subscribe("slow").await.unwrap();
+        for i in 0..25 {
+            client.publish("slow", i.to_string()).await.unwrap();
+        }
+        client.flush().await.unwrap();
+        assert_eq!(sub.pending(), 10);
+        assert_eq!(sub.dropped().0, 15);
+        // The first ten are kept, in order; the rest were dropped.
+        for i in 0..10 {
+            assert_eq!(next(&mut sub).await.payload, i.to_string().as_bytes());
+        }
+        let event = within("slow consumer event", futures::StreamExt::next(&mut events))
+            .await
+            .unwrap();
+        assert_eq!(
+            event,
+            Event::SlowConsumer {
+                subject: "slow".into(),
+                dropped_messages: 1,
+                dropped_bytes: 2,
+            }
+        );
+    });
+}
+
+#[test]
+fn fails_over_to_a_cluster_member_learned_from_info() {
+    let cluster_port = free_port();
+    let mut seed = NatsServer::start_with(&[
+        "--cluster_name",
+        "c1",
+        "--cluster",
+        &format!("nats://127.0.0.1:{cluster_port}"),
+    ]);
+    run(async {
+        // Only the seed is given; the member joins later and is learned from
+        // the INFO the seed sends then (connect_urls).
+        let client = ConnectOptions::new()
+            .max_reconnects(None)
+            .reconnect_delay(Duration::from_millis(20), Duration::from_millis(200))
+            .connect([seed.url()])
+            .await
+            .unwrap();
+        let member = NatsServer::start_with(&[
+            "--cluster_name",
+            "c1",
+            "--cluster",
+            &format!("nats://127.0.0.1:{}", free_port()),
+            "--routes",
+            &format!("nats://127.0.0.1:{cluster_port}"),
+        ]);
+        let member_port = format!(":{}", member.port());
+        within("member advertised in INFO", async {
+            while client
+                .server_info()
+                .is_none_or(|i| !i.connect_urls.iter().any(|u| u.ends_with(&member_port)))
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        let mut sub = client.subscribe("cl").await.unwrap();
+        client.flush().await.unwrap();
+        seed.kill();
+        within("failover to the member", async {
+            while client.connected_url() != Some(member.url())
+                || client.connection_state() != nats::ConnectionState::Connected
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        client.publish("cl", "via member").await.unwrap();
+        assert_eq!(&next(&mut sub).await.payload[..], b"via member");
     });
 }

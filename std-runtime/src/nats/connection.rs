@@ -302,17 +302,14 @@ async fn read_loop(
                 return Ok(());
             }
             let was = sh.state == ConnectionState::Connected;
-            process_input(&mut sh, rx)?;
+            if process_input(&mut sh, rx)? {
+                learn_servers(&mut sh);
+            }
             let now_connected = sh.session.state() == State::Connected;
             if !was && now_connected && sh.state == ConnectionState::Disconnected {
                 sh.state = ConnectionState::Connected;
                 let buffered = std::mem::take(&mut sh.reconnect_buffered);
-                let discovered = discovered_servers(&sh);
-                for s in discovered {
-                    if !sh.servers.iter().any(|k| k.same_endpoint(&s)) {
-                        sh.servers.push(s);
-                    }
-                }
+                learn_servers(&mut sh);
                 sh.emit(if ever_connected {
                     Event::Reconnected {
                         server: server.to_string(),
@@ -342,11 +339,14 @@ async fn read_loop(
 
 /// Feeds every complete operation in `rx` to the session and acts on the
 /// events.
-fn process_input(sh: &mut Shared, rx: &mut ReadBuffer) -> Result<(), Error> {
+/// Returns whether the server sent a new INFO.
+fn process_input(sh: &mut Shared, rx: &mut ReadBuffer) -> Result<bool, Error> {
+    let mut info_updated = false;
     loop {
         let now = sh.now();
         let (consumed, event) = sh.session.handle_input(rx.data(), now)?;
         match event {
+            Some(CoreEvent::InfoUpdated) => info_updated = true,
             Some(event) => on_event(
                 &mut sh.pending_events,
                 &mut sh.subs,
@@ -355,10 +355,20 @@ fn process_input(sh: &mut Shared, rx: &mut ReadBuffer) -> Result<(), Error> {
                 &mut sh.slab,
                 event,
             ),
-            None if consumed == 0 => return Ok(()),
+            None if consumed == 0 => return Ok(info_updated),
             None => {}
         }
         rx.consume(consumed);
+    }
+}
+
+/// Adds the servers INFO advertises (connect_urls) to the reconnect list.
+fn learn_servers(sh: &mut Shared) {
+    for s in discovered_servers(sh) {
+        if !sh.servers.iter().any(|k| k.same_endpoint(&s)) {
+            log::debug!("nats: learned server {s} from INFO");
+            sh.servers.push(s);
+        }
     }
 }
 

@@ -1,0 +1,151 @@
+//! The one error type of courier's NSQ producer and consumer.
+
+use std::fmt;
+use std::time::Duration;
+
+use courier_core::nsq::{ServerError, SessionError};
+
+use crate::layers::LayerError;
+
+/// Everything the NSQ producer and consumer can report. Each message says
+/// what happened and what to do about it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// No nsqd/nsqlookupd address was given.
+    NoNodes,
+    /// An address could not be parsed or resolved.
+    InvalidAddress {
+        /// The address as given.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// No nsqd node could be reached.
+    Unreachable {
+        /// `node: error` for every attempt.
+        attempts: Vec<String>,
+    },
+    /// A socket error.
+    Io(std::io::Error),
+    /// TLS or compression failed (certificate refused, corrupt stream...).
+    Layer(LayerError),
+    /// The protocol session failed (bad frame, heartbeat timeout...).
+    Session(SessionError),
+    /// nsqd refused the command (`E_BAD_TOPIC`, `E_PUB_FAILED`...).
+    Server(ServerError),
+    /// nsqd requires AUTH and no secret is configured.
+    AuthRequired,
+    /// The connection closed while waiting: a publish may or may not have
+    /// reached nsqd.
+    Disconnected,
+    /// The operation did not complete in time.
+    TimedOut {
+        /// What timed out.
+        operation: &'static str,
+        /// The limit that passed.
+        after: Duration,
+    },
+    /// The producer or consumer was stopped.
+    Closed,
+    /// nsqlookupd could not be queried.
+    Lookup(String),
+    /// The configuration is unusable.
+    Config(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoNodes => write!(f, "no node address given: pass at least one host:port"),
+            Error::InvalidAddress { addr, reason } => {
+                write!(f, "invalid address {addr:?}: {reason} (expected host:port)")
+            }
+            Error::Unreachable { attempts } => write!(
+                f,
+                "no nsqd could be reached: {}; check the addresses and that nsqd runs",
+                attempts.join("; ")
+            ),
+            Error::Io(e) => write!(f, "socket error: {e}"),
+            Error::Layer(e) => write!(f, "{e}"),
+            Error::Session(e) => write!(f, "{e}"),
+            Error::Server(e) => write!(f, "nsqd refused the command: {e}"),
+            Error::AuthRequired => write!(
+                f,
+                "nsqd requires AUTH: set Config::auth_secret to a secret its auth server accepts"
+            ),
+            Error::Disconnected => write!(
+                f,
+                "the connection to nsqd was lost before it answered: the command may or may not \
+                 have been applied"
+            ),
+            Error::TimedOut { operation, after } => {
+                write!(f, "{operation} did not complete within {after:?}")
+            }
+            Error::Closed => write!(f, "the producer/consumer was stopped"),
+            Error::Lookup(e) => write!(f, "nsqlookupd query failed: {e}"),
+            Error::Config(e) => write!(f, "invalid configuration: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Layer(e) => Some(e),
+            Error::Session(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<LayerError> for Error {
+    fn from(e: LayerError) -> Self {
+        Error::Layer(e)
+    }
+}
+
+impl From<SessionError> for Error {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Server(s) => Error::Server(s),
+            e => Error::Session(e),
+        }
+    }
+}
+
+impl Error {
+    /// A copy for fanning one connection failure out to several waiters.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+            Error::Layer(e) => Error::Config(e.to_string()),
+            Error::Session(e) => Error::Session(e.clone()),
+            Error::Server(e) => Error::Server(e.clone()),
+            Error::NoNodes => Error::NoNodes,
+            Error::InvalidAddress { addr, reason } => Error::InvalidAddress {
+                addr: addr.clone(),
+                reason: reason.clone(),
+            },
+            Error::Unreachable { attempts } => Error::Unreachable {
+                attempts: attempts.clone(),
+            },
+            Error::AuthRequired => Error::AuthRequired,
+            Error::Disconnected => Error::Disconnected,
+            Error::TimedOut { operation, after } => Error::TimedOut {
+                operation,
+                after: *after,
+            },
+            Error::Closed => Error::Closed,
+            Error::Lookup(e) => Error::Lookup(e.clone()),
+            Error::Config(e) => Error::Config(e.clone()),
+        }
+    }
+}
