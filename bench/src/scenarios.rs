@@ -401,7 +401,6 @@ impl Bench {
             for size in self.plan.sizes.clone() {
                 let n = self.plan.requests;
                 let subject = self.unique("svc");
-                let before = server.subscription_count();
                 let responder = match self
                     .spawn_worker(self.worker_args("raw", "respond", &url, &subject, size, 0))
                 {
@@ -414,7 +413,7 @@ impl Bench {
                     }
                 };
                 if let Err(e) =
-                    server.wait_for_subscriptions(before + 1, Duration::from_secs(10), || {
+                    server.wait_for_subscription(&subject, Duration::from_secs(10), || {
                         responder.has_exited()
                     })
                 {
@@ -492,9 +491,8 @@ impl Bench {
         F: FnOnce(&Self, &str) -> Result<(Running, Option<tempfile::NamedTempFile>), String>,
     {
         let subject = self.unique("sub");
-        let before = server.subscription_count();
         let (subscriber, csv) = start(self, &subject)?;
-        if let Err(e) = server.wait_for_subscriptions(before + 1, Duration::from_secs(20), || {
+        if let Err(e) = server.wait_for_subscription(&subject, Duration::from_secs(20), || {
             subscriber.has_exited()
         }) {
             let outcome = subscriber.wait();
@@ -566,11 +564,9 @@ impl Bench {
     ) -> Measurement {
         let subject = self.unique("pubsub");
         let url = server.url();
-        let before = server.subscription_count();
         let run = || -> Result<Measurement, String> {
             let (sub, sub_csv) = self.natscli_spawn(cli, &url, size, n, &["sub", &subject])?;
-            server
-                .wait_for_subscriptions(before + 1, Duration::from_secs(20), || sub.has_exited())?;
+            server.wait_for_subscription(&subject, Duration::from_secs(20), || sub.has_exited())?;
             let (publisher, _) = self.natscli_spawn(cli, &url, size, n, &["pub", &subject])?;
             let pub_outcome = publisher.wait();
             let sub_outcome = sub.wait();

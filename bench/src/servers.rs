@@ -141,36 +141,35 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// Number of subscriptions the server holds now (`/subsz`).
-    pub fn subscription_count(&self) -> u64 {
-        let body = http_request(self.monitor_port, "GET", "/subsz", b"").unwrap_or_default();
-        serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("num_subscriptions").and_then(|n| n.as_u64()))
-            .unwrap_or(0)
+    /// Whether some connection holds a subscription on exactly `subject`
+    /// (`/connz?subs=1`). Subjects are unique per run, so this sees the
+    /// subscriber under test and nothing else.
+    pub fn has_subscription(&self, subject: &str) -> bool {
+        http_request(self.monitor_port, "GET", "/connz?subs=1&limit=100000", b"")
+            .map(|body| body.contains(&format!("\"{subject}\"")))
+            .unwrap_or(false)
     }
 
-    /// Waits until the server holds at least `count` subscriptions; gives up
-    /// early when `gone()` says the subscribing process has exited.
-    pub fn wait_for_subscriptions(
+    /// Waits until some connection subscribes to `subject`; gives up early
+    /// when `gone()` says the subscribing process has exited.
+    pub fn wait_for_subscription(
         &self,
-        count: u64,
+        subject: &str,
         timeout: Duration,
         gone: impl Fn() -> bool,
     ) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         loop {
-            if gone() {
-                return Err("the subscriber exited before subscribing".into());
-            }
-            let now = self.subscription_count();
-            if now >= count {
+            if self.has_subscription(subject) {
                 return Ok(());
             }
-            if Instant::now() > deadline {
+            if gone() {
                 return Err(format!(
-                    "nats-server holds {now} subscriptions, expected {count} within {timeout:?}"
+                    "the subscriber exited before subscribing to {subject}"
                 ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("nobody subscribed to {subject} within {timeout:?}"));
             }
             thread::sleep(Duration::from_millis(10));
         }
