@@ -176,6 +176,9 @@ pub enum CommandError {
     },
     /// The IDENTIFY JSON does not fit in [`IDENTIFY_BODY_MAX`] bytes.
     IdentifyTooLarge,
+    /// An IDENTIFY setting nsqd would reject (it answers `E_BAD_BODY` and
+    /// hangs up); the text names the field and the accepted values.
+    InvalidIdentify(&'static str),
 }
 
 impl From<CapacityError> for CommandError {
@@ -210,11 +213,54 @@ impl fmt::Display for CommandError {
                 f,
                 "IDENTIFY JSON exceeds {IDENTIFY_BODY_MAX} bytes; shorten client_id, hostname or user_agent"
             ),
+            CommandError::InvalidIdentify(rule) => write!(f, "invalid IDENTIFY setting: {rule}"),
         }
     }
 }
 
 impl core::error::Error for CommandError {}
+
+impl Identify<'_> {
+    /// Checks the settings nsqd validates regardless of its configuration
+    /// (upper limits depend on nsqd's flags and are checked by nsqd).
+    pub fn validate(&self) -> Result<(), CommandError> {
+        let rule = |ok: bool, rule: &'static str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(CommandError::InvalidIdentify(rule))
+            }
+        };
+        rule(
+            matches!(self.heartbeat_interval, None | Some(-1 | 0) | Some(1000..)),
+            "heartbeat_interval must be -1 (disabled), 0 (nsqd's default) or at least 1000 ms",
+        )?;
+        rule(
+            matches!(self.output_buffer_size, None | Some(-1 | 0) | Some(64..)),
+            "output_buffer_size must be -1 (disabled), 0 (nsqd's default) or at least 64 bytes",
+        )?;
+        rule(
+            matches!(self.output_buffer_timeout, None | Some(-1..)),
+            "output_buffer_timeout must be -1 (disabled), 0 (nsqd's default) or a positive number of ms",
+        )?;
+        rule(
+            matches!(self.sample_rate, None | Some(0..=99)),
+            "sample_rate must be 0..=99 percent",
+        )?;
+        rule(
+            matches!(self.msg_timeout, None | Some(0) | Some(1000..)),
+            "msg_timeout must be 0 (nsqd's default) or at least 1000 ms",
+        )?;
+        rule(
+            matches!(self.deflate_level, None | Some(1..=9)),
+            "deflate_level must be 1..=9",
+        )?;
+        rule(
+            !(self.snappy && self.deflate),
+            "snappy and deflate cannot both be enabled; pick one",
+        )
+    }
+}
 
 /// One piece of a command.
 enum Part<'a> {
@@ -280,6 +326,7 @@ pub fn encode_identify<S: AsRef<[u8]> + AsMut<[u8]>>(
     tx: &mut TxBuf<S>,
     identify: &Identify<'_>,
 ) -> Result<(), CommandError> {
+    identify.validate()?;
     let mut json = [0u8; IDENTIFY_BODY_MAX];
     let len = serde_json_core::to_slice(identify, &mut json)
         .map_err(|_| CommandError::IdentifyTooLarge)?;
@@ -695,6 +742,69 @@ mod tests {
             json,
             br#"{"client_id":"a\"b","feature_negotiation":false,"heartbeat_interval":-1,"output_buffer_size":16384,"output_buffer_timeout":250,"tls_v1":true,"snappy":false,"deflate":true,"deflate_level":6,"sample_rate":10}"#
         );
+    }
+
+    #[test]
+    fn identify_settings_nsqd_rejects_are_refused() {
+        let mut t = tx();
+        for bad in [
+            Identify {
+                heartbeat_interval: Some(500),
+                ..Identify::default()
+            },
+            Identify {
+                output_buffer_size: Some(10),
+                ..Identify::default()
+            },
+            Identify {
+                output_buffer_timeout: Some(-2),
+                ..Identify::default()
+            },
+            Identify {
+                sample_rate: Some(100),
+                ..Identify::default()
+            },
+            Identify {
+                msg_timeout: Some(999),
+                ..Identify::default()
+            },
+            Identify {
+                deflate_level: Some(0),
+                ..Identify::default()
+            },
+            Identify {
+                snappy: true,
+                deflate: true,
+                ..Identify::default()
+            },
+        ] {
+            let e = encode_identify(&mut t, &bad).unwrap_err();
+            assert!(matches!(e, CommandError::InvalidIdentify(_)), "{bad:?}");
+            assert!(
+                std::format!("{e}").contains("must") || std::format!("{e}").contains("pick one")
+            );
+        }
+        assert!(t.is_empty());
+        for good in [
+            Identify {
+                heartbeat_interval: Some(-1),
+                output_buffer_size: Some(-1),
+                output_buffer_timeout: Some(-1),
+                ..Identify::default()
+            },
+            Identify {
+                heartbeat_interval: Some(0),
+                output_buffer_size: Some(64),
+                output_buffer_timeout: Some(1),
+                msg_timeout: Some(1000),
+                sample_rate: Some(99),
+                deflate: true,
+                deflate_level: Some(9),
+                ..Identify::default()
+            },
+        ] {
+            encode_identify(&mut t, &good).unwrap();
+        }
     }
 
     #[test]

@@ -147,7 +147,8 @@ pub enum Admission {
     /// nsqd sent more than this controller allowed (it applied a lowered
     /// RDY later than `settle`, or the connection is unknown). Handling it
     /// would exceed `max_in_flight`; the runtime should `REQ` it at once
-    /// (and still call [`RdyController::on_finished`]).
+    /// without handling it and report `on_finished(id, true, now)` (a
+    /// requeue for budget is not a handler failure, so no backoff).
     OverBudget,
 }
 
@@ -1126,6 +1127,60 @@ mod tests {
                 prop_assert!(potential <= max_in_flight, "potential {} > {}", potential, max_in_flight);
                 prop_assert!(r.reserved() <= max_in_flight);
             }
+        }
+
+        /// Whatever happened before, once every nsqd has a backlog and
+        /// handlers succeed, every connection gets RDY within a bounded time
+        /// and the backoff ends: nothing starves.
+        #[test]
+        fn every_connection_gets_a_turn(
+            max_in_flight in 1u32..5,
+            conns in 1usize..6,
+            failures in proptest::collection::vec(any::<bool>(), 0..5),
+        ) {
+            let cfg = config(max_in_flight);
+            let mut r = RdyController::<6>::new(cfg);
+            let mut in_flight = [0u32; 6];
+            for i in 0..conns {
+                r.add_connection(ConnId(i as u64), 2500, t(0)).unwrap();
+            }
+            // A few results first (over-budget ones are REQ'd by the
+            // runtime, which also reports them finished), so the test also
+            // covers leaving backoff.
+            for (k, fail) in failures.iter().enumerate() {
+                let id = ConnId((k % conns) as u64);
+                let admitted = r.on_message(id, t(0)) == Admission::Within;
+                r.on_finished(id, !admitted || !fail, t(0));
+            }
+            let mut got_turn = [false; 6];
+            let mut now = 0u64;
+            let bound = 2 * conns as u64 * (5000 + 1000 + 100) + 2 * 3000 + 10_000;
+            while now < bound {
+                // Every nsqd has a backlog: it fills whatever RDY allows.
+                for i in 0..conns {
+                    let id = ConnId(i as u64);
+                    let rdy = r.rdy(id).unwrap();
+                    if rdy > 0 {
+                        got_turn[i] = true;
+                    }
+                    if in_flight[i] < rdy {
+                        prop_assert_eq!(r.on_message(id, t(now)), Admission::Within);
+                        in_flight[i] += 1;
+                    }
+                }
+                prop_assert!(in_flight.iter().sum::<u32>() <= max_in_flight);
+                now += 50;
+                for (i, n) in in_flight.iter_mut().enumerate().take(conns) {
+                    if *n > 0 {
+                        *n -= 1;
+                        r.on_finished(ConnId(i as u64), true, t(now));
+                    }
+                }
+                r.handle_timeout(t(now));
+                while r.poll_update().is_some() {}
+            }
+            prop_assert!(!r.is_backing_off());
+            prop_assert!(got_turn[..conns].iter().all(|&g| g), "turns {:?}", got_turn);
         }
     }
 }

@@ -112,7 +112,7 @@ pub enum SessionError {
     /// A JSON response could not be parsed.
     Response(ResponseError),
     /// A command could not be written (transmit buffer full, bad name...).
-    /// Only this error leaves the session usable: nothing was written.
+    /// Nothing was written and the session stays usable.
     Command(CommandError),
     /// Nothing arrived for two heartbeat intervals: the peer or network is
     /// gone.
@@ -135,6 +135,14 @@ pub enum SessionError {
         operation: &'static str,
         /// The session's state.
         state: &'static str,
+    },
+    /// RDY above the `max_rdy_count` nsqd announced; nothing was written
+    /// and the session stays usable.
+    RdyTooHigh {
+        /// The RDY asked for.
+        count: u32,
+        /// nsqd's `max_rdy_count`.
+        max: i64,
     },
     /// `PENDING` commands already await nsqd's answer: wait for
     /// [`Event::Published`] before publishing more, or use a bigger `PENDING`.
@@ -178,6 +186,10 @@ impl fmt::Display for SessionError {
                 f,
                 "{operation} is not allowed while the session is {state}; wait for Event::Ready \
                  (or Event::Subscribed) first"
+            ),
+            SessionError::RdyTooHigh { count, max } => write!(
+                f,
+                "RDY {count} exceeds nsqd's max_rdy_count of {max}; lower max_in_flight or raise nsqd's --max-rdy-count"
             ),
             SessionError::TooManyOutstanding { capacity } => write!(
                 f,
@@ -619,8 +631,15 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const PENDING: usize> Session<S, PENDING> {
     }
 
     /// Sends `RDY count`: how many messages nsqd may have in flight to us.
+    /// A count above nsqd's `max_rdy_count` is refused here (nsqd would
+    /// answer `E_INVALID` and hang up).
     pub fn ready(&mut self, count: u32) -> Result<(), SessionError> {
         self.require_open("RDY")?;
+        if let Some(max) = self.negotiated.as_ref().map(|n| n.max_rdy_count) {
+            if i64::from(count) > max && max > 0 {
+                return Err(SessionError::RdyTooHigh { count, max });
+            }
+        }
         Ok(commands::encode_rdy(&mut self.tx, count)?)
     }
 
@@ -863,6 +882,14 @@ mod tests {
         assert_eq!(feed(&mut s, &response(b"OK"), 2).unwrap(), ["Subscribed"]);
         s.ready(10).unwrap();
         assert_eq!(sent(&mut s), b"SUB t c\nRDY 10\n");
+        assert_eq!(
+            s.ready(2501),
+            Err(SessionError::RdyTooHigh {
+                count: 2501,
+                max: 2500
+            })
+        );
+        assert!(s.transmit().is_empty());
 
         let bytes = message(b"0123456789abcdef", 1, b"body");
         let (n, ev) = s.handle_input(&bytes, Instant(3)).unwrap();
