@@ -31,8 +31,23 @@ pub struct Headers<'a> {
 
 impl<'a> Headers<'a> {
     /// Parses and validates a header block (all of it: the caller passes
-    /// exactly the header bytes of an HMSG).
+    /// exactly the header bytes of an HMSG). Every field line must be a
+    /// valid `Name: Value`; use this for headers about to be sent.
     pub fn parse(raw: &'a [u8]) -> Result<Self, HeaderError> {
+        let headers = Self::parse_received(raw)?;
+        for line in headers.field_lines() {
+            let (name, value) = line.split_once(':').ok_or(HeaderError::InvalidName)?;
+            validate_name(name.trim_end())?;
+            validate_value(value)?;
+        }
+        Ok(headers)
+    }
+
+    /// Parses a received header block leniently: the version line, status
+    /// and final empty line are checked, but field lines that are not
+    /// `Name: Value` (another client's bug) are skipped by the iterator
+    /// instead of failing the whole message.
+    pub fn parse_received(raw: &'a [u8]) -> Result<Self, HeaderError> {
         let rest = raw
             .strip_prefix(VERSION_LINE)
             .ok_or(HeaderError::MissingVersionLine)?;
@@ -49,17 +64,8 @@ impl<'a> Headers<'a> {
             .strip_suffix(b"\r\n")
             .ok_or(HeaderError::Unterminated)?;
         let fields = core::str::from_utf8(fields).map_err(|_| HeaderError::InvalidValue)?;
-        if !fields.is_empty() {
-            let body = fields
-                .strip_suffix("\r\n")
-                .ok_or(HeaderError::Unterminated)?;
-            for line in body.split("\r\n") {
-                let (name, value) = line.split_once(':').ok_or(HeaderError::InvalidName)?;
-                validate_name(name.trim_end())?;
-                if value.contains('\n') || value.contains('\r') {
-                    return Err(HeaderError::InvalidValue);
-                }
-            }
+        if !fields.is_empty() && !fields.ends_with("\r\n") {
+            return Err(HeaderError::Unterminated);
         }
         Ok(Headers {
             raw,
@@ -67,6 +73,11 @@ impl<'a> Headers<'a> {
             status,
             description,
         })
+    }
+
+    fn field_lines(&self) -> impl Iterator<Item = &'a str> {
+        let body = self.fields.strip_suffix("\r\n").unwrap_or(self.fields);
+        body.split("\r\n").filter(|l| !l.is_empty())
     }
 
     /// The whole block as received.
@@ -331,6 +342,23 @@ mod tests {
             Err(HeaderError::InvalidName)
         );
         assert_eq!(Headers::parse(b"NATS/1.0"), Err(HeaderError::Unterminated));
+        assert_eq!(
+            Headers::parse(b"NATS/1.0\r\nBad Name: x\r\n\r\n"),
+            Err(HeaderError::InvalidName)
+        );
+    }
+
+    #[test]
+    fn received_headers_skip_malformed_lines() {
+        let h = Headers::parse_received(b"NATS/1.0\r\nnocolon\r\nBad Name: x\r\nGood: y\r\n\r\n")
+            .unwrap();
+        assert_eq!(h.get("good"), Some("y"));
+        assert_eq!(h.get("bad name"), Some("x"));
+        assert_eq!(h.iter().count(), 2);
+        assert_eq!(
+            Headers::parse_received(b"NATS/1.0\r\nA: b\r\n"),
+            Err(HeaderError::Unterminated)
+        );
     }
 
     #[test]

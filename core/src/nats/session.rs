@@ -282,6 +282,9 @@ pub struct Stats {
     pub discarded_on_reset: u64,
     /// Messages delivered to subscriptions (replies included).
     pub messages_received: u64,
+    /// Messages delivered without their headers because the header block
+    /// (written by the publishing client) was malformed.
+    pub malformed_headers: u64,
 }
 
 impl fmt::Display for MaxPayloadWarning {
@@ -580,14 +583,14 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
     }
 
     fn on_message<'a>(&mut self, frame: MsgFrame<'a>) -> Result<Option<Event<'a>>, Error> {
-        let headers = match frame.headers {
-            Some(raw) => match Headers::parse(raw) {
-                Ok(h) => Some(h),
-                Err(_) => {
-                    return Err(self
-                        .fail(ProtocolError::new("a NATS/1.0 header block in HMSG", raw).into()))
-                }
-            },
+        // Headers come from another client, not the server: a broken block
+        // must not kill our connection. Deliver the message without them.
+        let headers = match frame.headers.map(Headers::parse_received) {
+            Some(Ok(h)) => Some(h),
+            Some(Err(_)) => {
+                self.stats.malformed_headers += 1;
+                None
+            }
             None => None,
         };
         let sid = Sid(frame.sid);
@@ -764,6 +767,9 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
 
     fn check_publish(&self, headers: Option<&[u8]>, payload_len: usize) -> Result<(), Error> {
         let size = headers.map_or(0, <[u8]>::len).saturating_add(payload_len);
+        if headers.is_some() && !self.options.headers {
+            return Err(Error::HeadersNotSupported);
+        }
         if let Some(info) = &self.info {
             if headers.is_some() && !info.headers {
                 return Err(Error::HeadersNotSupported);
@@ -1167,6 +1173,21 @@ mod tests {
         assert_eq!(m.payload, b"40");
         assert_eq!(m.status, None);
         assert_eq!(s.stats().messages_received, 2);
+    }
+
+    #[test]
+    fn malformed_headers_from_a_publisher_do_not_kill_the_connection() {
+        let mut s = connected();
+        s.subscribe("a", None).unwrap();
+        let (_, event) = s
+            .handle_input(b"HMSG a 1 7 9\r\nBROKEN!hi\r\n", T0)
+            .unwrap();
+        let Some(Event::Message(m)) = event else {
+            panic!("{event:?}")
+        };
+        assert_eq!((m.headers, m.payload), (None, &b"hi"[..]));
+        assert_eq!(s.stats().malformed_headers, 1);
+        assert_eq!(s.state(), State::Connected);
     }
 
     #[test]
