@@ -1,0 +1,90 @@
+//! What a real nats-server will not do, played by a scripted TCP peer:
+//! garbage, an oversized MSG, a stall mid-frame. Each ends the connection
+//! with a typed, explained error (reported as a `Disconnected` event), and
+//! nothing panics.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use courier::nats::{ConnectOptions, Event};
+use courier_tests::{nats_info_line, PeerConn, ScriptedPeer};
+
+/// Greets like a server and completes the client's handshake.
+fn handshake(conn: &mut PeerConn) {
+    conn.send(&nats_info_line(1024));
+    conn.read_until_line_starting("CONNECT").expect("CONNECT");
+    conn.read_until_line_starting("PING").expect("PING");
+    conn.send(b"PONG\r\n");
+}
+
+/// Connects, waits for the first `Disconnected`, returns its reason.
+fn disconnect_reason(peer: &ScriptedPeer, options: ConnectOptions) -> String {
+    let events: Rc<RefCell<Vec<Event>>> = Rc::default();
+    let log = events.clone();
+    let url = peer.nats_url();
+    courier::run(async move {
+        let client = options
+            .max_reconnects(Some(1))
+            .reconnect_delay(Duration::from_millis(10), Duration::from_millis(10))
+            .event_callback(move |e| log.borrow_mut().push(e.clone()))
+            .connect([url])
+            .await
+            .expect("the scripted handshake succeeds");
+        let reason = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let reason = events.borrow().iter().find_map(|e| match e {
+                    Event::Disconnected { reason, .. } => Some(reason.clone()),
+                    _ => None,
+                });
+                if let Some(reason) = reason {
+                    return reason;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("a Disconnected event within 20 s");
+        let _ = client.close().await;
+        reason
+    })
+}
+
+#[test]
+fn garbage_from_the_server_is_a_protocol_error() {
+    let peer = ScriptedPeer::start(|mut conn| {
+        handshake(&mut conn);
+        conn.send(b"HELLO this is not NATS\r\n");
+        conn.hold_open(Duration::from_secs(2));
+    });
+    let reason = disconnect_reason(&peer, ConnectOptions::new());
+    assert!(reason.contains("protocol error"), "{reason}");
+    assert!(reason.contains("HELLO"), "{reason}");
+}
+
+#[test]
+fn an_oversized_msg_is_frame_too_large_before_its_payload_arrives() {
+    let peer = ScriptedPeer::start(|mut conn| {
+        handshake(&mut conn);
+        conn.send(b"MSG big 1 100000\r\nonly the start");
+        conn.hold_open(Duration::from_secs(2));
+    });
+    let reason = disconnect_reason(&peer, ConnectOptions::new().receive_buffer_size(4096));
+    assert!(reason.contains("100"), "{reason}");
+    assert!(reason.contains("4096"), "{reason}");
+}
+
+#[test]
+fn a_stall_mid_frame_is_detected_by_unanswered_pings() {
+    let peer = ScriptedPeer::start(|mut conn| {
+        handshake(&mut conn);
+        conn.send(b"MSG a 1 10\r\nabc");
+        // Read (and ignore) the client's PINGs without ever answering.
+        conn.hold_open(Duration::from_secs(5));
+    });
+    let reason = disconnect_reason(
+        &peer,
+        ConnectOptions::new().ping_interval(Duration::from_millis(100), 2),
+    );
+    assert!(reason.contains("stale"), "{reason}");
+}
