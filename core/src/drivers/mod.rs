@@ -34,6 +34,8 @@ impl<C: Clock + ?Sized> Clock for &C {
 
 pub mod asynch;
 pub mod blocking;
+#[cfg(test)]
+mod tests;
 
 use core::fmt;
 
@@ -246,14 +248,13 @@ where
     }
 
     /// Runs the session's timers (keepalive PING, stale connection, request
-    /// deadlines) if due, keeping at most one event for the caller.
+    /// deadlines) and collects subscriptions that just ended, keeping at
+    /// most one event for the caller. Called every time the driver runs,
+    /// not only at `poll_timeout`: a finished auto-unsubscribe is reported
+    /// here without waiting for a timer or more input.
     fn run_timers(&mut self, now: Instant) -> Result<(), nats::Error> {
-        while self.timer_event.is_none() && self.session.poll_timeout().is_some_and(|at| at <= now)
-        {
-            match self.session.handle_timeout(now)? {
-                Some(event) => self.timer_event = Some(event),
-                None => break,
-            }
+        if self.timer_event.is_none() {
+            self.timer_event = self.session.handle_timeout(now)?;
         }
         Ok(())
     }
