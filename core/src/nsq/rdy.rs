@@ -5,8 +5,9 @@
 //!
 //! nsqd treats `RDY n` as a window: it sends a message while the
 //! connection's in-flight count is below `n`, and FIN/REQ reopen the slot.
-//! RDY is not a credit that runs out, so the controller only sends a new
-//! RDY when the value it wants changes.
+//! RDY is not a credit that runs out (observed with nsqd 1.3.0: a single
+//! `RDY 1` delivered a backlog of 5 messages, one after each FIN), so the
+//! controller only sends a new RDY when the value it wants changes.
 //!
 //! # The invariant
 //!
@@ -374,7 +375,9 @@ impl<const CONNS: usize, P: RdyPolicy> RdyController<CONNS, P> {
         }
     }
 
-    /// The next RDY to write: `(connection, count)`. Call until `None`.
+    /// The next RDY to write: `(connection, count)`. Call until `None` and
+    /// write each at once: the settle time of a lowered RDY counts from the
+    /// moment it was decided.
     pub fn poll_update(&mut self) -> Option<(ConnId, u32)> {
         let c = self.conns.iter_mut().find(|c| c.dirty)?;
         c.dirty = false;

@@ -280,6 +280,8 @@ pub struct Session<S, const PENDING: usize> {
     compression_pending: Option<Compression>,
     subscribed: bool,
     closing: bool,
+    /// A heartbeat arrived while the transmit buffer was full.
+    nop_owed: bool,
 }
 
 impl<S: AsRef<[u8]> + AsMut<[u8]>, const PENDING: usize> Session<S, PENDING> {
@@ -316,6 +318,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const PENDING: usize> Session<S, PENDING> {
             compression_pending: None,
             subscribed: false,
             closing: false,
+            nop_owed: false,
         })
     }
 
@@ -327,6 +330,9 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const PENDING: usize> Session<S, PENDING> {
     /// Records that the transport wrote `n` bytes of [`Session::transmit`].
     pub fn transmitted(&mut self, n: usize) {
         self.tx.consume(n);
+        if self.nop_owed && commands::encode_nop(&mut self.tx).is_ok() {
+            self.nop_owed = false;
+        }
     }
 
     /// The settings nsqd negotiated (None before IDENTIFY is answered, or
@@ -459,7 +465,11 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const PENDING: usize> Session<S, PENDING> {
     fn on_frame<'a>(&mut self, frame: Frame<'a>) -> Result<Option<Event<'a>>, SessionError> {
         match frame {
             Frame::Response(HEARTBEAT) => {
-                commands::encode_nop(&mut self.tx)?;
+                // A full transmit buffer is not fatal: any write nsqd reads
+                // resets its timer, and the NOP follows once there is room.
+                if commands::encode_nop(&mut self.tx).is_err() {
+                    self.nop_owed = true;
+                }
                 Ok(Some(Event::Heartbeat))
             }
             Frame::Error(data) => self.on_error(ServerError::parse(data)),
@@ -1029,6 +1039,30 @@ mod tests {
             ["Heartbeat"]
         );
         assert_eq!(sent(&mut s), b"NOP\n");
+    }
+
+    #[test]
+    fn heartbeat_with_full_transmit_buffer_answers_later() {
+        let mut s: Session<[u8; 256], 4> =
+            Session::new([0u8; 256], 4096, &identify(), Instant(0)).unwrap();
+        let n = s.transmit().len();
+        s.transmitted(n);
+        let r = response(NSQD_IDENTIFY);
+        let mut at = 0;
+        while at < r.len() || s.handle_input(&[], Instant(1)).unwrap() != (0, None) {
+            at += s.handle_input(&r[at..], Instant(1)).unwrap().0;
+        }
+        while s.publish("t", &[b'x'; 54]).is_ok() {}
+        assert_eq!(s.transmit().len(), 256, "transmit buffer full");
+        let before = s.transmit().len();
+        let hb = response(b"_heartbeat_");
+        assert_eq!(
+            s.handle_input(&hb, Instant(2)).unwrap(),
+            (hb.len(), Some(Event::Heartbeat))
+        );
+        assert_eq!(s.transmit().len(), before);
+        s.transmitted(before);
+        assert_eq!(s.transmit(), b"NOP\n");
     }
 
     #[test]
