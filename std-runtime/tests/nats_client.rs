@@ -581,3 +581,28 @@ fn fails_over_to_a_cluster_member_learned_from_info() {
         assert_eq!(&next(&mut sub).await.payload[..], b"via member");
     });
 }
+
+#[test]
+fn retry_on_initial_connect_queues_until_a_server_appears() {
+    let port = free_port();
+    let mut server = None;
+    run(async {
+        let client = ConnectOptions::new()
+            .retry_on_initial_connect(true)
+            .max_reconnects(None)
+            .reconnect_delay(Duration::from_millis(20), Duration::from_millis(100))
+            .connect([format!("nats://127.0.0.1:{port}")])
+            .await
+            .unwrap();
+        assert_eq!(
+            client.connection_state(),
+            nats::ConnectionState::Disconnected
+        );
+        let mut sub = client.subscribe("early").await.unwrap();
+        client.publish("early", "queued").await.unwrap();
+        server = Some(NatsServer::start_on("127.0.0.1", port, &[]));
+        assert_eq!(&next(&mut sub).await.payload[..], b"queued");
+        assert_eq!(client.connection_state(), nats::ConnectionState::Connected);
+    });
+    drop(server);
+}

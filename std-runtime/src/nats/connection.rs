@@ -111,6 +111,11 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
             }
             break 'outer;
         }
+        if let Some(tx) = first.take() {
+            // retry_on_initial_connect: hand the client out now; publishes
+            // go to the reconnect buffer until a server answers.
+            let _ = tx.send(Ok(()));
+        }
         if let Some(max) = max {
             if failed_attempts >= max {
                 let error = Error::MaxReconnectsExceeded {

@@ -279,7 +279,10 @@ impl ConnectOptions {
     }
 
     /// Keep trying when no server answers at the first connect, instead of
-    /// returning `Unreachable` (publishes go to the reconnect buffer).
+    /// returning `Unreachable`: `connect` returns the client after the first
+    /// failed round (state `Disconnected`), subscriptions and publishes are
+    /// queued (publishes in the bounded reconnect buffer) and sent once a
+    /// server answers.
     pub fn retry_on_initial_connect(mut self, on: bool) -> Self {
         self.retry_on_initial_connect = on;
         self
