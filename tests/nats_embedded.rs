@@ -397,17 +397,7 @@ fn async_driver_pub_sub_over_tokio() {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        let mut client: asynch::NatsClient<_, _, _, _, 8, 4> = asynch::NatsClient::new(
-            FromTokio::new(stream),
-            HostClock::new(),
-            options("edge-async"),
-            DriverOptions::default(),
-            [0u8; 4096],
-            [0u8; 4096],
-        );
-        client.connect().await.unwrap();
+        let mut client = connect_async(addr, "edge-async").await;
         let sid = client.subscribe("async.readings.>").await.unwrap();
         client.flush(flush_timeout(), no_messages).await.unwrap();
 
@@ -439,6 +429,74 @@ fn async_driver_pub_sub_over_tokio() {
             .await
             .unwrap_err();
         assert!(matches!(err, Error::NoResponders), "{err:?}");
+    });
+}
+
+type AsyncClient =
+    asynch::NatsClient<FromTokio<tokio::net::TcpStream>, HostClock, [u8; 4096], [u8; 4096], 8, 4>;
+
+async fn connect_async(addr: SocketAddr, name: &str) -> AsyncClient {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut client = asynch::NatsClient::new(
+        FromTokio::new(stream),
+        HostClock::new(),
+        options(name),
+        DriverOptions::default(),
+        [0u8; 4096],
+        [0u8; 4096],
+    );
+    client.connect().await.unwrap();
+    client
+}
+
+#[test]
+fn request_reply_between_two_async_drivers_on_one_thread() {
+    let server = NatsServer::start();
+    let addr = server.addr();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let mut responder = connect_async(addr, "async-responder").await;
+        responder.subscribe("svc.upper").await.unwrap();
+        responder.flush(flush_timeout(), no_messages).await.unwrap();
+        let mut requester = connect_async(addr, "async-requester").await;
+
+        const REQUESTS: usize = 3;
+        let serve = async {
+            let mut served = 0;
+            while served < REQUESTS {
+                let request = match responder.next_event().await.unwrap() {
+                    Some(Event::Message(m)) => Received::from(&m),
+                    _ => continue,
+                };
+                let answer = request.payload.to_ascii_uppercase();
+                let reply_to = request.reply.expect("reply subject");
+                responder.publish(&reply_to, &answer).await.unwrap();
+                served += 1;
+            }
+        };
+        let ask = async {
+            let mut replies = Vec::new();
+            for word in ["temp", "humidity", "co2"] {
+                let reply = requester
+                    .request(
+                        "svc.upper",
+                        word.as_bytes(),
+                        Duration::from_secs(5),
+                        |m| m.payload.to_vec(),
+                        no_messages,
+                    )
+                    .await
+                    .unwrap();
+                replies.push(String::from_utf8(reply).unwrap());
+            }
+            replies
+        };
+        let ((), replies) = tokio::join!(serve, ask);
+        assert_eq!(replies, ["TEMP", "HUMIDITY", "CO2"]);
     });
 }
 
