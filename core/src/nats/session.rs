@@ -414,6 +414,9 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
         };
         let event = match op {
             ServerOp::Info(json) => self.on_info(json)?,
+            // A server may refuse a connection at once (e.g. maximum
+            // connections exceeded): report that rather than "expected INFO".
+            ServerOp::Err(text) => Some(self.on_server_error(text)?),
             _ if self.state == State::AwaitingInfo => {
                 let seen = input.get(..used).unwrap_or(input);
                 return Err(self.fail(
@@ -426,7 +429,6 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
             }
             ServerOp::Pong => self.on_pong(now)?,
             ServerOp::Ok => Some(Event::Ok),
-            ServerOp::Err(text) => Some(self.on_server_error(text)?),
             ServerOp::Msg(frame) => self.on_message(frame)?,
         };
         Ok((used, event))
@@ -1256,6 +1258,14 @@ mod tests {
             matches!(err, Error::Protocol(ref p) if p.expected.contains("INFO")),
             "{err}"
         );
+        let mut s = TestSession::new(options(), [0; 1024]);
+        assert!(matches!(
+            s.handle_input(b"-ERR 'maximum connections exceeded'\r\n", T0),
+            Err(Error::Server {
+                kind: ServerErrorKind::MaximumConnectionsExceeded,
+                ..
+            })
+        ));
         let mut s = TestSession::new(options(), [0; 1024]);
         let err = s
             .handle_input(b"HTTP/1.1 400 Bad Request\r\n", T0)
