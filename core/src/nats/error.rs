@@ -449,8 +449,14 @@ pub enum ServerErrorKind {
     ParserError,
     /// `Permissions Violation for Publish/Subscription to ...` (non-fatal).
     PermissionsViolation,
-    /// `Invalid Subject` (non-fatal).
+    /// `Invalid Subject` or `Invalid Publish Subject` (non-fatal; sent in
+    /// pedantic mode).
     InvalidSubject,
+    /// `maximum subscriptions exceeded`: the SUB was refused (non-fatal).
+    MaximumSubscriptionsExceeded,
+    /// `User Authentication Expired/Revoked`, `Account Authentication
+    /// Expired`: the credentials stopped being valid (fatal).
+    AuthenticationExpired,
     /// Anything else; treated as fatal because the server closes the
     /// connection after most errors.
     Other,
@@ -465,8 +471,10 @@ impl ServerErrorKind {
                 && m.get(..p.len())
                     .is_some_and(|h| h.eq_ignore_ascii_case(p.as_bytes()))
         };
-        if starts("authorization violation") || starts("user authentication") {
+        if starts("authorization violation") {
             ServerErrorKind::AuthorizationViolation
+        } else if starts("user authentication") || starts("account authentication") {
+            ServerErrorKind::AuthenticationExpired
         } else if starts("authentication timeout") {
             ServerErrorKind::AuthenticationTimeout
         } else if starts("stale connection") {
@@ -485,8 +493,10 @@ impl ServerErrorKind {
             ServerErrorKind::ParserError
         } else if starts("permissions violation") {
             ServerErrorKind::PermissionsViolation
-        } else if starts("invalid subject") {
+        } else if starts("invalid subject") || starts("invalid publish subject") {
             ServerErrorKind::InvalidSubject
+        } else if starts("maximum subscriptions exceeded") {
+            ServerErrorKind::MaximumSubscriptionsExceeded
         } else {
             ServerErrorKind::Other
         }
@@ -496,7 +506,98 @@ impl ServerErrorKind {
     pub fn is_fatal(self) -> bool {
         !matches!(
             self,
-            ServerErrorKind::PermissionsViolation | ServerErrorKind::InvalidSubject
+            ServerErrorKind::PermissionsViolation
+                | ServerErrorKind::InvalidSubject
+                | ServerErrorKind::MaximumSubscriptionsExceeded
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::format;
+
+    #[test]
+    fn server_errors_are_classified_like_nats_server_words_them() {
+        use ServerErrorKind::*;
+        for (text, kind, fatal) in [
+            ("Authorization Violation", AuthorizationViolation, true),
+            ("User Authentication Expired", AuthenticationExpired, true),
+            (
+                "Account Authentication Expired",
+                AuthenticationExpired,
+                true,
+            ),
+            ("Authentication Timeout", AuthenticationTimeout, true),
+            ("Stale Connection", StaleConnection, true),
+            ("Maximum Payload Violation", MaximumPayloadViolation, true),
+            ("Unknown Protocol Operation", UnknownProtocolOperation, true),
+            ("Slow Consumer", SlowConsumer, true),
+            (
+                "maximum connections exceeded",
+                MaximumConnectionsExceeded,
+                true,
+            ),
+            (
+                "Secure Connection - TLS Required",
+                SecureConnectionRequired,
+                true,
+            ),
+            ("maximum control line exceeded", Other, true),
+            (
+                "Permissions Violation for Publish to \"a\"",
+                PermissionsViolation,
+                false,
+            ),
+            ("Invalid Subject", InvalidSubject, false),
+            ("Invalid Publish Subject", InvalidSubject, false),
+            (
+                "maximum subscriptions exceeded",
+                MaximumSubscriptionsExceeded,
+                false,
+            ),
+        ] {
+            assert_eq!(ServerErrorKind::classify(text), kind, "{text}");
+            assert_eq!(kind.is_fatal(), fatal, "{text}");
+        }
+    }
+
+    #[test]
+    fn messages_say_what_to_do() {
+        let e = Error::FrameTooLarge {
+            needed: 70000,
+            capacity: 65536,
+        };
+        assert_eq!(
+            format!("{e}"),
+            "server sent a 70000-byte message but the receive buffer holds 65536: give the \
+             connection a receive buffer of at least the server's max_payload plus room for \
+             the control line"
+        );
+        let p = ProtocolError::new("PING", b"GARBAGE\r\n\x00");
+        assert_eq!(
+            format!("{p}"),
+            "protocol error: expected PING but the server sent \"GARBAGE\\r\\n\\x00\": the peer \
+             is not a compatible NATS server; reconnect"
+        );
+        let long = [b'x'; 100];
+        assert_eq!(ProtocolError::new("x", &long).seen.len(), SEEN_CAPACITY);
+        assert!(format!(
+            "{}",
+            Error::BufferFull(CapacityError {
+                needed: 10,
+                capacity: 8
+            })
+        )
+        .contains("bigger transmit buffer"));
+        assert!(format!(
+            "{}",
+            Error::BufferFull(CapacityError {
+                needed: 8,
+                capacity: 8
+            })
+        )
+        .contains("retry"));
     }
 }
