@@ -206,7 +206,11 @@ where
     ///
     /// `Ok(None)`: nothing for the application this time (a deadline came
     /// first, a partial frame arrived, or the server sent something the
-    /// session handled itself). Call again.
+    /// session handled itself). Call again, promptly: answers to the server
+    /// (PONG) go out at the start of the next call.
+    ///
+    /// Cancel-safe when the transport's `read` and `write` are: it awaits
+    /// only before parsing, so a dropped call loses no event.
     pub async fn next_event(&mut self) -> Result<Option<Event<'_>>, Error<T::Error>> {
         self.next_event_before(None).await
     }
@@ -340,11 +344,9 @@ where
             }
         };
         link.borrowed = used;
-        let written = write_session(&mut self.transport, &mut link.session).await;
-        if written.is_err() {
-            link.failed = true;
-        }
-        written?;
+        // No await after parsing: dropping this future can then never lose
+        // a parsed event. Answers it queued (PONG, CONNECT) are written at
+        // the start of the next call, before it waits for input.
         Ok(event)
     }
 

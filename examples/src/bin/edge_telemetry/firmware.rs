@@ -117,6 +117,12 @@ where
             info.version, info.server_name, config.device
         );
     }
+    // Everything the connection needs, buffers included, lives here: no heap.
+    let _ = writeln!(
+        log,
+        "client state: {} bytes (two {BUFFER_SIZE}-byte buffers included)",
+        core::mem::size_of_val(&client)
+    );
     if let Some(w) = warning {
         // Fine for a publisher: it only limits what this node could receive.
         let _ = writeln!(
