@@ -14,6 +14,7 @@
 
 pub mod layers;
 pub mod nats;
+pub mod nsq;
 pub mod runtime;
 pub mod stats;
 pub mod transport;

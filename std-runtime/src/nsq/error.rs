@@ -120,32 +120,3 @@ impl From<SessionError> for Error {
         }
     }
 }
-
-impl Error {
-    /// A copy for fanning one connection failure out to several waiters.
-    pub(crate) fn duplicate(&self) -> Error {
-        match self {
-            Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
-            Error::Layer(e) => Error::Config(e.to_string()),
-            Error::Session(e) => Error::Session(e.clone()),
-            Error::Server(e) => Error::Server(e.clone()),
-            Error::NoNodes => Error::NoNodes,
-            Error::InvalidAddress { addr, reason } => Error::InvalidAddress {
-                addr: addr.clone(),
-                reason: reason.clone(),
-            },
-            Error::Unreachable { attempts } => Error::Unreachable {
-                attempts: attempts.clone(),
-            },
-            Error::AuthRequired => Error::AuthRequired,
-            Error::Disconnected => Error::Disconnected,
-            Error::TimedOut { operation, after } => Error::TimedOut {
-                operation,
-                after: *after,
-            },
-            Error::Closed => Error::Closed,
-            Error::Lookup(e) => Error::Lookup(e.clone()),
-            Error::Config(e) => Error::Config(e.clone()),
-        }
-    }
-}

@@ -1,0 +1,430 @@
+//! One nsqd connection: socket (io_uring or epoll), stream layers (TLS,
+//! compression) and the core [`Session`], driven by a reader, a writer and
+//! a heartbeat timer running side by side in one task.
+//!
+//! Commands (FIN, RDY, PUB...) are written into the session's transmit
+//! buffer, passed through the layers into `out` at once, and the writer
+//! sends `out` as one write per wake-up, so many commands batch into one
+//! syscall / submission.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::OnceLock;
+
+use courier_core::nsq::{ConnId, Event, Identify, Session, SessionError};
+use courier_core::time::Instant as CoreInstant;
+use tokio::sync::Notify;
+
+use super::config::{host_name, Compression, Config};
+use super::Error;
+use crate::layers::{Codec, Stack, TlsLayer};
+use crate::transport::{self, ReadBuffer, ReadHalf, WriteHalf};
+
+/// Commands that may await nsqd's answer at once on one connection.
+pub(crate) const PENDING: usize = 1024;
+
+pub(crate) type CoreSession = Session<Vec<u8>, PENDING>;
+
+/// The core's clock: milliseconds since the first use in this process.
+pub(crate) fn now() -> CoreInstant {
+    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(std::time::Instant::now);
+    CoreInstant(epoch.elapsed().as_millis() as u64)
+}
+
+fn to_tokio(at: CoreInstant) -> tokio::time::Instant {
+    let now_core = now();
+    let delta = at.0.saturating_sub(now_core.0);
+    tokio::time::Instant::now() + std::time::Duration::from_millis(delta)
+}
+
+/// Which nsqd a connection talks to and what for (given to callbacks).
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    /// The consumer-wide connection id (also used by the RDY controller).
+    pub id: ConnId,
+    /// `host:port` as given or discovered.
+    pub addr: String,
+    /// The subscribed topic (consumer connections).
+    pub topic: Option<String>,
+    /// The subscribed channel (consumer connections).
+    pub channel: Option<String>,
+}
+
+/// What a connection reports to its owner (producer or consumer).
+pub(crate) trait Sink {
+    /// An event other than the handshake steps the connection handles.
+    fn on_event(&self, conn: &Rc<Conn>, event: Event<'_>) -> Result<(), Error>;
+}
+
+struct State {
+    session: CoreSession,
+    stack: Stack,
+    out: Vec<u8>,
+}
+
+impl State {
+    /// Moves the session's pending commands through the layers into `out`.
+    fn flush_session(&mut self) -> Result<(), Error> {
+        let State {
+            session,
+            stack,
+            out,
+        } = self;
+        let pending = session.transmit();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let n = pending.len();
+        stack.encode(pending, out)?;
+        session.transmitted(n);
+        Ok(())
+    }
+}
+
+/// A live nsqd connection shared by its driver and its owner.
+pub(crate) struct Conn {
+    pub(crate) info: ConnInfo,
+    host: String,
+    config: Rc<Config>,
+    state: RefCell<State>,
+    wake_writer: Notify,
+    /// Close requested: the writer exits once `out` is flushed.
+    shutting_down: Cell<bool>,
+    ended: Cell<bool>,
+}
+
+impl Conn {
+    /// Runs `f` on the session and queues what it wrote for the writer.
+    pub(crate) fn with_session<R>(
+        &self,
+        f: impl FnOnce(&mut CoreSession) -> Result<R, SessionError>,
+    ) -> Result<R, Error> {
+        if self.ended.get() {
+            return Err(Error::Disconnected);
+        }
+        let mut st = self.state.borrow_mut();
+        let r = f(&mut st.session)?;
+        st.flush_session()?;
+        drop(st);
+        self.wake_writer.notify_one();
+        Ok(r)
+    }
+
+    /// The negotiated `max_rdy_count` (2500, nsqd's default, if unknown).
+    pub(crate) fn max_rdy(&self) -> u32 {
+        self.state
+            .borrow()
+            .session
+            .negotiated()
+            .map(|n| n.max_rdy_count.clamp(0, u32::MAX as i64) as u32)
+            .unwrap_or(2500)
+    }
+
+    /// The settings nsqd negotiated in IDENTIFY.
+    pub(crate) fn negotiated(&self) -> Option<courier_core::nsq::IdentifyResponse> {
+        self.state.borrow().session.negotiated().cloned()
+    }
+
+    /// True once the driver stopped (socket closed or failed).
+    pub(crate) fn is_ended(&self) -> bool {
+        self.ended.get()
+    }
+
+    /// Flushes what is queued, then closes the socket and ends the driver.
+    pub(crate) fn shutdown(&self) {
+        self.shutting_down.set(true);
+        self.wake_writer.notify_one();
+    }
+}
+
+/// Parses `host:port` into the host (for TLS names) and socket addresses.
+pub(crate) async fn resolve(addr: &str) -> Result<(String, Vec<SocketAddr>), Error> {
+    let invalid = |reason: &str| Error::InvalidAddress {
+        addr: addr.to_string(),
+        reason: reason.to_string(),
+    };
+    let (host, port) = addr.rsplit_once(':').ok_or_else(|| invalid("no port"))?;
+    port.parse::<u16>().map_err(|_| invalid("bad port"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| invalid(&e.to_string()))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(invalid("resolves to no address"));
+    }
+    Ok((host, addrs))
+}
+
+/// Connects to `addr` and writes the magic and IDENTIFY. The handshake
+/// completes inside [`drive`] ([`Event::Ready`] reaches the sink).
+pub(crate) async fn open(
+    info: ConnInfo,
+    config: Rc<Config>,
+) -> Result<(Rc<Conn>, ReadHalf, WriteHalf), Error> {
+    let (host, addrs) = resolve(&info.addr).await?;
+    let mut last = None;
+    let mut halves = None;
+    for a in addrs {
+        match tokio::time::timeout(config.connect_timeout, transport::connect(a)).await {
+            Ok(Ok(h)) => {
+                halves = Some(h);
+                break;
+            }
+            Ok(Err(e)) => last = Some(Error::Io(e)),
+            Err(_) => {
+                last = Some(Error::TimedOut {
+                    operation: "connect",
+                    after: config.connect_timeout,
+                })
+            }
+        }
+    }
+    let Some((read, write)) = halves else {
+        return Err(last.unwrap_or(Error::NoNodes));
+    };
+    let hostname = config.hostname.clone().unwrap_or_else(host_name);
+    let client_id = config.client_id.clone().unwrap_or_else(|| hostname.clone());
+    let (snappy, deflate, deflate_level) = match config.compression {
+        Compression::None => (false, false, None),
+        Compression::Snappy => (true, false, None),
+        Compression::Deflate { level } => (false, true, Some(level.clamp(1, 9))),
+    };
+    let identify = Identify {
+        client_id: Some(&client_id),
+        hostname: Some(&hostname),
+        user_agent: Some(&config.user_agent),
+        feature_negotiation: true,
+        heartbeat_interval: config.heartbeat_interval.map(|d| d.as_millis() as i64),
+        tls_v1: config.tls.is_some(),
+        snappy,
+        deflate,
+        deflate_level,
+        sample_rate: config.sample_rate,
+        msg_timeout: config.msg_timeout.map(|d| d.as_millis() as u32),
+        ..Identify::default()
+    };
+    let session = CoreSession::new(
+        vec![0; config.max_command_size],
+        config.max_frame_size,
+        &identify,
+        now(),
+    )?;
+    let mut state = State {
+        session,
+        stack: Stack::new(),
+        out: Vec::with_capacity(64 * 1024),
+    };
+    state.flush_session()?;
+    let conn = Rc::new(Conn {
+        info,
+        host,
+        config,
+        state: RefCell::new(state),
+        wake_writer: Notify::new(),
+        shutting_down: Cell::new(false),
+        ended: Cell::new(false),
+    });
+    conn.wake_writer.notify_one();
+    Ok((conn, read, write))
+}
+
+/// Runs the connection until it fails or [`Conn::shutdown`] flushed and
+/// closed it (`Ok`).
+pub(crate) async fn drive<S: Sink>(
+    conn: Rc<Conn>,
+    read: ReadHalf,
+    write: WriteHalf,
+    sink: &S,
+) -> Result<(), Error> {
+    let result = {
+        let reader = read_loop(&conn, read, sink);
+        let writer = write_loop(&conn, write);
+        let timer = heartbeat_loop(&conn);
+        tokio::select! {
+            r = reader => r,
+            r = writer => r,
+            r = timer => r,
+        }
+    };
+    conn.ended.set(true);
+    result
+}
+
+async fn heartbeat_loop(conn: &Conn) -> Result<(), Error> {
+    loop {
+        let deadline = conn.state.borrow().session.poll_timeout();
+        match deadline {
+            Some(at) => tokio::time::sleep_until(to_tokio(at)).await,
+            None => std::future::pending::<()>().await,
+        }
+        conn.state.borrow_mut().session.handle_timeout(now())?;
+    }
+}
+
+async fn write_loop(conn: &Conn, mut write: WriteHalf) -> Result<(), Error> {
+    let mut spare: Vec<u8> = Vec::with_capacity(64 * 1024);
+    loop {
+        {
+            let mut st = conn.state.borrow_mut();
+            if st.out.is_empty() {
+                drop(st);
+                if conn.shutting_down.get() {
+                    let _ = write.shutdown();
+                    return Ok(());
+                }
+                conn.wake_writer.notified().await;
+                continue;
+            }
+            std::mem::swap(&mut st.out, &mut spare);
+        }
+        let (res, mut buf) = write.write_all(spare).await;
+        buf.clear();
+        spare = buf;
+        res?;
+    }
+}
+
+/// Bytes decoded by the layers, waiting for the session.
+struct Plain {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Plain {
+    fn data(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or(&[])
+    }
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.buf.len());
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+    }
+    /// Makes room at the end without growing when consumed bytes can go.
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+    }
+}
+
+async fn read_loop<S: Sink>(conn: &Rc<Conn>, mut read: ReadHalf, sink: &S) -> Result<(), Error> {
+    let mut rx = ReadBuffer::new(conn.config.max_frame_size);
+    let mut plain = Plain {
+        buf: Vec::new(),
+        start: 0,
+    };
+    loop {
+        let n = read.read(&mut rx).await?;
+        if n == 0 {
+            if conn.shutting_down.get() {
+                return Ok(());
+            }
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "nsqd closed the connection",
+            )));
+        }
+        process(conn, &mut rx, &mut plain, sink)?;
+    }
+}
+
+enum Step {
+    StartTls,
+    StartCompression(courier_core::nsq::Compression),
+    Auth,
+    Continue,
+    NeedMore,
+}
+
+fn process<S: Sink>(
+    conn: &Rc<Conn>,
+    rx: &mut ReadBuffer,
+    plain: &mut Plain,
+    sink: &S,
+) -> Result<(), Error> {
+    loop {
+        let layered = {
+            let mut st = conn.state.borrow_mut();
+            let st = &mut *st;
+            if !st.stack.is_passthrough() && !rx.is_empty() {
+                plain.compact();
+                st.stack.decode(rx.data(), &mut plain.buf, &mut st.out)?;
+                rx.consume(rx.len());
+                conn.wake_writer.notify_one();
+            }
+            !st.stack.is_passthrough()
+        };
+        let input: &[u8] = if layered { plain.data() } else { rx.data() };
+        let (consumed, event) = conn.state.borrow_mut().session.handle_input(input, now())?;
+        let step = match event {
+            None if consumed == 0 => Step::NeedMore,
+            None => Step::Continue,
+            Some(Event::StartTls) => Step::StartTls,
+            Some(Event::StartCompression(c)) => Step::StartCompression(c),
+            Some(Event::AuthRequired) => Step::Auth,
+            Some(event) => {
+                sink.on_event(conn, event)?;
+                Step::Continue
+            }
+        };
+        if layered {
+            plain.consume(consumed);
+        } else {
+            rx.consume(consumed);
+        }
+        let mut guard = conn.state.borrow_mut();
+        let st = &mut *guard;
+        match step {
+            Step::NeedMore => {
+                st.flush_session()?;
+                drop(guard);
+                conn.wake_writer.notify_one();
+                return Ok(());
+            }
+            Step::Continue => {}
+            Step::StartTls => {
+                let tls = conn.config.tls.as_ref().ok_or_else(|| {
+                    Error::Config("nsqd agreed to TLS that was not asked for".into())
+                })?;
+                let layer = TlsLayer::new(tls.build()?, tls.name_for(&conn.host)?)?;
+                st.stack.start_tls(layer, &mut st.out);
+            }
+            Step::StartCompression(c) => {
+                let codec = match c {
+                    courier_core::nsq::Compression::Snappy => Codec::snappy(),
+                    courier_core::nsq::Compression::Deflate { level } => {
+                        Codec::deflate(level.clamp(1, 9))
+                    }
+                };
+                st.stack.start_compression(codec);
+                if layered {
+                    // Decrypted bytes after the OK are already compressed.
+                    let rest = plain.data().to_vec();
+                    plain.buf.clear();
+                    plain.start = 0;
+                    st.stack.decode_decrypted(&rest, &mut plain.buf)?;
+                }
+            }
+            Step::Auth => {
+                let secret = conn
+                    .config
+                    .auth_secret
+                    .as_ref()
+                    .ok_or(Error::AuthRequired)?;
+                st.session.auth(secret)?;
+            }
+        }
+        st.flush_session()?;
+        drop(guard);
+        conn.wake_writer.notify_one();
+    }
+}

@@ -1,0 +1,340 @@
+//! Publishing to one or more nsqd nodes, with failover.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::Duration;
+
+use courier_core::nsq::{ConnId, Event, PublishId, SessionError};
+use tokio::sync::{oneshot, Notify};
+
+use super::conn::{self, Conn, ConnInfo, Sink};
+use super::{Callbacks, Config, Error, NoCallbacks};
+
+/// Publishes to nsqd. Each publish returns once nsqd answered `OK`.
+///
+/// Publishes go to one nsqd at a time (the first reachable of the list);
+/// when it fails, the next publish connects to the next node (failover),
+/// so a producer survives an nsqd going down while another is up. A publish
+/// in flight when its connection breaks returns [`Error::Disconnected`]
+/// (nsqd may or may not have it) and is not retried automatically, so a
+/// message is never published twice behind the caller's back.
+///
+/// ```no_run
+/// courier::run(async {
+///     let producer = courier::nsq::Producer::new(["127.0.0.1:4150"], Default::default())?;
+///     producer.publish("events", b"hello").await?;
+///     producer.multi_publish("events", &[b"a".as_slice(), b"b"]).await?;
+///     producer.deferred_publish("events", std::time::Duration::from_secs(5), b"later").await?;
+///     producer.stop().await;
+///     Ok::<_, courier::nsq::Error>(())
+/// }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Producer {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    nodes: Vec<String>,
+    config: Rc<Config>,
+    callbacks: Rc<dyn Callbacks>,
+    state: RefCell<State>,
+    /// Wakes publishers waiting for a free pending slot or a connection.
+    changed: Notify,
+}
+
+struct State {
+    current: Option<Rc<Conn>>,
+    /// Index of the node to try first.
+    next_node: usize,
+    connecting: bool,
+    waiters: VecDeque<(PublishId, oneshot::Sender<Result<(), Error>>)>,
+    stopped: bool,
+    next_conn_id: u64,
+}
+
+struct ProducerSink {
+    inner: Rc<Inner>,
+    ready: RefCell<Option<oneshot::Sender<()>>>,
+}
+
+impl Sink for ProducerSink {
+    fn on_event(&self, conn: &Rc<Conn>, event: Event<'_>) -> Result<(), Error> {
+        match event {
+            Event::Identified => self
+                .inner
+                .callbacks
+                .identify(&conn.info, conn.negotiated().as_ref()),
+            Event::Ready => {
+                if let Some(tx) = self.ready.borrow_mut().take() {
+                    let _ = tx.send(());
+                }
+            }
+            Event::Published { id } => self.inner.answer(id, Ok(())),
+            Event::PublishFailed { id, error } => self.inner.answer(id, Err(Error::Server(error))),
+            Event::Error(e) => log::warn!("nsqd {}: {e}", conn.info.addr),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    fn answer(&self, id: PublishId, result: Result<(), Error>) {
+        let mut st = self.state.borrow_mut();
+        if let Some(pos) = st.waiters.iter().position(|(w, _)| *w == id) {
+            if let Some((_, tx)) = st.waiters.remove(pos) {
+                let _ = tx.send(result);
+            }
+        }
+        drop(st);
+        self.changed.notify_waiters();
+    }
+
+    fn connection_lost(&self, conn: &Rc<Conn>, error: &Error) {
+        let mut st = self.state.borrow_mut();
+        if st.current.as_ref().is_some_and(|c| Rc::ptr_eq(c, conn)) {
+            st.current = None;
+        }
+        for (_, tx) in st.waiters.drain(..) {
+            let _ = tx.send(Err(Error::Disconnected));
+        }
+        drop(st);
+        self.callbacks.broken(&conn.info, error);
+        self.changed.notify_waiters();
+    }
+}
+
+impl Producer {
+    /// A producer for these nsqd `host:port` addresses (TCP ports). It
+    /// connects on the first publish.
+    pub fn new<I, A>(nodes: I, config: Config) -> Result<Producer, Error>
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<String>,
+    {
+        Self::with_callbacks(nodes, config, Rc::new(NoCallbacks))
+    }
+
+    /// Like [`Producer::new`], reporting connection events to `callbacks`.
+    pub fn with_callbacks<I, A>(
+        nodes: I,
+        config: Config,
+        callbacks: Rc<dyn Callbacks>,
+    ) -> Result<Producer, Error>
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<String>,
+    {
+        let nodes: Vec<String> = nodes.into_iter().map(Into::into).collect();
+        if nodes.is_empty() {
+            return Err(Error::NoNodes);
+        }
+        Ok(Producer {
+            inner: Rc::new(Inner {
+                nodes,
+                config: Rc::new(config),
+                callbacks,
+                state: RefCell::new(State {
+                    current: None,
+                    next_node: 0,
+                    connecting: false,
+                    waiters: VecDeque::new(),
+                    stopped: false,
+                    next_conn_id: 0,
+                }),
+                changed: Notify::new(),
+            }),
+        })
+    }
+
+    /// Connects now (otherwise the first publish does).
+    pub async fn connect(&self) -> Result<(), Error> {
+        self.connection().await.map(|_| ())
+    }
+
+    /// The address of the nsqd currently published to, if connected.
+    pub fn connected_node(&self) -> Option<String> {
+        let st = self.inner.state.borrow();
+        st.current.as_ref().map(|c| c.info.addr.clone())
+    }
+
+    /// `PUB`: publishes one message; returns when nsqd answered OK.
+    pub async fn publish(&self, topic: &str, body: &[u8]) -> Result<(), Error> {
+        self.send(|s| s.publish(topic, body)).await
+    }
+
+    /// `MPUB`: publishes a batch atomically; returns when nsqd answered OK.
+    pub async fn multi_publish<B: AsRef<[u8]>>(
+        &self,
+        topic: &str,
+        bodies: &[B],
+    ) -> Result<(), Error> {
+        // A small stack of slices for the core's encoder (one allocation per
+        // batch, not per message).
+        let parts: Vec<&[u8]> = bodies.iter().map(|b| b.as_ref()).collect();
+        self.send(|s| s.publish_multi(topic, &parts)).await
+    }
+
+    /// `DPUB`: publishes one message nsqd delivers after `delay`
+    /// (millisecond resolution, nsqd caps it at `--max-req-timeout`).
+    pub async fn deferred_publish(
+        &self,
+        topic: &str,
+        delay: Duration,
+        body: &[u8],
+    ) -> Result<(), Error> {
+        let ms = u32::try_from(delay.as_millis()).unwrap_or(u32::MAX);
+        self.send(|s| s.publish_deferred(topic, ms, body)).await
+    }
+
+    /// Closes the connection; later publishes return [`Error::Closed`].
+    pub async fn stop(&self) {
+        let conn = {
+            let mut st = self.inner.state.borrow_mut();
+            st.stopped = true;
+            st.current.take()
+        };
+        if let Some(conn) = conn {
+            conn.shutdown();
+        }
+        self.inner.changed.notify_waiters();
+    }
+
+    async fn send(
+        &self,
+        mut command: impl FnMut(&mut conn::CoreSession) -> Result<PublishId, SessionError>,
+    ) -> Result<(), Error> {
+        let timeout = self.inner.config.publish_timeout;
+        let work = async {
+            loop {
+                let conn = self.connection().await?;
+                let rx = {
+                    let result = conn.with_session(&mut command);
+                    match result {
+                        Ok(id) => {
+                            let (tx, rx) = oneshot::channel();
+                            self.inner.state.borrow_mut().waiters.push_back((id, tx));
+                            rx
+                        }
+                        Err(Error::Session(SessionError::TooManyOutstanding { .. })) => {
+                            self.inner.changed.notified().await;
+                            continue;
+                        }
+                        Err(Error::Disconnected) => continue,
+                        Err(e) => return Err(e),
+                    }
+                };
+                return rx.await.unwrap_or(Err(Error::Disconnected));
+            }
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::TimedOut {
+                operation: "publish",
+                after: timeout,
+            }),
+        }
+    }
+
+    /// The current connection, or a new one to the first reachable node
+    /// starting after the last one that failed.
+    async fn connection(&self) -> Result<Rc<Conn>, Error> {
+        loop {
+            {
+                let mut st = self.inner.state.borrow_mut();
+                if st.stopped {
+                    return Err(Error::Closed);
+                }
+                if let Some(c) = &st.current {
+                    if !c.is_ended() {
+                        return Ok(c.clone());
+                    }
+                    st.current = None;
+                }
+                if !st.connecting {
+                    st.connecting = true;
+                    break;
+                }
+            }
+            // Another publisher is connecting: wait for it.
+            self.inner.changed.notified().await;
+        }
+        let result = self.connect_any().await;
+        let mut st = self.inner.state.borrow_mut();
+        st.connecting = false;
+        if let Ok(c) = &result {
+            st.current = Some(c.clone());
+        }
+        drop(st);
+        self.inner.changed.notify_waiters();
+        result
+    }
+
+    async fn connect_any(&self) -> Result<Rc<Conn>, Error> {
+        let n = self.inner.nodes.len();
+        let start = self.inner.state.borrow().next_node;
+        let mut attempts = Vec::new();
+        for k in 0..n {
+            let i = (start + k) % n;
+            let addr = self.inner.nodes[i].clone();
+            match self.connect_node(&addr).await {
+                Ok(c) => {
+                    // Next failover starts after this node.
+                    self.inner.state.borrow_mut().next_node = (i + 1) % n;
+                    return Ok(c);
+                }
+                Err(e) => {
+                    log::warn!("nsqd {addr}: {e}");
+                    attempts.push(format!("{addr}: {e}"));
+                }
+            }
+        }
+        Err(Error::Unreachable { attempts })
+    }
+
+    async fn connect_node(&self, addr: &str) -> Result<Rc<Conn>, Error> {
+        let id = {
+            let mut st = self.inner.state.borrow_mut();
+            st.next_conn_id += 1;
+            ConnId(st.next_conn_id)
+        };
+        let info = ConnInfo {
+            id,
+            addr: addr.to_string(),
+            topic: None,
+            channel: None,
+        };
+        let timeout = self.inner.config.connect_timeout;
+        let (conn, read, write) = conn::open(info, self.inner.config.clone()).await?;
+        self.inner.callbacks.connect(&conn.info);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let sink = ProducerSink {
+            inner: self.inner.clone(),
+            ready: RefCell::new(Some(ready_tx)),
+        };
+        let (ended_tx, ended_rx) = oneshot::channel::<Error>();
+        let driven = conn.clone();
+        crate::spawn(async move {
+            let result = conn::drive(driven.clone(), read, write, &sink).await;
+            let error = match result {
+                Ok(()) => Error::Closed,
+                Err(e) => e,
+            };
+            sink.inner.connection_lost(&driven, &error);
+            let _ = ended_tx.send(error);
+        });
+        tokio::select! {
+            r = ready_rx => match r {
+                Ok(()) => Ok(conn),
+                Err(_) => Err(ended_rx.await.unwrap_or(Error::Disconnected)),
+            },
+            r = tokio::time::sleep(timeout) => {
+                let _ = r;
+                conn.shutdown();
+                Err(Error::TimedOut { operation: "nsqd handshake", after: timeout })
+            }
+        }
+    }
+}
