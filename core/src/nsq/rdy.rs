@@ -457,6 +457,11 @@ impl<const CONNS: usize, P: RdyPolicy> RdyController<CONNS, P> {
             .fold(self.orphans, |sum, c| sum.saturating_add(c.reserved()))
     }
 
+    /// Number of registered connections.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
     /// The RDY last decided for `id`.
     pub fn rdy(&self, id: ConnId) -> Option<u32> {
         self.index(id).map(|i| self.conns[i].rdy)

@@ -1485,6 +1485,57 @@ mod tests {
             prop_assert_eq!(replay_recorded(&cuts), replay_recorded(&[]));
         }
 
+        /// Every publish is reported exactly once, in order, whatever mix
+        /// of answers, heartbeats, non-fatal errors and a fatal error nsqd
+        /// sends; until reported it is listed as outstanding.
+        #[test]
+        fn every_publish_reported_once_in_order(ops in proptest::collection::vec(0u8..6, 0..60)) {
+            let mut s = ready_session();
+            let mut issued: Vec<PublishId> = Vec::new();
+            let mut reported: Vec<PublishId> = Vec::new();
+            let mut answered = 0usize;
+            let mut dead = false;
+            for op in ops {
+                let input = match op {
+                    0 | 1 => {
+                        if let Ok(id) = s.publish("t", b"m") {
+                            issued.push(id);
+                        }
+                        continue;
+                    }
+                    2 if answered < issued.len() => { answered += 1; response(b"OK") }
+                    3 => response(b"_heartbeat_"),
+                    4 => error(b"E_FIN_FAILED x"),
+                    5 => error(b"E_PUB_FAILED exiting"),
+                    _ => continue,
+                };
+                let mut at = 0;
+                loop {
+                    match s.handle_input(&input[at..], Instant(1)) {
+                        Ok((0, None)) => break,
+                        Ok((n, ev)) => {
+                            at += n;
+                            match ev {
+                                Some(Event::Published { id }) | Some(Event::PublishFailed { id, .. }) => reported.push(id),
+                                _ => {}
+                            }
+                        }
+                        Err(_) => { dead = true; break; }
+                    }
+                }
+                if dead {
+                    break;
+                }
+                let outstanding: Vec<PublishId> = s.outstanding_publishes().collect();
+                let mut all = reported.clone();
+                all.extend(outstanding);
+                prop_assert_eq!(&all, &issued);
+            }
+            if dead {
+                prop_assert_eq!(&reported, &issued, "a fatal error reports every publish");
+            }
+        }
+
         #[test]
         fn arbitrary_input_never_panics(
             prefix in 0usize..3,
