@@ -389,6 +389,49 @@ fn message_larger_than_the_receive_buffer_is_frame_too_large() {
 }
 
 #[test]
+fn reconnect_after_a_server_restart_resubscribes() {
+    let mut server = NatsServer::start();
+    let mut client = connect(server.addr(), "edge-reconnect");
+    let sid = client.subscribe("re.readings").unwrap();
+    client.flush(flush_timeout(), no_messages).unwrap();
+
+    server.kill();
+    let give_up = std::time::Instant::now() + StdDuration::from_secs(10);
+    let lost = loop {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the loss went unnoticed"
+        );
+        if let Err(e) = client.next_event() {
+            break e;
+        }
+    };
+    assert!(lost.is_fatal(), "{lost:?}");
+    assert!(matches!(
+        client.publish("re.readings", b"lost?"),
+        Err(Error::Disconnected)
+    ));
+
+    server.restart();
+    client
+        .reconnect(open_tcp(server.addr(), StdDuration::from_millis(100)))
+        .unwrap();
+    // The same subscription (same sid) was re-sent during the handshake.
+    client.publish("re.readings", b"after restart").unwrap();
+    let mut got = Vec::new();
+    client
+        .flush(flush_timeout(), |e| {
+            if let Event::Message(m) = e {
+                got.push(Received::from(&m));
+            }
+        })
+        .unwrap();
+    receive_messages(&mut client, 1, &mut got);
+    assert_eq!(got[0].sid, sid);
+    assert_eq!(got[0].payload, b"after restart");
+}
+
+#[test]
 fn async_driver_pub_sub_over_tokio() {
     let server = NatsServer::start();
     let addr = server.addr();
