@@ -72,12 +72,13 @@ impl Launcher {
         }
     }
 
-    /// Starts `program args` in its own process group, stdout and stderr
-    /// captured.
+    /// Starts `program args` (with `env` added to the environment) in its
+    /// own process group, stdout and stderr captured.
     pub fn spawn(
         &self,
         program: &Path,
         args: &[String],
+        env: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<Running, String> {
         let perf_out = if self.perf.is_some() {
@@ -102,6 +103,7 @@ impl Launcher {
             }
         };
         command
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

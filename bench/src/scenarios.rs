@@ -12,6 +12,8 @@ use std::time::Duration;
 pub const NATS_CLI: &str = "nats bench";
 /// async-nats harness series.
 pub const ASYNC_NATS: &str = "async-nats";
+/// courier forced onto its epoll fallback (the `courier` series runs io_uring when the kernel allows).
+pub const COURIER_EPOLL: &str = "courier epoll";
 /// Raw loopback TCP ceiling series.
 pub const RAW_TCP: &str = "raw tcp";
 /// nsq module's bench_writer series.
@@ -38,6 +40,8 @@ pub struct Plan {
     pub timeout: Duration,
     /// courier transport to request (`auto`, `uring`, `epoll`).
     pub transport: String,
+    /// Also run courier's NATS scenarios on the epoll fallback, as its own series.
+    pub courier_epoll: bool,
 }
 
 impl Plan {
@@ -52,6 +56,7 @@ impl Plan {
             only: Vec::new(),
             timeout: Duration::from_secs(60),
             transport: "auto".into(),
+            courier_epoll: false,
         }
     }
 
@@ -66,6 +71,7 @@ impl Plan {
             only: Vec::new(),
             timeout: Duration::from_secs(180),
             transport: "auto".into(),
+            courier_epoll: true,
         }
     }
 
@@ -142,6 +148,15 @@ impl Bench {
         self.report
     }
 
+    /// The in-process NATS clients of this run.
+    fn nats_clients(&self) -> Vec<&'static str> {
+        let mut clients = vec![ASYNC_NATS, COURIER];
+        if self.plan.courier_epoll && self.plan.transport != "epoll" {
+            clients.push(COURIER_EPOLL);
+        }
+        clients
+    }
+
     fn any_wanted(&self, protocol: &str) -> bool {
         self.plan.only.is_empty()
             || self.plan.only.iter().any(|o| {
@@ -210,7 +225,7 @@ impl Bench {
         vec![
             "worker".into(),
             "--client".into(),
-            client.into(),
+            worker_name(client).into(),
             "--scenario".into(),
             scenario.into(),
             "--url".into(),
@@ -224,7 +239,11 @@ impl Bench {
             "--timeout-s".into(),
             self.plan.timeout.as_secs().to_string(),
             "--transport".into(),
-            self.plan.transport.clone(),
+            if client == COURIER_EPOLL {
+                "epoll".into()
+            } else {
+                self.plan.transport.clone()
+            },
         ]
     }
 
@@ -232,12 +251,20 @@ impl Bench {
         self.launcher.spawn(
             &self.self_exe,
             &args,
+            &[],
             self.plan.timeout + Duration::from_secs(5),
         )
     }
 
     fn spawn_tool(&self, bin: &Path, args: &[String]) -> Result<Running, String> {
-        self.launcher.spawn(bin, args, self.plan.timeout)
+        self.launcher.spawn(bin, args, &[], self.plan.timeout)
+    }
+
+    /// bench_writer / bench_reader open one connection per GOMAXPROCS;
+    /// pinning it to 1 gives them one connection, like courier's run.
+    fn spawn_go_nsq_tool(&self, bin: &Path, args: &[String]) -> Result<Running, String> {
+        self.launcher
+            .spawn(bin, args, &[("GOMAXPROCS", "1")], self.plan.timeout)
     }
 
     /// Turns a finished worker into a measurement.
@@ -274,7 +301,9 @@ impl Bench {
     /// Whether `client` can run worker `scenario` in this build; notes the
     /// gap once when it cannot (courier scenarios whose API has not landed).
     fn available(&mut self, client: &str, scenario: &str) -> bool {
-        if client != COURIER || crate::courier_client::supports(scenario) {
+        if (client != COURIER && client != COURIER_EPOLL)
+            || crate::courier_client::supports(scenario)
+        {
             return true;
         }
         let note = format!(
@@ -322,13 +351,12 @@ impl Bench {
                     let m = self.natscli_run(cli, &url, "publish", size, n, &["pub", &subject]);
                     self.push(m);
                 }
-                for client in [ASYNC_NATS, COURIER] {
+                for client in self.nats_clients() {
                     if !self.available(client, "publish") {
                         continue;
                     }
                     let subject = self.unique("pub");
-                    let args =
-                        self.worker_args(worker_name(client), "publish", &url, &subject, size, n);
+                    let args = self.worker_args(client, "publish", &url, &subject, size, n);
                     let m = self.worker("nats", "publish", client, size, args);
                     self.push(m);
                 }
@@ -351,7 +379,7 @@ impl Bench {
                     );
                     self.push(m);
                 }
-                for client in [ASYNC_NATS, COURIER] {
+                for client in self.nats_clients() {
                     if !self.available(client, "subscribe") {
                         continue;
                     }
@@ -384,13 +412,12 @@ impl Bench {
                     let m = self.natscli_pubsub(server, cli, size, n);
                     self.push(m);
                 }
-                for client in [ASYNC_NATS, COURIER] {
+                for client in self.nats_clients() {
                     if !self.available(client, "pubsub") {
                         continue;
                     }
                     let subject = self.unique("pubsub");
-                    let args =
-                        self.worker_args(worker_name(client), "pubsub", &url, &subject, size, n);
+                    let args = self.worker_args(client, "pubsub", &url, &subject, size, n);
                     let m = self.worker("nats", "pubsub", client, size, args);
                     self.push(m);
                 }
@@ -433,12 +460,11 @@ impl Bench {
                     );
                     self.push(m);
                 }
-                for client in [ASYNC_NATS, COURIER] {
+                for client in self.nats_clients() {
                     if !self.available(client, "request") {
                         continue;
                     }
-                    let args =
-                        self.worker_args(worker_name(client), "request", &url, &subject, size, n);
+                    let args = self.worker_args(client, "request", &url, &subject, size, n);
                     let m = self.worker("nats", "request", client, size, args);
                     self.push(m);
                 }
@@ -690,7 +716,7 @@ impl Bench {
             format!("-batch-size={batch}"),
             format!("-runfor={}ms", runfor.as_millis()),
         ];
-        let outcome = match self.spawn_tool(bin, &args) {
+        let outcome = match self.spawn_go_nsq_tool(bin, &args) {
             Ok(r) => r.wait(),
             Err(e) => return Measurement::failed("nsq", scenario, BENCH_WRITER, size, e),
         };
@@ -708,8 +734,7 @@ impl Bench {
             Measurement::from_counts("nsq", scenario, BENCH_WRITER, size, messages, elapsed);
         add_process_counters(&mut m, &[&outcome], messages.max(1) as f64);
         m.note = Some(format!(
-            "{} connections (GOMAXPROCS), MPUB batch {batch}, runs {runfor:?}; count from nsqd stats",
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            "GOMAXPROCS=1: 1 connection like courier; MPUB batch {batch}, each waits for OK; runs {runfor:?}; count from nsqd stats"
         ));
         m
     }
@@ -728,7 +753,7 @@ impl Bench {
             "-rdy=2500".to_string(),
             format!("-runfor={}ms", runfor.as_millis()),
         ];
-        let outcome = match self.spawn_tool(bin, &args) {
+        let outcome = match self.spawn_go_nsq_tool(bin, &args) {
             Ok(r) => r.wait(),
             Err(e) => return Measurement::failed("nsq", "consume", BENCH_READER, size, e),
         };
@@ -746,15 +771,10 @@ impl Bench {
             Measurement::from_counts("nsq", "consume", BENCH_READER, size, messages, elapsed);
         add_process_counters(&mut m, &[&outcome], messages.max(1) as f64);
         let depth = nsqd.channel_depth(&topic, "ch");
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
         m.note = Some(if depth == Some(0) {
-            format!("{workers} connections × RDY 2500; drained all {prefill} prefilled messages before its {runfor:?} ended: rate is a LOWER BOUND")
+            format!("GOMAXPROCS=1: 1 connection × RDY 2500, like courier; drained all {prefill} prefilled messages before its {runfor:?} ended: rate is a LOWER BOUND")
         } else {
-            format!(
-                "{workers} connections × RDY 2500, runs {runfor:?} on {prefill} prefilled messages"
-            )
+            format!("GOMAXPROCS=1: 1 connection × RDY 2500, like courier; runs {runfor:?} on {prefill} prefilled messages")
         });
         m
     }
@@ -764,7 +784,7 @@ impl Bench {
 fn worker_name(client: &str) -> &str {
     match client {
         ASYNC_NATS => "async-nats",
-        COURIER => "courier",
+        COURIER | COURIER_EPOLL => "courier",
         _ => "raw",
     }
 }
