@@ -250,6 +250,7 @@ fn command_len(bytes: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::buf::TxBuf;
     use crate::nats::commands;
 
     fn outbox() -> Outbox<[u8; 128]> {
@@ -356,5 +357,99 @@ mod tests {
         assert_eq!(o.sendable(), b"234\r\nPING\r\n");
         o.release();
         assert_eq!(o.sendable(), b"234\r\nPING\r\nPUB b 1\r\n5\r\n");
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Publish { held: bool, payload_len: usize },
+        Control,
+        Consume(usize),
+        Release,
+        Reset,
+    }
+
+    fn op_strategy() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (any::<bool>(), 0usize..20).prop_map(|(held, payload_len)| Op::Publish { held, payload_len }),
+            2 => Just(Op::Control),
+            3 => (0usize..25).prop_map(Op::Consume),
+            1 => Just(Op::Release),
+            1 => Just(Op::Reset),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Model check: the wire always carries sendable commands in order,
+        /// and a reset keeps exactly the publishes that were not started.
+        #[test]
+        fn outbox_matches_a_simple_model(ops in proptest::collection::vec(op_strategy(), 1..60)) {
+            use std::vec::Vec;
+            let mut o = Outbox::new([0u8; 160]);
+            // Model: commands in the sendable region (with bytes already
+            // written of the first one) and in the held region.
+            let mut sendable: Vec<Vec<u8>> = Vec::new();
+            let mut written = 0usize;
+            let mut held: Vec<Vec<u8>> = Vec::new();
+            let mut next = 0u32;
+            for op in ops {
+                match op {
+                    Op::Publish { held: to_held, payload_len } => {
+                        next += 1;
+                        let subject = std::format!("p{next}");
+                        let payload = std::vec![b'x'; payload_len];
+                        let mut bytes = TxBuf::new([0u8; 64]);
+                        commands::publish(&mut bytes, &subject, None, None, &payload).unwrap();
+                        let ok = if to_held {
+                            commands::publish(&mut Held { outbox: &mut o, reserve: 0 }, &subject, None, None, &payload).is_ok()
+                        } else {
+                            commands::publish(&mut Sendable(&mut o), &subject, None, None, &payload).is_ok()
+                        };
+                        if ok {
+                            if to_held { held.push(bytes.pending().to_vec()) } else { sendable.push(bytes.pending().to_vec()) }
+                        }
+                    }
+                    Op::Control => {
+                        if commands::ping(&mut Sendable(&mut o)).is_ok() {
+                            sendable.push(b"PING\r\n".to_vec());
+                        }
+                    }
+                    Op::Consume(n) => {
+                        let pending: usize = sendable.iter().map(Vec::len).sum::<usize>() - written;
+                        let n = n.min(pending);
+                        o.consume(n);
+                        written += n;
+                        while sendable.first().is_some_and(|c| c.len() <= written) {
+                            written -= sendable.remove(0).len();
+                        }
+                    }
+                    Op::Release => {
+                        o.release();
+                        sendable.append(&mut held);
+                    }
+                    Op::Reset => {
+                        let limit = 100;
+                        o.reset(limit);
+                        let started = usize::from(written > 0);
+                        let mut kept: Vec<Vec<u8>> = sendable
+                            .drain(..)
+                            .skip(started)
+                            .filter(|c| c.starts_with(b"PUB "))
+                            .collect();
+                        kept.append(&mut held);
+                        let mut total = 0;
+                        for c in kept {
+                            if total + c.len() > limit { break; }
+                            total += c.len();
+                            held.push(c);
+                        }
+                        written = 0;
+                    }
+                }
+                let expected: Vec<u8> = sendable.concat();
+                proptest::prop_assert_eq!(o.sendable(), &expected[written..]);
+                proptest::prop_assert_eq!(o.held_len(), held.iter().map(Vec::len).sum::<usize>());
+            }
+        }
     }
 }

@@ -448,9 +448,10 @@ mod tests {
     fn frame_strategy() -> impl Strategy<Value = Vec<u8>> {
         let subject = "[a-z]{1,5}(\\.[a-z*>]{1,3}){0,2}";
         prop_oneof![
-            Just(b"PING\r\n".to_vec()),
-            Just(b"pong\r\n".to_vec()),
-            Just(b"+OK\r\n".to_vec()),
+            // Operation names in any letter case.
+            "[pP][iI][nN][gG]\r\n".prop_map(String::into_bytes),
+            "[pP][oO][nN][gG]\r\n".prop_map(String::into_bytes),
+            "\\+[oO][kK]\r\n".prop_map(String::into_bytes),
             "[ -&(-~]{0,20}".prop_map(|t| format!("-ERR '{t}'\r\n").into_bytes()),
             "[a-z0-9]{0,10}".prop_map(|v| format!("INFO {{\"v\":\"{v}\"}}\r\n").into_bytes()),
             (
