@@ -223,7 +223,7 @@ impl Runtime {
     }
 
     /// Runs `future` to completion on this thread. Tasks it spawns with
-    /// [`spawn`] run alongside it. Syscall counters ([`crate::stats`]) start
+    /// [`spawn`] run alongside it. Syscall counters ([`crate::stats()`]) start
     /// from zero.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         struct Reset(Option<Backend>);

@@ -780,6 +780,14 @@ impl Client {
         self.inner.shared.borrow().state
     }
 
+    /// Bytes of commands not yet written to a socket: publishes waiting in
+    /// the transmit buffer, including those held for the next handshake
+    /// while disconnected. Zero after a successful [`Client::flush`] unless
+    /// more was published since.
+    pub fn unsent_bytes(&self) -> usize {
+        self.inner.shared.borrow().session.queued_bytes()
+    }
+
     /// The core session's counters (dropped unknown-sid messages, late
     /// replies, bytes discarded on reset).
     pub fn protocol_stats(&self) -> core_nats::Stats {

@@ -307,18 +307,21 @@ async fn read_loop(
                 return Ok(());
             }
             let was = sh.state == ConnectionState::Connected;
+            // Publishes held for the handshake (made during the outage or
+            // kept from the lost connection) are released by it.
+            let held = sh.session.held_bytes();
             if process_input(&mut sh, rx)? {
                 learn_servers(&mut sh);
             }
             let now_connected = sh.session.state() == State::Connected;
             if !was && now_connected && sh.state == ConnectionState::Disconnected {
                 sh.state = ConnectionState::Connected;
-                let buffered = std::mem::take(&mut sh.reconnect_buffered);
+                sh.reconnect_buffered = 0;
                 learn_servers(&mut sh);
                 sh.emit(if ever_connected {
                     Event::Reconnected {
                         server: server.to_string(),
-                        buffered_bytes_sent: buffered,
+                        buffered_bytes_sent: held,
                     }
                 } else {
                     Event::Connected {

@@ -15,6 +15,35 @@
 //! }).unwrap();
 //! ```
 //!
+//! # What reached the server
+//!
+//! async-nats lost messages around disconnects while `publish` returned
+//! `Ok` (#182, #773). courier's contract:
+//!
+//! - `publish` returning `Ok` means the command is queued, in order, in the
+//!   transmit buffer; nothing has been written yet. While disconnected it is
+//!   held (bounded by [`ConnectOptions::reconnect_buffer_size`], default
+//!   8 MiB) and written right after the next handshake, behind the renewed
+//!   subscriptions. A full buffer is [`Error::ReconnectBufferFull`]: that
+//!   message was not queued, and nothing queued is ever dropped to make room.
+//! - Bytes count as sent only after the socket accepted the whole write.
+//!   If the connection breaks during a write, those publishes are kept and
+//!   written again after the reconnect: delivery is at-least-once, a message
+//!   in that last write may arrive twice, none is silently lost.
+//! - [`Client::flush`] returning `Ok` means the server has processed every
+//!   earlier command (PING/PONG). It fails with [`Error::Disconnected`] if the
+//!   connection drops first and [`Error::TimedOut`] after the flush timeout:
+//!   it never hangs.
+//! - [`Client::unsent_bytes`] tells how much is still queued;
+//!   [`Event::Reconnected`] says how many held bytes the handshake released.
+//!
+//! # Slow consumers
+//!
+//! Each subscriber has a bounded queue ([`PendingLimits`], nats.go's
+//! 512Ki messages / 64 MiB by default). When it is full, new messages for
+//! that subscriber are dropped, counted ([`Subscriber::dropped`]) and
+//! reported once per overflow episode as [`Event::SlowConsumer`].
+//!
 //! One connection task per client owns the socket (io_uring or epoll), the
 //! receive buffer and the core session; [`Client`] handles write commands
 //! straight into the session's transmit buffer. See [`Error`] for what each
