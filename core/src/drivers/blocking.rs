@@ -102,13 +102,24 @@ where
 
     /// Replaces a lost transport with a freshly connected one and runs the
     /// handshake again; subscriptions are re-sent and publishes queued
-    /// meanwhile are released. Returns the old transport.
+    /// meanwhile are released. Returns the old transport (dropped if the
+    /// handshake fails). To reconnect the same socket object in place
+    /// (embassy-net style), use [`NatsClient::reset`], reconnect it through
+    /// [`NatsClient::transport_mut`], then [`NatsClient::connect`].
     pub fn reconnect(&mut self, transport: T) -> Result<T, Error<T::Error>> {
-        let now = self.clock.now();
-        self.link.reset(now);
+        self.reset();
         let old = core::mem::replace(&mut self.transport, transport);
         self.connect()?;
         Ok(old)
+    }
+
+    /// Forgets the connection (after the transport was lost): state back to
+    /// awaiting INFO, buffered input dropped, a previous fatal error
+    /// cleared. Subscriptions and whole publishes not yet written are kept
+    /// for the next [`NatsClient::connect`].
+    pub fn reset(&mut self) {
+        let now = self.clock.now();
+        self.link.reset(now);
     }
 
     /// Publishes `payload` to `subject` and writes it to the transport.

@@ -553,6 +553,24 @@ fn reconnect_resends_subscriptions_on_the_new_transport() {
     assert!(fresh.take_written().ends_with("PUB after 1\r\n1\r\n"));
 }
 
+#[test]
+fn reset_then_connect_reuses_the_same_transport_object() {
+    let (mut client, script, _clock) = connected();
+    client.subscribe("in.place").unwrap();
+    script.take_written();
+    script.push_step(Step::Eof);
+    assert!(client.next_event().unwrap_err().is_fatal());
+
+    // The application re-opened the socket in place; the client starts over.
+    client.reset();
+    script.push(INFO);
+    script.push(b"PONG\r\n");
+    client.connect().unwrap();
+    let wire = script.take_written();
+    assert!(wire.starts_with("CONNECT {"), "{wire}");
+    assert!(wire.contains("SUB in.place 1\r\n"), "{wire}");
+}
+
 // ---- the async driver, polled by hand (no executor needed) ----
 
 /// The same script as an async transport: reads with nothing scripted
