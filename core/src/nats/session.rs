@@ -1674,6 +1674,40 @@ mod tests {
         }
 
         #[test]
+        fn auto_unsubscribe_delivers_exactly_min_of_max_and_sent(max in 1u64..30, sent in 0u64..40) {
+            let mut s = connected();
+            let sid = s.subscribe("a", None).unwrap();
+            s.unsubscribe_after(sid, max).unwrap();
+            let mut input = StdVec::new();
+            for _ in 0..sent {
+                input.extend_from_slice(b"MSG a 1 0\r\n\r\n");
+            }
+            let events = feed(&mut s, &input, T0).unwrap();
+            let delivered = events.iter().filter(|e| e.starts_with("Message")).count() as u64;
+            prop_assert_eq!(delivered, max.min(sent));
+            let done = events.iter().filter(|e| e.starts_with("SubscriptionDone")).count();
+            prop_assert_eq!(done, usize::from(sent >= max));
+            prop_assert_eq!(s.stats().dropped_unknown_sid, sent.saturating_sub(max));
+        }
+
+        #[test]
+        fn replies_in_any_order_find_their_requests(order in Just([0usize, 1]).prop_shuffle()) {
+            let mut s = connected();
+            let ids: StdVec<RequestId> = (0..2)
+                .map(|i| s.request("svc", None, format!("{i}").as_bytes(), T0, Duration::from_secs(1)).unwrap())
+                .collect();
+            for i in order {
+                let line = format!("MSG _INBOX.t.{} 1 1\r\n{i}\r\n", ids[i].0);
+                let (_, event) = s.handle_input(line.as_bytes(), T0).unwrap();
+                let Some(Event::Reply { request, message }) = event else { panic!("{event:?}") };
+                prop_assert_eq!(request, ids[i]);
+                let expected = format!("{i}");
+                prop_assert_eq!(message.payload, expected.as_bytes());
+            }
+            prop_assert_eq!(s.pending_requests(), 0);
+        }
+
+        #[test]
         fn arbitrary_input_never_panics(
             prefix in proptest::bool::ANY,
             bytes in proptest::collection::vec(any::<u8>(), 0..300),
