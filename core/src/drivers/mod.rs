@@ -14,6 +14,34 @@
 //! Neither driver allocates, spawns, or depends on an executor: the buffers
 //! are the caller's, and every wait ends either because the transport
 //! returned or because a deadline taken from the [`Clock`] passed.
+//!
+//! Both drivers have the same shape: `connect`, `publish`/`publish_with`,
+//! `subscribe`/`queue_subscribe`/`unsubscribe`/`unsubscribe_after`,
+//! `next_event` (events borrow the receive buffer until the next call),
+//! `flush` (PING/PONG round trip), `request` (blocks until the reply), and
+//! `reset`/`reconnect` after a lost connection. Errors are one [`Error`]
+//! carrying the transport's error (and its [`embedded_io::ErrorKind`]) or
+//! the core's [`nats::Error`]; after a fatal one every call returns
+//! [`Error::Disconnected`] until the connection is re-established.
+//!
+//! Sizing the buffers: the receive buffer bounds the largest message that
+//! can arrive (subject + headers + payload + ~40 bytes of control line)
+//! and must hold the server's INFO line (~400 bytes from a standalone
+//! nats-server, more in a cluster with many `connect_urls`);
+//! the transmit buffer must hold CONNECT (~200 bytes; more with
+//! credentials) and bounds batching, not message size, since a publish
+//! too large for it is written straight from the caller's payload.
+
+pub mod asynch;
+pub mod blocking;
+#[cfg(test)]
+mod tests;
+
+use core::fmt;
+
+use crate::buf::RxBuf;
+use crate::nats;
+use crate::time::{Duration, Instant};
 
 /// The application's monotonic clock.
 ///
@@ -31,17 +59,6 @@ impl<C: Clock + ?Sized> Clock for &C {
         (**self).now()
     }
 }
-
-pub mod asynch;
-pub mod blocking;
-#[cfg(test)]
-mod tests;
-
-use core::fmt;
-
-use crate::buf::RxBuf;
-use crate::nats;
-use crate::time::{Duration, Instant};
 
 /// Default bound on the NATS handshake (INFO, CONNECT, PING, PONG).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
