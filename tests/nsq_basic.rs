@@ -1,0 +1,347 @@
+//! courier's NSQ producer and consumer against a real nsqd: PUB/MPUB/DPUB,
+//! REQ redelivery, msg_timeout redelivery, max_attempts give-up, producer
+//! failover, graceful stop and callbacks.
+
+mod nsq_support;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use courier::nsq::{Callbacks, Config, ConnInfo, Consumer, Error, Producer, ServerNodes};
+use courier_tests::Nsqd;
+use nsq_support::{topic, wait_until, Behaviour, Recorder};
+
+fn channel_stats(nsqd: &Nsqd, topic: &str, channel: &str) -> serde_json::Value {
+    let body = nsqd.http_get(&format!(
+        "/stats?format=json&topic={topic}&channel={channel}"
+    ));
+    let v: serde_json::Value = serde_json::from_str(&body).expect("stats JSON");
+    let v = v.get("data").cloned().unwrap_or(v);
+    v["topics"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["topic_name"] == topic))
+        .and_then(|t| t["channels"].as_array())
+        .and_then(|cs| cs.iter().find(|c| c["channel_name"] == channel))
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn topic_depth(nsqd: &Nsqd, topic: &str) -> u64 {
+    let body = nsqd.http_get(&format!("/stats?format=json&topic={topic}"));
+    let v: serde_json::Value = serde_json::from_str(&body).expect("stats JSON");
+    let v = v.get("data").cloned().unwrap_or(v);
+    v["topics"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["topic_name"] == topic))
+        .map(|t| t["message_count"].as_u64().unwrap_or(0))
+        .unwrap_or(0)
+}
+
+#[test]
+fn pub_mpub_and_dpub_are_delivered_and_dpub_not_before_its_delay() {
+    let nsqd = Nsqd::start();
+    let topic = topic("basic");
+    courier::run(async {
+        let producer = Producer::new([nsqd.tcp_addr()], Config::default()).unwrap();
+        let consumer = Consumer::builder(
+            [(topic.as_str(), "ch")],
+            ServerNodes::new([nsqd.tcp_addr()]),
+            10,
+            Recorder::default(),
+        )
+        .start()
+        .await
+        .expect("consumer starts");
+        assert!(consumer.is_alive());
+
+        producer.publish(&topic, b"one").await.unwrap();
+        producer
+            .multi_publish(&topic, &[b"two".as_slice(), b"three", b"four"])
+            .await
+            .unwrap();
+        let deferred_at = Instant::now();
+        let delay = Duration::from_millis(1500);
+        producer
+            .deferred_publish(&topic, delay, b"deferred")
+            .await
+            .unwrap();
+
+        let rec = consumer.handler();
+        assert!(wait_until(Duration::from_secs(10), || rec.seen.borrow().len() >= 5).await);
+        let seen = rec.seen.borrow().clone();
+        let mut bodies: Vec<&[u8]> = seen.iter().map(|s| s.body.as_slice()).collect();
+        bodies.sort();
+        assert_eq!(
+            bodies,
+            vec![&b"deferred"[..], b"four", b"one", b"three", b"two"]
+        );
+        let d = seen.iter().find(|s| s.body == b"deferred").unwrap();
+        assert!(
+            d.at.duration_since(deferred_at) >= delay,
+            "DPUB delivered after {:?}, before its {delay:?} delay",
+            d.at.duration_since(deferred_at)
+        );
+        assert!(seen.iter().all(|s| s.attempts == 1));
+        consumer.stop().await;
+        producer.stop().await;
+    });
+}
+
+#[test]
+fn publish_errors_are_typed() {
+    let nsqd = Nsqd::start_with(&["--max-msg-size=100"]);
+    courier::run(async {
+        let producer = Producer::new([nsqd.tcp_addr()], Config::default()).unwrap();
+        // A bad topic name is refused before anything is sent.
+        let e = producer.publish("bad topic!", b"x").await.unwrap_err();
+        assert!(matches!(e, Error::Session(_)), "{e:?}");
+        // An empty body is refused before anything is sent.
+        let e = producer.publish("ok_topic", b"").await.unwrap_err();
+        assert!(matches!(e, Error::Session(_)), "{e:?}");
+        // A body over nsqd's --max-msg-size is refused by nsqd: E_BAD_MESSAGE.
+        let e = producer
+            .publish("ok_topic", &[b'x'; 200])
+            .await
+            .unwrap_err();
+        match e {
+            Error::Server(s) => assert_eq!(s.code, courier::nsq::ErrorCode::BadMessage, "{s}"),
+            e => panic!("expected a server error, got {e:?}"),
+        }
+        // nsqd closes the connection after a fatal error; the next publish
+        // reconnects.
+        producer.publish("ok_topic", b"fine").await.unwrap();
+        // Nothing listens here.
+        let nowhere = format!("127.0.0.1:{}", courier_tests::free_port());
+        let p = Producer::new([nowhere], Config::default()).unwrap();
+        let e = p.publish("t", b"x").await.unwrap_err();
+        assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
+        assert!(e.to_string().contains("no nsqd could be reached"), "{e}");
+    });
+}
+
+#[test]
+fn req_redelivers_with_attempts_plus_one() {
+    let nsqd = Nsqd::start();
+    let topic = topic("req");
+    courier::run(async {
+        let mut config = Config::default();
+        config.backoff = Duration::from_millis(100);
+        let consumer = Consumer::builder(
+            [(topic.as_str(), "ch")],
+            ServerNodes::new([nsqd.tcp_addr()]),
+            1,
+            Recorder::new(Behaviour {
+                fail_until_attempt: 3,
+                ..Default::default()
+            }),
+        )
+        .config(config)
+        .start()
+        .await
+        .unwrap();
+        nsqd.http_publish(&topic, b"retry me");
+        let rec = consumer.handler();
+        assert!(wait_until(Duration::from_secs(15), || rec.seen.borrow().len() >= 3).await);
+        let attempts: Vec<u16> = rec.seen.borrow().iter().map(|s| s.attempts).collect();
+        assert_eq!(attempts, vec![1, 2, 3]);
+        // The third attempt succeeded and was FIN'd: nothing left in flight.
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                let ch = channel_stats(&nsqd, &topic, "ch");
+                ch["in_flight_count"] == 0 && ch["depth"] == 0 && ch["requeue_count"] == 2
+            })
+            .await,
+            "{}",
+            channel_stats(&nsqd, &topic, "ch")
+        );
+        consumer.stop().await;
+    });
+}
+
+#[test]
+fn a_message_not_finished_before_msg_timeout_is_redelivered() {
+    let nsqd = Nsqd::start_with(&["--msg-timeout=1s"]);
+    let topic = topic("timeout");
+    courier::run(async {
+        let config = Config {
+            auto_finish: false,
+            ..Config::default()
+        };
+        let consumer = Consumer::builder(
+            [(topic.as_str(), "ch")],
+            ServerNodes::new([nsqd.tcp_addr()]),
+            5,
+            Recorder::default(),
+        )
+        .config(config)
+        .start()
+        .await
+        .unwrap();
+        nsqd.http_publish(&topic, b"forget me");
+        let rec = consumer.handler();
+        assert!(wait_until(Duration::from_secs(10), || rec.seen.borrow().len() >= 2).await);
+        let seen = rec.seen.borrow().clone();
+        assert_eq!(seen[0].attempts, 1);
+        assert_eq!(seen[1].attempts, 2);
+        assert_eq!(seen[1].body, b"forget me");
+        let ch = channel_stats(&nsqd, &topic, "ch");
+        assert!(ch["timeout_count"].as_u64().unwrap_or(0) >= 1, "{ch}");
+        consumer.stop().await;
+    });
+}
+
+#[test]
+fn max_attempts_gives_up_and_finishes() {
+    let nsqd = Nsqd::start();
+    let topic = topic("giveup");
+    courier::run(async {
+        let config = Config {
+            max_attempts: 2,
+            backoff: Duration::from_millis(50),
+            ..Config::default()
+        };
+        let consumer = Consumer::builder(
+            [(topic.as_str(), "ch")],
+            ServerNodes::new([nsqd.tcp_addr()]),
+            1,
+            Recorder::new(Behaviour {
+                fail_until_attempt: u16::MAX,
+                ..Default::default()
+            }),
+        )
+        .config(config)
+        .start()
+        .await
+        .unwrap();
+        nsqd.http_publish(&topic, b"poison");
+        let rec = consumer.handler();
+        assert!(wait_until(Duration::from_secs(15), || !rec.gave_up.borrow().is_empty()).await);
+        assert_eq!(rec.gave_up.borrow().clone(), vec![(b"poison".to_vec(), 3)]);
+        let attempts: Vec<u16> = rec.seen.borrow().iter().map(|s| s.attempts).collect();
+        assert_eq!(
+            attempts,
+            vec![1, 2],
+            "the handler does not see the given-up delivery"
+        );
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                let ch = channel_stats(&nsqd, &topic, "ch");
+                ch["in_flight_count"] == 0 && ch["depth"] == 0
+            })
+            .await,
+            "given-up message FIN'd"
+        );
+        consumer.stop().await;
+    });
+}
+
+#[test]
+fn producer_fails_over_to_the_next_nsqd() {
+    let mut first = Nsqd::start();
+    let second = Nsqd::start();
+    let topic = topic("failover");
+    courier::run(async {
+        let producer =
+            Producer::new([first.tcp_addr(), second.tcp_addr()], Config::default()).unwrap();
+        producer.publish(&topic, b"to first").await.unwrap();
+        assert_eq!(producer.connected_node(), Some(first.tcp_addr()));
+        first.kill();
+        // The publish racing the failure may report Disconnected (nsqd may
+        // or may not have it); the next one goes to the second node.
+        let mut delivered = false;
+        for _ in 0..5 {
+            match producer.publish(&topic, b"to second").await {
+                Ok(()) => {
+                    delivered = true;
+                    break;
+                }
+                Err(Error::Disconnected) => continue,
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert!(delivered);
+        assert_eq!(producer.connected_node(), Some(second.tcp_addr()));
+        assert_eq!(topic_depth(&second, &topic), 1);
+
+        // A producer whose first node is down starts on the second.
+        let p2 = Producer::new([first.tcp_addr(), second.tcp_addr()], Config::default()).unwrap();
+        p2.publish(&topic, b"again").await.unwrap();
+        assert_eq!(p2.connected_node(), Some(second.tcp_addr()));
+        assert_eq!(topic_depth(&second, &topic), 2);
+    });
+}
+
+#[derive(Default)]
+struct CountingCallbacks {
+    connects: Cell<u32>,
+    identifies: Cell<u32>,
+    broken: Cell<u32>,
+    received: Cell<u32>,
+    replenish: Cell<u32>,
+}
+
+impl Callbacks for CountingCallbacks {
+    fn connect(&self, _: &ConnInfo) {
+        self.connects.set(self.connects.get() + 1);
+    }
+    fn identify(&self, _: &ConnInfo, n: Option<&courier_core::nsq::IdentifyResponse>) {
+        assert!(n.is_some_and(|n| n.max_rdy_count > 0));
+        self.identifies.set(self.identifies.get() + 1);
+    }
+    fn broken(&self, _: &ConnInfo, _: &Error) {
+        self.broken.set(self.broken.get() + 1);
+    }
+    fn message_received(&self, _: &ConnInfo, _: &courier_core::nsq::Message<'_>) {
+        self.received.set(self.received.get() + 1);
+    }
+    fn rdy_replenish(&self, _: courier::nsq::ConnId, _: u32, original: u32) -> u32 {
+        self.replenish.set(self.replenish.get() + 1);
+        original
+    }
+}
+
+#[test]
+fn graceful_stop_finishes_in_flight_messages_and_callbacks_fire() {
+    let nsqd = Nsqd::start();
+    let topic = topic("stop");
+    courier::run(async {
+        let callbacks = Rc::new(CountingCallbacks::default());
+        let consumer = Consumer::builder(
+            [(topic.as_str(), "ch")],
+            ServerNodes::new([nsqd.tcp_addr()]),
+            4,
+            Recorder::new(Behaviour {
+                hold: Duration::from_millis(400),
+                ..Default::default()
+            }),
+        )
+        .callbacks(callbacks.clone())
+        .start()
+        .await
+        .unwrap();
+        for i in 0..20 {
+            nsqd.http_publish(&topic, format!("m{i}").as_bytes());
+        }
+        let rec = consumer.handler();
+        assert!(wait_until(Duration::from_secs(10), || rec.in_flight.get() >= 2).await);
+        consumer.stop().await;
+        assert!(!consumer.is_alive());
+        let started = rec.seen.borrow().len() as u64;
+        assert_eq!(
+            rec.handled.get(),
+            started,
+            "every handler that started before stop finished"
+        );
+        assert_eq!(rec.in_flight.get(), 0);
+        // Every message that was handled got its FIN; the rest wait in nsqd.
+        let ch = channel_stats(&nsqd, &topic, "ch");
+        assert_eq!(ch["in_flight_count"], 0, "{ch}");
+        assert_eq!(ch["requeue_count"], 0, "{ch}");
+        assert_eq!(ch["depth"].as_u64().unwrap(), 20 - started, "{ch}");
+        assert_eq!(callbacks.connects.get(), 1);
+        assert_eq!(callbacks.identifies.get(), 1);
+        assert_eq!(callbacks.broken.get(), 1, "the stop closes the connection");
+        assert_eq!(callbacks.received.get() as u64, started);
+    });
+}
