@@ -283,6 +283,54 @@ fn request_reply_between_two_blocking_drivers() {
 }
 
 #[test]
+fn queue_group_members_share_the_messages_exactly_once() {
+    let server = NatsServer::start();
+    let mut members: Vec<Client> = (0..2)
+        .map(|i| connect(server.addr(), &format!("edge-worker-{i}")))
+        .collect();
+    for member in &mut members {
+        member.queue_subscribe("jobs.resize", "workers").unwrap();
+        member.flush(flush_timeout(), no_messages).unwrap();
+    }
+    let mut publisher = connect(server.addr(), "edge-dispatcher");
+    const JOBS: usize = 40;
+    for job in 0..JOBS {
+        publisher
+            .publish("jobs.resize", job.to_string().as_bytes())
+            .unwrap();
+    }
+    // The server routed every PUB before answering this PING; each
+    // member's PONG then comes after the messages routed to it.
+    publisher.flush(flush_timeout(), no_messages).unwrap();
+
+    let mut per_member = Vec::new();
+    for member in &mut members {
+        let mut got = Vec::new();
+        member
+            .flush(flush_timeout(), |e| {
+                if let Event::Message(m) = e {
+                    got.push(String::from_utf8(m.payload.to_vec()).unwrap());
+                }
+            })
+            .unwrap();
+        per_member.push(got);
+    }
+    let mut all: Vec<usize> = per_member
+        .iter()
+        .flatten()
+        .map(|job| job.parse().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..JOBS).collect::<Vec<_>>(), "each job exactly once");
+    // The server picks a member at random per message: with 40 messages
+    // both are served (all to one member has probability 2^-39).
+    assert!(
+        per_member.iter().all(|got| !got.is_empty()),
+        "{per_member:?}"
+    );
+}
+
+#[test]
 fn auto_unsubscribe_after_20_delivers_exactly_20() {
     let server = NatsServer::start();
     let mut client = connect(server.addr(), "edge-auto-unsub");
