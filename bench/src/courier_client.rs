@@ -10,7 +10,14 @@ pub fn supports(scenario: &str) -> bool {
     cfg!(feature = "courier")
         && matches!(
             scenario,
-            "publish" | "subscribe" | "pubsub" | "request" | "nsq-publish" | "nsq-consume"
+            "publish"
+                | "subscribe"
+                | "pubsub"
+                | "request"
+                | "nsq-publish"
+                | "nsq-consume"
+                | "nsq-core-publish"
+                | "nsq-core-consume"
         )
 }
 
@@ -74,7 +81,7 @@ mod imp {
     }
 
     pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
-        if args.scenario.starts_with("nsq-") {
+        if args.scenario.starts_with("nsq-core-") {
             return crate::courier_nsq::run(args);
         }
         let choice: BackendChoice = args.transport.parse().map_err(|e| format!("{e}"))?;
@@ -209,8 +216,137 @@ mod imp {
                 result.note = Some(runtime_note(counters, args.msgs));
                 result
             }
+            "nsq-publish" => nsq_publish(args).await?,
+            "nsq-consume" => nsq_consume(args).await?,
             other => return Err(format!("courier has no scenario {other:?} in this build")),
         };
+        Ok(result)
+    }
+
+    fn nsq_config(args: &WorkerArgs) -> Result<courier::nsq::Config, String> {
+        use courier::nsq::Compression;
+        let compression = match args.compression.as_str() {
+            "none" => Compression::None,
+            "snappy" => Compression::Snappy,
+            "deflate" => Compression::Deflate { level: 6 },
+            other => {
+                return Err(format!(
+                    "unknown compression {other:?}: none, snappy or deflate"
+                ))
+            }
+        };
+        Ok(courier::nsq::Config {
+            compression,
+            client_id: Some("courier-bench".into()),
+            ..courier::nsq::Config::default()
+        })
+    }
+
+    /// PUB (batch 1) or MPUB batches, each waiting for nsqd's OK.
+    async fn nsq_publish(args: &WorkerArgs) -> Result<WorkerResult, String> {
+        let producer = courier::nsq::Producer::new([args.url.clone()], nsq_config(args)?)
+            .map_err(|e| e.to_string())?;
+        producer.connect().await.map_err(|e| e.to_string())?;
+        let body = vec![b'x'; args.size];
+        let batch = args.batch.max(1);
+        let bodies: Vec<&[u8]> = vec![body.as_slice(); batch];
+        let counters = courier::stats();
+        let section = Section::start();
+        let mut sent = 0u64;
+        while sent < args.msgs {
+            let n = (args.msgs - sent).min(batch as u64) as usize;
+            if batch == 1 {
+                producer.publish(&args.subject, &body).await
+            } else {
+                producer.multi_publish(&args.subject, &bodies[..n]).await
+            }
+            .map_err(|e| e.to_string())?;
+            sent += n as u64;
+        }
+        let mut result = section.finish(args.msgs, None);
+        result.note = Some(runtime_note(counters, args.msgs));
+        producer.stop().await;
+        Ok(result)
+    }
+
+    /// Counts messages; the handler returning Ok makes the consumer FIN.
+    struct Counter {
+        target: u64,
+        seen: std::rc::Rc<std::cell::Cell<u64>>,
+        first: std::rc::Rc<std::cell::Cell<Option<Instant>>>,
+        last: std::rc::Rc<std::cell::Cell<Option<Instant>>>,
+        done: std::rc::Rc<tokio::sync::Notify>,
+    }
+
+    impl courier::nsq::Handler for Counter {
+        type Class = ();
+        type Context = ();
+        fn classify(&self, _: &courier::nsq::Message) -> Option<((), ())> {
+            Some(((), ()))
+        }
+        async fn handle(
+            &self,
+            _: (),
+            _: (),
+            _: &courier::nsq::Message,
+        ) -> Result<(), courier::nsq::HandlerError> {
+            let seen = self.seen.get() + 1;
+            self.seen.set(seen);
+            if seen == 1 {
+                self.first.set(Some(Instant::now()));
+            }
+            if seen == self.target {
+                self.last.set(Some(Instant::now()));
+                self.done.notify_one();
+            }
+            Ok(())
+        }
+    }
+
+    /// Consumes `msgs` prefilled messages with max_in_flight, FIN after
+    /// each handler returns.
+    async fn nsq_consume(args: &WorkerArgs) -> Result<WorkerResult, String> {
+        use std::cell::Cell;
+        use std::rc::Rc;
+        let seen = Rc::new(Cell::new(0));
+        let first = Rc::new(Cell::new(None));
+        let last = Rc::new(Cell::new(None));
+        let done = Rc::new(tokio::sync::Notify::new());
+        let handler = Counter {
+            target: args.msgs,
+            seen: seen.clone(),
+            first: first.clone(),
+            last: last.clone(),
+            done: done.clone(),
+        };
+        let counters = courier::stats();
+        let section = Section::start();
+        let consumer = courier::nsq::Consumer::builder(
+            [(args.subject.as_str(), "ch")],
+            courier::nsq::ServerNodes::new([args.url.clone()]),
+            args.max_in_flight,
+            handler,
+        )
+        .config(nsq_config(args)?)
+        .start()
+        .await
+        .map_err(|e| e.to_string())?;
+        done.notified().await;
+        let (Some(first), Some(last)) = (first.get(), last.get()) else {
+            return Err("no messages arrived".into());
+        };
+        // The section's allocation count covers the whole consume; its
+        // clock is re-based on the first and last message.
+        let mut result = section.finish(args.msgs, None);
+        result.elapsed_s = last.duration_since(first).as_secs_f64();
+        result.messages = args.msgs.saturating_sub(1);
+        result.process_messages = Some(args.msgs);
+        result.note = Some(format!(
+            "{}; max in flight seen {}",
+            runtime_note(counters, args.msgs),
+            consumer.max_seen_in_flight()
+        ));
+        consumer.stop().await;
         Ok(result)
     }
 }

@@ -17,7 +17,7 @@ const PENDING: usize = 16;
 
 /// How this series is driven, for the report.
 pub const TRANSPORT: &str =
-    "courier-core NSQ session + bench-local blocking std::net driver (courier's NSQ runtime not in this build)";
+    "courier-core NSQ session + bench-local blocking std::net driver (no runtime)";
 
 struct Driver {
     stream: TcpStream,
@@ -140,7 +140,7 @@ pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
     let timeout = Duration::from_secs(args.timeout_s);
     let rx_capacity = (args.size + 64).max(64 * 1024);
     let mut result = match args.scenario.as_str() {
-        "nsq-publish" => {
+        "nsq-core-publish" => {
             let batch = args.batch.max(1);
             let tx_capacity = batch * (args.size + 4) + 256;
             let mut driver = Driver::connect(&args.url, rx_capacity, tx_capacity, timeout)?;
@@ -172,7 +172,7 @@ pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
             }
             section.finish(args.msgs, None)
         }
-        "nsq-consume" => {
+        "nsq-core-consume" => {
             let tx_capacity = 64 * 1024;
             let mut driver = Driver::connect(&args.url, rx_capacity, tx_capacity, timeout)?;
             driver

@@ -234,7 +234,7 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<5} {:<10} {:>6} {:<22} {:>12} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}",
+            "{:<5} {:<15} {:>6} {:<22} {:>12} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}",
             "proto",
             "scenario",
             "size",
@@ -255,7 +255,7 @@ impl Report {
                 if let Some(err) = &m.error {
                     let _ = writeln!(
                         out,
-                        "{:<5} {:<10} {:>6} {:<22} FAILED: {}",
+                        "{:<5} {:<15} {:>6} {:<22} FAILED: {}",
                         m.protocol,
                         m.scenario,
                         human_size(m.payload_bytes),
@@ -267,7 +267,7 @@ impl Report {
                 let lat = m.latency_us;
                 let _ = writeln!(
                     out,
-                    "{:<5} {:<10} {:>6} {:<22} {:>12.0} {:>9.1} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}",
+                    "{:<5} {:<15} {:>6} {:<22} {:>12.0} {:>9.1} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}",
                     m.protocol,
                     m.scenario,
                     human_size(m.payload_bytes),

@@ -14,6 +14,8 @@ pub const NATS_CLI: &str = "nats bench";
 pub const ASYNC_NATS: &str = "async-nats";
 /// courier forced onto its epoll fallback (the `courier` series runs io_uring when the kernel allows).
 pub const COURIER_EPOLL: &str = "courier epoll";
+/// courier's NSQ core session under a bench-local blocking driver (no runtime).
+pub const COURIER_CORE: &str = "courier-core blocking";
 /// Raw loopback TCP ceiling series.
 pub const RAW_TCP: &str = "raw tcp";
 /// nsq module's bench_writer series.
@@ -301,7 +303,7 @@ impl Bench {
     /// Whether `client` can run worker `scenario` in this build; notes the
     /// gap once when it cannot (courier scenarios whose API has not landed).
     fn available(&mut self, client: &str, scenario: &str) -> bool {
-        if (client != COURIER && client != COURIER_EPOLL)
+        if ![COURIER, COURIER_EPOLL, COURIER_CORE].contains(&client)
             || crate::courier_client::supports(scenario)
         {
             return true;
@@ -616,38 +618,71 @@ impl Bench {
                 .notes
                 .push("bench_writer / bench_reader not found: run scripts/setup.sh; their series are missing".into());
         }
-        for (scenario, batch) in [("mpub", 200usize), ("pub", 1usize)] {
+        // (scenario, batch, compression, clients besides the reference)
+        let publish_runs: [(&str, usize, &str, &[&str]); 4] = [
+            ("mpub", 200, "none", &[COURIER, COURIER_CORE]),
+            ("pub", 1, "none", &[COURIER, COURIER_CORE]),
+            ("mpub snappy", 200, "snappy", &[COURIER]),
+            ("mpub deflate", 200, "deflate", &[COURIER]),
+        ];
+        for (scenario, batch, compression, clients) in publish_runs {
             if !self.plan.wants("nsq", scenario) {
                 continue;
             }
             self.log(&format!("nsq {scenario} (batch {batch})"));
             for size in self.plan.sizes.clone() {
-                if let Some(bin) = &writer {
-                    let m = self.bench_writer(nsqd, bin, scenario, size, batch);
+                if compression == "none" {
+                    if let Some(bin) = &writer {
+                        let m = self.bench_writer(nsqd, bin, scenario, size, batch);
+                        self.push(m);
+                    }
+                }
+                let n = match (batch, self.plan.quick) {
+                    (1, true) => 2_000,
+                    (1, false) => 20_000,
+                    _ => self.plan.messages(size).min(500_000),
+                };
+                for &client in clients {
+                    let worker_scenario = if client == COURIER_CORE {
+                        "nsq-core-publish"
+                    } else {
+                        "nsq-publish"
+                    };
+                    if !self.available(client, worker_scenario) {
+                        continue;
+                    }
+                    let topic = self.unique("pub");
+                    let mut args = self.worker_args(
+                        client,
+                        worker_scenario,
+                        &nsqd.tcp_addr(),
+                        &topic,
+                        size,
+                        n,
+                    );
+                    args.extend([
+                        "--batch".into(),
+                        batch.to_string(),
+                        "--compression".into(),
+                        compression.into(),
+                    ]);
+                    let m = self.worker("nsq", scenario, client, size, args);
                     self.push(m);
                 }
-                if !self.available(COURIER, "nsq-publish") {
-                    continue;
-                }
-                let n = if batch == 1 {
-                    if self.plan.quick {
-                        2_000
-                    } else {
-                        20_000
-                    }
-                } else {
-                    self.plan.messages(size).min(500_000)
-                };
-                let topic = self.unique("pub");
-                let mut args =
-                    self.worker_args("courier", "nsq-publish", &nsqd.tcp_addr(), &topic, size, n);
-                args.extend(["--batch".into(), batch.to_string()]);
-                let m = self.worker("nsq", scenario, COURIER, size, args);
-                self.push(m);
             }
         }
-        if self.plan.wants("nsq", "consume") {
-            self.log("nsq consume (prefilled topic, max_in_flight 2500)");
+        let consume_runs: [(&str, &str, &[&str]); 3] = [
+            ("consume", "none", &[COURIER, COURIER_CORE]),
+            ("consume snappy", "snappy", &[COURIER]),
+            ("consume deflate", "deflate", &[COURIER]),
+        ];
+        for (scenario, compression, clients) in consume_runs {
+            if !self.plan.wants("nsq", scenario) {
+                continue;
+            }
+            self.log(&format!(
+                "nsq {scenario} (prefilled topic, max_in_flight 2500)"
+            ));
             for size in self.plan.sizes.clone() {
                 let prefill = if self.plan.quick {
                     5_000
@@ -656,30 +691,44 @@ impl Bench {
                 } else {
                     300_000
                 };
-                if let Some(bin) = &reader {
-                    let m = self.bench_reader(nsqd, bin, size, prefill);
+                if compression == "none" {
+                    if let Some(bin) = &reader {
+                        let m = self.bench_reader(nsqd, bin, size, prefill);
+                        self.push(m);
+                    }
+                }
+                for &client in clients {
+                    let worker_scenario = if client == COURIER_CORE {
+                        "nsq-core-consume"
+                    } else {
+                        "nsq-consume"
+                    };
+                    if !self.available(client, worker_scenario) {
+                        continue;
+                    }
+                    let topic = self.unique("consume");
+                    let m = match self.prefill(nsqd, &topic, size, prefill) {
+                        Ok(()) => {
+                            let mut args = self.worker_args(
+                                client,
+                                worker_scenario,
+                                &nsqd.tcp_addr(),
+                                &topic,
+                                size,
+                                prefill,
+                            );
+                            args.extend([
+                                "--max-in-flight".into(),
+                                "2500".into(),
+                                "--compression".into(),
+                                compression.into(),
+                            ]);
+                            self.worker("nsq", scenario, client, size, args)
+                        }
+                        Err(e) => Measurement::failed("nsq", scenario, client, size, e),
+                    };
                     self.push(m);
                 }
-                if !self.available(COURIER, "nsq-consume") {
-                    continue;
-                }
-                let topic = self.unique("consume");
-                let m = match self.prefill(nsqd, &topic, size, prefill) {
-                    Ok(()) => {
-                        let mut args = self.worker_args(
-                            "courier",
-                            "nsq-consume",
-                            &nsqd.tcp_addr(),
-                            &topic,
-                            size,
-                            prefill,
-                        );
-                        args.extend(["--max-in-flight".into(), "2500".into()]);
-                        self.worker("nsq", "consume", COURIER, size, args)
-                    }
-                    Err(e) => Measurement::failed("nsq", "consume", COURIER, size, e),
-                };
-                self.push(m);
             }
         }
     }
@@ -784,7 +833,7 @@ impl Bench {
 fn worker_name(client: &str) -> &str {
     match client {
         ASYNC_NATS => "async-nats",
-        COURIER | COURIER_EPOLL => "courier",
+        COURIER | COURIER_EPOLL | COURIER_CORE => "courier",
         _ => "raw",
     }
 }

@@ -41,6 +41,9 @@ pub struct WorkerArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout_s: u64,
+    /// NSQ stream compression for courier: `none`, `snappy` or `deflate`.
+    #[arg(long, default_value = "none")]
+    pub compression: String,
     /// Transport for courier: `auto`, `uring` or `epoll`.
     #[arg(long, default_value = "auto")]
     pub transport: String,

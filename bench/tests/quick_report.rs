@@ -72,6 +72,7 @@ fn quick_run_writes_complete_json_svg_and_markdown() {
     let mut expected: Vec<&str> = REFERENCE_CLIENTS.to_vec();
     if cfg!(feature = "courier") {
         expected.push("courier");
+        expected.push("courier-core blocking");
     }
     for client in &expected {
         assert!(
