@@ -5,6 +5,8 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use courier::nats::{ConnectOptions, Event};
@@ -87,4 +89,54 @@ fn a_stall_mid_frame_is_detected_by_unanswered_pings() {
         ConnectOptions::new().ping_interval(Duration::from_millis(100), 2),
     );
     assert!(reason.contains("stale"), "{reason}");
+}
+
+#[test]
+fn server_pings_are_answered_even_when_the_transmit_buffer_is_full() {
+    // The peer PINGs after every line the client sends, so PONGs must be
+    // queued while publishes fill a tiny transmit buffer.
+    let pubs = Arc::new(AtomicUsize::new(0));
+    let seen = pubs.clone();
+    let peer = ScriptedPeer::start(move |mut conn| {
+        handshake(&mut conn);
+        while let Some(line) = conn.read_line() {
+            if line.starts_with("PING") {
+                conn.send(b"PONG\r\n");
+            } else {
+                if line.starts_with("PUB ") {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+                conn.send(b"PING\r\n");
+            }
+        }
+    });
+    let events: Rc<RefCell<Vec<Event>>> = Rc::default();
+    let log = events.clone();
+    let url = peer.nats_url();
+    courier::run(async move {
+        let client = ConnectOptions::new()
+            .transmit_buffer_size(512)
+            .reconnect_buffer_size(0)
+            .event_callback(move |e| log.borrow_mut().push(e.clone()))
+            .connect([url])
+            .await
+            .unwrap();
+        for _ in 0..2000 {
+            client.publish("p", [b'x'; 100]).await.unwrap();
+        }
+        tokio::time::timeout(Duration::from_secs(20), client.flush())
+            .await
+            .expect("flush within 20 s")
+            .unwrap();
+        let _ = client.close().await;
+    });
+    assert_eq!(pubs.load(Ordering::SeqCst), 2000);
+    assert!(
+        !events
+            .borrow()
+            .iter()
+            .any(|e| matches!(e, Event::Disconnected { .. })),
+        "{:?}",
+        events.borrow()
+    );
 }

@@ -293,13 +293,21 @@ async fn read_loop(
     ever_connected: bool,
     connected: &mut bool,
 ) -> Result<(), Error> {
+    // Set when the session could not answer (PONG, CONNECT) for lack of
+    // transmit room: process the same input again once the writer made room.
+    let mut blocked = false;
     loop {
-        let n = reader.read(rx).await?;
-        if n == 0 {
-            return Err(Error::Io(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the server closed the connection",
-            )));
+        if blocked {
+            inner.writer.notify_one();
+            inner.tx_space.notified().await;
+        } else {
+            let n = reader.read(rx).await?;
+            if n == 0 {
+                return Err(Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection",
+                )));
+            }
         }
         let became_connected = {
             let mut sh = inner.shared.borrow_mut();
@@ -310,7 +318,9 @@ async fn read_loop(
             // Publishes held for the handshake (made during the outage or
             // kept from the lost connection) are released by it.
             let held = sh.session.held_bytes();
-            if process_input(&mut sh, rx)? {
+            let processed = process_input(&mut sh, rx)?;
+            blocked = processed.blocked;
+            if processed.info_updated {
                 learn_servers(&mut sh);
             }
             let now_connected = sh.session.state() == State::Connected;
@@ -347,12 +357,28 @@ async fn read_loop(
 
 /// Feeds every complete operation in `rx` to the session and acts on the
 /// events.
-/// Returns whether the server sent a new INFO.
-fn process_input(sh: &mut Shared, rx: &mut ReadBuffer) -> Result<bool, Error> {
+struct Processed {
+    /// The server sent a new INFO.
+    info_updated: bool,
+    /// Input is left that needs transmit room first.
+    blocked: bool,
+}
+
+fn process_input(sh: &mut Shared, rx: &mut ReadBuffer) -> Result<Processed, Error> {
     let mut info_updated = false;
     loop {
         let now = sh.now();
-        let (consumed, event) = sh.session.handle_input(rx.data(), now)?;
+        let (consumed, event) = match sh.session.handle_input(rx.data(), now) {
+            Ok(r) => r,
+            // Nothing was consumed; retry after the writer drained.
+            Err(CoreError::BufferFull(_)) => {
+                return Ok(Processed {
+                    info_updated,
+                    blocked: true,
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
         match event {
             Some(CoreEvent::InfoUpdated) => info_updated = true,
             Some(event) => on_event(
@@ -363,7 +389,12 @@ fn process_input(sh: &mut Shared, rx: &mut ReadBuffer) -> Result<bool, Error> {
                 &mut sh.slab,
                 event,
             ),
-            None if consumed == 0 => return Ok(info_updated),
+            None if consumed == 0 => {
+                return Ok(Processed {
+                    info_updated,
+                    blocked: false,
+                })
+            }
             None => {}
         }
         rx.consume(consumed);
