@@ -568,7 +568,16 @@ async fn write_loop(
             });
         }
         let now = sh.now();
-        while let Some(event) = sh.session.handle_timeout(now)? {
+        loop {
+            let event = match sh.session.handle_timeout(now) {
+                Ok(Some(event)) => event,
+                Ok(None) => break,
+                // No room for the keepalive PING yet: the next round writes
+                // what is pending, then the overdue timer fires again.
+                // (With nothing sendable, waiting would spin: give up.)
+                Err(CoreError::BufferFull(_)) if !sh.session.transmit().is_empty() => break,
+                Err(e) => return Err(e.into()),
+            };
             let sh = &mut *sh;
             on_event(
                 &mut sh.pending_events,
