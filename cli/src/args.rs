@@ -1,0 +1,262 @@
+//! The command line: subcommands and their arguments (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::Format;
+
+const EXAMPLES: &str = "\
+URLs (the scheme picks the protocol):
+  nats://[user:pass@|token@]host[:4222]   NATS (several: comma-separated)
+  nsq://host[:4150][/topic]               one nsqd, TCP port
+  nsqlookupd://host[:4161][/topic]        discovery through nsqlookupd, HTTP port
+  tls://...                               NATS over TLS: not supported yet
+
+Examples:
+  courier sub nats://127.0.0.1:4222 'telemetry.>'
+  courier pub nats://127.0.0.1:4222 telemetry.temp 21.5
+  courier pub nats://127.0.0.1:4222 telemetry.temp hello --count 1000 --rate 100
+  tail -f app.log | courier pub nats://127.0.0.1:4222 logs.app
+  courier sub nats://127.0.0.1:4222 orders --json --count 10 > orders.jsonl
+  courier reply nats://127.0.0.1:4222 time.now --respond \"$(date)\"
+  courier req nats://127.0.0.1:4222 time.now '' --timeout 2s
+  courier pub nsq://127.0.0.1:4150 events '{\"id\":1}' --count 10000 --batch 100
+  courier tail nsqlookupd://127.0.0.1:4161/events
+  courier info nats://127.0.0.1:4222
+  courier bench --quick --json bench.json --plot bench.svg
+
+Exit codes: 0 ok, 1 other failure, 2 usage or bad URL, 3 server unreachable,
+4 credentials refused. Progress bars show only when stdout is a terminal.";
+
+/// courier: publish, subscribe, request and tail over NATS and NSQ.
+#[derive(Parser, Debug)]
+#[command(name = "courier", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Publish messages (NATS subject or NSQ topic).
+    #[command(after_help = "\
+Examples:
+  courier pub nats://127.0.0.1:4222 greet hello
+  courier pub nats://127.0.0.1:4222 greet hello --header Trace-Id:42 --count 5
+  courier pub nats://127.0.0.1:4222 blobs --file image.png
+  printf 'a\\nb\\n' | courier pub nats://127.0.0.1:4222 lines
+  courier pub nsq://127.0.0.1:4150 events hi --count 100000 --batch 200 --rate 5000")]
+    Pub(PubArgs),
+    /// Subscribe and print messages (NATS).
+    #[command(after_help = "\
+Examples:
+  courier sub nats://127.0.0.1:4222 'orders.*'
+  courier sub nats://127.0.0.1:4222 orders --queue workers --count 1 --raw
+  courier sub nats://127.0.0.1:4222 '>' --json | jq .subject")]
+    Sub(SubArgs),
+    /// Send a request and print the reply (NATS).
+    #[command(after_help = "\
+Examples:
+  courier req nats://127.0.0.1:4222 math.double 21
+  courier req nats://127.0.0.1:4222 svc.status '' --timeout 500ms --json")]
+    Req(ReqArgs),
+    /// Answer requests: echo them or respond with fixed text (NATS).
+    #[command(after_help = "\
+Examples:
+  courier reply nats://127.0.0.1:4222 svc.echo
+  courier reply nats://127.0.0.1:4222 svc.status --respond ok --queue status")]
+    Reply(ReplyArgs),
+    /// Print an NSQ topic's messages, as nsq_tail does (ephemeral channel).
+    #[command(after_help = "\
+Examples:
+  courier tail nsq://127.0.0.1:4150/events
+  courier tail nsqlookupd://127.0.0.1:4161/events --count 10 --json
+  courier tail nsq://127.0.0.1:4150/events --channel archive")]
+    Tail(TailArgs),
+    /// Print server information as JSON (NATS INFO, nsqd /stats, nsqlookupd /nodes).
+    #[command(after_help = "\
+Examples:
+  courier info nats://127.0.0.1:4222
+  courier info nsq://127.0.0.1:4150 --http-address 127.0.0.1:4151
+  courier info nsqlookupd://127.0.0.1:4161")]
+    Info(InfoArgs),
+    /// Benchmark courier beside nats bench, async-nats, bench_writer and
+    /// bench_reader (all arguments go to the benchmark; see `courier bench --help`).
+    #[cfg(feature = "bench")]
+    #[command(disable_help_flag = true)]
+    Bench(ForwardArgs),
+    /// Internal: one benchmark worker process (the benchmark spawns
+    /// `<this executable> worker ...`).
+    #[cfg(feature = "bench")]
+    #[command(hide = true, disable_help_flag = true)]
+    Worker(ForwardArgs),
+}
+
+/// Arguments handed on unchanged.
+#[derive(Args, Debug)]
+pub struct ForwardArgs {
+    /// Everything after the subcommand.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<std::ffi::OsString>,
+}
+
+/// `courier pub`
+#[derive(Args, Debug)]
+pub struct PubArgs {
+    /// Server URL: nats://..., nsq://... (see `courier --help`).
+    pub url: String,
+    /// NATS subject or NSQ topic.
+    pub subject: String,
+    /// The message; without it (and without --file) stdin is read, one message a line.
+    pub payload: Option<String>,
+    /// Read the message from FILE (the whole file is one message).
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Send the message N times (with stdin: at most N lines).
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// At most this many messages per second.
+    #[arg(long, value_name = "MSGS_PER_SEC")]
+    pub rate: Option<f64>,
+    /// A NATS header NAME:VALUE (repeatable).
+    #[arg(long, value_name = "NAME:VALUE")]
+    pub header: Vec<String>,
+    /// NSQ: send MPUB batches of N messages instead of one PUB each.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub batch: usize,
+}
+
+/// How received messages are printed (shared flags).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct FormatArgs {
+    /// Print the payload only, one message a line.
+    #[arg(long, conflicts_with = "json")]
+    pub raw: bool,
+    /// Print one JSON object a line (subject, reply, headers, payload).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl FormatArgs {
+    /// The chosen format.
+    pub fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else if self.raw {
+            Format::Raw
+        } else {
+            Format::Human
+        }
+    }
+}
+
+/// `courier sub`
+#[derive(Args, Debug)]
+pub struct SubArgs {
+    /// Server URL: nats://...
+    pub url: String,
+    /// Subject, wildcards allowed (`*` one token, `>` the rest).
+    pub subject: String,
+    /// Exit after N messages.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Join queue group GROUP: each message goes to one member.
+    #[arg(long, value_name = "GROUP")]
+    pub queue: Option<String>,
+    /// Output format.
+    #[command(flatten)]
+    pub output: FormatArgs,
+}
+
+impl SubArgs {
+    /// The chosen output format.
+    pub fn format(&self) -> Format {
+        self.output.format()
+    }
+}
+
+/// `courier req`
+#[derive(Args, Debug)]
+pub struct ReqArgs {
+    /// Server URL: nats://...
+    pub url: String,
+    /// Subject the responder listens on.
+    pub subject: String,
+    /// The request body.
+    pub payload: String,
+    /// How long to wait for the reply (e.g. 500ms, 5s, 1m).
+    #[arg(long, default_value = "5s")]
+    pub timeout: humantime::Duration,
+    /// A header NAME:VALUE (repeatable).
+    #[arg(long, value_name = "NAME:VALUE")]
+    pub header: Vec<String>,
+    /// Print the reply as one JSON object (subject, headers, payload)
+    /// instead of its payload.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ReqArgs {
+    /// The chosen output format.
+    pub fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else {
+            Format::Raw
+        }
+    }
+}
+
+/// `courier reply`
+#[derive(Args, Debug)]
+pub struct ReplyArgs {
+    /// Server URL: nats://...
+    pub url: String,
+    /// Subject to answer on.
+    pub subject: String,
+    /// Answer each request with its own payload (the default).
+    #[arg(long, conflicts_with = "respond")]
+    pub echo: bool,
+    /// Answer each request with TEXT.
+    #[arg(long, value_name = "TEXT")]
+    pub respond: Option<String>,
+    /// Exit after answering N requests.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Join queue group GROUP, so several responders share the work.
+    #[arg(long, value_name = "GROUP")]
+    pub queue: Option<String>,
+}
+
+/// `courier tail`
+#[derive(Args, Debug)]
+pub struct TailArgs {
+    /// nsq://host:port/TOPIC or nsqlookupd://host:port/TOPIC
+    pub url: String,
+    /// Channel to read on (default: a new ephemeral channel, so nothing is
+    /// taken away from other consumers and it vanishes when we leave).
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Exit after N messages.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Messages in flight at once (RDY).
+    #[arg(long, default_value_t = 200)]
+    pub max_in_flight: u32,
+    /// Output format.
+    #[command(flatten)]
+    pub output: FormatArgs,
+}
+
+/// `courier info`
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Server URL: nats://..., nsq://..., nsqlookupd://...
+    pub url: String,
+    /// nsqd's HTTP address HOST:PORT (default: the nsq:// host, TCP port + 1).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub http_address: Option<String>,
+}

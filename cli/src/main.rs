@@ -1,0 +1,103 @@
+//! `courier`: the command line of courier (NATS and NSQ).
+//!
+//! Every failure ends as one line on stderr (`courier: ...`) and a distinct
+//! exit code: 1 other, 2 usage or bad URL, 3 unreachable, 4 auth refused.
+
+mod args;
+mod fail;
+mod nats_cmd;
+mod nsq_cmd;
+mod output;
+mod payload;
+mod progress;
+mod target;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+use fail::{CliResult, Failure};
+use target::Target;
+
+/// The benchmark's workers run inside this executable (`courier worker`),
+/// and report heap allocations per message: count them here as the
+/// benchmark's own binary does (one relaxed atomic add per allocation).
+#[cfg(feature = "bench")]
+#[global_allocator]
+static ALLOCATOR: courier_bench::CountingAllocator = courier_bench::CountingAllocator;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("courier: {failure}");
+            failure.exit_code()
+        }
+    }
+}
+
+fn run(cli: Cli) -> CliResult<ExitCode> {
+    let done = match cli.command {
+        Command::Pub(a) => match Target::parse(&a.url)? {
+            Target::Nats(t) => in_runtime(nats_cmd::publish(&t, &a)),
+            Target::Nsqd(t) => nsq_cmd::publish(&t, &a),
+            Target::Lookupd(_) => Err(Failure::usage(
+                "publish to an nsqd (nsq://host:4150), not to nsqlookupd",
+            )),
+        },
+        Command::Sub(a) => match Target::parse(&a.url)? {
+            Target::Nats(t) => in_runtime(nats_cmd::sub(&t, &a)),
+            _ => Err(Failure::usage(
+                "sub is for NATS; for NSQ topics use `courier tail nsq://host:4150/TOPIC`",
+            )),
+        },
+        Command::Req(a) => match Target::parse(&a.url)? {
+            Target::Nats(t) => in_runtime(nats_cmd::request(&t, &a)),
+            _ => Err(Failure::usage("req is for NATS (nats://host:4222)")),
+        },
+        Command::Reply(a) => match Target::parse(&a.url)? {
+            Target::Nats(t) => in_runtime(nats_cmd::reply(&t, &a)),
+            _ => Err(Failure::usage("reply is for NATS (nats://host:4222)")),
+        },
+        Command::Tail(a) => match Target::parse(&a.url)? {
+            Target::Nsqd(t) => nsq_cmd::tail(nsq_cmd::Source::Nsqd(t), &a),
+            Target::Lookupd(t) => nsq_cmd::tail(nsq_cmd::Source::Lookupd(t), &a),
+            Target::Nats(_) => Err(Failure::usage(
+                "tail is for NSQ topics; for NATS use `courier sub nats://... SUBJECT`",
+            )),
+        },
+        Command::Info(a) => match Target::parse(&a.url)? {
+            Target::Nats(t) => nats_cmd::info(&t, &a),
+            Target::Nsqd(t) => nsq_cmd::nsqd_info(&t, &a),
+            Target::Lookupd(t) => nsq_cmd::lookupd_info(&t),
+        },
+        #[cfg(feature = "bench")]
+        Command::Bench(a) => return Ok(forward_to_bench("courier bench", None, a.args)),
+        #[cfg(feature = "bench")]
+        Command::Worker(a) => return Ok(forward_to_bench("courier-bench", Some("worker"), a.args)),
+    };
+    done.map(|()| ExitCode::SUCCESS)
+}
+
+/// Runs an async command on the courier runtime (io_uring, or epoll where
+/// io_uring is refused; `COURIER_TRANSPORT` forces one).
+fn in_runtime<F: std::future::Future<Output = CliResult>>(command: F) -> CliResult {
+    courier::run(command)
+}
+
+/// Hands the arguments to the benchmark's own command line
+/// (`courier_bench::main_with_args`), which parses, runs and reports.
+#[cfg(feature = "bench")]
+fn forward_to_bench(
+    program: &str,
+    subcommand: Option<&str>,
+    args: Vec<std::ffi::OsString>,
+) -> ExitCode {
+    let argv = std::iter::once(program.into())
+        .chain(subcommand.map(Into::into))
+        .chain(args);
+    let code = courier_bench::main_with_args(argv);
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}

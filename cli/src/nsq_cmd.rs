@@ -1,0 +1,405 @@
+//! NSQ commands over courier's NSQ producer and consumer: publish to nsqd,
+//! tail a topic (as nsq_tail does), and nsqd / nsqlookupd info over HTTP.
+
+use std::cell::{Cell, RefCell};
+use std::io::Write;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::Duration;
+
+use courier::nsq::{
+    Config, Consumer, Error, ErrorCode, Handler, HandlerError, LookupNodes, Message, Producer,
+    ServerNodes,
+};
+use tokio::sync::Notify;
+
+use crate::args::{InfoArgs, PubArgs, TailArgs};
+use crate::fail::{unreachable, CliResult, Failure, Kind};
+use crate::output::{JsonPayload, NsqDelivery, Printer};
+use crate::payload::{Pacer, PayloadSource};
+use crate::progress;
+use crate::target::HostPort;
+
+/// How long a TCP connect or an HTTP request may take.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where `tail` finds nsqd nodes.
+pub enum Source {
+    /// One nsqd, given by its TCP address.
+    Nsqd(HostPort),
+    /// Every nsqd that nsqlookupd (HTTP address) knows for the topic.
+    Lookupd(HostPort),
+}
+
+fn config() -> Config {
+    Config {
+        client_id: Some("courier-cli".into()),
+        user_agent: concat!("courier-cli/", env!("CARGO_PKG_VERSION")).into(),
+        connect_timeout: TIMEOUT,
+        ..Config::default()
+    }
+}
+
+/// Turns an NSQ client error into a one-line failure with the right code.
+fn failure(error: Error, what: &str) -> Failure {
+    match error {
+        Error::InvalidAddress { addr, reason } => {
+            Failure::usage(format!("bad address {addr:?}: {reason}"))
+        }
+        Error::Unreachable { attempts } => diagnose(what, &attempts),
+        Error::AuthRequired => Failure::new(
+            Kind::Auth,
+            format!("{what} requires AUTH; the courier CLI cannot send an auth secret yet"),
+        ),
+        Error::Server(e)
+            if matches!(
+                e.code,
+                ErrorCode::AuthFailed | ErrorCode::Unauthorized | ErrorCode::AuthFirst
+            ) =>
+        {
+            Failure::new(Kind::Auth, format!("{what} refused: {e}"))
+        }
+        Error::Server(e) => Failure::other(format!("{what} refused the command: {e}")),
+        e => Failure::other(format!("{what}: {e}")),
+    }
+}
+
+/// Why no nsqd could be used: a plain TCP connect tells a dead server
+/// (refused, timed out) from one that refused the session.
+fn diagnose(addr: &str, attempts: &[String]) -> Failure {
+    let resolved = addr.to_socket_addrs().map(|mut a| a.next());
+    let shown = format!("nsq://{addr}");
+    match resolved {
+        Err(e) => Failure::new(
+            Kind::Unreachable,
+            format!("cannot reach {shown}: cannot resolve it ({e}); check the host name"),
+        ),
+        Ok(None) => Failure::new(
+            Kind::Unreachable,
+            format!("cannot reach {shown}: it resolves to no address"),
+        ),
+        Ok(Some(sock)) => match TcpStream::connect_timeout(&sock, TIMEOUT) {
+            Err(e) => unreachable(&shown, &e),
+            Ok(_) => Failure::other(format!(
+                "{shown} accepts TCP connections but the NSQ session failed: {}",
+                attempts.join("; ")
+            )),
+        },
+    }
+}
+
+/// `courier pub nsq://host:port TOPIC ...`: PUB each message, or MPUB
+/// batches of `--batch`; every publish waits for nsqd's OK.
+pub fn publish(target: &HostPort, args: &PubArgs) -> CliResult {
+    if !args.header.is_empty() {
+        return Err(Failure::usage(
+            "NSQ messages have no headers; drop --header",
+        ));
+    }
+    if let Some(topic) = &target.topic {
+        if topic != &args.subject {
+            return Err(Failure::usage(format!(
+                "the URL names topic {topic:?} but the argument says {:?}; give one",
+                args.subject
+            )));
+        }
+    }
+    courier_core::nsq::commands::validate_name(
+        &args.subject,
+        courier_core::nsq::commands::NameKind::Topic,
+    )
+    .map_err(|e| Failure::usage(e.to_string()))?;
+    let batch = args.batch.max(1);
+    let mut source = PayloadSource::open(args)?;
+    let addr = target.addr();
+    crate::in_runtime(async {
+        let producer = Producer::new([addr.clone()], config()).map_err(|e| failure(e, &addr))?;
+        producer.connect().await.map_err(|e| failure(e, &addr))?;
+        let bar = progress::bar(source.total(), "publishing");
+        let mut pacer = Pacer::new(args.rate);
+        let mut sent = 0u64;
+        let mut bodies: Vec<Vec<u8>> = Vec::with_capacity(batch);
+        let topic = args.subject.as_str();
+        loop {
+            let done = loop {
+                match source.next_payload()? {
+                    Some(p) => {
+                        bodies.push(p.to_vec());
+                        if bodies.len() == batch {
+                            break false;
+                        }
+                    }
+                    None => break true,
+                }
+            };
+            if !bodies.is_empty() {
+                pacer.wait(sent).await;
+                let result = if batch == 1 {
+                    producer.publish(topic, &bodies[0]).await
+                } else {
+                    producer.multi_publish(topic, &bodies).await
+                };
+                result.map_err(|e| failure(e, &format!("nsq://{addr}")))?;
+                sent += bodies.len() as u64;
+                bar.inc(bodies.len() as u64);
+                bodies.clear();
+            }
+            if done {
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        producer.stop().await;
+        if progress::interactive() {
+            eprintln!("published {sent} message(s) to topic {topic:?} on nsq://{addr}");
+        }
+        Ok(())
+    })
+}
+
+/// The tail's handler: prints each message, FINs it, and signals when
+/// `--count` messages were printed (later ones are requeued untouched).
+struct Tail {
+    printer: RefCell<Printer>,
+    limit: Option<u64>,
+    printed: Cell<u64>,
+    stdout_closed: Cell<bool>,
+    done: Rc<Notify>,
+}
+
+impl Handler for Tail {
+    type Class = ();
+    type Context = ();
+
+    fn classify(&self, _: &Message) -> Option<((), ())> {
+        Some(((), ()))
+    }
+
+    async fn handle(&self, _: (), _: (), m: &Message) -> Result<(), HandlerError> {
+        let enough = self.limit.is_some_and(|n| self.printed.get() >= n);
+        if enough || self.stdout_closed.get() {
+            // Not ours to take: another reader of a named channel gets it.
+            return Err(HandlerError::requeue_after(
+                "tail already printed what it was asked for",
+                Duration::ZERO,
+            ));
+        }
+        let info = m.connection();
+        let delivery = NsqDelivery {
+            topic: info.topic.as_deref().unwrap_or(""),
+            channel: info.channel.as_deref().unwrap_or(""),
+            id: m.id().as_bytes(),
+            attempts: m.attempts(),
+            timestamp_ns: m.timestamp_ns(),
+            body: JsonPayload::new(m.body()),
+        };
+        match self.printer.borrow_mut().nsq(&delivery, m.body()) {
+            Ok(()) => {}
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    eprintln!("courier: cannot write to stdout: {e}");
+                }
+                self.stdout_closed.set(true);
+                self.done.notify_one();
+                return Err(HandlerError::requeue_after("stdout closed", Duration::ZERO));
+            }
+        }
+        self.printed.set(self.printed.get() + 1);
+        if self.limit.is_some_and(|n| self.printed.get() >= n) {
+            self.done.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// `courier tail nsq://host:port/TOPIC` or `nsqlookupd://host:port/TOPIC`.
+pub fn tail(source: Source, args: &TailArgs) -> CliResult {
+    let (target, lookupd) = match &source {
+        Source::Nsqd(t) => (t, false),
+        Source::Lookupd(t) => (t, true),
+    };
+    let topic = target.topic.clone().ok_or_else(|| {
+        Failure::usage(format!(
+            "name the topic in the URL path: {}://{}/TOPIC",
+            if lookupd { "nsqlookupd" } else { "nsq" },
+            target.addr()
+        ))
+    })?;
+    let channel = match &args.channel {
+        Some(c) => {
+            courier_core::nsq::commands::validate_name(
+                c,
+                courier_core::nsq::commands::NameKind::Channel,
+            )
+            .map_err(|e| Failure::usage(e.to_string()))?;
+            c.clone()
+        }
+        // As nsq_tail: a fresh ephemeral channel, gone when we disconnect,
+        // so tailing takes no message away from real consumers.
+        None => format!("tail{:06}#ephemeral", fastrand_u32() % 1_000_000),
+    };
+    if lookupd {
+        // The consumer polls nsqlookupd in the background; check it answers
+        // first so an unreachable one is an error, not silence.
+        http_get(
+            &format!("http://{}/ping", target.addr()),
+            "nsqlookupd",
+            target,
+        )?;
+    }
+    let addr = target.addr();
+    let max_in_flight = match args.count {
+        Some(n) => args.max_in_flight.min(u32::try_from(n).unwrap_or(u32::MAX)),
+        None => args.max_in_flight,
+    }
+    .max(1);
+    let done = Rc::new(Notify::new());
+    let handler = Tail {
+        printer: RefCell::new(Printer::new(args.output.format())),
+        limit: args.count,
+        printed: Cell::new(0),
+        stdout_closed: Cell::new(false),
+        done: done.clone(),
+    };
+    crate::in_runtime(async {
+        let mut cfg = config();
+        // Discovery: look again soon for nsqd nodes that get the topic later.
+        cfg.lookup_poll_interval = Duration::from_secs(15);
+        let couplet = [(topic.clone(), channel.clone())];
+        let builder = if lookupd {
+            Consumer::builder(
+                couplet,
+                LookupNodes::new([format!("http://{addr}")]),
+                max_in_flight,
+                handler,
+            )
+        } else {
+            Consumer::builder(
+                couplet,
+                ServerNodes::new([addr.clone()]),
+                max_in_flight,
+                handler,
+            )
+        };
+        let consumer = builder
+            .config(cfg)
+            .start()
+            .await
+            .map_err(|e| failure(e, &addr))?;
+        eprintln!(
+            "tailing topic {topic:?} on channel {channel:?} from {}",
+            if lookupd {
+                format!(
+                    "nsqlookupd://{addr} ({} nsqd now)",
+                    consumer.connection_count()
+                )
+            } else {
+                format!("nsq://{addr}")
+            }
+        );
+        tokio::select! {
+            _ = done.notified() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        consumer.stop().await;
+        Ok(())
+    })
+}
+
+fn fastrand_u32() -> u32 {
+    // Process id and clock nanoseconds: enough to keep concurrent tails
+    // apart without pulling in a random number crate.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    nanos ^ std::process::id().rotate_left(16)
+}
+
+/// GETs `url`; transport failures are "unreachable", HTTP errors "other".
+fn http_get(url: &str, what: &str, target: &HostPort) -> CliResult<String> {
+    let agent = ureq::AgentBuilder::new().timeout(TIMEOUT).build();
+    match agent.get(url).call() {
+        Ok(resp) => resp
+            .into_string()
+            .map_err(|e| Failure::other(format!("{url}: cannot read the answer: {e}"))),
+        Err(ureq::Error::Status(code, resp)) => Err(Failure::other(format!(
+            "{url} answered HTTP {code}: {}",
+            resp.into_string().unwrap_or_default().trim()
+        ))),
+        Err(ureq::Error::Transport(t)) => {
+            // Name the cause the way the NATS side does (refused, timed out).
+            let shown = format!("{what} at http://{}", target.addr());
+            match (target.host.as_str(), target.port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next())
+            {
+                Some(sock) => match TcpStream::connect_timeout(&sock, TIMEOUT) {
+                    Err(e) => Err(unreachable(&shown, &e)),
+                    Ok(_) => Err(Failure::new(Kind::Unreachable, format!("{shown}: {t}"))),
+                },
+                None => Err(Failure::new(
+                    Kind::Unreachable,
+                    format!("cannot reach {shown}: cannot resolve the host; check the name"),
+                )),
+            }
+        }
+    }
+}
+
+fn print_json(body: &str, url: &str) -> CliResult {
+    let value: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| Failure::other(format!("{url} did not answer JSON: {e}")))?;
+    let pretty = serde_json::to_string_pretty(&value).map_err(|e| Failure::other(e.to_string()))?;
+    match writeln!(std::io::stdout().lock(), "{pretty}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::other(format!("cannot write to stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `courier info nsq://...`: nsqd's `/stats?format=json`. nsqd's TCP
+/// protocol does not tell its HTTP port, so it is `--http-address` or, by
+/// nsqd's convention (4150/4151), the TCP port + 1.
+pub fn nsqd_info(target: &HostPort, args: &InfoArgs) -> CliResult {
+    let http = match &args.http_address {
+        Some(a) => crate::target::Target::parse(&format!("nsq://{a}")).and_then(|t| match t {
+            crate::target::Target::Nsqd(h) => Ok(h),
+            _ => Err(Failure::usage(format!("bad --http-address {a:?}"))),
+        })?,
+        None => {
+            let port = target.port.checked_add(1).ok_or_else(|| {
+                Failure::usage("TCP port 65535 has no +1: give --http-address HOST:PORT")
+            })?;
+            eprintln!(
+                "note: asking nsqd's HTTP port {port} (TCP port + 1); pass --http-address \
+                 HOST:PORT if it listens elsewhere"
+            );
+            HostPort {
+                host: target.host.clone(),
+                port,
+                topic: None,
+            }
+        }
+    };
+    let mut url = format!("http://{}/stats?format=json", http.addr());
+    if let Some(topic) = &target.topic {
+        url.push_str("&topic=");
+        url.push_str(topic);
+    }
+    let body = http_get(&url, "nsqd's HTTP API", &http)?;
+    print_json(&body, &url)
+}
+
+/// `courier info nsqlookupd://...`: the nsqd nodes it knows (`/nodes`), or
+/// the producers of the URL's topic (`/lookup?topic=`).
+pub fn lookupd_info(target: &HostPort) -> CliResult {
+    let url = match &target.topic {
+        Some(topic) => format!("http://{}/lookup?topic={topic}", target.addr()),
+        None => format!("http://{}/nodes", target.addr()),
+    };
+    let body = http_get(&url, "nsqlookupd", target)?;
+    print_json(&body, &url)
+}
