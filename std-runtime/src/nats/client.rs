@@ -16,6 +16,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use bytes::Bytes;
 use courier_core::nats::{
     self as core_nats, Error as CoreError, PingId, RequestId, ServerInfo, Sid,
 };
@@ -74,7 +75,26 @@ pub(crate) struct Shared {
     pub(crate) callbacks: Vec<Callback>,
     /// Set by `close`; the connection task stops.
     pub(crate) close_requested: bool,
+    /// A large publish whose payload is written from where it lies
+    /// (vectored), behind its control line at the head of the transmit
+    /// buffer.
+    pub(crate) vectored: Option<VectoredPublish>,
 }
+
+/// A header-only publish waiting for the writer: `prefix_len` bytes of the
+/// session's transmit buffer, then `payload`, then `trailer`.
+pub(crate) struct VectoredPublish {
+    pub(crate) subject: String,
+    pub(crate) reply: Option<String>,
+    pub(crate) headers: Option<HeaderMap>,
+    pub(crate) payload: Bytes,
+    pub(crate) trailer: &'static [u8],
+    pub(crate) prefix_len: usize,
+}
+
+/// Payloads at least this large, given as `Bytes`, are written vectored
+/// (not copied into the transmit buffer).
+pub const VECTORED_PAYLOAD_MIN: usize = 64 * 1024;
 
 pub(crate) struct PendingRequest {
     pub(crate) subject: String,
@@ -343,6 +363,7 @@ fn new_inner(servers: Vec<ServerAddr>, options: ConnectOptions) -> Rc<Inner> {
             event_streams: Vec::new(),
             callbacks: options.callbacks.clone(),
             close_requested: false,
+            vectored: None,
             options,
         }),
         writer: Notify::new(),
@@ -487,6 +508,67 @@ impl Client {
                 capacity: e.capacity,
             })),
             Err(e) => Some(Err(e.into())),
+        }
+    }
+
+    /// Publishes a payload the caller already owns as `Bytes`.
+    ///
+    /// Payloads of [`VECTORED_PAYLOAD_MIN`] bytes or more are not copied:
+    /// the control line goes into the transmit buffer and the payload is
+    /// handed to the kernel as a second slice of one vectored write. Smaller
+    /// ones (and any made while disconnected) take the ordinary path. Same
+    /// delivery contract as [`Client::publish`]; a vectored publish caught
+    /// by a lost connection is queued again (copied) for the next one.
+    pub async fn publish_bytes(
+        &self,
+        subject: &str,
+        headers: Option<&HeaderMap>,
+        payload: Bytes,
+    ) -> Result<(), Error> {
+        let raw_headers = headers.map(HeaderMap::as_bytes);
+        if payload.len() < VECTORED_PAYLOAD_MIN {
+            return self.publish_raw(subject, None, raw_headers, &payload).await;
+        }
+        loop {
+            {
+                let mut sh = self.inner.shared.borrow_mut();
+                match sh.state {
+                    ConnectionState::Closed | ConnectionState::Draining => {
+                        return Err(Error::Closed)
+                    }
+                    ConnectionState::Disconnected => {
+                        drop(sh);
+                        return self.publish_raw(subject, None, raw_headers, &payload).await;
+                    }
+                    ConnectionState::Connected => {}
+                }
+                // The control line must lead an empty transmit buffer.
+                if sh.vectored.is_none() && sh.session.queued_bytes() == 0 {
+                    match sh
+                        .session
+                        .publish_header_only(subject, None, raw_headers, payload.len())
+                    {
+                        Ok(trailer) => {
+                            let prefix_len = sh.session.transmit().len();
+                            sh.vectored = Some(VectoredPublish {
+                                subject: subject.to_string(),
+                                reply: None,
+                                headers: headers.cloned(),
+                                payload,
+                                trailer,
+                                prefix_len,
+                            });
+                            drop(sh);
+                            self.inner.writer.notify_one();
+                            return Ok(());
+                        }
+                        Err(CoreError::BufferFull(_)) | Err(CoreError::NotConnected) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            self.inner.writer.notify_one();
+            self.inner.tx_space.notified().await;
         }
     }
 

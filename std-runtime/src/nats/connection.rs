@@ -17,6 +17,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use courier_core::nats::{Error as CoreError, Event as CoreEvent, State};
 use tokio::sync::oneshot;
 
@@ -172,7 +173,25 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
     }
     sh.state = ConnectionState::Disconnected;
     let now = sh.now();
+    let vectored = sh.vectored.take();
     sh.session.reset(now);
+    if let Some(v) = vectored {
+        // Its control line was discarded with the old connection; queue the
+        // whole publish again (copied) so it is not lost.
+        let headers = v.headers.as_ref().map(|h| h.as_bytes());
+        if let Err(e) = sh
+            .session
+            .publish(&v.subject, v.reply.as_deref(), headers, &v.payload)
+        {
+            let message = format!(
+                "a {}-byte publish to {:?} caught by the disconnect could not be queued again ({e}); \
+                 it was NOT sent",
+                v.payload.len(),
+                v.subject
+            );
+            sh.emit(Event::Error { message });
+        }
+    }
     sh.reconnect_buffered = 0;
     sh.fail_flushes(|| Error::Disconnected);
     if was_connected {
@@ -519,7 +538,38 @@ async fn write_loop(
     wbuf: &mut Vec<u8>,
     handshake_deadline: tokio::time::Instant,
 ) -> Result<(), Error> {
+    let mut parts: Vec<Bytes> = Vec::with_capacity(3);
     loop {
+        // A vectored publish first: its control line heads the buffer.
+        let vectored = {
+            let sh = inner.shared.borrow();
+            sh.vectored.as_ref().map(|v| {
+                let prefix = sh
+                    .session
+                    .transmit()
+                    .get(..v.prefix_len)
+                    .unwrap_or_default();
+                (
+                    Bytes::copy_from_slice(prefix),
+                    v.payload.clone(),
+                    Bytes::from_static(v.trailer),
+                )
+            })
+        };
+        if let Some((prefix, payload, trailer)) = vectored {
+            let prefix_len = prefix.len();
+            parts.clear();
+            parts.extend([prefix, payload, trailer]);
+            let (res, back) = writer.write_vectored_all(std::mem::take(&mut parts)).await;
+            parts = back;
+            res?;
+            let mut sh = inner.shared.borrow_mut();
+            sh.session.transmitted(prefix_len);
+            sh.vectored = None;
+            drop(sh);
+            inner.tx_space.notify_waiters();
+            continue;
+        }
         let batch = {
             let sh = inner.shared.borrow();
             let pending = sh.session.transmit();
