@@ -127,9 +127,12 @@ pub struct TlsLayer {
 impl TlsLayer {
     /// Starts a client handshake with `name` as the expected server.
     pub fn new(config: Arc<ClientConfig>, name: ServerName<'static>) -> Result<Self, LayerError> {
-        Ok(TlsLayer {
-            conn: ClientConnection::new(config, name)?,
-        })
+        let mut conn = ClientConnection::new(config, name)?;
+        // Every encode drains rustls into the caller's buffer at once, so
+        // rustls's own 64 KiB buffering limit would only make large
+        // commands (MPUB batches) fail half-written.
+        conn.set_buffer_limit(None);
+        Ok(TlsLayer { conn })
     }
 
     /// True until the handshake completed.
