@@ -530,45 +530,58 @@ impl Client {
             return self.publish_raw(subject, None, raw_headers, &payload).await;
         }
         loop {
-            {
-                let mut sh = self.inner.shared.borrow_mut();
-                match sh.state {
-                    ConnectionState::Closed | ConnectionState::Draining => {
-                        return Err(Error::Closed)
-                    }
-                    ConnectionState::Disconnected => {
-                        drop(sh);
-                        return self.publish_raw(subject, None, raw_headers, &payload).await;
-                    }
-                    ConnectionState::Connected => {}
+            match self.try_publish_vectored(subject, headers, &payload) {
+                Vectored::Done(res) => return res,
+                Vectored::Copy => {
+                    return self.publish_raw(subject, None, raw_headers, &payload).await
                 }
-                // The control line must lead an empty transmit buffer.
-                if sh.vectored.is_none() && sh.session.queued_bytes() == 0 {
-                    match sh
-                        .session
-                        .publish_header_only(subject, None, raw_headers, payload.len())
-                    {
-                        Ok(trailer) => {
-                            let prefix_len = sh.session.transmit().len();
-                            sh.vectored = Some(VectoredPublish {
-                                subject: subject.to_string(),
-                                reply: None,
-                                headers: headers.cloned(),
-                                payload,
-                                trailer,
-                                prefix_len,
-                            });
-                            drop(sh);
-                            self.inner.writer.notify_one();
-                            return Ok(());
-                        }
-                        Err(CoreError::BufferFull(_)) | Err(CoreError::NotConnected) => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                Vectored::Wait => {
+                    self.inner.writer.notify_one();
+                    self.inner.tx_space.notified().await;
                 }
             }
-            self.inner.writer.notify_one();
-            self.inner.tx_space.notified().await;
+        }
+    }
+
+    fn try_publish_vectored(
+        &self,
+        subject: &str,
+        headers: Option<&HeaderMap>,
+        payload: &Bytes,
+    ) -> Vectored {
+        let mut sh = self.inner.shared.borrow_mut();
+        match sh.state {
+            ConnectionState::Closed | ConnectionState::Draining => {
+                return Vectored::Done(Err(Error::Closed))
+            }
+            ConnectionState::Disconnected => return Vectored::Copy,
+            ConnectionState::Connected => {}
+        }
+        // The control line must lead an empty transmit buffer.
+        if sh.vectored.is_some() || sh.session.queued_bytes() > 0 {
+            return Vectored::Wait;
+        }
+        let raw_headers = headers.map(HeaderMap::as_bytes);
+        match sh
+            .session
+            .publish_header_only(subject, None, raw_headers, payload.len())
+        {
+            Ok(trailer) => {
+                let prefix_len = sh.session.transmit().len();
+                sh.vectored = Some(VectoredPublish {
+                    subject: subject.to_string(),
+                    reply: None,
+                    headers: headers.cloned(),
+                    payload: payload.clone(),
+                    trailer,
+                    prefix_len,
+                });
+                drop(sh);
+                self.inner.writer.notify_one();
+                Vectored::Done(Ok(()))
+            }
+            Err(CoreError::BufferFull(_)) | Err(CoreError::NotConnected) => Vectored::Wait,
+            Err(e) => Vectored::Done(Err(e.into())),
         }
     }
 
@@ -898,6 +911,15 @@ impl Client {
     pub fn new_inbox(&self) -> String {
         format!("{}.{}", self.inbox_prefix(), super::options::random_token())
     }
+}
+
+/// Outcome of one vectored publish attempt.
+enum Vectored {
+    Done(Result<(), Error>),
+    /// Not connected: take the ordinary (copying, buffered) path.
+    Copy,
+    /// Wait for the writer to empty the transmit buffer.
+    Wait,
 }
 
 /// Cancels a request whose future was dropped, so its slot is freed.
