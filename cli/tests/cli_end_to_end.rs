@@ -1,0 +1,439 @@
+//! The `courier` binary against real servers (nats-server, nsqd,
+//! nsqlookupd on free loopback ports): what it prints, and how it fails.
+//!
+//! Long-running commands (`sub`, `reply`, `tail`) announce on stderr once
+//! they are subscribed; the tests wait for that line, then publish. Waits
+//! are bounded only to turn a hang into a failure, never to judge speed.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use courier_tests::{free_port, NatsServer, Nsqd, Nsqlookupd};
+
+/// Longest wait for a child to get ready or finish (a hang guard).
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
+fn courier() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_courier"));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    courier().args(args).output().expect("run courier")
+}
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A running `courier` whose stderr is collected in the background.
+struct Running {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Running {
+    /// Starts `courier args` and waits until a stderr line contains `ready`.
+    fn start(args: &[&str], ready: &str) -> Running {
+        let mut child = courier()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn courier");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let pipe = child.stderr.take().expect("stderr piped");
+        let collected = stderr.clone();
+        let marker = ready.to_string();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let is_ready = line.contains(&marker);
+                collected.lock().unwrap().push_str(&line);
+                collected.lock().unwrap().push('\n');
+                if is_ready {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+        });
+        if rx.recv_timeout(HANG_GUARD).is_err() {
+            let _ = child.kill();
+            panic!(
+                "courier {args:?} never printed {ready:?}; stderr: {}",
+                stderr.lock().unwrap()
+            );
+        }
+        Running { child, stderr }
+    }
+
+    /// Waits for the exit; returns (success, stdout, stderr).
+    fn finish(mut self) -> (bool, String, String) {
+        let deadline = Instant::now() + HANG_GUARD;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "courier did not exit; stderr: {}",
+                    self.stderr.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        self.child
+            .stdout
+            .take()
+            .expect("stdout piped")
+            .read_to_string(&mut stdout)
+            .expect("read stdout");
+        // The reader thread may still be appending the last lines.
+        std::thread::sleep(Duration::from_millis(50));
+        let stderr = self.stderr.lock().unwrap().clone();
+        (status.success(), stdout, stderr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Asserts a failure: exit code `code`, and exactly one stderr line that
+/// starts with `courier: ` and contains `needle`.
+fn assert_one_line_failure(out: &Output, code: i32, needle: &str) {
+    let stderr = stderr_of(out);
+    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected: {stderr:?}");
+    assert!(lines[0].starts_with("courier: "), "{stderr:?}");
+    assert!(lines[0].contains(needle), "{needle:?} not in {stderr:?}");
+}
+
+#[test]
+fn pub_then_sub_sees_the_message_with_its_headers() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let sub = Running::start(&["sub", &url, "greet.*", "--count", "1"], "subscribed");
+    let out = run(&["pub", &url, "greet.en", "hello", "--header", "Trace-Id:42"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let (ok, stdout, stderr) = sub.finish();
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout, "[#1] received on \"greet.en\"\nTrace-Id: 42\nhello\n\n",
+        "stderr: {stderr}"
+    );
+}
+
+#[test]
+fn sub_json_lines_parse_and_binary_payloads_are_base64() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let sub = Running::start(
+        &["sub", &url, "data", "--json", "--count", "3"],
+        "subscribed",
+    );
+    let out = run(&[
+        "pub", &url, "data", "text", "--count", "2", "--header", "K:a", "--header", "K:b",
+    ]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("blob.bin");
+    std::fs::write(&file, [0xffu8, 0x00, 0x01]).unwrap();
+    let out = run(&["pub", &url, "data", "--file", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let (ok, stdout, stderr) = sub.finish();
+    assert!(ok, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    for text in &lines[..2] {
+        assert_eq!(text["subject"], "data");
+        assert_eq!(text["reply"], serde_json::Value::Null);
+        assert_eq!(text["headers"], serde_json::json!({"K": ["a", "b"]}));
+        assert_eq!(text["payload"], "text");
+    }
+    assert_eq!(lines[2]["payload_base64"], "/wAB");
+    assert!(lines[2].get("payload").is_none());
+}
+
+#[test]
+fn pub_reads_stdin_line_by_line() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let sub = Running::start(
+        &["sub", &url, "lines", "--raw", "--count", "3"],
+        "subscribed",
+    );
+    let mut publisher = courier()
+        .args(["pub", &url, "lines"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    publisher
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"one\ntwo\r\nthree")
+        .unwrap();
+    let out = publisher.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let (ok, stdout, stderr) = sub.finish();
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "one\ntwo\nthree\n");
+}
+
+#[test]
+fn request_reply_pair_with_respond_and_echo() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let responder = Running::start(
+        &[
+            "reply",
+            &url,
+            "svc.time",
+            "--respond",
+            "noon",
+            "--count",
+            "1",
+        ],
+        "replying",
+    );
+    let out = run(&["req", &url, "svc.time", "what time?"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "noon\n");
+    let (ok, _, stderr) = responder.finish();
+    assert!(ok, "{stderr}");
+
+    let echo = Running::start(
+        &["reply", &url, "svc.echo", "--count", "1", "--queue", "q"],
+        "replying",
+    );
+    let out = run(&[
+        "req",
+        &url,
+        "svc.echo",
+        "ping",
+        "--json",
+        "--timeout",
+        "10s",
+    ]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["payload"], "ping");
+    assert!(reply["subject"].as_str().unwrap().starts_with("_INBOX."));
+    let (ok, _, stderr) = echo.finish();
+    assert!(ok, "{stderr}");
+}
+
+#[test]
+fn request_without_responder_says_so() {
+    let server = NatsServer::start();
+    let out = run(&["req", &server.url(), "nobody.home", "x"]);
+    assert_one_line_failure(&out, 1, "no responders on \"nobody.home\"");
+}
+
+#[test]
+fn bad_urls_are_usage_errors() {
+    let out = run(&["pub", "http://127.0.0.1:4222", "s", "p"]);
+    assert_one_line_failure(&out, 2, "bad URL \"http://127.0.0.1:4222\": unknown scheme");
+    let out = run(&["sub", "127.0.0.1:4222", "s"]);
+    assert_one_line_failure(&out, 2, "no scheme");
+    let out = run(&["pub", "nats://127.0.0.1:99999", "s", "p"]);
+    assert_one_line_failure(&out, 2, "the port must be a number");
+    let out = run(&["sub", "tls://127.0.0.1:4222", "s"]);
+    assert_one_line_failure(&out, 2, "NATS over TLS is not supported yet");
+    let out = run(&["tail", "nsq://127.0.0.1:4150"]);
+    assert_one_line_failure(&out, 2, "name the topic in the URL path");
+    let out = run(&["sub", "nsq://127.0.0.1:4150", "t"]);
+    assert_one_line_failure(&out, 2, "courier tail");
+    // clap's own usage errors use the same code.
+    let out = run(&["pub"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn refused_credentials_exit_4() {
+    let server = NatsServer::start_with(&["--user", "u", "--pass", "p"]);
+    let port = server.port();
+    let wrong = format!("nats://u:wrong@127.0.0.1:{port}");
+    let out = run(&["pub", &wrong, "s", "p"]);
+    assert_one_line_failure(&out, 4, "refused the credentials");
+    assert!(!stderr_of(&out).contains("wrong"), "password shown");
+    let out = run(&["sub", &server.url(), "s"]);
+    assert_one_line_failure(&out, 4, "refused the credentials");
+    let right = format!("nats://u:p@127.0.0.1:{port}");
+    let out = run(&["pub", &right, "s", "p"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
+#[test]
+fn unreachable_servers_exit_3_with_the_cause() {
+    let port = free_port();
+    let out = run(&["pub", &format!("nats://127.0.0.1:{port}"), "s", "p"]);
+    assert_one_line_failure(
+        &out,
+        3,
+        &format!(
+            "cannot reach nats://127.0.0.1:{port}: connection refused; is the server running?"
+        ),
+    );
+    let out = run(&["info", &format!("nats://127.0.0.1:{port}")]);
+    assert_one_line_failure(&out, 3, "connection refused");
+    let out = run(&["pub", &format!("nsq://127.0.0.1:{port}"), "t", "p"]);
+    assert_one_line_failure(
+        &out,
+        3,
+        &format!("cannot reach nsq://127.0.0.1:{port}: connection refused"),
+    );
+    let out = run(&["tail", &format!("nsqlookupd://127.0.0.1:{port}/t")]);
+    assert_one_line_failure(&out, 3, "connection refused");
+}
+
+#[test]
+fn info_prints_the_nats_server_info_as_json() {
+    let server = NatsServer::start();
+    let out = run(&["info", &server.url()]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["port"], server.port());
+    assert!(info["server_id"].as_str().is_some_and(|s| !s.is_empty()));
+    assert_eq!(info["headers"], true);
+}
+
+#[test]
+fn nsq_pub_and_mpub_then_tail_sees_them() {
+    let nsqd = Nsqd::start();
+    let addr = nsqd.tcp_addr();
+    let tail = Running::start(
+        &[
+            "tail",
+            &format!("nsq://{addr}/events"),
+            "--json",
+            "--count",
+            "5",
+        ],
+        "tailing",
+    );
+    let url = format!("nsq://{addr}");
+    let out = run(&["pub", &url, "events", "single"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = run(&[
+        "pub", &url, "events", "batched", "--count", "4", "--batch", "3",
+    ]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let (ok, stdout, stderr) = tail.finish();
+    assert!(ok, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert_eq!(lines.len(), 5, "{stdout}");
+    let mut payloads: Vec<&str> = lines
+        .iter()
+        .map(|l| l["payload"].as_str().unwrap())
+        .collect();
+    payloads.sort();
+    assert_eq!(
+        payloads,
+        ["batched", "batched", "batched", "batched", "single"]
+    );
+    for l in &lines {
+        assert_eq!(l["topic"], "events");
+        assert!(
+            l["channel"].as_str().unwrap().ends_with("#ephemeral"),
+            "{l}"
+        );
+        assert_eq!(l["attempts"], 1);
+    }
+    // The ephemeral channel is gone once the tail left.
+    let stats = nsqd.http_get("/stats?format=json&topic=events");
+    assert!(!stats.contains("#ephemeral"), "{stats}");
+}
+
+#[test]
+fn tail_through_nsqlookupd_finds_the_nsqd() {
+    let lookupd = Nsqlookupd::start();
+    let nsqd = Nsqd::start_with(&[&format!("--lookupd-tcp-address={}", lookupd.tcp_addr())]);
+    // Publishing creates the topic, which nsqd registers with nsqlookupd;
+    // with no channel yet, nsqd keeps the message for the first one.
+    let out = run(&[
+        "pub",
+        &format!("nsq://{}", nsqd.tcp_addr()),
+        "found",
+        "via-lookupd",
+    ]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let lookupd_url = lookupd.http_url();
+    let lookupd_hostport = lookupd_url.trim_start_matches("http://");
+    let deadline = Instant::now() + HANG_GUARD;
+    loop {
+        let out = run(&["info", &format!("nsqlookupd://{lookupd_hostport}/found")]);
+        if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("tcp_port") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nsqd never registered the topic");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tail = Running::start(
+        &[
+            "tail",
+            &format!("nsqlookupd://{lookupd_hostport}/found"),
+            "--raw",
+            "--count",
+            "1",
+        ],
+        "tailing",
+    );
+    let (ok, stdout, stderr) = tail.finish();
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "via-lookupd\n");
+}
+
+#[test]
+fn info_prints_nsqd_stats() {
+    let nsqd = Nsqd::start();
+    let out = run(&[
+        "info",
+        &format!("nsq://{}", nsqd.tcp_addr()),
+        "--http-address",
+        &format!("127.0.0.1:{}", nsqd.http_port),
+    ]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(stats["version"].is_string(), "{stats}");
+    assert!(stats["topics"].is_array(), "{stats}");
+}
+
+#[test]
+fn help_has_examples() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("Examples:") && help.contains("Exit codes:"),
+        "{help}"
+    );
+}
+
+#[cfg(feature = "bench")]
+#[test]
+fn bench_forwards_to_the_benchmark() {
+    let out = run(&["bench", "--help"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--quick"));
+}
