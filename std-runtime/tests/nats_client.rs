@@ -617,7 +617,10 @@ async fn large_payloads_scenario(url: String) {
         let payload = bytes::Bytes::from(vec![b'a' + i; size]);
         expected.push(payload.clone());
         let headers = (i == 2).then(|| HeaderMap::new().with("Part", "2").unwrap());
-        client.publish_bytes("big", headers.as_ref(), payload).await.unwrap();
+        client
+            .publish_bytes("big", headers.as_ref(), payload)
+            .await
+            .unwrap();
         // Interleave an ordinary publish to check ordering around the vectored path.
         client.publish("big", [i]).await.unwrap();
         expected.push(bytes::Bytes::from(vec![i]));
@@ -638,4 +641,17 @@ fn large_payloads_go_out_vectored_in_order_on_both_backends() {
     let server = NatsServer::start();
     run_on(BackendChoice::Epoll, large_payloads_scenario(server.url()));
     run(large_payloads_scenario(server.url()));
+}
+
+#[test]
+fn host_names_resolve_and_every_address_is_tried() {
+    let server = NatsServer::start();
+    // "localhost" may resolve to ::1 first while the server listens on
+    // 127.0.0.1 only: the client tries each address.
+    let url = format!("nats://localhost:{}", server.port());
+    run(async {
+        let client = nats::connect([url.as_str()]).await.unwrap();
+        client.flush().await.unwrap();
+        assert_eq!(client.connected_url(), Some(url.clone()));
+    });
 }
