@@ -4,7 +4,7 @@ use std::io::{BufRead, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use courier::nats::{Client, ConnectOptions, Error, HeaderMap, Subscriber};
+use courier::nats::{Client, ConnectOptions, Error, Event, HeaderMap, Subscriber};
 
 use crate::args::{InfoArgs, PubArgs, ReplyArgs, ReqArgs, SubArgs};
 use crate::fail::{unreachable, CliResult, Failure, Kind};
@@ -17,10 +17,14 @@ use crate::target::NatsTarget;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connects for command `command` (shown as the client name on the server).
+/// Long-running commands (`sub`, `reply`) reconnect forever, as a person
+/// watching a subject expects after a server restart.
 async fn connect(target: &NatsTarget, command: &str) -> CliResult<Client> {
+    let long_running = matches!(command, "sub" | "reply");
     ConnectOptions::new()
         .name(format!("courier-cli {command}"))
         .connect_timeout(CONNECT_TIMEOUT)
+        .max_reconnects(if long_running { None } else { Some(60) })
         .connect(&target.urls)
         .await
         .map_err(|e| failure(e, target))
@@ -172,9 +176,40 @@ async fn subscribe(
     Ok(sub)
 }
 
+/// Long runs tell the person on stderr when the connection drops and comes
+/// back, and when messages were dropped (slow consumer); the client
+/// reconnects by itself, so these are notes, not failures.
+fn report_events(client: &Client) {
+    let mut events = client.events();
+    courier::spawn(async move {
+        use futures::StreamExt;
+        // One failed attempt says enough; the rest would repeat it every
+        // backoff step until the server is back.
+        let mut attempt_reported = false;
+        while let Some(event) = events.next().await {
+            match event {
+                Event::Connected { .. } | Event::Closed => {}
+                Event::Error { message } if message.starts_with("connecting to") => {
+                    if !attempt_reported {
+                        eprintln!("courier: {message} (retrying until it is back)");
+                        attempt_reported = true;
+                    }
+                }
+                e => {
+                    if matches!(e, Event::Reconnected { .. }) {
+                        attempt_reported = false;
+                    }
+                    eprintln!("courier: {e}");
+                }
+            }
+        }
+    });
+}
+
 /// `courier sub nats://...`
 pub async fn sub(target: &NatsTarget, args: &SubArgs) -> CliResult {
     let client = connect(target, "sub").await?;
+    report_events(&client);
     let mut sub = subscribe(&client, target, &args.subject, args.queue.as_deref()).await?;
     if let Some(n) = args.count {
         sub.unsubscribe_after(n)
@@ -228,9 +263,7 @@ pub async fn request(target: &NatsTarget, args: &ReqArgs) -> CliResult {
     let mut out = std::io::stdout().lock();
     let written = match args.format() {
         Format::Json => writeln!(out, "{}", nats_json(&reply)),
-        Format::Raw | Format::Human => out
-            .write_all(&reply.payload)
-            .and_then(|()| out.write_all(b"\n")),
+        Format::Raw | Format::Human => crate::output::raw(&mut out, &reply.payload),
     };
     drop(out);
     printed(written)?;
@@ -241,6 +274,7 @@ pub async fn request(target: &NatsTarget, args: &ReqArgs) -> CliResult {
 /// `courier reply nats://...`
 pub async fn reply(target: &NatsTarget, args: &ReplyArgs) -> CliResult {
     let client = connect(target, "reply").await?;
+    report_events(&client);
     let mut sub = subscribe(&client, target, &args.subject, args.queue.as_deref()).await?;
     eprintln!(
         "replying to requests on {:?} on {} ({})",

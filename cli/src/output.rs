@@ -174,7 +174,7 @@ impl Printer {
 }
 
 /// The payload, then a newline unless it already ends with one.
-fn raw(out: &mut impl Write, payload: &[u8]) -> io::Result<()> {
+pub fn raw(out: &mut impl Write, payload: &[u8]) -> io::Result<()> {
     out.write_all(payload)?;
     if !payload.ends_with(b"\n") {
         out.write_all(b"\n")?;

@@ -3,7 +3,9 @@
 
 use std::io::IsTerminal;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::fmt::Write;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// True when a person is watching: stdout and stderr are terminals.
 pub fn interactive() -> bool {
@@ -19,15 +21,21 @@ pub fn bar(total: Option<u64>, what: &str) -> ProgressBar {
     }
     let bar = match total {
         Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()).with_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {rate} eta {eta}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         ),
         None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
-            ProgressStyle::with_template("{spinner} {prefix} {pos} {per_sec}")
+            ProgressStyle::with_template("{spinner} {prefix} {pos} {rate}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         ),
     };
+    bar.set_style(
+        bar.style()
+            .with_key("rate", |state: &ProgressState, w: &mut dyn Write| {
+                let _ = write!(w, "{:.0} msgs/s", state.per_sec());
+            }),
+    );
     bar.set_prefix(what.to_string());
     bar
 }

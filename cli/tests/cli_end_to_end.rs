@@ -437,3 +437,33 @@ fn bench_forwards_to_the_benchmark() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("--quick"));
 }
+
+/// `courier bench` spawns its workers as `<this executable> worker ...`:
+/// a courier worker run through the `courier` binary reports a result, with
+/// allocations counted by the binary's counting allocator.
+#[cfg(feature = "bench")]
+#[test]
+fn bench_workers_run_inside_the_courier_binary() {
+    let server = NatsServer::start();
+    let out = run(&[
+        "worker",
+        "--client",
+        "courier",
+        "--scenario",
+        "publish",
+        "--url",
+        &server.url(),
+        "--subject",
+        "bench.cli",
+        "--size",
+        "16",
+        "--msgs",
+        "500",
+    ]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().expect("a result line");
+    let result: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(result["messages"], 500, "{result}");
+    assert!(result["allocations"].is_u64(), "{result}");
+}
