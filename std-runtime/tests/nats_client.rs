@@ -351,6 +351,10 @@ fn reconnects_resubscribes_and_delivers_publishes_buffered_during_the_outage() {
         }
         client.publish("r", "after").await.unwrap();
         assert_eq!(&next(&mut sub).await.payload[..], b"after");
+        let stats = client.statistics();
+        assert_eq!((stats.out_messages, stats.in_messages), (12, 12));
+        assert_eq!(stats.reconnects, 1);
+        assert_eq!(client.unsent_bytes(), 0);
     });
     let events = events.borrow();
     assert!(

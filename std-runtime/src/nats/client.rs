@@ -79,6 +79,23 @@ pub(crate) struct Shared {
     /// (vectored), behind its control line at the head of the transmit
     /// buffer.
     pub(crate) vectored: Option<VectoredPublish>,
+    pub(crate) statistics: Statistics,
+}
+
+/// Message counters of one client (payload bytes, headers excluded).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Statistics {
+    /// Messages delivered to subscribers and requests (dropped slow-consumer
+    /// messages included: they did arrive).
+    pub in_messages: u64,
+    /// Their payload bytes.
+    pub in_bytes: u64,
+    /// Messages accepted by `publish*` (queued; see the delivery contract).
+    pub out_messages: u64,
+    /// Their payload bytes.
+    pub out_bytes: u64,
+    /// Successful reconnects.
+    pub reconnects: u64,
 }
 
 /// A header-only publish waiting for the writer: `prefix_len` bytes of the
@@ -364,6 +381,7 @@ fn new_inner(servers: Vec<ServerAddr>, options: ConnectOptions) -> Rc<Inner> {
             callbacks: options.callbacks.clone(),
             close_requested: false,
             vectored: None,
+            statistics: Statistics::default(),
             options,
         }),
         writer: Notify::new(),
@@ -497,6 +515,8 @@ impl Client {
         match sh.session.publish(subject, reply, headers, payload) {
             Ok(()) => {
                 sh.reconnect_buffered += len;
+                sh.statistics.out_messages += 1;
+                sh.statistics.out_bytes += payload.len() as u64;
                 drop(sh);
                 self.inner.writer.notify_one();
                 Some(Ok(()))
@@ -576,6 +596,8 @@ impl Client {
                     trailer,
                     prefix_len,
                 });
+                sh.statistics.out_messages += 1;
+                sh.statistics.out_bytes += payload.len() as u64;
                 drop(sh);
                 self.inner.writer.notify_one();
                 Vectored::Done(Ok(()))
@@ -873,6 +895,11 @@ impl Client {
     /// Where the connection is.
     pub fn connection_state(&self) -> ConnectionState {
         self.inner.shared.borrow().state
+    }
+
+    /// Messages and bytes in and out, and reconnects.
+    pub fn statistics(&self) -> Statistics {
+        self.inner.shared.borrow().statistics
     }
 
     /// Bytes of commands not yet written to a socket: publishes waiting in

@@ -341,12 +341,20 @@ async fn read_loop(
             blocked = processed.blocked;
             if processed.info_updated {
                 learn_servers(&mut sh);
+                if sh.session.server_info().is_some_and(|i| i.ldm) {
+                    sh.emit(Event::LameDuckMode {
+                        server: server.to_string(),
+                    });
+                }
             }
             let now_connected = sh.session.state() == State::Connected;
             if !was && now_connected && sh.state == ConnectionState::Disconnected {
                 sh.state = ConnectionState::Connected;
                 sh.reconnect_buffered = 0;
                 learn_servers(&mut sh);
+                if ever_connected {
+                    sh.statistics.reconnects += 1;
+                }
                 sh.emit(if ever_connected {
                     Event::Reconnected {
                         server: server.to_string(),
@@ -406,6 +414,7 @@ fn process_input(sh: &mut Shared, rx: &mut ReadBuffer) -> Result<Processed, Erro
                 &mut sh.requests,
                 &mut sh.flushes,
                 &mut sh.slab,
+                &mut sh.statistics,
                 event,
             ),
             None if consumed == 0 => {
@@ -456,8 +465,13 @@ fn on_event(
         oneshot::Sender<Result<(), Error>>,
     )>,
     slab: &mut super::message::Slab,
+    statistics: &mut super::client::Statistics,
     event: CoreEvent<'_>,
 ) {
+    if let CoreEvent::Message(m) | CoreEvent::Reply { message: m, .. } = &event {
+        statistics.in_messages += 1;
+        statistics.in_bytes += m.payload.len() as u64;
+    }
     match event {
         CoreEvent::Message(m) => {
             if let Some(q) = subs.get(&m.sid.0) {
@@ -635,6 +649,7 @@ async fn write_loop(
                 &mut sh.requests,
                 &mut sh.flushes,
                 &mut sh.slab,
+                &mut sh.statistics,
                 event,
             );
         }

@@ -58,8 +58,8 @@ mod subscriber;
 mod url;
 
 pub use client::{
-    connect, Client, ConnectionState, EventStream, MAX_PENDING_REQUESTS, MAX_SUBSCRIPTIONS,
-    VECTORED_PAYLOAD_MIN,
+    connect, Client, ConnectionState, EventStream, Statistics, MAX_PENDING_REQUESTS,
+    MAX_SUBSCRIPTIONS, VECTORED_PAYLOAD_MIN,
 };
 pub use courier_core::nats::ServerInfo;
 pub use error::Error;

@@ -47,6 +47,12 @@ pub enum Event {
         /// What happened.
         message: String,
     },
+    /// The server is in lame duck mode: it will shut down soon and asks
+    /// clients to move. courier reconnects elsewhere when it closes.
+    LameDuckMode {
+        /// The server going away.
+        server: String,
+    },
     /// The client closed (by `close`, `drain`, or giving up reconnecting).
     Closed,
 }
@@ -75,6 +81,9 @@ impl fmt::Display for Event {
                  dropped so far; consume faster or raise the pending limits"
             ),
             Event::Error { message } => f.write_str(message),
+            Event::LameDuckMode { server } => {
+                write!(f, "{server} entered lame duck mode and will shut down soon")
+            }
             Event::Closed => f.write_str("connection closed"),
         }
     }
