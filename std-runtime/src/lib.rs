@@ -10,6 +10,17 @@
 //!     println!("running on {:?}", courier::current_backend());
 //! });
 //! ```
+//!
+//! - [`nats`]: async NATS client (publish, subscribe, request/reply, flush,
+//!   drain, reconnect with bounded buffering) over `courier_core::nats`.
+//! - [`nsq`]: NSQ producer and consumer over `courier_core::nsq`.
+//! - [`transport`]: the TCP transport with one API over io_uring and epoll.
+//! - [`runtime`]: backend detection, [`run`], [`Runtime`], [`spawn`].
+//! - [`stats()`]: syscalls and bytes of the runtime on this thread, for
+//!   benchmarks (syscalls per message).
+//!
+//! The runtime is single-threaded (one per core scales out); clients and
+//! tasks are not `Send` and share state without locks.
 #![warn(missing_docs)]
 
 pub mod layers;
