@@ -18,7 +18,7 @@ pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
     runtime.block_on(async {
         match tokio::time::timeout(timeout, scenario(args)).await {
             Ok(result) => result,
-            Err(_) => Err(format!("timed out after {timeout:?}")),
+            Err(_) => Err(crate::worker::timeout_error(timeout, args.msgs)),
         }
     })
 }
@@ -74,8 +74,9 @@ async fn scenario(args: &WorkerArgs) -> Result<WorkerResult, String> {
             let first = sub.next().await.ok_or("subscription ended")?;
             drop(first);
             let section = Section::start();
-            for _ in 1..args.msgs {
+            for i in 1..args.msgs {
                 sub.next().await.ok_or("subscription ended early")?;
+                crate::worker::progress(i + 1);
             }
             section.finish(args.msgs.saturating_sub(1), None)
         }
@@ -90,10 +91,11 @@ async fn scenario(args: &WorkerArgs) -> Result<WorkerResult, String> {
             let msgs = args.msgs;
             let section = Section::start();
             let receiver = tokio::spawn(async move {
-                for _ in 0..msgs {
+                for i in 0..msgs {
                     if sub.next().await.is_none() {
                         return Err("subscription ended early".to_string());
                     }
+                    crate::worker::progress(i + 1);
                 }
                 Ok(Instant::now())
             });

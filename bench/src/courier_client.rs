@@ -94,7 +94,7 @@ mod imp {
         let mut result = runtime.block_on(async {
             match tokio::time::timeout(timeout, scenario(args)).await {
                 Ok(result) => result,
-                Err(_) => Err(format!("timed out after {timeout:?}")),
+                Err(_) => Err(crate::worker::timeout_error(timeout, args.msgs)),
             }
         })?;
         result.transport = Some(backend.to_string());
@@ -161,8 +161,9 @@ mod imp {
                 sub.next().await.ok_or("subscription ended")?;
                 let counters = courier::stats();
                 let section = Section::start();
-                for _ in 1..args.msgs {
+                for i in 1..args.msgs {
                     sub.next().await.ok_or("subscription ended early")?;
+                    crate::worker::progress(i + 1);
                 }
                 let mut result = section.finish(args.msgs.saturating_sub(1), None);
                 result.process_messages = Some(args.msgs);
@@ -178,10 +179,11 @@ mod imp {
                 let counters = courier::stats();
                 let section = Section::start();
                 let receive = async {
-                    for _ in 0..msgs {
+                    for i in 0..msgs {
                         if sub.next().await.is_none() {
                             return Err("subscription ended early".to_string());
                         }
+                        crate::worker::progress(i + 1);
                     }
                     Ok(Instant::now())
                 };
@@ -292,6 +294,7 @@ mod imp {
         ) -> Result<(), courier::nsq::HandlerError> {
             let seen = self.seen.get() + 1;
             self.seen.set(seen);
+            crate::worker::progress(seen);
             if seen == 1 {
                 self.first.set(Some(Instant::now()));
             }

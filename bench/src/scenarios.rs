@@ -71,7 +71,7 @@ impl Plan {
             requests: 20_000,
             nsq_runfor: Duration::from_secs(2),
             only: Vec::new(),
-            timeout: Duration::from_secs(180),
+            timeout: Duration::from_secs(60),
             transport: "auto".into(),
             courier_epoll: true,
         }

@@ -70,7 +70,11 @@ fn spawn_quiet(bin: &Path, args: &[String]) -> Result<Child, String> {
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(if std::env::var_os("COURIER_BENCH_SERVER_LOGS").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .spawn()
         .map_err(|e| format!("start {}: {e}", bin.display()))
 }

@@ -49,6 +49,23 @@ pub struct WorkerArgs {
     pub transport: String,
 }
 
+/// Messages the running scenario has handled so far; a timeout reports
+/// it, so a stuck run says how far it got (e.g. messages lost upstream).
+pub static PROGRESS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Records progress (cheap: one relaxed store).
+pub fn progress(done: u64) {
+    PROGRESS.store(done, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// "timed out after 60s with 1234 of 5000 messages handled".
+pub fn timeout_error(timeout: Duration, expected: u64) -> String {
+    format!(
+        "timed out after {timeout:?} with {} of {expected} messages handled",
+        PROGRESS.load(std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
 /// A latency histogram in nanoseconds, allocated up front so recording
 /// never allocates inside a measured section.
 pub fn latency_histogram() -> Histogram<u64> {
