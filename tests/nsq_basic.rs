@@ -40,7 +40,7 @@ fn topic_depth(nsqd: &Nsqd, topic: &str) -> u64 {
 
 #[test]
 fn pub_mpub_and_dpub_are_delivered_and_dpub_not_before_its_delay() {
-    let nsqd = Nsqd::start();
+    let nsqd = nsq_support::nsqd(&[]);
     let topic = topic("basic");
     courier::run(async {
         let producer = Producer::new([nsqd.tcp_addr()], Config::default()).unwrap();
@@ -90,7 +90,7 @@ fn pub_mpub_and_dpub_are_delivered_and_dpub_not_before_its_delay() {
 
 #[test]
 fn publish_errors_are_typed() {
-    let nsqd = Nsqd::start_with(&["--max-msg-size=100"]);
+    let nsqd = nsq_support::nsqd(&["--max-msg-size=100"]);
     courier::run(async {
         let producer = Producer::new([nsqd.tcp_addr()], Config::default()).unwrap();
         // A bad topic name is refused before anything is sent.
@@ -122,7 +122,7 @@ fn publish_errors_are_typed() {
 
 #[test]
 fn req_redelivers_with_attempts_plus_one() {
-    let nsqd = Nsqd::start();
+    let nsqd = nsq_support::nsqd(&[]);
     let topic = topic("req");
     courier::run(async {
         let mut config = Config::default();
@@ -161,7 +161,7 @@ fn req_redelivers_with_attempts_plus_one() {
 
 #[test]
 fn a_message_not_finished_before_msg_timeout_is_redelivered() {
-    let nsqd = Nsqd::start_with(&["--msg-timeout=1s"]);
+    let nsqd = nsq_support::nsqd(&["--msg-timeout=1s"]);
     let topic = topic("timeout");
     courier::run(async {
         let config = Config {
@@ -193,7 +193,7 @@ fn a_message_not_finished_before_msg_timeout_is_redelivered() {
 
 #[test]
 fn max_attempts_gives_up_and_finishes() {
-    let nsqd = Nsqd::start();
+    let nsqd = nsq_support::nsqd(&[]);
     let topic = topic("giveup");
     courier::run(async {
         let config = Config {
@@ -238,8 +238,8 @@ fn max_attempts_gives_up_and_finishes() {
 
 #[test]
 fn producer_fails_over_to_the_next_nsqd() {
-    let mut first = Nsqd::start();
-    let second = Nsqd::start();
+    let mut first = nsq_support::nsqd(&[]);
+    let second = nsq_support::nsqd(&[]);
     let topic = topic("failover");
     courier::run(async {
         let producer =
@@ -303,7 +303,7 @@ impl Callbacks for CountingCallbacks {
 
 #[test]
 fn graceful_stop_finishes_in_flight_messages_and_callbacks_fire() {
-    let nsqd = Nsqd::start();
+    let nsqd = nsq_support::nsqd(&[]);
     let topic = topic("stop");
     courier::run(async {
         let callbacks = Rc::new(CountingCallbacks::default());

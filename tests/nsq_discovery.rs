@@ -5,7 +5,7 @@ mod nsq_support;
 use std::time::{Duration, Instant};
 
 use courier::nsq::{Config, Consumer, LookupNodes, Producer, ServerNodes};
-use courier_tests::{Nsqd, Nsqlookupd};
+use courier_tests::Nsqlookupd;
 use nsq_support::{topic, wait_until, Recorder};
 
 #[test]
@@ -13,7 +13,7 @@ fn lookupd_discovery_picks_up_an_nsqd_started_after_the_consumer_and_drops_a_van
     let lookupd = Nsqlookupd::start();
     let lookup_arg = format!("--lookupd-tcp-address={}", lookupd.tcp_addr());
     let topic = topic("discover");
-    let first = Nsqd::start_with(&[&lookup_arg]);
+    let first = nsq_support::nsqd(&[&lookup_arg]);
     courier::run(async {
         // The topic exists on the first nsqd (so nsqlookupd knows it).
         let p1 = Producer::new([first.tcp_addr()], Config::default()).unwrap();
@@ -39,7 +39,7 @@ fn lookupd_discovery_picks_up_an_nsqd_started_after_the_consumer_and_drops_a_van
         assert!(wait_until(Duration::from_secs(10), || rec.seen.borrow().len() == 1).await);
 
         // A second nsqd appears after the consumer started.
-        let mut second = Nsqd::start_with(&[&lookup_arg]);
+        let mut second = nsq_support::nsqd(&[&lookup_arg]);
         let p2 = Producer::new([second.tcp_addr()], Config::default()).unwrap();
         p2.publish(&topic, b"from second").await.unwrap();
         assert!(
@@ -84,7 +84,7 @@ fn heartbeats_keep_an_idle_connection_alive() {
     // nsqd has no server-side interval flag: each client asks for one in
     // IDENTIFY (1 s here, nsqd's minimum), and nsqd drops a client that
     // misses two.
-    let nsqd = Nsqd::start();
+    let nsqd = nsq_support::nsqd(&[]);
     let topic = topic("heartbeat");
     courier::run(async {
         let config = Config {

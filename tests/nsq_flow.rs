@@ -12,7 +12,7 @@ use nsq_support::{topic, wait_until, Behaviour, Recorder};
 
 #[test]
 fn ten_thousand_messages_consumed_exactly_once_on_each_of_two_channels() {
-    let nsqd = Nsqd::start();
+    let nsqd = nsq_support::nsqd(&[]);
     let topic = topic("tenk");
     const N: usize = 10_000;
     courier::run(async {
@@ -83,7 +83,7 @@ fn ten_thousand_messages_consumed_exactly_once_on_each_of_two_channels() {
 /// `max_in_flight` and a handler that holds each message a while, and
 /// returns the highest concurrency the handler observed.
 fn max_in_flight_run(nodes: usize, max_in_flight: u32, count: usize) -> (u32, u32) {
-    let nsqds: Vec<Nsqd> = (0..nodes).map(|_| Nsqd::start()).collect();
+    let nsqds: Vec<Nsqd> = (0..nodes).map(|_| nsq_support::nsqd(&[])).collect();
     let topic = topic("mif");
     courier::run(async {
         for (i, nsqd) in nsqds.iter().enumerate() {

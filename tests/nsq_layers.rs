@@ -13,7 +13,6 @@ use courier::nsq::{Callbacks, ConnInfo};
 use courier_core::nsq::IdentifyResponse;
 
 use courier::nsq::{Compression, Config, Consumer, Error, Producer, ServerNodes, TlsConfig};
-use courier_tests::Nsqd;
 use nsq_support::{generate_certs, topic, wait_until, Behaviour, Certs, Recorder};
 
 const N: usize = 1000;
@@ -70,7 +69,7 @@ fn carry_1k(nsqd_args: &[String], config: Config, expect: &[&str]) {
         matches!(config.compression, Compression::Deflate { .. }),
     );
     let args: Vec<&str> = nsqd_args.iter().map(|s| s.as_str()).collect();
-    let nsqd = Nsqd::start_with(&args);
+    let nsqd = nsq_support::nsqd(&args);
     let topic = topic("layers");
     courier::run(async {
         let negotiated = Rc::new(Negotiated::default());
@@ -113,16 +112,17 @@ fn carry_1k(nsqd_args: &[String], config: Config, expect: &[&str]) {
             rec.handled.get()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let counts = rec.counts.borrow();
-        assert_eq!(counts.len(), N);
-        assert!(counts.values().all(|&n| n == 1));
-        for (i, body) in rest.iter().enumerate().take(20) {
-            assert!(
-                counts.contains_key(&("ch".to_string(), body.clone())),
-                "MPUB body {i} arrived intact"
-            );
+        {
+            let counts = rec.counts.borrow();
+            assert_eq!(counts.len(), N);
+            assert!(counts.values().all(|&n| n == 1));
+            for (i, body) in rest.iter().enumerate().take(20) {
+                assert!(
+                    counts.contains_key(&("ch".to_string(), body.clone())),
+                    "MPUB body {i} arrived intact"
+                );
+            }
         }
-        drop(counts);
         assert_eq!(
             negotiated.0.borrow().clone(),
             vec![features, features],
@@ -221,7 +221,7 @@ fn a_wrong_ca_is_refused_with_a_clear_error() {
     let other = generate_certs();
     let args = tls_args(&certs, false);
     let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-    let nsqd = Nsqd::start_with(&args);
+    let nsqd = nsq_support::nsqd(&args);
     courier::run(async {
         let config = Config {
             tls: Some(TlsConfig::new().ca_pem(other.ca_pem.as_bytes()).unwrap()),
@@ -257,7 +257,7 @@ fn a_missing_client_certificate_is_refused_when_nsqd_requires_one() {
     let certs = generate_certs();
     let args = tls_args(&certs, true);
     let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-    let nsqd = Nsqd::start_with(&args);
+    let nsqd = nsq_support::nsqd(&args);
     courier::run(async {
         let config = Config {
             tls: Some(tls_config(&certs, false)),
@@ -274,7 +274,7 @@ fn plaintext_is_refused_by_an_nsqd_that_requires_tls() {
     let certs = generate_certs();
     let args = tls_args(&certs, false);
     let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-    let nsqd = Nsqd::start_with(&args);
+    let nsqd = nsq_support::nsqd(&args);
     courier::run(async {
         let producer = Producer::new([nsqd.tcp_addr()], Config::default()).unwrap();
         let e = producer.publish("t", b"x").await.unwrap_err();

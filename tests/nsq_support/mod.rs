@@ -188,3 +188,17 @@ pub fn topic(prefix: &str) -> String {
 pub fn rc<T>(t: T) -> Rc<T> {
     Rc::new(t)
 }
+
+/// Starts nsqd, retrying on fresh ports when it exits at start: the free
+/// port the harness picked can be taken (by another test's outgoing
+/// connection, say) before nsqd binds it.
+pub fn nsqd(args: &[&str]) -> courier_tests::Nsqd {
+    for attempt in 1.. {
+        match std::panic::catch_unwind(|| courier_tests::Nsqd::start_with(args)) {
+            Ok(n) => return n,
+            Err(e) if attempt >= 4 => std::panic::resume_unwind(e),
+            Err(_) => eprintln!("nsqd did not start (attempt {attempt}); retrying on new ports"),
+        }
+    }
+    unreachable!()
+}

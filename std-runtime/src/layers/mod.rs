@@ -62,8 +62,8 @@ impl From<rustls::Error> for LayerError {
 
 /// A negotiated compression layer (both directions).
 pub enum Codec {
-    /// Framed snappy.
-    Snappy(SnappyEncoder, SnappyDecoder),
+    /// Framed snappy (boxed: snap's encoder carries its hash table).
+    Snappy(Box<(SnappyEncoder, SnappyDecoder)>),
     /// Raw DEFLATE with a 32 KiB window.
     Deflate(DeflateEncoder, DeflateDecoder),
 }
@@ -71,7 +71,7 @@ pub enum Codec {
 impl Codec {
     /// A snappy codec.
     pub fn snappy() -> Self {
-        Codec::Snappy(SnappyEncoder::new(), SnappyDecoder::new())
+        Codec::Snappy(Box::new((SnappyEncoder::new(), SnappyDecoder::new())))
     }
 
     /// A DEFLATE codec compressing at `level` (1..=9).
@@ -81,14 +81,14 @@ impl Codec {
 
     fn encode(&mut self, plain: &[u8], out: &mut Vec<u8>) {
         match self {
-            Codec::Snappy(e, _) => e.encode(plain, out),
+            Codec::Snappy(c) => c.0.encode(plain, out),
             Codec::Deflate(e, _) => e.encode(plain, out),
         }
     }
 
     fn decode(&mut self, compressed: &[u8], out: &mut Vec<u8>) -> Result<(), LayerError> {
         match self {
-            Codec::Snappy(_, d) => d.decode(compressed, out),
+            Codec::Snappy(c) => c.1.decode(compressed, out),
             Codec::Deflate(_, d) => d.decode(compressed, out),
         }
     }

@@ -270,18 +270,21 @@ async fn heartbeat_loop(conn: &Conn) -> Result<(), Error> {
 async fn write_loop(conn: &Conn, mut write: WriteHalf) -> Result<(), Error> {
     let mut spare: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
-        {
+        let idle = {
             let mut st = conn.state.borrow_mut();
-            if st.out.is_empty() {
-                drop(st);
-                if conn.shutting_down.get() {
-                    let _ = write.shutdown();
-                    return Ok(());
-                }
-                conn.wake_writer.notified().await;
-                continue;
+            let idle = st.out.is_empty();
+            if !idle {
+                std::mem::swap(&mut st.out, &mut spare);
             }
-            std::mem::swap(&mut st.out, &mut spare);
+            idle
+        };
+        if idle {
+            if conn.shutting_down.get() {
+                let _ = write.shutdown();
+                return Ok(());
+            }
+            conn.wake_writer.notified().await;
+            continue;
         }
         let (res, mut buf) = write.write_all(spare).await;
         buf.clear();

@@ -330,8 +330,7 @@ impl Producer {
                 Ok(()) => Ok(conn),
                 Err(_) => Err(ended_rx.await.unwrap_or(Error::Disconnected)),
             },
-            r = tokio::time::sleep(timeout) => {
-                let _ = r;
+            _ = tokio::time::sleep(timeout) => {
                 conn.shutdown();
                 Err(Error::TimedOut { operation: "nsqd handshake", after: timeout })
             }
