@@ -127,6 +127,32 @@ pub struct PubArgs {
     /// NSQ: send MPUB batches of N messages instead of one PUB each.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub batch: usize,
+    /// NSQ: deliver after this delay (DPUB; e.g. 30s, 5m).
+    #[arg(long, value_name = "DURATION", conflicts_with = "batch")]
+    pub defer: Option<humantime::Duration>,
+    /// Credentials.
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// Credentials (override those in the URL; the environment keeps them out
+/// of `ps` and shell history).
+#[derive(Args, Debug, Clone, Default)]
+pub struct AuthArgs {
+    /// NATS user name.
+    #[arg(long, env = "COURIER_USER", requires = "password")]
+    pub user: Option<String>,
+    /// NATS password.
+    #[arg(
+        long,
+        env = "COURIER_PASSWORD",
+        hide_env_values = true,
+        requires = "user"
+    )]
+    pub password: Option<String>,
+    /// NATS token, or the NSQ AUTH secret.
+    #[arg(long, env = "COURIER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// How received messages are printed (shared flags).
@@ -169,6 +195,9 @@ pub struct SubArgs {
     /// Output format.
     #[command(flatten)]
     pub output: FormatArgs,
+    /// Credentials.
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 impl SubArgs {
@@ -197,6 +226,9 @@ pub struct ReqArgs {
     /// instead of its payload.
     #[arg(long)]
     pub json: bool,
+    /// Credentials.
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 impl ReqArgs {
@@ -229,6 +261,9 @@ pub struct ReplyArgs {
     /// Join queue group GROUP, so several responders share the work.
     #[arg(long, value_name = "GROUP")]
     pub queue: Option<String>,
+    /// Credentials.
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 /// `courier tail`
@@ -249,6 +284,9 @@ pub struct TailArgs {
     /// Output format.
     #[command(flatten)]
     pub output: FormatArgs,
+    /// Credentials (`--token` is the NSQ AUTH secret).
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 /// `courier info`

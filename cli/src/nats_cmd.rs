@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use courier::nats::{Client, ConnectOptions, Error, Event, HeaderMap, Subscriber};
 
-use crate::args::{InfoArgs, PubArgs, ReplyArgs, ReqArgs, SubArgs};
+use crate::args::{AuthArgs, InfoArgs, PubArgs, ReplyArgs, ReqArgs, SubArgs};
 use crate::fail::{unreachable, CliResult, Failure, Kind};
 use crate::output::{nats_json, Format, Printer};
 use crate::payload::{Pacer, PayloadSource};
@@ -19,12 +19,19 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connects for command `command` (shown as the client name on the server).
 /// Long-running commands (`sub`, `reply`) reconnect forever, as a person
 /// watching a subject expects after a server restart.
-async fn connect(target: &NatsTarget, command: &str) -> CliResult<Client> {
+async fn connect(target: &NatsTarget, command: &str, auth: &AuthArgs) -> CliResult<Client> {
     let long_running = matches!(command, "sub" | "reply");
-    ConnectOptions::new()
+    let mut options = ConnectOptions::new()
         .name(format!("courier-cli {command}"))
         .connect_timeout(CONNECT_TIMEOUT)
-        .max_reconnects(if long_running { None } else { Some(60) })
+        .max_reconnects(if long_running { None } else { Some(60) });
+    if let (Some(user), Some(password)) = (&auth.user, &auth.password) {
+        options = options.user_and_password(user, password);
+    }
+    if let Some(token) = &auth.token {
+        options = options.token(token);
+    }
+    options
         .connect(&target.urls)
         .await
         .map_err(|e| failure(e, target))
@@ -42,8 +49,8 @@ pub fn failure(error: Error, target: &NatsTarget) -> Failure {
         Error::AuthorizationViolation { server } => Failure::new(
             Kind::Auth,
             format!(
-                "{server} refused the credentials (authorization violation); put the right \
-                 user:password@ or token@ in the URL"
+                "{server} refused the credentials (authorization violation); give the right \
+                 --user/--password or --token (or user:password@ / token@ in the URL)"
             ),
         ),
         Error::NoResponders { subject } => Failure::other(format!(
@@ -123,9 +130,14 @@ fn printed(result: std::io::Result<()>) -> CliResult<bool> {
 
 /// `courier pub nats://...`
 pub async fn publish(target: &NatsTarget, args: &PubArgs) -> CliResult {
+    if args.defer.is_some() || args.batch != 1 {
+        return Err(Failure::usage(
+            "--defer and --batch are for NSQ (nsq://); NATS publishes each message at once",
+        ));
+    }
     let headers = parse_headers(&args.header)?;
     let mut source = PayloadSource::open(args)?;
-    let client = connect(target, "pub").await?;
+    let client = connect(target, "pub", &args.auth).await?;
     let bar = progress::bar(source.total(), "publishing");
     let mut pacer = Pacer::new(args.rate);
     let mut sent = 0u64;
@@ -208,7 +220,7 @@ fn report_events(client: &Client) {
 
 /// `courier sub nats://...`
 pub async fn sub(target: &NatsTarget, args: &SubArgs) -> CliResult {
-    let client = connect(target, "sub").await?;
+    let client = connect(target, "sub", &args.auth).await?;
     report_events(&client);
     let mut sub = subscribe(&client, target, &args.subject, args.queue.as_deref()).await?;
     if let Some(n) = args.count {
@@ -250,7 +262,7 @@ pub async fn sub(target: &NatsTarget, args: &SubArgs) -> CliResult {
 /// `courier req nats://...`
 pub async fn request(target: &NatsTarget, args: &ReqArgs) -> CliResult {
     let headers = parse_headers(&args.header)?;
-    let client = connect(target, "req").await?;
+    let client = connect(target, "req", &args.auth).await?;
     let reply = client
         .request_with(
             &args.subject,
@@ -273,7 +285,7 @@ pub async fn request(target: &NatsTarget, args: &ReqArgs) -> CliResult {
 
 /// `courier reply nats://...`
 pub async fn reply(target: &NatsTarget, args: &ReplyArgs) -> CliResult {
-    let client = connect(target, "reply").await?;
+    let client = connect(target, "reply", &args.auth).await?;
     report_events(&client);
     let mut sub = subscribe(&client, target, &args.subject, args.queue.as_deref()).await?;
     eprintln!(

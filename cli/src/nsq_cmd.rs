@@ -13,7 +13,7 @@ use courier::nsq::{
 };
 use tokio::sync::Notify;
 
-use crate::args::{InfoArgs, PubArgs, TailArgs};
+use crate::args::{AuthArgs, InfoArgs, PubArgs, TailArgs};
 use crate::fail::{unreachable, CliResult, Failure, Kind};
 use crate::output::{JsonPayload, NsqDelivery, Printer};
 use crate::payload::{Pacer, PayloadSource};
@@ -31,11 +31,12 @@ pub enum Source {
     Lookupd(HostPort),
 }
 
-fn config() -> Config {
+fn config(auth: &AuthArgs) -> Config {
     Config {
         client_id: Some("courier-cli".into()),
         user_agent: concat!("courier-cli/", env!("CARGO_PKG_VERSION")).into(),
         connect_timeout: TIMEOUT,
+        auth_secret: auth.token.as_ref().map(|t| t.as_bytes().to_vec()),
         ..Config::default()
     }
 }
@@ -49,7 +50,7 @@ fn failure(error: Error, what: &str) -> Failure {
         Error::Unreachable { attempts } => diagnose(what, &attempts),
         Error::AuthRequired => Failure::new(
             Kind::Auth,
-            format!("{what} requires AUTH; the courier CLI cannot send an auth secret yet"),
+            format!("{what} requires AUTH; give the secret with --token (or COURIER_TOKEN)"),
         ),
         Error::Server(e)
             if matches!(
@@ -88,9 +89,19 @@ fn diagnose(addr: &str, attempts: &[String]) -> Failure {
     }
 }
 
+fn no_user_password(auth: &AuthArgs) -> CliResult {
+    if auth.user.is_some() || auth.password.is_some() {
+        return Err(Failure::usage(
+            "NSQ has no user/password; give the AUTH secret with --token",
+        ));
+    }
+    Ok(())
+}
+
 /// `courier pub nsq://host:port TOPIC ...`: PUB each message, or MPUB
 /// batches of `--batch`; every publish waits for nsqd's OK.
 pub fn publish(target: &HostPort, args: &PubArgs) -> CliResult {
+    no_user_password(&args.auth)?;
     if !args.header.is_empty() {
         return Err(Failure::usage(
             "NSQ messages have no headers; drop --header",
@@ -113,7 +124,8 @@ pub fn publish(target: &HostPort, args: &PubArgs) -> CliResult {
     let mut source = PayloadSource::open(args)?;
     let addr = target.addr();
     crate::in_runtime(async {
-        let producer = Producer::new([addr.clone()], config()).map_err(|e| failure(e, &addr))?;
+        let producer =
+            Producer::new([addr.clone()], config(&args.auth)).map_err(|e| failure(e, &addr))?;
         producer.connect().await.map_err(|e| failure(e, &addr))?;
         let bar = progress::bar(source.total(), "publishing");
         let mut pacer = Pacer::new(args.rate);
@@ -134,7 +146,11 @@ pub fn publish(target: &HostPort, args: &PubArgs) -> CliResult {
             };
             if !bodies.is_empty() {
                 pacer.wait(sent).await;
-                let result = if batch == 1 {
+                let result = if let Some(delay) = args.defer {
+                    producer
+                        .deferred_publish(topic, delay.into(), &bodies[0])
+                        .await
+                } else if batch == 1 {
                     producer.publish(topic, &bodies[0]).await
                 } else {
                     producer.multi_publish(topic, &bodies).await
@@ -214,6 +230,7 @@ impl Handler for Tail {
 
 /// `courier tail nsq://host:port/TOPIC` or `nsqlookupd://host:port/TOPIC`.
 pub fn tail(source: Source, args: &TailArgs) -> CliResult {
+    no_user_password(&args.auth)?;
     let (target, lookupd) = match &source {
         Source::Nsqd(t) => (t, false),
         Source::Lookupd(t) => (t, true),
@@ -262,7 +279,7 @@ pub fn tail(source: Source, args: &TailArgs) -> CliResult {
         done: done.clone(),
     };
     crate::in_runtime(async {
-        let mut cfg = config();
+        let mut cfg = config(&args.auth);
         // Discovery: look again soon for nsqd nodes that get the topic later.
         cfg.lookup_poll_interval = Duration::from_secs(15);
         let couplet = [(topic.clone(), channel.clone())];

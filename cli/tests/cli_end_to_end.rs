@@ -279,6 +279,36 @@ fn refused_credentials_exit_4() {
     let right = format!("nats://u:p@127.0.0.1:{port}");
     let out = run(&["pub", &right, "s", "p"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
+    // Flags and the environment work too (and override the URL).
+    let out = run(&[
+        "pub",
+        &server.url(),
+        "s",
+        "p",
+        "--user",
+        "u",
+        "--password",
+        "p",
+    ]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = courier()
+        .args(["pub", &wrong, "s", "p"])
+        .env("COURIER_USER", "u")
+        .env("COURIER_PASSWORD", "p")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = run(&[
+        "pub",
+        &server.url(),
+        "s",
+        "p",
+        "--user",
+        "u",
+        "--password",
+        "nope",
+    ]);
+    assert_one_line_failure(&out, 4, "refused the credentials");
 }
 
 #[test]
@@ -325,7 +355,7 @@ fn nsq_pub_and_mpub_then_tail_sees_them() {
             &format!("nsq://{addr}/events"),
             "--json",
             "--count",
-            "5",
+            "6",
         ],
         "tailing",
     );
@@ -336,13 +366,15 @@ fn nsq_pub_and_mpub_then_tail_sees_them() {
         "pub", &url, "events", "batched", "--count", "4", "--batch", "3",
     ]);
     assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = run(&["pub", &url, "events", "deferred", "--defer", "50ms"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
     let (ok, stdout, stderr) = tail.finish();
     assert!(ok, "{stderr}");
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
         .collect();
-    assert_eq!(lines.len(), 5, "{stdout}");
+    assert_eq!(lines.len(), 6, "{stdout}");
     let mut payloads: Vec<&str> = lines
         .iter()
         .map(|l| l["payload"].as_str().unwrap())
@@ -350,7 +382,7 @@ fn nsq_pub_and_mpub_then_tail_sees_them() {
     payloads.sort();
     assert_eq!(
         payloads,
-        ["batched", "batched", "batched", "batched", "single"]
+        ["batched", "batched", "batched", "batched", "deferred", "single"]
     );
     for l in &lines {
         assert_eq!(l["topic"], "events");
