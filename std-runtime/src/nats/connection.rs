@@ -582,6 +582,7 @@ async fn write_loop(
             sh.vectored = None;
             drop(sh);
             inner.tx_space.notify_waiters();
+            run_timers(inner)?;
             continue;
         }
         let batch = {
@@ -597,6 +598,7 @@ async fn write_loop(
             res?;
             inner.shared.borrow_mut().session.transmitted(batch);
             inner.tx_space.notify_waiters();
+            run_timers(inner)?;
             continue;
         }
         let (deadline, close) = {
@@ -621,39 +623,52 @@ async fn write_loop(
             }
             None => inner.writer.notified().await,
         }
-        let mut sh = inner.shared.borrow_mut();
-        if sh.state == ConnectionState::Disconnected
-            && tokio::time::Instant::now() >= handshake_deadline
         {
-            let timeout = sh.options.connect_timeout;
-            return Err(Error::TimedOut {
-                operation: "handshake",
-                after: timeout,
-            });
+            let sh = inner.shared.borrow();
+            if sh.state == ConnectionState::Disconnected
+                && tokio::time::Instant::now() >= handshake_deadline
+            {
+                return Err(Error::TimedOut {
+                    operation: "handshake",
+                    after: sh.options.connect_timeout,
+                });
+            }
         }
-        let now = sh.now();
-        loop {
-            let event = match sh.session.handle_timeout(now) {
-                Ok(Some(event)) => event,
-                Ok(None) => break,
-                // No room for the keepalive PING yet: the next round writes
-                // what is pending, then the overdue timer fires again.
-                // (With nothing sendable, waiting would spin: give up.)
-                Err(CoreError::BufferFull(_)) if !sh.session.transmit().is_empty() => break,
-                Err(e) => return Err(e.into()),
-            };
-            let sh = &mut *sh;
-            on_event(
-                &mut sh.pending_events,
-                &mut sh.subs,
-                &mut sh.requests,
-                &mut sh.flushes,
-                &mut sh.slab,
-                &mut sh.statistics,
-                event,
-            );
-        }
-        drop(sh);
-        inner.dispatch_events();
+        run_timers(inner)?;
     }
+}
+
+/// Fires the session's overdue timers (keepalive PING, stale connection,
+/// request deadlines). Called when the writer wakes and after every write,
+/// so a busy writer does not starve them.
+fn run_timers(inner: &Inner) -> Result<(), Error> {
+    let mut sh = inner.shared.borrow_mut();
+    let now = sh.now();
+    if sh.session.poll_timeout().is_none_or(|at| at > now) {
+        return Ok(());
+    }
+    loop {
+        let event = match sh.session.handle_timeout(now) {
+            Ok(Some(event)) => event,
+            Ok(None) => break,
+            // No room for the keepalive PING yet: the next round writes
+            // what is pending, then the overdue timer fires again.
+            // (With nothing sendable, waiting would spin: give up.)
+            Err(CoreError::BufferFull(_)) if !sh.session.transmit().is_empty() => break,
+            Err(e) => return Err(e.into()),
+        };
+        let sh = &mut *sh;
+        on_event(
+            &mut sh.pending_events,
+            &mut sh.subs,
+            &mut sh.requests,
+            &mut sh.flushes,
+            &mut sh.slab,
+            &mut sh.statistics,
+            event,
+        );
+    }
+    drop(sh);
+    inner.dispatch_events();
+    Ok(())
 }
