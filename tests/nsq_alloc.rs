@@ -1,0 +1,108 @@
+//! Heap allocations on courier's NSQ consume path in steady state, counted
+//! by a global allocator on the runtime's thread (the only thread courier
+//! uses with `ServerNodes`), against a real nsqd.
+
+mod nsq_support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::Duration;
+
+use courier::nsq::{Config, Consumer, Handler, HandlerError, Message, Producer, ServerNodes};
+use nsq_support::{topic, wait_until};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCS.with(|a| a.get())
+}
+
+/// Counts messages and checks the body without allocating.
+#[derive(Default)]
+struct Count {
+    handled: Cell<u64>,
+    bytes: Cell<u64>,
+}
+
+impl Handler for Count {
+    type Class = ();
+    type Context = ();
+    fn classify(&self, _: &Message) -> Option<((), ())> {
+        Some(((), ()))
+    }
+    async fn handle(&self, _: (), _: (), m: &Message) -> Result<(), HandlerError> {
+        self.handled.set(self.handled.get() + 1);
+        self.bytes.set(self.bytes.get() + m.body().len() as u64);
+        Ok(())
+    }
+}
+
+#[test]
+fn consuming_allocates_nothing_per_message_in_steady_state() {
+    let nsqd = nsq_support::nsqd(&[]);
+    let topic = topic("alloc");
+    const TOTAL: u64 = 30_000;
+    const WARMUP: u64 = 10_000;
+    courier::run(async {
+        let producer = Producer::new([nsqd.tcp_addr()], Config::default()).unwrap();
+        let body = [b'x'; 100];
+        let batch: Vec<&[u8]> = vec![&body; 1000];
+        // The channel exists before the messages arrive.
+        let consumer = Consumer::builder(
+            [(topic.as_str(), "ch")],
+            ServerNodes::new([nsqd.tcp_addr()]),
+            200,
+            Count::default(),
+        )
+        .start()
+        .await
+        .unwrap();
+        consumer.set_max_in_flight(0);
+        for _ in 0..TOTAL / 1000 {
+            producer.multi_publish(&topic, &batch).await.unwrap();
+        }
+        producer.stop().await;
+        consumer.set_max_in_flight(200);
+        let handled = || consumer.handler().handled.get();
+        assert!(wait_until(Duration::from_secs(30), || handled() >= WARMUP).await);
+        let (n0, a0) = (handled(), allocations());
+        assert!(a0 > 0, "the counting allocator sees this thread");
+        assert!(wait_until(Duration::from_secs(60), || handled() >= TOTAL).await);
+        let (n1, a1) = (handled(), allocations());
+        let per_message = (a1 - a0) as f64 / (n1 - n0) as f64;
+        eprintln!(
+            "steady state on {:?}: {} allocations for {} messages = {per_message:.4} per message",
+            courier::current_backend(),
+            a1 - a0,
+            n1 - n0
+        );
+        assert_eq!(consumer.handler().bytes.get(), 100 * handled());
+        consumer.stop().await;
+        // Bounded, not per message: a handful of buffer growths at most.
+        assert!(
+            per_message < 0.01,
+            "{per_message} allocations per consumed message"
+        );
+    });
+}
