@@ -659,3 +659,26 @@ fn host_names_resolve_and_every_address_is_tried() {
         assert_eq!(client.connected_url(), Some(url.clone()));
     });
 }
+
+#[test]
+fn token_in_the_url_and_in_the_options() {
+    let server = NatsServer::start_with(&["--auth", "t0ken"]);
+    let port = server.port();
+    run(async {
+        let client = nats::connect([format!("nats://t0ken@127.0.0.1:{port}")])
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+        let client = ConnectOptions::new()
+            .token("t0ken")
+            .connect([format!("nats://127.0.0.1:{port}")])
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+        let refused = nats::connect([format!("nats://127.0.0.1:{port}")]).await;
+        assert!(
+            matches!(refused, Err(Error::AuthorizationViolation { .. })),
+            "{refused:?}"
+        );
+    });
+}
