@@ -58,6 +58,10 @@ struct Cli {
     /// courier transport: auto (io_uring, epoll when refused), uring, epoll.
     #[arg(long, default_value = "auto")]
     transport: String,
+    /// Run everything this many times and report each series' median run
+    /// (default: 3 for a full run, 1 with --quick).
+    #[arg(long, value_name = "N")]
+    repeat: Option<usize>,
     /// Do not wrap clients in `perf stat` (no syscall counts).
     #[arg(long)]
     no_perf: bool,
@@ -123,7 +127,15 @@ fn run(cli: Cli) -> Result<(), String> {
             plan.only = cli.only.clone();
             plan.transport = cli.transport.clone();
             let launcher = process::Launcher::probe(!cli.no_perf);
-            scenarios::Bench::new(plan, launcher)?.run()
+            let repeat = cli.repeat.unwrap_or(if cli.quick { 1 } else { 3 }).max(1);
+            let mut runs = Vec::new();
+            for round in 1..=repeat {
+                if repeat > 1 {
+                    eprintln!("courier-bench: round {round} of {repeat}");
+                }
+                runs.push(scenarios::Bench::new(plan.clone(), launcher.clone())?.run());
+            }
+            report::Report::median_of(runs)
         }
     };
     println!("{}", report.terminal_table());

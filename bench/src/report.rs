@@ -291,42 +291,68 @@ impl Report {
     /// to each), then the detail table.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
-        let clients = self.clients();
-        let others: Vec<&String> = clients.iter().filter(|c| c.as_str() != COURIER).collect();
-        let _ = writeln!(
-            out,
-            "### Headline: messages/s (request: p50 / p99 latency), courier vs each reference\n"
-        );
-        let mut header = "| protocol | scenario | payload |".to_string();
-        let mut rule = "|---|---|---:|".to_string();
-        for c in &clients {
-            let _ = write!(header, " {c} |");
-            rule.push_str("---:|");
+        let mut protocols: Vec<String> = Vec::new();
+        for m in &self.results {
+            if !protocols.contains(&m.protocol) {
+                protocols.push(m.protocol.clone());
+            }
         }
-        for c in &others {
-            let _ = write!(header, " courier / {c} |");
-            rule.push_str("---:|");
-        }
-        let _ = writeln!(out, "{header}\n{rule}");
-        for group in self.groups() {
-            let mut row = format!("| {} | {} | {} |", group.0, group.1, human_size(group.2));
+        for protocol in &protocols {
+            let mut clients: Vec<String> = Vec::new();
+            for m in self.results.iter().filter(|m| &m.protocol == protocol) {
+                if !clients.contains(&m.client) {
+                    clients.push(m.client.clone());
+                }
+            }
+            // courier first, then the others in run order.
+            clients.sort_by_key(|c| c != COURIER);
+            let others: Vec<&String> = clients.iter().filter(|c| c.as_str() != COURIER).collect();
+            let has_latency = self
+                .results
+                .iter()
+                .any(|m| &m.protocol == protocol && latency_scenario(&m.scenario));
+            let _ = writeln!(
+                out,
+                "### Headline, {}: messages/s{}, courier vs each other client\n",
+                protocol.to_uppercase(),
+                if has_latency {
+                    " (request: p50 / p99 latency)"
+                } else {
+                    ""
+                }
+            );
+            let mut header = "| scenario | payload |".to_string();
+            let mut rule = "|---|---:|".to_string();
             for c in &clients {
-                let cell = match self.find(&group, c) {
-                    None => "".to_string(),
-                    Some(m) if m.error.is_some() => "failed".to_string(),
-                    Some(m) => headline_cell(m),
-                };
-                let _ = write!(row, " {cell} |");
+                let _ = write!(header, " {c} |");
+                rule.push_str("---:|");
             }
-            let courier = self.find(&group, COURIER).filter(|m| m.error.is_none());
             for c in &others {
-                let cell = match self.find(&group, c) {
-                    Some(m) if m.error.is_none() => ratio_text(courier, m),
-                    _ => "".to_string(),
-                };
-                let _ = write!(row, " {cell} |");
+                let _ = write!(header, " courier ÷ {c} |");
+                rule.push_str("---:|");
             }
-            let _ = writeln!(out, "{row}");
+            let _ = writeln!(out, "{header}\n{rule}");
+            for group in self.groups().into_iter().filter(|g| &g.0 == protocol) {
+                let mut row = format!("| {} | {} |", group.1, human_size(group.2));
+                for c in &clients {
+                    let cell = match self.find(&group, c) {
+                        None => "".to_string(),
+                        Some(m) if m.error.is_some() => "failed".to_string(),
+                        Some(m) => headline_cell(m),
+                    };
+                    let _ = write!(row, " {cell} |");
+                }
+                let courier = self.find(&group, COURIER).filter(|m| m.error.is_none());
+                for c in &others {
+                    let cell = match self.find(&group, c) {
+                        Some(m) if m.error.is_none() => ratio_text(courier, m),
+                        _ => "".to_string(),
+                    };
+                    let _ = write!(row, " {cell} |");
+                }
+                let _ = writeln!(out, "{row}");
+            }
+            let _ = writeln!(out);
         }
         let _ = writeln!(
             out,
@@ -421,6 +447,83 @@ impl Report {
             }
         }
         seen
+    }
+}
+
+impl Report {
+    /// Merges repeated runs of the same plan: for every (scenario, size,
+    /// client) the median successful run (by msgs/s, or by p50 latency for
+    /// request scenarios) is kept and its note gives the spread. A series
+    /// that failed in every run keeps the first failure.
+    pub fn median_of(runs: Vec<Report>) -> Report {
+        let mut runs = runs.into_iter();
+        let Some(mut merged) = runs.next() else {
+            return Report::default();
+        };
+        let rest: Vec<Report> = runs.collect();
+        if rest.is_empty() {
+            return merged;
+        }
+        let total = rest.len() + 1;
+        let mut results = Vec::new();
+        for first in &merged.results {
+            let key = (first.group(), first.client.clone());
+            let mut ok: Vec<&Measurement> = std::iter::once(first)
+                .chain(rest.iter().filter_map(|r| {
+                    r.results
+                        .iter()
+                        .find(|m| (m.group(), m.client.clone()) == key)
+                }))
+                .filter(|m| m.error.is_none())
+                .collect();
+            if ok.is_empty() {
+                results.push(first.clone());
+                continue;
+            }
+            if latency_scenario(&first.scenario) {
+                // Lower latency is better: sort descending so "better" is later, like msgs/s.
+                ok.sort_by(|a, b| {
+                    let p = |m: &Measurement| m.latency_us.map(|l| l.p50_us).unwrap_or(f64::MAX);
+                    p(b).total_cmp(&p(a))
+                });
+            } else {
+                ok.sort_by(|a, b| a.msgs_per_s.total_cmp(&b.msgs_per_s));
+            }
+            let mut chosen = ok[ok.len() / 2].clone();
+            let spread = if latency_scenario(&first.scenario) {
+                let p50 = |m: &Measurement| m.latency_us.map(|l| l.p50_us).unwrap_or(0.0);
+                format!(
+                    "median of {} of {total} runs by p50 (p50 {:.0}–{:.0} µs)",
+                    ok.len(),
+                    p50(ok[ok.len() - 1]),
+                    p50(ok[0])
+                )
+            } else {
+                format!(
+                    "median of {} of {total} runs ({}–{})",
+                    ok.len(),
+                    human_rate(ok[0].msgs_per_s),
+                    human_rate(ok[ok.len() - 1].msgs_per_s)
+                )
+            };
+            chosen.note = Some(match chosen.note.take() {
+                Some(n) => format!("{spread}; {n}"),
+                None => spread,
+            });
+            results.push(chosen);
+        }
+        merged.results = results;
+        for r in &rest {
+            for n in &r.notes {
+                if !merged.notes.contains(n) {
+                    merged.notes.push(n.clone());
+                }
+            }
+        }
+        merged.notes.push(format!(
+            "every series ran {total} times; the tables show each one's median run"
+        ));
+        merged
     }
 }
 
