@@ -682,3 +682,38 @@ fn token_in_the_url_and_in_the_options() {
         );
     });
 }
+
+#[test]
+fn on_connect_sets_up_a_responder() {
+    let server = NatsServer::start();
+    run(async {
+        let responder = ConnectOptions::new()
+            .on_connect(|client| async move {
+                let mut sub = client.subscribe("get-response").await.unwrap();
+                client.flush().await.unwrap();
+                while let Some(msg) = sub.next().await {
+                    let reply = msg.reply().unwrap().to_string();
+                    client.publish(&reply, "response").await.unwrap();
+                }
+            })
+            .connect([server.url()])
+            .await
+            .unwrap();
+        let requester = nats::connect([server.url()]).await.unwrap();
+        let reply = within("request to the on_connect responder", async {
+            loop {
+                match requester.request("get-response", "").await {
+                    Ok(reply) => return reply,
+                    // The responder's SUB may not have reached the server yet.
+                    Err(Error::NoResponders { .. }) => {
+                        tokio::time::sleep(Duration::from_millis(10)).await
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        })
+        .await;
+        assert_eq!(&reply.payload[..], b"response");
+        drop(responder);
+    });
+}

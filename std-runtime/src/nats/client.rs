@@ -350,7 +350,13 @@ where
     let (first_tx, first_rx) = oneshot::channel();
     crate::runtime::spawn(super::connection::run(inner, first_tx));
     match first_rx.await {
-        Ok(Ok(())) => Ok(client),
+        Ok(Ok(())) => {
+            let on_connect = client.inner.shared.borrow().options.on_connect.clone();
+            if let Some(f) = on_connect {
+                crate::runtime::spawn(f(client.clone()));
+            }
+            Ok(client)
+        }
         Ok(Err(e)) => Err(e),
         Err(_) => Err(Error::Closed),
     }

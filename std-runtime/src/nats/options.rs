@@ -91,6 +91,9 @@ impl fmt::Display for Event {
 
 pub(crate) type Callback = Rc<dyn Fn(&Event)>;
 
+pub(crate) type OnConnect =
+    Rc<dyn Fn(super::Client) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>;
+
 /// How many messages and bytes a subscription may hold undelivered before
 /// new ones are dropped (and reported as [`Event::SlowConsumer`]).
 ///
@@ -139,6 +142,7 @@ pub struct ConnectOptions {
     pub(crate) payload_chunk_size: usize,
     pub(crate) ignore_discovered_servers: bool,
     pub(crate) callbacks: Vec<Callback>,
+    pub(crate) on_connect: Option<OnConnect>,
 }
 
 impl fmt::Debug for ConnectOptions {
@@ -198,6 +202,7 @@ impl ConnectOptions {
             payload_chunk_size: 256 * 1024,
             ignore_discovered_servers: false,
             callbacks: Vec::new(),
+            on_connect: None,
         }
     }
 
@@ -369,6 +374,35 @@ impl ConnectOptions {
                 f(e)
             }
         })
+    }
+
+    /// Runs `f` as a task with a client handle once the first connection
+    /// is up, before `connect` returns (txnats' `on_connect`): the place to
+    /// set up subscriptions. They survive reconnects, so it runs once. The
+    /// task holds a client handle, so the connection stays open while it
+    /// runs; [`Client::close`](super::Client::close) ends its streams.
+    ///
+    /// ```no_run
+    /// # use courier::nats::ConnectOptions;
+    /// # async fn f() -> Result<(), courier::nats::Error> {
+    /// let client = ConnectOptions::new()
+    ///     .on_connect(|client| async move {
+    ///         let mut sub = client.subscribe("happy").await.unwrap();
+    ///         while let Some(msg) = sub.next().await {
+    ///             println!("{:?}", msg.payload);
+    ///         }
+    ///     })
+    ///     .connect(["nats://127.0.0.1:4222"])
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn on_connect<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(super::Client) -> Fut + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        self.on_connect = Some(Rc::new(move |client| Box::pin(f(client))));
+        self
     }
 
     /// Connects with these options; see [`connect`](super::connect).
