@@ -343,5 +343,9 @@ fn graceful_stop_finishes_in_flight_messages_and_callbacks_fire() {
         assert_eq!(callbacks.identifies.get(), 1);
         assert_eq!(callbacks.broken.get(), 1, "the stop closes the connection");
         assert_eq!(callbacks.received.get() as u64, started);
+        assert!(
+            callbacks.replenish.get() > 0,
+            "rdy_replenish was consulted when the window filled"
+        );
     });
 }

@@ -378,7 +378,7 @@ impl<H: Handler> ConsumerBuilder<H> {
                 for addr in &nodes.0 {
                     for ci in 0..inner.couplets.len() {
                         inner.state.borrow_mut().first_round_pending += 1;
-                        add_keeper(&inner, addr.clone(), ci, false);
+                        add_keeper(&inner, addr.clone(), ci);
                     }
                 }
                 consumer.wait_first_round().await;
@@ -573,6 +573,25 @@ impl<H: Handler> Consumer<H> {
     }
 }
 
+impl<H: Handler> Drop for Consumer<H> {
+    /// Dropping without [`Consumer::stop`] closes every connection at once
+    /// (in-flight messages are redelivered by nsqd after their timeout).
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.inner.state.try_borrow_mut() {
+            st.stopping = true;
+            st.workers_exit = true;
+            for (_, k) in st.keepers.drain() {
+                k.retired.set(true);
+                k.task.abort();
+            }
+            st.conns.clear();
+        }
+        for t in self.tasks.get_mut().drain(..) {
+            t.abort();
+        }
+    }
+}
+
 fn apply_rdy(st: &mut State) {
     while let Some((id, count)) = st.rdy.poll_update() {
         if let Some(conn) = st.conns.get(&id) {
@@ -583,7 +602,7 @@ fn apply_rdy(st: &mut State) {
     }
 }
 
-fn add_keeper<H: Handler>(inner: &Rc<Inner<H>>, addr: String, couplet: usize, discovered: bool) {
+fn add_keeper<H: Handler>(inner: &Rc<Inner<H>>, addr: String, couplet: usize) {
     let retired = Rc::new(Cell::new(false));
     let current = Rc::new(RefCell::new(None));
     let task = crate::spawn(keep_connected(
@@ -592,7 +611,6 @@ fn add_keeper<H: Handler>(inner: &Rc<Inner<H>>, addr: String, couplet: usize, di
         couplet,
         retired.clone(),
         current.clone(),
-        discovered,
     ));
     inner.state.borrow_mut().keepers.insert(
         (addr, couplet),
@@ -621,7 +639,6 @@ async fn keep_connected<H: Handler>(
     couplet: usize,
     retired: Rc<Cell<bool>>,
     current: Rc<RefCell<Option<Rc<Conn>>>>,
-    discovered: bool,
 ) {
     let mut delay = inner.config.reconnect_delay;
     let mut first = true;
@@ -688,7 +705,6 @@ async fn keep_connected<H: Handler>(
         if retired.get() || inner.state.borrow().stopping {
             break;
         }
-        let _ = discovered;
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = inner.stop_wake.notified() => {}
@@ -945,6 +961,6 @@ async fn poll_lookupds<H: Handler>(inner: &Rc<Inner<H>>, lookupds: &[String], fi
         }
     }
     for (addr, ci) in new {
-        add_keeper(inner, addr, ci, true);
+        add_keeper(inner, addr, ci);
     }
 }

@@ -55,24 +55,36 @@ struct State {
 }
 
 struct ProducerSink {
-    inner: Rc<Inner>,
+    /// Weak so that dropping the last `Producer` closes the connection.
+    inner: std::rc::Weak<Inner>,
     ready: RefCell<Option<oneshot::Sender<()>>>,
 }
 
 impl Sink for ProducerSink {
     fn on_event(&self, conn: &Rc<Conn>, event: Event<'_>) -> Result<(), Error> {
         match event {
-            Event::Identified => self
-                .inner
-                .callbacks
-                .identify(&conn.info, conn.negotiated().as_ref()),
+            Event::Identified => {
+                if let Some(inner) = self.inner.upgrade() {
+                    inner
+                        .callbacks
+                        .identify(&conn.info, conn.negotiated().as_ref())
+                }
+            }
             Event::Ready => {
                 if let Some(tx) = self.ready.borrow_mut().take() {
                     let _ = tx.send(());
                 }
             }
-            Event::Published { id } => self.inner.answer(id, Ok(())),
-            Event::PublishFailed { id, error } => self.inner.answer(id, Err(Error::Server(error))),
+            Event::Published { id } => {
+                if let Some(inner) = self.inner.upgrade() {
+                    inner.answer(id, Ok(()))
+                }
+            }
+            Event::PublishFailed { id, error } => {
+                if let Some(inner) = self.inner.upgrade() {
+                    inner.answer(id, Err(Error::Server(error)))
+                }
+            }
             Event::Error(e) => log::warn!("nsqd {}: {e}", conn.info.addr),
             _ => {}
         }
@@ -103,6 +115,14 @@ impl Inner {
         drop(st);
         self.callbacks.broken(&conn.info, error);
         self.changed.notify_waiters();
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(conn) = self.state.get_mut().current.take() {
+            conn.shutdown();
+        }
     }
 }
 
@@ -311,7 +331,7 @@ impl Producer {
         self.inner.callbacks.connect(&conn.info);
         let (ready_tx, ready_rx) = oneshot::channel();
         let sink = ProducerSink {
-            inner: self.inner.clone(),
+            inner: Rc::downgrade(&self.inner),
             ready: RefCell::new(Some(ready_tx)),
         };
         let (ended_tx, ended_rx) = oneshot::channel::<Error>();
@@ -322,7 +342,9 @@ impl Producer {
                 Ok(()) => Error::Closed,
                 Err(e) => e,
             };
-            sink.inner.connection_lost(&driven, &error);
+            if let Some(inner) = sink.inner.upgrade() {
+                inner.connection_lost(&driven, &error);
+            }
             let _ = ended_tx.send(error);
         });
         tokio::select! {
