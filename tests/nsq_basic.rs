@@ -125,8 +125,10 @@ fn req_redelivers_with_attempts_plus_one() {
     let nsqd = nsq_support::nsqd(&[]);
     let topic = topic("req");
     courier::run(async {
-        let mut config = Config::default();
-        config.backoff = Duration::from_millis(100);
+        let config = Config {
+            backoff: Duration::from_millis(100),
+            ..Config::default()
+        };
         let consumer = Consumer::builder(
             [(topic.as_str(), "ch")],
             ServerNodes::new([nsqd.tcp_addr()]),
