@@ -65,7 +65,7 @@ pub(crate) struct Shared {
     pub(crate) epoch: std::time::Instant,
     pub(crate) subs: HashMap<u64, SharedQueue>,
     pub(crate) requests: HashMap<u64, PendingRequest>,
-    pub(crate) flushes: VecDeque<(PingId, oneshot::Sender<Result<(), Error>>)>,
+    pub(crate) flushes: VecDeque<PendingFlush>,
     pub(crate) slab: Slab,
     /// Bytes of publishes queued since the connection was lost (bounded by
     /// `reconnect_buffer_size`).
@@ -96,6 +96,13 @@ pub struct Statistics {
     pub out_bytes: u64,
     /// Successful reconnects.
     pub reconnects: u64,
+    /// Bytes handed to sockets, all connections together (commands
+    /// included).
+    pub written_bytes: u64,
+    /// How many of `written_bytes` a server confirmed having processed (the
+    /// PONG of the latest completed flush). The difference may or may not
+    /// have reached a server that went away.
+    pub confirmed_bytes: u64,
 }
 
 /// A header-only publish waiting for the writer: `prefix_len` bytes of the
@@ -112,6 +119,14 @@ pub(crate) struct VectoredPublish {
 /// Payloads at least this large, given as `Bytes`, are written vectored
 /// (not copied into the transmit buffer).
 pub const VECTORED_PAYLOAD_MIN: usize = 64 * 1024;
+
+/// A flush waiting for the PONG to its PING.
+pub(crate) struct PendingFlush {
+    pub(crate) ping: PingId,
+    /// Cumulative written bytes once everything up to this PING is written.
+    pub(crate) position: u64,
+    pub(crate) done: oneshot::Sender<Result<(), Error>>,
+}
 
 pub(crate) struct PendingRequest {
     pub(crate) subject: String,
@@ -141,8 +156,8 @@ impl Shared {
     /// Ends every waiter after the connection was lost: flushes fail
     /// (their PONG will never come), publishers re-check the state.
     pub(crate) fn fail_flushes(&mut self, error: impl Fn() -> Error) {
-        for (_, tx) in self.flushes.drain(..) {
-            let _ = tx.send(Err(error()));
+        for flush in self.flushes.drain(..) {
+            let _ = flush.done.send(Err(error()));
         }
     }
 
@@ -804,7 +819,13 @@ impl Client {
                             match sh.session.ping() {
                                 Ok(id) => {
                                     let (tx, rx) = oneshot::channel();
-                                    sh.flushes.push_back((id, tx));
+                                    let position = sh.statistics.written_bytes
+                                        + sh.session.queued_bytes() as u64;
+                                    sh.flushes.push_back(PendingFlush {
+                                        ping: id,
+                                        position,
+                                        done: tx,
+                                    });
                                     Some(rx)
                                 }
                                 Err(CoreError::BufferFull(_)) => None,

@@ -195,9 +195,14 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
     sh.reconnect_buffered = 0;
     sh.fail_flushes(|| Error::Disconnected);
     if was_connected {
+        let unconfirmed_bytes = sh
+            .statistics
+            .written_bytes
+            .saturating_sub(sh.statistics.confirmed_bytes);
         sh.emit(Event::Disconnected {
             server: server.to_string(),
             reason: error.to_string(),
+            unconfirmed_bytes,
         });
     } else {
         sh.emit(Event::Error {
@@ -460,10 +465,7 @@ fn on_event(
     pending_events: &mut Vec<Event>,
     subs: &mut std::collections::HashMap<u64, super::subscriber::SharedQueue>,
     requests: &mut std::collections::HashMap<u64, super::client::PendingRequest>,
-    flushes: &mut std::collections::VecDeque<(
-        courier_core::nats::PingId,
-        oneshot::Sender<Result<(), Error>>,
-    )>,
+    flushes: &mut std::collections::VecDeque<super::client::PendingFlush>,
     slab: &mut super::message::Slab,
     statistics: &mut super::client::Statistics,
     event: CoreEvent<'_>,
@@ -521,9 +523,10 @@ fn on_event(
             }
         }
         CoreEvent::Pong { ping } => {
-            while flushes.front().is_some_and(|(id, _)| *id <= ping) {
-                if let Some((_, tx)) = flushes.pop_front() {
-                    let _ = tx.send(Ok(()));
+            while flushes.front().is_some_and(|f| f.ping <= ping) {
+                if let Some(flush) = flushes.pop_front() {
+                    statistics.confirmed_bytes = statistics.confirmed_bytes.max(flush.position);
+                    let _ = flush.done.send(Ok(()));
                 }
             }
         }
@@ -579,7 +582,10 @@ async fn write_loop(
             res?;
             let mut sh = inner.shared.borrow_mut();
             sh.session.transmitted(prefix_len);
-            sh.vectored = None;
+            if let Some(v) = sh.vectored.take() {
+                sh.statistics.written_bytes +=
+                    (prefix_len + v.payload.len() + v.trailer.len()) as u64;
+            }
             drop(sh);
             inner.tx_space.notify_waiters();
             run_timers(inner)?;
@@ -596,7 +602,11 @@ async fn write_loop(
             let (res, back) = writer.write_all(std::mem::take(wbuf)).await;
             *wbuf = back;
             res?;
-            inner.shared.borrow_mut().session.transmitted(batch);
+            {
+                let mut sh = inner.shared.borrow_mut();
+                sh.session.transmitted(batch);
+                sh.statistics.written_bytes += batch as u64;
+            }
             inner.tx_space.notify_waiters();
             run_timers(inner)?;
             continue;

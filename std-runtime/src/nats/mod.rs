@@ -26,10 +26,14 @@
 //!   8 MiB) and written right after the next handshake, behind the renewed
 //!   subscriptions. A full buffer is [`Error::ReconnectBufferFull`]: that
 //!   message was not queued, and nothing queued is ever dropped to make room.
-//! - Bytes count as sent only after the socket accepted the whole write.
+//! - Bytes count as written only after the socket accepted the whole write.
 //!   If the connection breaks during a write, those publishes are kept and
-//!   written again after the reconnect: delivery is at-least-once, a message
-//!   in that last write may arrive twice, none is silently lost.
+//!   written again after the reconnect (a message in that last write may
+//!   arrive twice). Bytes the kernel already accepted when a server dies
+//!   may or may not have been processed; TCP cannot tell, so courier counts
+//!   them: [`Event::Disconnected`] carries `unconfirmed_bytes`, the bytes
+//!   written since the last flush the server confirmed
+//!   ([`Statistics::written_bytes`] / [`Statistics::confirmed_bytes`]).
 //! - [`Client::flush`] returning `Ok` means the server has processed every
 //!   earlier command (PING/PONG). It fails with [`Error::Disconnected`] if the
 //!   connection drops first and [`Error::TimedOut`] after the flush timeout:

@@ -22,6 +22,10 @@ pub enum Event {
         server: String,
         /// Why.
         reason: String,
+        /// Bytes written to that server since the last flush it confirmed:
+        /// they may or may not have been processed (TCP cannot tell). Flush
+        /// after important publishes to keep this at zero.
+        unconfirmed_bytes: u64,
     },
     /// Connected again after a loss; subscriptions were renewed and
     /// publishes buffered meanwhile were handed to the server.
@@ -61,9 +65,15 @@ impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Event::Connected { server } => write!(f, "connected to {server}"),
-            Event::Disconnected { server, reason } => {
-                write!(f, "disconnected from {server}: {reason}; reconnecting")
-            }
+            Event::Disconnected {
+                server,
+                reason,
+                unconfirmed_bytes,
+            } => write!(
+                f,
+                "disconnected from {server}: {reason}; reconnecting ({unconfirmed_bytes} bytes \
+                 written since the last confirmed flush may not have been processed)"
+            ),
             Event::Reconnected {
                 server,
                 buffered_bytes_sent,
@@ -352,7 +362,7 @@ impl ConnectOptions {
     /// Called with the server URL and the reason when a connection is lost.
     pub fn disconnected_callback(self, f: impl Fn(&str, &str) + 'static) -> Self {
         self.event_callback(move |e| {
-            if let Event::Disconnected { server, reason } = e {
+            if let Event::Disconnected { server, reason, .. } = e {
                 f(server, reason)
             }
         })
