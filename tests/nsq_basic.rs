@@ -351,3 +351,107 @@ fn graceful_stop_finishes_in_flight_messages_and_callbacks_fire() {
         );
     });
 }
+
+/// Holds each message longer than nsqd's msg_timeout, TOUCHing it.
+#[derive(Default)]
+struct SlowToucher {
+    attempts: std::cell::RefCell<Vec<u16>>,
+    touches: Cell<u32>,
+}
+
+impl courier::nsq::Handler for SlowToucher {
+    type Class = ();
+    type Context = ();
+    fn classify(&self, _: &courier::nsq::Message) -> Option<((), ())> {
+        Some(((), ()))
+    }
+    async fn handle(
+        &self,
+        _: (),
+        _: (),
+        m: &courier::nsq::Message,
+    ) -> Result<(), courier::nsq::HandlerError> {
+        self.attempts.borrow_mut().push(m.attempts());
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            m.touch().expect("TOUCH queued");
+            self.touches.set(self.touches.get() + 1);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn long_handlers_touch_to_keep_their_message() {
+    // 2.4 s of handling against a 1 s msg_timeout: without TOUCH nsqd would
+    // redeliver it twice.
+    let nsqd = nsq_support::nsqd(&["--msg-timeout=1s"]);
+    let topic = topic("touch");
+    courier::run(async {
+        let consumer = Consumer::builder(
+            [(topic.as_str(), "ch")],
+            ServerNodes::new([nsqd.tcp_addr()]),
+            1,
+            SlowToucher::default(),
+        )
+        .start()
+        .await
+        .unwrap();
+        nsqd.http_publish(&topic, b"slow");
+        let h = consumer.handler();
+        assert!(wait_until(Duration::from_secs(10), || h.touches.get() == 6).await);
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                let ch = channel_stats(&nsqd, &topic, "ch");
+                ch["in_flight_count"] == 0 && ch["depth"] == 0
+            })
+            .await
+        );
+        let ch = channel_stats(&nsqd, &topic, "ch");
+        assert_eq!(ch["timeout_count"], 0, "{ch}");
+        assert_eq!(h.attempts.borrow().clone(), vec![1], "delivered once");
+        consumer.stop().await;
+    });
+}
+
+#[test]
+fn one_consumer_subscribes_several_couplets_on_every_node() {
+    let a = nsq_support::nsqd(&[]);
+    let b = nsq_support::nsqd(&[]);
+    let (t1, t2) = (topic("couplet"), topic("couplet"));
+    courier::run(async {
+        let consumer = Consumer::builder(
+            [(t1.as_str(), "x"), (t2.as_str(), "y")],
+            ServerNodes::new([a.tcp_addr(), b.tcp_addr()]),
+            10,
+            Recorder::default(),
+        )
+        .start()
+        .await
+        .unwrap();
+        assert_eq!(consumer.connection_count(), 4, "2 nodes x 2 couplets");
+        for (n, nsqd) in [&a, &b].iter().enumerate() {
+            nsqd.http_publish(&t1, format!("t1-{n}").as_bytes());
+            nsqd.http_publish(&t2, format!("t2-{n}").as_bytes());
+        }
+        let rec = consumer.handler();
+        assert!(wait_until(Duration::from_secs(10), || rec.seen.borrow().len() == 4).await);
+        let mut got: Vec<(String, Vec<u8>)> = rec
+            .seen
+            .borrow()
+            .iter()
+            .map(|s| (s.channel.clone(), s.body.clone()))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("x".to_string(), b"t1-0".to_vec()),
+                ("x".to_string(), b"t1-1".to_vec()),
+                ("y".to_string(), b"t2-0".to_vec()),
+                ("y".to_string(), b"t2-1".to_vec()),
+            ]
+        );
+        consumer.stop().await;
+    });
+}
