@@ -723,3 +723,60 @@ fn on_connect_sets_up_a_responder() {
         drop(responder);
     });
 }
+
+#[test]
+fn concurrent_requests_share_one_inbox_and_each_gets_its_own_reply() {
+    let server = NatsServer::start();
+    run(async {
+        let client = nats::connect([server.url()]).await.unwrap();
+        let mut service = client.subscribe("double").await.unwrap();
+        client.flush().await.unwrap();
+        let responder = client.clone();
+        courier::spawn(async move {
+            while let Some(req) = service.next().await {
+                let n: u64 = std::str::from_utf8(&req.payload).unwrap().parse().unwrap();
+                let reply = req.reply().unwrap().to_string();
+                responder
+                    .publish(&reply, (n * 2).to_string())
+                    .await
+                    .unwrap();
+            }
+        });
+        let tasks: Vec<_> = (0..200u64)
+            .map(|n| {
+                let client = client.clone();
+                courier::spawn(async move {
+                    let reply = client.request("double", n.to_string()).await.unwrap();
+                    (n, String::from_utf8(reply.payload.to_vec()).unwrap())
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (n, reply) = within("concurrent request", task).await.unwrap();
+            assert_eq!(reply, (n * 2).to_string());
+        }
+        // One inbox subscription muxes them all (plus the service's).
+        assert_eq!(client.statistics().in_messages, 400);
+    });
+}
+
+#[test]
+fn unsubscribe_ends_the_stream_and_stops_delivery() {
+    let server = NatsServer::start();
+    run(async {
+        let client = nats::connect([server.url()]).await.unwrap();
+        let mut sub = client.subscribe("u").await.unwrap();
+        let mut other = client.subscribe("u").await.unwrap();
+        client.flush().await.unwrap();
+        client.publish("u", "1").await.unwrap();
+        client.flush().await.unwrap();
+        sub.unsubscribe().await.unwrap();
+        client.publish("u", "2").await.unwrap();
+        client.flush().await.unwrap();
+        // Queued before the UNSUB: still delivered, then the stream ends.
+        assert_eq!(&next(&mut sub).await.payload[..], b"1");
+        assert!(within("ended stream", sub.next()).await.is_none());
+        assert_eq!(&next(&mut other).await.payload[..], b"1");
+        assert_eq!(&next(&mut other).await.payload[..], b"2");
+    });
+}
