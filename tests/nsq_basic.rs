@@ -455,3 +455,44 @@ fn one_consumer_subscribes_several_couplets_on_every_node() {
         consumer.stop().await;
     });
 }
+
+#[test]
+fn auth_secret_is_sent_when_nsqd_requires_it() {
+    let auth = nsq_support::auth_server();
+    let nsqd = nsq_support::nsqd(&[&format!("--auth-http-address={auth}")]);
+    let topic = topic("auth");
+    courier::run(async {
+        // Without a secret: a clear error.
+        let p = Producer::new([nsqd.tcp_addr()], Config::default()).unwrap();
+        let e = p.publish(&topic, b"x").await.unwrap_err();
+        assert!(e.to_string().contains("auth_secret"), "{e}");
+        // A refused secret: nsqd's E_AUTH_FAILED.
+        let bad = Config {
+            auth_secret: Some(b"bad".to_vec()),
+            ..Config::default()
+        };
+        let p = Producer::new([nsqd.tcp_addr()], bad).unwrap();
+        let e = p.publish(&topic, b"x").await.unwrap_err();
+        assert!(e.to_string().contains("E_AUTH_FAILED"), "{e}");
+        // The right one publishes and consumes.
+        let good = Config {
+            auth_secret: Some(b"good".to_vec()),
+            ..Config::default()
+        };
+        let consumer = Consumer::builder(
+            [(topic.as_str(), "ch")],
+            ServerNodes::new([nsqd.tcp_addr()]),
+            1,
+            Recorder::default(),
+        )
+        .config(good.clone())
+        .start()
+        .await
+        .unwrap();
+        let p = Producer::new([nsqd.tcp_addr()], good).unwrap();
+        p.publish(&topic, b"authorized").await.unwrap();
+        let rec = consumer.handler();
+        assert!(wait_until(Duration::from_secs(10), || rec.seen.borrow().len() == 1).await);
+        consumer.stop().await;
+    });
+}

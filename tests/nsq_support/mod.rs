@@ -202,3 +202,40 @@ pub fn nsqd(args: &[&str]) -> courier_tests::Nsqd {
     }
     unreachable!()
 }
+
+/// A minimal nsqd auth server (`--auth-http-address`): secret `good` may
+/// publish and subscribe everything, any other secret is refused. Runs on
+/// a thread until the process ends; returns its `127.0.0.1:PORT`.
+pub fn auth_server() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&request);
+            let (status, body) = if line.contains("secret=good") {
+                (
+                    "200 OK",
+                    r#"{"ttl":3600,"identity":"courier-test","identity_url":"http://example.invalid","authorizations":[{"permissions":["subscribe","publish"],"topic":".*","channels":[".*"]}]}"#,
+                )
+            } else {
+                ("403 Forbidden", r#"{"message":"bad secret"}"#)
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
