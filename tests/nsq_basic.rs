@@ -496,3 +496,40 @@ fn auth_secret_is_sent_when_nsqd_requires_it() {
         consumer.stop().await;
     });
 }
+
+#[test]
+fn consumer_reconnects_after_nsqd_restarts() {
+    let mut nsqd = nsq_support::nsqd(&[]);
+    let topic = topic("restart");
+    courier::run(async {
+        let config = Config {
+            reconnect_delay: Duration::from_millis(100),
+            ..Config::default()
+        };
+        let callbacks = Rc::new(CountingCallbacks::default());
+        let consumer = Consumer::builder(
+            [(topic.as_str(), "ch")],
+            ServerNodes::new([nsqd.tcp_addr()]),
+            5,
+            Recorder::default(),
+        )
+        .config(config)
+        .callbacks(callbacks.clone())
+        .start()
+        .await
+        .unwrap();
+        nsqd.http_publish(&topic, b"before");
+        let rec = consumer.handler();
+        assert!(wait_until(Duration::from_secs(10), || rec.seen.borrow().len() == 1).await);
+        nsqd.kill();
+        assert!(wait_until(Duration::from_secs(10), || !consumer.is_alive()).await);
+        assert_eq!(callbacks.broken.get(), 1);
+        nsqd.restart();
+        assert!(wait_until(Duration::from_secs(15), || consumer.is_alive()).await);
+        nsqd.http_publish(&topic, b"after");
+        assert!(wait_until(Duration::from_secs(10), || rec.seen.borrow().len() == 2).await);
+        assert_eq!(rec.seen.borrow()[1].body, b"after");
+        assert!(callbacks.connects.get() >= 2);
+        consumer.stop().await;
+    });
+}

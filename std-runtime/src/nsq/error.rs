@@ -63,7 +63,7 @@ impl fmt::Display for Error {
             }
             Error::Unreachable { attempts } => write!(
                 f,
-                "no nsqd could be reached: {}; check the addresses and that nsqd runs",
+                "no nsqd could be reached: {} (each node's error is listed)",
                 attempts.join("; ")
             ),
             Error::Io(e) => write!(f, "socket error: {e}"),
