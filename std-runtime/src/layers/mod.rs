@@ -265,4 +265,65 @@ mod tests {
         let mut plain = Vec::new();
         assert!(rx.decode(&[0xff; 64], &mut plain).is_err());
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn encoded(codec: &mut Codec, writes: &[Vec<u8>]) -> Vec<u8> {
+            let mut wire = Vec::new();
+            for w in writes {
+                codec.encode(w, &mut wire);
+            }
+            wire
+        }
+
+        fn decode_in_pieces(codec: &mut Codec, wire: &[u8], cuts: &[usize]) -> Vec<u8> {
+            let mut plain = Vec::new();
+            let mut at = 0;
+            for &c in cuts {
+                let end = (at + c).min(wire.len());
+                codec.decode(&wire[at..end], &mut plain).unwrap();
+                at = end;
+            }
+            codec.decode(&wire[at..], &mut plain).unwrap();
+            plain
+        }
+
+        proptest! {
+            #[test]
+            fn snappy_split_anywhere_equals_whole(
+                writes in proptest::collection::vec(proptest::collection::vec(0u8..4, 0..3000), 1..8),
+                cuts in proptest::collection::vec(0usize..700, 0..20),
+            ) {
+                let wire = encoded(&mut Codec::snappy(), &writes);
+                let plain = decode_in_pieces(&mut Codec::snappy(), &wire, &cuts);
+                prop_assert_eq!(plain, writes.concat());
+            }
+
+            #[test]
+            fn deflate_split_anywhere_equals_whole(
+                writes in proptest::collection::vec(proptest::collection::vec(0u8..4, 0..3000), 1..8),
+                cuts in proptest::collection::vec(0usize..700, 0..20),
+                level in 1u8..10,
+            ) {
+                let wire = encoded(&mut Codec::deflate(level), &writes);
+                let plain = decode_in_pieces(&mut Codec::deflate(6), &wire, &cuts);
+                prop_assert_eq!(plain, writes.concat());
+            }
+
+            #[test]
+            fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
+                let mut plain = Vec::new();
+                let _ = Codec::snappy().decode(&bytes, &mut plain);
+                let _ = Codec::deflate(6).decode(&bytes, &mut plain);
+                // A valid stream identifier followed by garbage.
+                let mut s = STREAM_ID_FOR_TESTS.to_vec();
+                s.extend_from_slice(&bytes);
+                let _ = Codec::snappy().decode(&s, &mut plain);
+            }
+        }
+
+        const STREAM_ID_FOR_TESTS: &[u8] = b"\xff\x06\x00\x00sNaPpY";
+    }
 }
