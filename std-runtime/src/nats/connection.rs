@@ -382,7 +382,11 @@ async fn read_loop(
             }
             inner.state_changed.notify_waiters();
         }
-        inner.writer.notify_one();
+        // Wake the writer only for something to send (PONG, CONNECT, the
+        // released publishes) or a new state; not on every read.
+        if became_connected || !inner.shared.borrow().session.transmit().is_empty() {
+            inner.writer.notify_one();
+        }
         inner.dispatch_events();
     }
 }
