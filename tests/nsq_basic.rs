@@ -533,3 +533,32 @@ fn consumer_reconnects_after_nsqd_restarts() {
         consumer.stop().await;
     });
 }
+
+#[test]
+fn concurrent_publishes_are_all_answered_and_stop_waits_for_them() {
+    let nsqd = nsq_support::nsqd(&[]);
+    let topic = topic("concurrent");
+    courier::run(async {
+        let producer = Producer::new([nsqd.tcp_addr()], Config::default()).unwrap();
+        producer.connect().await.unwrap();
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let (p, t) = (producer.clone(), topic.clone());
+                courier::spawn(async move { p.publish(&t, format!("c{i}").as_bytes()).await })
+            })
+            .collect();
+        // Let every task queue its PUB, then stop while answers are due.
+        tokio::task::yield_now().await;
+        producer.stop().await;
+        for t in tasks {
+            t.await
+                .unwrap()
+                .expect("answered before the connection closed");
+        }
+        assert!(matches!(
+            producer.publish(&topic, b"late").await,
+            Err(Error::Closed)
+        ));
+    });
+    assert_eq!(topic_depth(&nsqd, &topic), 200);
+}

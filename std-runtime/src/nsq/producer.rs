@@ -209,8 +209,17 @@ impl Producer {
         self.send(|s| s.publish_deferred(topic, ms, body)).await
     }
 
-    /// Closes the connection; later publishes return [`Error::Closed`].
+    /// Waits (up to `publish_timeout`) for nsqd to answer the publishes in
+    /// flight, then closes the connection; later publishes return
+    /// [`Error::Closed`].
     pub async fn stop(&self) {
+        let limit = self.inner.config.publish_timeout;
+        let _ = tokio::time::timeout(limit, async {
+            while !self.inner.state.borrow().waiters.is_empty() {
+                self.inner.changed.notified().await;
+            }
+        })
+        .await;
         let conn = {
             let mut st = self.inner.state.borrow_mut();
             st.stopped = true;
