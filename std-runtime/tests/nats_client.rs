@@ -386,6 +386,7 @@ fn reconnect_buffer_full_is_a_typed_error() {
         let client = ConnectOptions::new()
             .max_reconnects(None)
             .reconnect_buffer_size(100)
+            .reconnect_delay(Duration::from_millis(5), Duration::from_millis(10))
             .connect([server.url()])
             .await
             .unwrap();
@@ -396,8 +397,10 @@ fn reconnect_buffer_full_is_a_typed_error() {
             }
         })
         .await;
-        // "PUB a 40\r\n" + 40 + "\r\n" = 52 bytes: one fits, the second does not.
+        // "PUB a 40\r\n" + 40 + "\r\n" = 52 bytes: one fits, the second does not,
+        // however many reconnect attempts failed in between.
         client.publish("a", [b'x'; 40]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
         match client.publish("a", [b'x'; 40]).await {
             Err(Error::ReconnectBufferFull { needed, capacity }) => {
                 assert_eq!((needed, capacity), (104, 100))

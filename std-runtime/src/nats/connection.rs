@@ -10,9 +10,9 @@
 //! What reaches the server: the writer copies the session's pending bytes,
 //! writes them, and only then reports them transmitted. If the connection
 //! dies during that write, the session still holds those publishes and
-//! re-sends them after the next handshake: a publish is never silently
-//! lost, at worst delivered twice when the old server had read it before
-//! the connection broke.
+//! re-sends them after the next handshake (at worst delivered twice). Bytes
+//! the kernel accepted before the server died are counted as unconfirmed
+//! (see the module docs of `nats`).
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -80,7 +80,7 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
                         failed_attempts = 0;
                         round = 0;
                         failures.clear();
-                        // Try the servers again at once, this one first.
+                        // Try the servers again at once, from the top.
                         continue 'outer;
                     }
                     if let (Some(_), Error::AuthorizationViolation { .. }) = (&first, &error) {
@@ -192,7 +192,11 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
             sh.emit(Event::Error { message });
         }
     }
-    sh.reconnect_buffered = 0;
+    if was_connected {
+        // Publishes kept from the lost connection count against the
+        // reconnect buffer, like the ones made during the outage.
+        sh.reconnect_buffered = sh.session.held_bytes();
+    }
     sh.fail_flushes(|| Error::Disconnected);
     if was_connected {
         let unconfirmed_bytes = sh
