@@ -281,3 +281,21 @@ fn plaintext_is_refused_by_an_nsqd_that_requires_tls() {
         assert!(e.to_string().contains("E_INVALID"), "{e}");
     });
 }
+
+#[test]
+fn tls_configured_but_not_offered_is_refused_not_downgraded() {
+    let certs = generate_certs();
+    let nsqd = nsq_support::nsqd(&[]);
+    courier::run(async {
+        let config = Config {
+            tls: Some(tls_config(&certs, false)),
+            ..Config::default()
+        };
+        let producer = Producer::new([nsqd.tcp_addr()], config).unwrap();
+        let e = producer.publish("t", b"x").await.unwrap_err();
+        assert!(
+            e.to_string().contains("refusing to continue in plaintext"),
+            "{e}"
+        );
+    });
+}

@@ -127,6 +127,14 @@ impl Conn {
         self.state.borrow().session.negotiated().cloned()
     }
 
+    fn offers_tls(&self) -> bool {
+        self.state
+            .borrow()
+            .session
+            .negotiated()
+            .is_some_and(|n| n.tls_v1)
+    }
+
     /// True once the driver stopped (socket closed or failed).
     pub(crate) fn is_ended(&self) -> bool {
         self.ended.get()
@@ -374,6 +382,14 @@ fn process<S: Sink>(
             Some(Event::StartTls) => Step::StartTls,
             Some(Event::StartCompression(c)) => Step::StartCompression(c),
             Some(Event::AuthRequired) => Step::Auth,
+            Some(Event::Identified) if conn.config.tls.is_some() && !conn.offers_tls() => {
+                // Never fall back to plaintext when TLS was asked for.
+                return Err(Error::Config(format!(
+                    "TLS is configured but nsqd {} does not offer it (start nsqd with \
+                     --tls-cert/--tls-key); refusing to continue in plaintext",
+                    conn.info.addr
+                )));
+            }
             Some(event) => {
                 sink.on_event(conn, event)?;
                 Step::Continue
