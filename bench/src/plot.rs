@@ -11,7 +11,7 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(44, 160, 44),  // green
     RGBColor(148, 103, 189),
     RGBColor(255, 127, 14),
-    RGBColor(140, 86, 75),
+    RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
     RGBColor(127, 127, 127),
 ];
