@@ -783,3 +783,28 @@ fn unsubscribe_ends_the_stream_and_stops_delivery() {
         assert_eq!(&next(&mut other).await.payload[..], b"2");
     });
 }
+
+#[test]
+fn closing_while_disconnected_says_what_was_not_sent() {
+    let mut server = NatsServer::start();
+    run(async {
+        let client = ConnectOptions::new()
+            .max_reconnects(None)
+            .connect([server.url()])
+            .await
+            .unwrap();
+        server.kill();
+        within("disconnect noticed", async {
+            while client.connection_state() == nats::ConnectionState::Connected {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        client.publish("lost", "x").await.unwrap();
+        assert_eq!(client.unsent_bytes(), b"PUB lost 1\r\nx\r\n".len());
+        match client.close().await {
+            Err(Error::NotSent { bytes }) => assert_eq!(bytes, 15),
+            other => panic!("expected NotSent, got {other:?}"),
+        }
+    });
+}

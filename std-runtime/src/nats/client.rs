@@ -887,12 +887,19 @@ impl Client {
     /// Writes what is pending (bounded by the flush timeout) and closes.
     /// Subscriber streams end after their queued messages; waiting requests
     /// and flushes fail with [`Error::Closed`].
+    ///
+    /// Closing while disconnected returns [`Error::NotSent`] when publishes
+    /// were still held for the next connection: they are dropped, and said
+    /// so.
     pub async fn close(&self) -> Result<(), Error> {
         let connected = self.inner.shared.borrow().state == ConnectionState::Connected;
         let res = if connected {
             self.flush().await
         } else {
-            Ok(())
+            match self.unsent_bytes() {
+                0 => Ok(()),
+                bytes => Err(Error::NotSent { bytes }),
+            }
         };
         self.close_now();
         res

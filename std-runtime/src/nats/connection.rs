@@ -152,6 +152,16 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
     if let Some(tx) = first.take() {
         let _ = tx.send(Err(Error::Closed));
     }
+    {
+        // Nothing will be written any more: say what stays unsent.
+        let mut sh = inner.shared.borrow_mut();
+        let unsent = sh.session.queued_bytes();
+        if unsent > 0 {
+            sh.emit(Event::Error {
+                message: Error::NotSent { bytes: unsent }.to_string(),
+            });
+        }
+    }
     inner.shared.borrow_mut().shut_down();
     inner.wake_all();
     inner.dispatch_events();

@@ -60,6 +60,12 @@ pub enum Error {
     Disconnected,
     /// The client was closed (or drained); nothing more is sent.
     Closed,
+    /// The client closed while disconnected, with publishes still held for
+    /// the next connection: those bytes were NOT sent.
+    NotSent {
+        /// Bytes of commands dropped.
+        bytes: usize,
+    },
     /// Reconnecting gave up after the configured number of attempts.
     MaxReconnectsExceeded {
         /// Failed attempts made.
@@ -112,6 +118,11 @@ impl fmt::Display for Error {
                  reached the server; flush again after the reconnect to be sure"
             ),
             Error::Closed => write!(f, "the client is closed: connect again to send more"),
+            Error::NotSent { bytes } => write!(
+                f,
+                "closed while disconnected: {bytes} bytes of queued publishes were NOT sent; \
+                 flush before closing, or close after the reconnect"
+            ),
             Error::MaxReconnectsExceeded { attempts } => write!(
                 f,
                 "gave up reconnecting after {attempts} failed attempts: the client is closed; \
