@@ -219,8 +219,9 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
             unconfirmed_bytes,
         });
     } else {
-        sh.emit(Event::Error {
-            message: format!("connecting to {server} failed: {error}"),
+        sh.emit(Event::ConnectFailed {
+            server: server.to_string(),
+            reason: error.to_string(),
         });
     }
     drop(sh);

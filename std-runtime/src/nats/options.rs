@@ -35,6 +35,14 @@ pub enum Event {
         /// Bytes of buffered publishes handed over after the handshake.
         buffered_bytes_sent: usize,
     },
+    /// One connection attempt failed (the client tries the next server
+    /// after the backoff; logged at info level, not as an error).
+    ConnectFailed {
+        /// The server tried.
+        server: String,
+        /// Why it failed.
+        reason: String,
+    },
     /// A subscriber's queue was full: messages were dropped (counted here,
     /// never silently). Raise the limits or consume faster.
     SlowConsumer {
@@ -45,8 +53,9 @@ pub enum Event {
         /// Payload bytes dropped for this subscription so far.
         dropped_bytes: u64,
     },
-    /// A non-fatal `-ERR` (e.g. a permissions violation) or a failed
-    /// connection attempt; the text says which.
+    /// A non-fatal `-ERR` (e.g. a permissions violation), a receive
+    /// buffer smaller than the server's max_payload, publishes left unsent
+    /// at close; the text says which.
     Error {
         /// What happened.
         message: String,
@@ -81,6 +90,9 @@ impl fmt::Display for Event {
                 f,
                 "reconnected to {server}; {buffered_bytes_sent} buffered bytes handed over"
             ),
+            Event::ConnectFailed { server, reason } => {
+                write!(f, "connecting to {server} failed: {reason}")
+            }
             Event::SlowConsumer {
                 subject,
                 dropped_messages,
