@@ -98,7 +98,10 @@ impl ReadBuffer {
             self.storage = vec![0; self.capacity];
             self.clear();
         }
-        if self.end == self.capacity && self.start > 0 {
+        // Compact before the spare room gets small (not only when it is
+        // gone), so reads stay large; the bytes moved are usually just the
+        // tail of one partial frame.
+        if self.start > 0 && self.capacity - self.end < self.capacity / 4 {
             self.storage.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
@@ -261,7 +264,7 @@ mod tests {
     }
 
     #[test]
-    fn read_buffer_compacts_only_when_the_end_is_reached() {
+    fn read_buffer_compacts_when_the_spare_room_gets_small() {
         let mut buf = ReadBuffer::new(8);
         let spare = buf.prepare_spare();
         assert_eq!(spare, 0..8);
@@ -271,5 +274,12 @@ mod tests {
         assert_eq!(buf.prepare_spare(), 2..8);
         assert_eq!(buf.data(), b"gh");
         assert!(!buf.is_full());
+        // Plenty of room left: no move.
+        let mut buf = ReadBuffer::new(8);
+        buf.storage[..4].copy_from_slice(b"abcd");
+        buf.filled(4);
+        buf.consume(1);
+        assert_eq!(buf.prepare_spare(), 4..8);
+        assert_eq!(buf.data(), b"bcd");
     }
 }
