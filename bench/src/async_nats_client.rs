@@ -109,6 +109,33 @@ async fn scenario(args: &WorkerArgs) -> Result<WorkerResult, String> {
             let end = receiver.await.map_err(|e| e.to_string())??;
             section.finish_at(end, msgs, None)
         }
+        "queue" => {
+            use crate::worker::{QueueTally, QUEUE_MEMBERS};
+            use std::sync::Arc;
+            let tally = Arc::new(QueueTally::new(args.msgs));
+            let done = Arc::new(tokio::sync::Notify::new());
+            let mut clients = Vec::new();
+            for member in 0..QUEUE_MEMBERS {
+                let client = connect(args).await?;
+                let mut sub = client
+                    .queue_subscribe(subject.clone(), "bench".into())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                client.flush().await.map_err(|e| e.to_string())?;
+                let (tally, done) = (tally.clone(), done.clone());
+                tokio::spawn(async move {
+                    while sub.next().await.is_some() {
+                        if tally.record(member) {
+                            done.notify_one();
+                        }
+                    }
+                });
+                clients.push(client);
+            }
+            let allocs = crate::alloc_count::AllocSnapshot::now();
+            done.notified().await;
+            tally.result(allocs)
+        }
         "request" => {
             let client = connect(args).await?;
             let warmup = warmup_count(args.msgs).min(100);

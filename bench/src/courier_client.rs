@@ -13,6 +13,7 @@ pub fn supports(scenario: &str) -> bool {
             "publish"
                 | "subscribe"
                 | "pubsub"
+                | "queue"
                 | "request"
                 | "nsq-publish"
                 | "nsq-consume"
@@ -216,6 +217,37 @@ mod imp {
                 let mut result = section.finish(args.msgs, Some(&hist));
                 result.process_messages = Some(args.msgs + warmup);
                 result.note = Some(runtime_note(counters, args.msgs));
+                result
+            }
+            "queue" => {
+                use crate::worker::{QueueTally, QUEUE_MEMBERS};
+                use std::sync::Arc;
+                let tally = Arc::new(QueueTally::new(args.msgs));
+                let done = Arc::new(tokio::sync::Notify::new());
+                let mut clients = Vec::new();
+                for member in 0..QUEUE_MEMBERS {
+                    let client = connect(args).await?;
+                    let mut sub = client.queue_subscribe(subject, "bench").await.map_err(e)?;
+                    client.flush().await.map_err(e)?;
+                    let (tally, done) = (tally.clone(), done.clone());
+                    courier::spawn(async move {
+                        while sub.next().await.is_some() {
+                            if tally.record(member) {
+                                done.notify_one();
+                            }
+                        }
+                    });
+                    clients.push(client);
+                }
+                let counters = courier::stats();
+                let allocs = crate::alloc_count::AllocSnapshot::now();
+                done.notified().await;
+                let mut result = tally.result(allocs);
+                result.note = Some(format!(
+                    "{}; {}",
+                    result.note.unwrap_or_default(),
+                    runtime_note(counters, args.msgs)
+                ));
                 result
             }
             "nsq-publish" => nsq_publish(args).await?,

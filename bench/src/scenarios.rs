@@ -66,7 +66,7 @@ impl Plan {
     pub fn full() -> Self {
         Plan {
             quick: false,
-            publish_sizes: vec![16, 128, 1024, 4096, 16384],
+            publish_sizes: vec![16, 128, 1024, 4096, 16384, 65536, 1 << 20],
             sizes: vec![16, 1024],
             requests: 20_000,
             nsq_runfor: Duration::from_secs(2),
@@ -78,12 +78,12 @@ impl Plan {
     }
 
     /// Messages per throughput run at `size`: about 256 MiB of payload,
-    /// between 20k and 1M messages (5k in quick mode).
+    /// between 256 and 1M messages (5k in quick mode).
     pub fn messages(&self, size: usize) -> u64 {
         if self.quick {
             5_000
         } else {
-            ((256u64 << 20) / size.max(1) as u64).clamp(20_000, 1_000_000)
+            ((256u64 << 20) / size.max(1) as u64).clamp(256, 1_000_000)
         }
     }
 
@@ -370,7 +370,7 @@ impl Bench {
                 let n = self.plan.messages(size);
                 self.nats_subscribe_ceiling(size, n);
                 if let Some(cli) = &natscli {
-                    let m = self.fed_subscriber(server, size, n, |bench, subject| {
+                    let m = self.fed_subscriber(server, size, n, 1, |bench, subject| {
                         bench.natscli_spawn(cli, &url, size, n, &["sub", subject])
                     });
                     let m = m.map_or_else(
@@ -385,7 +385,7 @@ impl Bench {
                     if !self.available(client, "subscribe") {
                         continue;
                     }
-                    let m = self.fed_subscriber(server, size, n, |bench, subject| {
+                    let m = self.fed_subscriber(server, size, n, 1, |bench, subject| {
                         let args = bench.worker_args(
                             worker_name(client),
                             "subscribe",
@@ -425,6 +425,39 @@ impl Bench {
                 }
             }
         }
+        if self.plan.wants("nats", "queue") {
+            self.log(&format!(
+                "nats queue ({} queue-group members in one process, one shared raw feeder)",
+                crate::worker::QUEUE_MEMBERS
+            ));
+            for size in self.plan.sizes.clone() {
+                let n = self.plan.messages(size);
+                for client in self.nats_clients() {
+                    if !self.available(client, "queue") {
+                        continue;
+                    }
+                    let m = self.fed_subscriber(
+                        server,
+                        size,
+                        n,
+                        crate::worker::QUEUE_MEMBERS,
+                        |bench, subject| {
+                            let args = bench.worker_args(client, "queue", &url, subject, size, n);
+                            bench.spawn_worker(args).map(|r| (r, None))
+                        },
+                    );
+                    let m = m.map_or_else(
+                        |e| Measurement::failed("nats", "queue", client, size, e),
+                        |(outcome, _)| self.measure_worker("nats", "queue", client, size, outcome),
+                    );
+                    self.push(m);
+                }
+            }
+            let note = "nats queue: no `nats bench` series (natscli 0.5 `bench sub` has no queue-group option)".to_string();
+            if !self.report.notes.contains(&note) {
+                self.report.notes.push(note);
+            }
+        }
         if self.plan.wants("nats", "request") {
             self.log("nats request/reply (one shared raw responder)");
             for size in self.plan.sizes.clone() {
@@ -442,7 +475,7 @@ impl Bench {
                     }
                 };
                 if let Err(e) =
-                    server.wait_for_subscription(&subject, Duration::from_secs(10), || {
+                    server.wait_for_subscription(&subject, 1, Duration::from_secs(10), || {
                         responder.has_exited()
                     })
                 {
@@ -513,6 +546,7 @@ impl Bench {
         server: &NatsServer,
         size: usize,
         n: u64,
+        subscriptions: usize,
         start: F,
     ) -> Result<(Outcome, Option<tempfile::NamedTempFile>), String>
     where
@@ -520,9 +554,11 @@ impl Bench {
     {
         let subject = self.unique("sub");
         let (subscriber, csv) = start(self, &subject)?;
-        if let Err(e) = server.wait_for_subscription(&subject, Duration::from_secs(20), || {
-            subscriber.has_exited()
-        }) {
+        if let Err(e) =
+            server.wait_for_subscription(&subject, subscriptions, Duration::from_secs(20), || {
+                subscriber.has_exited()
+            })
+        {
             let outcome = subscriber.wait();
             return Err(format!(
                 "{e} ({}: {})",
@@ -594,7 +630,8 @@ impl Bench {
         let url = server.url();
         let run = || -> Result<Measurement, String> {
             let (sub, sub_csv) = self.natscli_spawn(cli, &url, size, n, &["sub", &subject])?;
-            server.wait_for_subscription(&subject, Duration::from_secs(20), || sub.has_exited())?;
+            server
+                .wait_for_subscription(&subject, 1, Duration::from_secs(20), || sub.has_exited())?;
             let (publisher, _) = self.natscli_spawn(cli, &url, size, n, &["pub", &subject])?;
             let pub_outcome = publisher.wait();
             let sub_outcome = sub.wait();

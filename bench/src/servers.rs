@@ -145,26 +145,27 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// Whether some connection holds a subscription on exactly `subject`
+    /// How many subscriptions connections hold on exactly `subject`
     /// (`/connz?subs=1`). Subjects are unique per run, so this sees the
     /// subscriber under test and nothing else.
-    pub fn has_subscription(&self, subject: &str) -> bool {
+    pub fn subscriptions_on(&self, subject: &str) -> usize {
         http_request(self.monitor_port, "GET", "/connz?subs=1&limit=100000", b"")
-            .map(|body| body.contains(&format!("\"{subject}\"")))
-            .unwrap_or(false)
+            .map(|body| body.matches(&format!("\"{subject}\"")).count())
+            .unwrap_or(0)
     }
 
-    /// Waits until some connection subscribes to `subject`; gives up early
-    /// when `gone()` says the subscribing process has exited.
+    /// Waits until connections hold `count` subscriptions on `subject`;
+    /// gives up early when `gone()` says the subscribing process has exited.
     pub fn wait_for_subscription(
         &self,
         subject: &str,
+        count: usize,
         timeout: Duration,
         gone: impl Fn() -> bool,
     ) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.has_subscription(subject) {
+            if self.subscriptions_on(subject) >= count {
                 return Ok(());
             }
             if gone() {

@@ -66,6 +66,74 @@ pub fn timeout_error(timeout: Duration, expected: u64) -> String {
     )
 }
 
+/// Queue-group members in the `queue` scenario.
+pub const QUEUE_MEMBERS: usize = 4;
+
+/// Shared tally of a queue-group run: total delivered, per member, first
+/// arrival and the moment the last expected message arrived.
+pub struct QueueTally {
+    total: std::sync::atomic::AtomicU64,
+    per_member: [std::sync::atomic::AtomicU64; QUEUE_MEMBERS],
+    first: std::sync::OnceLock<Instant>,
+    last: std::sync::OnceLock<Instant>,
+    expected: u64,
+}
+
+impl QueueTally {
+    /// A tally expecting `expected` messages in all.
+    pub fn new(expected: u64) -> Self {
+        QueueTally {
+            total: Default::default(),
+            per_member: Default::default(),
+            first: Default::default(),
+            last: Default::default(),
+            expected,
+        }
+    }
+
+    /// Counts one delivery to `member`; true when it was the last expected.
+    pub fn record(&self, member: usize) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let _ = self.first.get_or_init(Instant::now);
+        if let Some(count) = self.per_member.get(member) {
+            count.fetch_add(1, Relaxed);
+        }
+        let total = self.total.fetch_add(1, Relaxed) + 1;
+        progress(total);
+        if total == self.expected {
+            let _ = self.last.set(Instant::now());
+            return true;
+        }
+        false
+    }
+
+    /// The result: rate from first to last delivery, and how the
+    /// messages spread over the members.
+    pub fn result(&self, allocs: AllocSnapshot) -> WorkerResult {
+        use std::sync::atomic::Ordering::Relaxed;
+        let elapsed = match (self.first.get(), self.last.get()) {
+            (Some(first), Some(last)) => last.duration_since(*first),
+            _ => Duration::ZERO,
+        };
+        let spread: Vec<String> = self
+            .per_member
+            .iter()
+            .map(|c| c.load(Relaxed).to_string())
+            .collect();
+        WorkerResult {
+            messages: self.expected.saturating_sub(1),
+            process_messages: Some(self.expected),
+            elapsed_s: elapsed.as_secs_f64(),
+            allocations: Some(AllocSnapshot::now().allocations_since(&allocs)),
+            note: Some(format!(
+                "{QUEUE_MEMBERS} queue members (one connection each) got {}",
+                spread.join(" / ")
+            )),
+            ..WorkerResult::default()
+        }
+    }
+}
+
 /// A latency histogram in nanoseconds, allocated up front so recording
 /// never allocates inside a measured section.
 pub fn latency_histogram() -> Histogram<u64> {
