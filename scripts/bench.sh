@@ -56,19 +56,29 @@ mem="$(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GiB"}')"
   echo "${bench_cmd[*]}"
   echo '```'
   echo
-  echo "What each scenario does:"
+  echo "What each scenario does (N: about 256 MiB of payload per run, 256 to 1M messages; requests: 20k):"
   echo
-  echo "- **nats publish**: one connection publishes N messages to a subject nobody subscribes to, then flushes (round trip)."
+  echo "- **nats publish** (16 B to 1 MiB): one connection publishes N messages to a subject nobody subscribes to, then flushes (round trip)."
   echo "  Latency is the time of one publish call. \`nats bench pub\`; the async-nats and courier harnesses do the same."
   echo "  \`raw tcp\` is the ceiling: the same PUB frames pre-encoded, written in 64 KiB batches to a loopback socket that only drains."
   echo "- **nats subscribe**: the client subscribes; one shared raw feeder publishes N pre-encoded messages as fast as the socket takes them;"
   echo "  the rate is measured from the first message received to the last. \`raw tcp\` reads the same MSG frames from a socket without parsing."
   echo "- **nats pubsub**: the client publishes N messages and receives them on its own subscription (two connections);"
   echo "  \`nats bench\` runs \`nats bench sub\` and \`nats bench pub\` as two processes (CPU and syscalls of both)."
+  echo "- **nats queue**: 4 queue-group members (one connection each) in one process share N messages from the raw feeder;"
+  echo "  the note gives how many each member got. natscli 0.5 has no queue-group bench, so only async-nats is beside courier."
   echo "- **nats request**: sequential request/reply round trips against one shared raw responder (the same for every client);"
   echo "  \`nats bench service request\` for natscli."
-  echo "- **nsq mpub / pub**: MPUB batches of 200 / one message per PUB (bench_writer: MPUB of 1), waiting for each OK."
+  echo "- **nsq mpub / pub**: MPUB batches of 200 / one message per PUB (bench_writer: MPUB of 1), each waiting for nsqd's OK, one connection"
+  echo "  (bench_writer and bench_reader run with GOMAXPROCS=1, which gives them one connection too)."
   echo "- **nsq consume**: the topic is prefilled (raw MPUB), then the client consumes with max_in_flight / RDY 2500 and FINs every message."
+  echo "- **snappy / deflate** rows: courier's producer and consumer with that compression negotiated (the Go tools have no such option)."
+  echo
+  echo "Series: \`courier\` is the courier runtime on io_uring (the transport column says which ran); \`courier epoll\` forces its epoll"
+  echo "fallback; \`courier-core blocking\` is courier's sans-IO NSQ session driven by a 150-line blocking std-socket loop in the bench (no runtime),"
+  echo "which shows what the core costs on its own. Syscalls come from \`perf stat\` on the client's process: on io_uring most I/O is"
+  echo "ring submissions, not syscalls, so the courier rows' notes also give the runtime's own reads/writes/submissions per message."
+  echo "CPU µs/msg and syscalls/msg cover the whole client process (start-up and warm-up included), allocations/msg only the measured section."
   echo
   echo "![throughput by payload size and latency distributions]($out/bench.svg)"
   echo

@@ -16,6 +16,14 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
+/// Colours of scenario variants ("courier snappy"), apart from the clients'.
+const VARIANT_PALETTE: [RGBColor; 4] = [
+    RGBColor(227, 119, 194), // pink
+    RGBColor(0, 0, 0),       // black
+    RGBColor(0, 128, 128),   // teal
+    RGBColor(128, 0, 0),     // maroon
+];
+
 enum Panel {
     Throughput {
         protocol: String,
@@ -52,7 +60,17 @@ pub fn render_svg(report: &Report) -> Result<String, String> {
                 });
             }
         } else {
-            panels.push(Panel::Throughput { protocol, scenario });
+            // "mpub snappy" joins "mpub": variants are series of one panel.
+            let base = scenario.split(' ').next().unwrap_or(&scenario).to_string();
+            let seen = panels.iter().any(|p| {
+                matches!(p, Panel::Throughput { protocol: pr, scenario: sc } if *pr == protocol && *sc == base)
+            });
+            if !seen {
+                panels.push(Panel::Throughput {
+                    protocol,
+                    scenario: base,
+                });
+            }
         }
     }
     if panels.is_empty() {
@@ -113,11 +131,22 @@ fn draw_throughput(
         .iter()
         .filter(|m| {
             m.protocol == protocol
-                && m.scenario == scenario
+                && (m.scenario == scenario || m.scenario.starts_with(&format!("{scenario} ")))
                 && m.error.is_none()
                 && m.msgs_per_s > 0.0
         })
         .collect();
+    // Series: each client, plus "client variant" for scenario variants
+    // (e.g. "courier snappy" in the mpub panel), in first-seen order.
+    let mut series_keys: Vec<(String, String)> = Vec::new();
+    for client in clients {
+        for m in points.iter().filter(|m| &m.client == client) {
+            let variant = m.scenario[scenario.len()..].trim().to_string();
+            if !series_keys.contains(&(client.clone(), variant.clone())) {
+                series_keys.push((client.clone(), variant));
+            }
+        }
+    }
     let min_size = points
         .iter()
         .map(|m| m.payload_bytes)
@@ -162,21 +191,30 @@ fn draw_throughput(
         .y_label_formatter(&|y| crate::report::human_rate(*y))
         .draw()
         .map_err(|e| e.to_string())?;
-    for client in clients {
+    let mut variants_seen = 0usize;
+    for (client, variant) in &series_keys {
         let mut series: Vec<(f64, f64)> = points
             .iter()
-            .filter(|m| &m.client == client)
+            .filter(|m| &m.client == client && m.scenario[scenario.len()..].trim() == variant)
             .map(|m| (m.payload_bytes as f64, m.msgs_per_s))
             .collect();
         if series.is_empty() {
             continue;
         }
         series.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let color = color_of(clients, client);
+        let (color, label) = if variant.is_empty() {
+            (color_of(clients, client), client.clone())
+        } else {
+            variants_seen += 1;
+            (
+                VARIANT_PALETTE[(variants_seen - 1) % VARIANT_PALETTE.len()],
+                format!("{client} {variant}"),
+            )
+        };
         chart
             .draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))
             .map_err(|e| e.to_string())?
-            .label(client.as_str())
+            .label(label)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
             });
