@@ -435,6 +435,20 @@ fn unreachable_servers_give_a_typed_error() {
             nats::connect(["nats://[::1"]).await,
             Err(Error::InvalidUrl { .. })
         ));
+        let long_prefix = ConnectOptions::new()
+            .inbox_prefix("x".repeat(60))
+            .connect([url.as_str()])
+            .await;
+        assert!(
+            matches!(
+                long_prefix,
+                Err(Error::InvalidOption {
+                    option: "inbox_prefix",
+                    ..
+                })
+            ),
+            "{long_prefix:?}"
+        );
     });
 }
 

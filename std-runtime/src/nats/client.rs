@@ -302,6 +302,43 @@ fn core_options(options: &ConnectOptions) -> core_nats::ConnectOptions {
     core
 }
 
+/// Refuses options the core cannot store, instead of failing later with a
+/// confusing error (an inbox that cannot be used, credentials cut off).
+fn check_option_lengths(servers: &[ServerAddr], options: &ConnectOptions) -> Result<(), Error> {
+    let inbox_max = core_nats::session::INBOX_PREFIX_CAPACITY;
+    if options.inbox_prefix.len() > inbox_max {
+        return Err(Error::InvalidOption {
+            option: "inbox_prefix",
+            reason: format!(
+                "{} bytes with its unique token, at most {inbox_max} fit: use a shorter prefix",
+                options.inbox_prefix.len()
+            ),
+        });
+    }
+    let cred_max = core_nats::session::CREDENTIAL_CAPACITY;
+    let mut credentials: Vec<(&'static str, &str)> = Vec::new();
+    if let Some((u, p)) = &options.user {
+        credentials.extend([("user", u.as_str()), ("password", p.as_str())]);
+    }
+    if let Some(t) = &options.token {
+        credentials.push(("token", t));
+    }
+    for s in servers {
+        credentials.extend(s.user().map(|u| ("user", u)));
+        credentials.extend(s.password().map(|p| ("password", p)));
+        credentials.extend(s.token().map(|t| ("token", t)));
+    }
+    for (option, value) in credentials {
+        if value.len() > cred_max {
+            return Err(Error::InvalidOption {
+                option,
+                reason: format!("{} bytes, at most {cred_max} are supported", value.len()),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Sets the credentials for the next handshake with `server`: the options'
 /// credentials win over the URL's.
 pub(crate) fn apply_credentials(sh: &mut Shared, server: &ServerAddr) {
@@ -358,6 +395,7 @@ where
     if servers.is_empty() {
         return Err(Error::NoServers);
     }
+    check_option_lengths(&servers, &options)?;
     let inner = new_inner(servers, options);
     let client = Client {
         inner: inner.clone(),

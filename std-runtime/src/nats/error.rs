@@ -21,6 +21,13 @@ pub enum Error {
     },
     /// `connect` was given no URL.
     NoServers,
+    /// An option cannot be used as given.
+    InvalidOption {
+        /// Which option.
+        option: &'static str,
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// No server could be reached in the first round of connection attempts.
     Unreachable {
         /// `server: error` for every attempt.
@@ -89,6 +96,9 @@ impl fmt::Display for Error {
                  the URL's host and port are right",
                 attempts.join("; ")
             ),
+            Error::InvalidOption { option, reason } => {
+                write!(f, "invalid option {option}: {reason}")
+            }
             Error::AuthorizationViolation { server } => write!(
                 f,
                 "{server} refused the credentials (Authorization Violation): check the \
