@@ -594,3 +594,97 @@ pub fn human_rate(per_s: f64) -> String {
         format!("{per_s:.0}/s")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(client: &str, scenario: &str, rate: f64, p50: Option<f64>) -> Measurement {
+        let mut m = Measurement::from_counts("nats", scenario, client, 16, 1000, 1000.0 / rate);
+        m.latency_us = p50.map(|p| Latency {
+            p50_us: p,
+            p90_us: p,
+            p99_us: p,
+            p99_9_us: p,
+            max_us: p,
+        });
+        m
+    }
+
+    fn report(results: Vec<Measurement>) -> Report {
+        Report {
+            results,
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn ratios_favour_courier_above_one() {
+        let r = report(vec![
+            run(COURIER, "publish", 2000.0, None),
+            run("nats bench", "publish", 1000.0, None),
+            run(COURIER, "request", 100.0, Some(50.0)),
+            run("nats bench", "request", 100.0, Some(100.0)),
+        ]);
+        let md = r.markdown();
+        // Throughput: 2000 / 1000; latency: 100 µs / 50 µs.
+        assert!(
+            md.contains("| publish | 16 B | 2k/s | 1k/s | 2.00x |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| request | 16 B | 50 / 50 µs | 100 / 100 µs | 2.00x |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn median_keeps_the_middle_run_and_skips_failures() {
+        let rounds = vec![
+            report(vec![run(COURIER, "publish", 300.0, None)]),
+            report(vec![run(COURIER, "publish", 100.0, None)]),
+            report(vec![Measurement::failed(
+                "nats",
+                "publish",
+                COURIER,
+                16,
+                "boom".into(),
+            )]),
+            report(vec![run(COURIER, "publish", 200.0, None)]),
+        ];
+        let merged = Report::median_of(rounds);
+        assert_eq!(merged.results.len(), 1);
+        let m = &merged.results[0];
+        assert!((m.msgs_per_s - 200.0).abs() < 1e-6, "{m:?}");
+        assert!(
+            m.note
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("median of 3 of 4 runs"),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn a_series_failing_everywhere_keeps_its_error() {
+        let fail = || {
+            report(vec![Measurement::failed(
+                "nsq",
+                "mpub",
+                COURIER,
+                16,
+                "refused".into(),
+            )])
+        };
+        let merged = Report::median_of(vec![fail(), fail()]);
+        assert_eq!(merged.results[0].error.as_deref(), Some("refused"));
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_size(16), "16 B");
+        assert_eq!(human_size(1024), "1 KiB");
+        assert_eq!(human_size(1 << 20), "1 MiB");
+        assert_eq!(human_size(1000), "1000 B");
+    }
+}

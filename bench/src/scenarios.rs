@@ -1027,6 +1027,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn natscli_csv_row_gives_rate_and_latency() {
+        use std::io::Write as _;
+        let mut csv = tempfile::NamedTempFile::new().unwrap();
+        // Captured from `nats bench service request --csv` (natscli v0.5.0).
+        write!(
+            csv,
+            "#RunID,ClientID,MsgCount,MsgBytes,MsgsPerSec,BytesPerSec,DurationSecs,MinLatencyMicroSecs,AvgLatencyMicroSecs,MaxLatencyMicroSecs,P50LatencyMicroSecs,P90LatencyMicroSecs,P99LatencyMicroSecs,P99.9LatencyMicroSecs,StdDevLatencyMicroSecs\n\
+             g06WkkuCCcZnZW6bAlmrAw,P0,10000,80000,5290,84652.070804,0.945045,57.565000,188.693144,1956.248000,182.060000,261.577000,361.235000,1255.601000,205.295653\n"
+        )
+        .unwrap();
+        let outcome = Outcome {
+            stdout: String::new(),
+            stderr: String::new(),
+            success: true,
+            status: "exit code 0".into(),
+            syscalls: Some(50_000),
+            cpu: Some(Duration::from_millis(500)),
+        };
+        let m = natscli_measurement("request", 16, 5000, &[&outcome], &Some(csv));
+        assert_eq!(m.error, None);
+        assert_eq!(m.msgs_per_s, 5290.0);
+        let l = m.latency_us.unwrap();
+        assert_eq!((l.p50_us, l.p99_us, l.max_us), (182.06, 361.235, 1956.248));
+        assert_eq!(m.syscalls_per_msg, Some(10.0));
+        assert_eq!(m.cpu_us_per_msg, Some(100.0));
+    }
+
+    #[test]
     fn go_durations_parse() {
         assert_eq!(parse_go_duration("2s"), Some(2.0));
         assert!((parse_go_duration("2.000960307s").unwrap() - 2.000960307).abs() < 1e-12);
