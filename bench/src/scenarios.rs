@@ -54,7 +54,7 @@ impl Plan {
             publish_sizes: vec![16, 1024],
             sizes: vec![16, 1024],
             requests: 500,
-            nsq_runfor: Duration::from_millis(300),
+            nsq_runfor: Duration::from_millis(500),
             only: Vec::new(),
             timeout: Duration::from_secs(60),
             transport: "auto".into(),
@@ -199,7 +199,10 @@ impl Bench {
         eprintln!("courier-bench: {what}");
     }
 
-    fn push(&mut self, m: Measurement) {
+    fn push(&mut self, mut m: Measurement) {
+        if m.error.is_none() && m.messages == 0 {
+            m.error = Some("moved no messages in its run (server or client stalled)".into());
+        }
         match &m.error {
             Some(e) => self.log(&format!(
                 "  {} {} {} B {}: FAILED {e}",
