@@ -733,7 +733,9 @@ impl Bench {
                 };
                 if compression == "none" {
                     if let Some(bin) = &reader {
-                        let m = self.bench_reader(nsqd, bin, size, prefill);
+                        // bench_reader runs for a fixed time: give it twice the
+                        // messages so it does not run dry (which its note flags).
+                        let m = self.bench_reader(nsqd, bin, size, prefill * 2);
                         self.push(m);
                     }
                 }
