@@ -116,16 +116,16 @@ pub struct PubArgs {
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Send the message N times (with stdin: at most N lines).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// At most this many messages per second.
-    #[arg(long, value_name = "MSGS_PER_SEC")]
+    #[arg(long, value_name = "MSGS_PER_SEC", value_parser = positive_rate)]
     pub rate: Option<f64>,
     /// A NATS header NAME:VALUE (repeatable).
     #[arg(long, value_name = "NAME:VALUE")]
     pub header: Vec<String>,
     /// NSQ: send MPUB batches of N messages instead of one PUB each.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = positive_usize)]
     pub batch: usize,
     /// NSQ: deliver after this delay (DPUB; e.g. 30s, 5m).
     #[arg(long, value_name = "DURATION", conflicts_with = "batch")]
@@ -187,7 +187,7 @@ pub struct SubArgs {
     /// Subject, wildcards allowed (`*` one token, `>` the rest).
     pub subject: String,
     /// Exit after N messages.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Join queue group GROUP: each message goes to one member.
     #[arg(long, value_name = "GROUP")]
@@ -256,7 +256,7 @@ pub struct ReplyArgs {
     #[arg(long, value_name = "TEXT")]
     pub respond: Option<String>,
     /// Exit after answering N requests.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Join queue group GROUP, so several responders share the work.
     #[arg(long, value_name = "GROUP")]
@@ -276,10 +276,10 @@ pub struct TailArgs {
     #[arg(long)]
     pub channel: Option<String>,
     /// Exit after N messages.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Messages in flight at once (RDY).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_in_flight: u32,
     /// Output format.
     #[command(flatten)]
@@ -297,4 +297,18 @@ pub struct InfoArgs {
     /// nsqd's HTTP address HOST:PORT (default: the nsq:// host, TCP port + 1).
     #[arg(long, value_name = "HOST:PORT")]
     pub http_address: Option<String>,
+}
+
+fn positive_usize(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected a whole number of at least 1".into()),
+    }
+}
+
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+        _ => Err("expected a number of messages per second above 0, e.g. 100 or 0.5".into()),
+    }
 }

@@ -314,9 +314,15 @@ pub fn tail(source: Source, args: &TailArgs) -> CliResult {
                 format!("nsq://{addr}")
             }
         );
+        // Ctrl-C or a polite kill: stop gracefully, so messages in flight
+        // on a named channel are FIN'd or requeued, not left to time out.
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(|e| Failure::other(format!("cannot watch SIGTERM: {e}")))?;
         tokio::select! {
             _ = done.notified() => {}
             _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
         }
         consumer.stop().await;
         Ok(())
