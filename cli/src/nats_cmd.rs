@@ -62,6 +62,11 @@ pub fn failure(error: Error, target: &NatsTarget) -> Failure {
              --timeout or check it",
             humantime::format_duration(after)
         )),
+        // A bad subject, queue group or header is the caller's argument.
+        Error::Protocol(
+            e @ (courier_core::nats::Error::InvalidSubject(_)
+            | courier_core::nats::Error::InvalidHeader(_)),
+        ) => Failure::usage(e.to_string()),
         e => Failure::other(e.to_string()),
     }
 }

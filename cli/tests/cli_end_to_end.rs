@@ -248,6 +248,21 @@ fn request_without_responder_says_so() {
 }
 
 #[test]
+fn bad_subjects_and_oversized_payloads_are_refused_before_sending() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let out = run(&["pub", &url, "bad subject", "x"]);
+    assert_one_line_failure(&out, 2, "invalid subject");
+    let out = run(&["sub", &url, "orders", "--queue", "bad group"]);
+    assert_one_line_failure(&out, 2, "invalid queue group");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.bin");
+    std::fs::write(&file, vec![0u8; 2 * 1024 * 1024]).unwrap();
+    let out = run(&["pub", &url, "big", "--file", file.to_str().unwrap()]);
+    assert_one_line_failure(&out, 1, "exceeds the server's max_payload");
+}
+
+#[test]
 fn bad_urls_are_usage_errors() {
     let out = run(&["pub", "http://127.0.0.1:4222", "s", "p"]);
     assert_one_line_failure(&out, 2, "bad URL \"http://127.0.0.1:4222\": unknown scheme");
