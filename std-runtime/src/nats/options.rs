@@ -356,7 +356,13 @@ impl ConnectOptions {
         self
     }
 
-    /// Called for every [`Event`].
+    /// Called for every [`Event`], on the runtime thread, after the client's
+    /// state is updated (so the callback may use a client handle).
+    ///
+    /// Do not move a [`Client`](super::Client) into the callback: the client
+    /// owns its callbacks, so that cycle keeps the connection alive after
+    /// every other handle is dropped. Read [`Client::events`](super::Client::events)
+    /// from a task instead when the reaction needs the client.
     pub fn event_callback(mut self, f: impl Fn(&Event) + 'static) -> Self {
         self.callbacks.push(Rc::new(f));
         self
