@@ -357,7 +357,7 @@ impl ConnectOptions {
     }
 
     /// Called for every [`Event`], on the runtime thread, after the client's
-    /// state is updated (so the callback may use a client handle).
+    /// state is updated and outside any internal borrow.
     ///
     /// Do not move a [`Client`](super::Client) into the callback: the client
     /// owns its callbacks, so that cycle keeps the connection alive after
