@@ -109,6 +109,33 @@ async fn scenario(args: &WorkerArgs) -> Result<WorkerResult, String> {
             let end = receiver.await.map_err(|e| e.to_string())??;
             section.finish_at(end, msgs, None)
         }
+        "publish-conns" => {
+            // PUBLISH_CONNECTIONS connections, each publishing its share on
+            // its own task, all flushed: the rate of the whole.
+            let mut clients = Vec::new();
+            for _ in 0..crate::worker::PUBLISH_CONNECTIONS {
+                clients.push(connect(args).await?);
+            }
+            let share = args.msgs / clients.len() as u64;
+            let section = Section::start();
+            let mut tasks = Vec::new();
+            for client in clients {
+                let (subject, payload) = (subject.clone(), payload.clone());
+                tasks.push(tokio::spawn(async move {
+                    for _ in 0..share {
+                        client
+                            .publish(subject.clone(), payload.clone())
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                    client.flush().await.map_err(|e| e.to_string())
+                }));
+            }
+            for task in tasks {
+                task.await.map_err(|e| e.to_string())??;
+            }
+            section.finish(share * crate::worker::PUBLISH_CONNECTIONS as u64, None)
+        }
         "queue" => {
             use crate::worker::{QueueTally, QUEUE_MEMBERS};
             use std::sync::Arc;

@@ -14,6 +14,7 @@ pub fn supports(scenario: &str) -> bool {
                 | "subscribe"
                 | "pubsub"
                 | "queue"
+                | "publish-conns"
                 | "request"
                 | "nsq-publish"
                 | "nsq-consume"
@@ -217,6 +218,33 @@ mod imp {
                 let mut result = section.finish(args.msgs, Some(&hist));
                 result.process_messages = Some(args.msgs + warmup);
                 result.note = Some(runtime_note(counters, args.msgs));
+                result
+            }
+            "publish-conns" => {
+                // PUBLISH_CONNECTIONS clients on this one runtime thread,
+                // each publishing its share, all flushed.
+                let mut clients = Vec::new();
+                for _ in 0..crate::worker::PUBLISH_CONNECTIONS {
+                    clients.push(connect(args).await?);
+                }
+                let share = args.msgs / clients.len() as u64;
+                let counters = courier::stats();
+                let section = Section::start();
+                let publishers = clients.iter().map(|client| {
+                    let payload = &payload;
+                    async move {
+                        for _ in 0..share {
+                            client.publish(subject, payload).await?;
+                        }
+                        client.flush().await
+                    }
+                });
+                for outcome in futures::future::join_all(publishers).await {
+                    outcome.map_err(e)?;
+                }
+                let total = share * crate::worker::PUBLISH_CONNECTIONS as u64;
+                let mut result = section.finish(total, None);
+                result.note = Some(runtime_note(counters, total));
                 result
             }
             "queue" => {

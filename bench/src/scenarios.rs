@@ -367,6 +367,50 @@ impl Bench {
                 }
             }
         }
+        if self.plan.wants("nats", "publish x4") {
+            let conns = crate::worker::PUBLISH_CONNECTIONS;
+            self.log(&format!(
+                "nats publish x{conns} ({conns} connections in one process)"
+            ));
+            let scenario = format!("publish x{conns}");
+            for size in self.plan.sizes.clone() {
+                let n = self.plan.messages(size);
+                if let Some(cli) = &natscli {
+                    let subject = self.unique("pubc");
+                    let clients = conns.to_string();
+                    let mut m = match self.natscli_spawn(
+                        cli,
+                        &url,
+                        size,
+                        n,
+                        &["pub", &subject, "--clients", &clients],
+                    ) {
+                        Ok((running, csv)) => {
+                            let outcome = running.wait();
+                            let mut m = natscli_measurement(&scenario, size, n, &[&outcome], &csv);
+                            // The aggregate line covers all clients start to end.
+                            if let Some(rate) = natscli_aggregate_rate(&outcome.stdout) {
+                                m.msgs_per_s = rate;
+                                m.mb_per_s = rate * size as f64 / 1e6;
+                            }
+                            m
+                        }
+                        Err(e) => Measurement::failed("nats", &scenario, NATS_CLI, size, e),
+                    };
+                    m.latency_us = None;
+                    self.push(m);
+                }
+                for client in self.nats_clients() {
+                    if !self.available(client, "publish-conns") {
+                        continue;
+                    }
+                    let subject = self.unique("pubc");
+                    let args = self.worker_args(client, "publish-conns", &url, &subject, size, n);
+                    let m = self.worker("nats", &scenario, client, size, args);
+                    self.push(m);
+                }
+            }
+        }
         if self.plan.wants("nats", "subscribe") {
             self.log("nats subscribe");
             for size in self.plan.sizes.clone() {
@@ -972,6 +1016,17 @@ fn natscli_measurement(
     }
     add_process_counters(&mut m, outcomes, n.max(1) as f64);
     m
+}
+
+/// natscli's "aggregated stats: 2,813,625 msgs/sec" line -> msgs/s.
+fn natscli_aggregate_rate(stdout: &str) -> Option<f64> {
+    let line = stdout.lines().find(|l| l.contains("aggregated stats:"))?;
+    let number = line
+        .split("aggregated stats:")
+        .nth(1)?
+        .split("msgs/sec")
+        .next()?;
+    number.trim().replace(',', "").parse().ok()
 }
 
 /// bench_writer / bench_reader log line: "duration: 2.0009s - 4.612mb/s -

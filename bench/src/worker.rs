@@ -66,6 +66,9 @@ pub fn timeout_error(timeout: Duration, expected: u64) -> String {
     )
 }
 
+/// Publishing connections in the `publish-conns` scenario.
+pub const PUBLISH_CONNECTIONS: usize = 4;
+
 /// Queue-group members in the `queue` scenario.
 pub const QUEUE_MEMBERS: usize = 4;
 
