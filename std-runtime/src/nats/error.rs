@@ -163,3 +163,79 @@ impl From<courier_core::nats::Error> for Error {
         Error::Protocol(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every message says what happened and what to do, without secrets.
+    #[test]
+    fn messages_say_what_happened_and_what_to_do() {
+        let cases: Vec<(Error, &[&str])> = vec![
+            (
+                Error::InvalidUrl {
+                    url: "nats://***@h:0".into(),
+                    reason: "the port must be a number from 1 to 65535",
+                },
+                &["invalid server URL", "port", "nats://"],
+            ),
+            (Error::NoServers, &["no server URL", "pass at least one"]),
+            (
+                Error::Unreachable {
+                    attempts: vec!["nats://127.0.0.1:1: connection refused".into()],
+                },
+                &[
+                    "could not connect",
+                    "connection refused",
+                    "check that nats-server runs",
+                ],
+            ),
+            (
+                Error::AuthorizationViolation {
+                    server: "nats://h:4222".into(),
+                },
+                &["refused the credentials", "check the"],
+            ),
+            (
+                Error::TimedOut {
+                    operation: "request",
+                    after: Duration::from_millis(200),
+                },
+                &["request timed out after 200ms", "raise the timeout"],
+            ),
+            (
+                Error::NoResponders {
+                    subject: "svc".into(),
+                },
+                &["no responders on \"svc\"", "start a responder"],
+            ),
+            (
+                Error::ReconnectBufferFull {
+                    needed: 104,
+                    capacity: 100,
+                },
+                &["NOT queued", "104", "100", "reconnect_buffer_size"],
+            ),
+            (Error::Disconnected, &["connection was lost", "flush again"]),
+            (Error::Closed, &["closed", "connect again"]),
+            (Error::NotSent { bytes: 15 }, &["15 bytes", "NOT sent"]),
+            (
+                Error::MaxReconnectsExceeded { attempts: 60 },
+                &["gave up reconnecting after 60", "max_reconnects"],
+            ),
+            (
+                Error::InvalidOption {
+                    option: "inbox_prefix",
+                    reason: "too long".into(),
+                },
+                &["invalid option inbox_prefix", "too long"],
+            ),
+        ];
+        for (error, needles) in cases {
+            let text = error.to_string();
+            for needle in needles {
+                assert!(text.contains(needle), "{text:?} lacks {needle:?}");
+            }
+        }
+    }
+}
