@@ -181,7 +181,11 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
     if sh.state == ConnectionState::Closed {
         return;
     }
-    sh.state = ConnectionState::Disconnected;
+    // A drain interrupted by a disconnect stays a drain: its flush fails
+    // and it closes, rather than reopening the client for publishes.
+    if sh.state != ConnectionState::Draining {
+        sh.state = ConnectionState::Disconnected;
+    }
     let now = sh.now();
     let vectored = sh.vectored.take();
     sh.session.reset(now);
