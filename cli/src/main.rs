@@ -28,6 +28,7 @@ use target::Target;
 static ALLOCATOR: courier_bench::CountingAllocator = courier_bench::CountingAllocator;
 
 fn main() -> ExitCode {
+    init_logging();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -79,6 +80,18 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Command::Worker(a) => return Ok(forward_to_bench("courier-bench", Some("worker"), a.args)),
     };
     done.map(|()| ExitCode::SUCCESS)
+}
+
+/// Shows the runtime's NSQ warnings (an nsqd lost, a lookup failed) as
+/// `courier: ...` lines; NATS connection events are reported by the
+/// commands themselves. `RUST_LOG` (e.g. `RUST_LOG=debug`) replaces this.
+fn init_logging() {
+    use std::io::Write;
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("off,courier::nsq=warn"),
+    )
+    .format(|out, record| writeln!(out, "courier: {}", record.args()))
+    .init();
 }
 
 /// Runs an async command on the courier runtime (io_uring, or epoll where
