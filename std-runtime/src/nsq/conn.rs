@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::OnceLock;
 
-use courier_core::nsq::{ConnId, Event, Identify, Session, SessionError};
+use courier_core::nsq::{CommandError, ConnId, Event, Identify, Session, SessionError};
 use courier_core::time::Instant as CoreInstant;
 use tokio::sync::Notify;
 
@@ -20,6 +20,10 @@ use super::config::{host_name, Compression, Config};
 use super::Error;
 use crate::layers::{Codec, Stack, TlsLayer};
 use crate::transport::{self, ReadBuffer, ReadHalf, WriteHalf};
+
+/// Pending command bytes that are encoded through the layers at once
+/// instead of waiting for the writer.
+const FLUSH_THRESHOLD: usize = 256 * 1024;
 
 /// Commands that may await nsqd's answer at once on one connection.
 pub(crate) const PENDING: usize = 1024;
@@ -96,17 +100,34 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// Runs `f` on the session and queues what it wrote for the writer.
+    /// Runs `f` on the session and wakes the writer.
+    ///
+    /// The command stays in the session's transmit buffer until the writer
+    /// runs (or [`FLUSH_THRESHOLD`] bytes are pending), so the FINs, RDYs and
+    /// publishes of one scheduling round go through the layers together:
+    /// one snappy chunk, one DEFLATE sync flush, one TLS record instead of
+    /// one per command.
     pub(crate) fn with_session<R>(
         &self,
-        f: impl FnOnce(&mut CoreSession) -> Result<R, SessionError>,
+        mut f: impl FnMut(&mut CoreSession) -> Result<R, SessionError>,
     ) -> Result<R, Error> {
         if self.ended.get() {
             return Err(Error::Disconnected);
         }
         let mut st = self.state.borrow_mut();
-        let r = f(&mut st.session)?;
-        st.flush_session()?;
+        let r = match f(&mut st.session) {
+            Err(SessionError::Command(CommandError::Capacity(_)))
+                if !st.session.transmit().is_empty() =>
+            {
+                // Make room by moving what is pending on, then retry once.
+                st.flush_session()?;
+                f(&mut st.session)?
+            }
+            r => r?,
+        };
+        if st.session.transmit().len() >= FLUSH_THRESHOLD {
+            st.flush_session()?;
+        }
         drop(st);
         self.wake_writer.notify_one();
         Ok(r)
@@ -280,6 +301,7 @@ async fn write_loop(conn: &Conn, mut write: WriteHalf) -> Result<(), Error> {
     loop {
         let idle = {
             let mut st = conn.state.borrow_mut();
+            st.flush_session()?;
             let idle = st.out.is_empty();
             if !idle {
                 std::mem::swap(&mut st.out, &mut spare);
