@@ -82,16 +82,29 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
     done.map(|()| ExitCode::SUCCESS)
 }
 
-/// Shows the runtime's NSQ warnings (an nsqd lost, a lookup failed) as
-/// `courier: ...` lines; NATS connection events are reported by the
-/// commands themselves. `RUST_LOG` (e.g. `RUST_LOG=debug`) replaces this.
+/// The runtime's NSQ warnings (an nsqd lost, a lookup failed) become
+/// `courier: ...` lines, but only once a long run is under way (see
+/// [`show_runtime_warnings`]): a failing command says one line, its own.
+/// NATS connection events are reported by the commands themselves.
+/// `RUST_LOG` (e.g. `RUST_LOG=debug`) shows the runtime's log throughout.
 fn init_logging() {
     use std::io::Write;
+    let user_chose = std::env::var_os("RUST_LOG").is_some();
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("off,courier::nsq=warn"),
     )
     .format(|out, record| writeln!(out, "courier: {}", record.args()))
     .init();
+    if !user_chose {
+        log::set_max_level(log::LevelFilter::Off);
+    }
+}
+
+/// Lets the runtime's warnings through from now on (a long run started).
+pub fn show_runtime_warnings() {
+    if std::env::var_os("RUST_LOG").is_none() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
 }
 
 /// Runs an async command on the courier runtime (io_uring, or epoll where

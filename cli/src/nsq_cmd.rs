@@ -303,6 +303,7 @@ pub fn tail(source: Source, args: &TailArgs) -> CliResult {
             .start()
             .await
             .map_err(|e| failure(e, &addr))?;
+        crate::show_runtime_warnings();
         eprintln!(
             "tailing topic {topic:?} on channel {channel:?} from {}",
             if lookupd {
