@@ -8,7 +8,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Duration;
 
-use courier::nsq::{Config, Consumer, Handler, HandlerError, Message, Producer, ServerNodes};
+use courier::nsq::{
+    Compression, Config, Consumer, Handler, HandlerError, Message, Producer, ServerNodes,
+};
 use nsq_support::{topic, wait_until};
 
 struct Counting;
@@ -58,14 +60,15 @@ impl Handler for Count {
     }
 }
 
-#[test]
-fn consuming_allocates_nothing_per_message_in_steady_state() {
-    let nsqd = nsq_support::nsqd(&[]);
+/// Consumes TOTAL messages with `config` on an nsqd started with
+/// `nsqd_args`; returns heap allocations per message after WARMUP.
+fn allocations_per_consumed_message(nsqd_args: &[&str], config: Config) -> f64 {
+    let nsqd = nsq_support::nsqd(nsqd_args);
     let topic = topic("alloc");
     const TOTAL: u64 = 30_000;
     const WARMUP: u64 = 10_000;
     courier::run(async {
-        let producer = Producer::new([nsqd.tcp_addr()], Config::default()).unwrap();
+        let producer = Producer::new([nsqd.tcp_addr()], config.clone()).unwrap();
         let body = [b'x'; 100];
         let batch: Vec<&[u8]> = vec![&body; 1000];
         // The channel exists before the messages arrive.
@@ -75,6 +78,7 @@ fn consuming_allocates_nothing_per_message_in_steady_state() {
             200,
             Count::default(),
         )
+        .config(config)
         .start()
         .await
         .unwrap();
@@ -99,10 +103,58 @@ fn consuming_allocates_nothing_per_message_in_steady_state() {
         );
         assert_eq!(consumer.handler().bytes.get(), 100 * handled());
         consumer.stop().await;
-        // Bounded, not per message: a handful of buffer growths at most.
+        per_message
+    })
+}
+
+#[test]
+fn consuming_allocates_nothing_per_message_in_steady_state() {
+    let per_message = allocations_per_consumed_message(&[], Config::default());
+    // Bounded, not per message: a handful of buffer growths at most.
+    assert!(
+        per_message < 0.01,
+        "{per_message} allocations per consumed message"
+    );
+}
+
+#[test]
+fn consuming_with_snappy_or_deflate_allocates_nothing_per_message() {
+    for compression in [Compression::Snappy, Compression::Deflate { level: 1 }] {
+        let config = Config {
+            compression,
+            ..Config::default()
+        };
+        let per_message = allocations_per_consumed_message(&["--snappy=true"], config);
+        eprintln!("{compression:?}: {per_message:.4} allocations per consumed message");
         assert!(
             per_message < 0.01,
-            "{per_message} allocations per consumed message"
+            "{compression:?}: {per_message} per message"
         );
-    });
+    }
+}
+
+#[test]
+fn consuming_over_tls_allocates_per_write_not_per_message() {
+    let certs = nsq_support::generate_certs();
+    let https = format!("--https-address=127.0.0.1:{}", courier_tests::free_port());
+    let args = [
+        format!("--tls-cert={}", certs.server_cert.display()),
+        format!("--tls-key={}", certs.server_key.display()),
+        "--tls-required=true".to_string(),
+        https,
+    ];
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let config = Config {
+        tls: Some(
+            courier::nsq::TlsConfig::new()
+                .ca_pem(certs.ca_pem.as_bytes())
+                .unwrap(),
+        ),
+        ..Config::default()
+    };
+    let per_message = allocations_per_consumed_message(&args, config);
+    // rustls buffers each outgoing record in its own Vec: a few
+    // allocations per write batch (many messages), never several per message.
+    eprintln!("TLS: {per_message:.4} allocations per consumed message");
+    assert!(per_message < 0.25, "TLS: {per_message} per message");
 }
