@@ -26,6 +26,10 @@ Examples:
   courier info nats://127.0.0.1:4222
   courier bench --quick --json bench.json --plot bench.svg
 
+Credentials: user:pass@ or token@ in the URL, or --user/--password/--token
+(COURIER_USER, COURIER_PASSWORD, COURIER_TOKEN); --token is also the NSQ AUTH secret.
+Transport: io_uring, or epoll where io_uring is refused; COURIER_TRANSPORT=epoll|uring forces one.
+
 Exit codes: 0 ok, 1 other failure, 2 usage or bad URL, 3 server unreachable,
 4 credentials refused. Progress bars show only when stdout is a terminal.";
 

@@ -110,7 +110,15 @@ pub fn show_runtime_warnings() {
 /// Runs an async command on the courier runtime (io_uring, or epoll where
 /// io_uring is refused; `COURIER_TRANSPORT` forces one).
 fn in_runtime<F: std::future::Future<Output = CliResult>>(command: F) -> CliResult {
-    courier::run(command)
+    let runtime = courier::Runtime::new().map_err(|e| {
+        let kind = if e.kind() == std::io::ErrorKind::InvalidInput {
+            fail::Kind::Usage
+        } else {
+            fail::Kind::Other
+        };
+        Failure::new(kind, format!("cannot start the runtime: {e}"))
+    })?;
+    runtime.block_on(command)
 }
 
 /// Hands the arguments to the benchmark's own command line

@@ -178,8 +178,10 @@ fn pub_reads_stdin_line_by_line() {
         &["sub", &url, "lines", "--raw", "--count", "3"],
         "subscribed",
     );
+    // The publisher runs on the epoll fallback, the subscriber on the default.
     let mut publisher = courier()
         .args(["pub", &url, "lines"])
+        .env("COURIER_TRANSPORT", "epoll")
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -276,6 +278,12 @@ fn bad_urls_are_usage_errors() {
     assert_one_line_failure(&out, 2, "name the topic in the URL path");
     let out = run(&["sub", "nsq://127.0.0.1:4150", "t"]);
     assert_one_line_failure(&out, 2, "courier tail");
+    let out = courier()
+        .args(["pub", "nats://127.0.0.1:4222", "s", "p"])
+        .env("COURIER_TRANSPORT", "bogus")
+        .output()
+        .unwrap();
+    assert_one_line_failure(&out, 2, "unknown transport backend \"bogus\"");
     // clap's own usage errors use the same code.
     let out = run(&["pub"]);
     assert_eq!(out.status.code(), Some(2));
