@@ -147,7 +147,7 @@ pub async fn publish(target: &NatsTarget, args: &PubArgs) -> CliResult {
     let mut pacer = Pacer::new(args.rate);
     let mut sent = 0u64;
     let mut bytes = 0u64;
-    while let Some(payload) = source.next_payload()? {
+    while let Some(payload) = source.next_payload().await? {
         pacer.wait(sent).await;
         let result = match &headers {
             Some(h) => {

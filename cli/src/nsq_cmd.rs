@@ -133,17 +133,22 @@ pub fn publish(target: &HostPort, args: &PubArgs) -> CliResult {
         let mut bodies: Vec<Vec<u8>> = Vec::with_capacity(batch);
         let topic = args.subject.as_str();
         loop {
-            let done = loop {
-                match source.next_payload()? {
-                    Some(p) => {
-                        bodies.push(p.to_vec());
-                        if bodies.len() == batch {
-                            break false;
-                        }
-                    }
-                    None => break true,
+            // Wait for the first message of a batch, then take only what is
+            // at hand: a slow stdin sends small batches rather than none.
+            let done = match source.next_payload().await? {
+                Some(p) => {
+                    bodies.push(p.to_vec());
+                    false
                 }
+                None => true,
             };
+            // (Nothing at hand is not the end: the next round's wait tells.)
+            while !done && bodies.len() < batch {
+                match source.next_ready().await? {
+                    Some(p) => bodies.push(p.to_vec()),
+                    None => break,
+                }
+            }
             if !bodies.is_empty() {
                 pacer.wait(sent).await;
                 let result = if let Some(delay) = args.defer {

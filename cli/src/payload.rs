@@ -1,10 +1,19 @@
 //! Where `courier pub` takes its messages from, and how it paces them.
+//!
+//! Stdin is read on its own thread and handed over through a channel, so a
+//! slow producer (`tail -f log | courier pub ...`) never blocks the runtime:
+//! each line goes out as it arrives, and keepalives keep being answered.
 
 use std::io::{BufRead, IsTerminal};
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
+
 use crate::args::PubArgs;
 use crate::fail::{CliResult, Failure};
+
+/// Lines read ahead of the publisher at most.
+const STDIN_QUEUE: usize = 1024;
 
 /// The messages to publish: one payload `count` times (from the argument
 /// or `--file`), or stdin line by line.
@@ -20,15 +29,45 @@ pub enum PayloadSource {
     },
     /// One message per stdin line (newline removed), up to `limit`.
     Lines {
-        /// Locked stdin.
-        input: std::io::StdinLock<'static>,
+        /// Lines from the reader thread (an error ends the stream).
+        lines: mpsc::Receiver<std::io::Result<Vec<u8>>>,
         /// The current line.
         line: Vec<u8>,
         /// Stop after this many (`--count`).
         limit: Option<u64>,
-        /// Lines read so far.
+        /// Lines taken so far.
         read: u64,
     },
+}
+
+/// Reads stdin line by line on a thread of its own until EOF, an error, or
+/// the receiver is gone.
+fn spawn_stdin_reader() -> mpsc::Receiver<std::io::Result<Vec<u8>>> {
+    let (tx, rx) = mpsc::channel(STDIN_QUEUE);
+    std::thread::spawn(move || {
+        let mut input = std::io::stdin().lock();
+        loop {
+            let mut line = Vec::new();
+            let item = match input.read_until(b'\n', &mut line) {
+                Ok(0) => return,
+                Ok(_) => {
+                    if line.ends_with(b"\n") {
+                        line.pop();
+                        if line.ends_with(b"\r") {
+                            line.pop();
+                        }
+                    }
+                    Ok(line)
+                }
+                Err(e) => Err(e),
+            };
+            let failed = item.is_err();
+            if tx.blocking_send(item).is_err() || failed {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 impl PayloadSource {
@@ -56,12 +95,11 @@ impl PayloadSource {
                 }
             }
             None => {
-                let input = std::io::stdin().lock();
-                if input.is_terminal() {
+                if std::io::stdin().is_terminal() {
                     eprintln!("reading messages from stdin, one a line; Ctrl-D ends");
                 }
                 PayloadSource::Lines {
-                    input,
+                    lines: spawn_stdin_reader(),
                     line: Vec::new(),
                     limit: args.count,
                     read: 0,
@@ -78,8 +116,19 @@ impl PayloadSource {
         }
     }
 
-    /// The next payload, or `None` when done.
-    pub fn next_payload(&mut self) -> CliResult<Option<&[u8]>> {
+    /// The next payload, waiting for stdin if need be; `None` when done.
+    pub async fn next_payload(&mut self) -> CliResult<Option<&[u8]>> {
+        self.take(true).await
+    }
+
+    /// The next payload if it is at hand now (always for a fixed payload;
+    /// for stdin, a line already read); `None` otherwise or when done.
+    /// Fills an NSQ batch without waiting for a slow stdin.
+    pub async fn next_ready(&mut self) -> CliResult<Option<&[u8]>> {
+        self.take(false).await
+    }
+
+    async fn take(&mut self, wait: bool) -> CliResult<Option<&[u8]>> {
         match self {
             PayloadSource::Fixed {
                 payload, remaining, ..
@@ -91,7 +140,7 @@ impl PayloadSource {
                 Ok(Some(payload))
             }
             PayloadSource::Lines {
-                input,
+                lines,
                 line,
                 limit,
                 read,
@@ -99,21 +148,20 @@ impl PayloadSource {
                 if limit.is_some_and(|n| *read >= n) {
                     return Ok(None);
                 }
-                line.clear();
-                let n = input
-                    .read_until(b'\n', line)
-                    .map_err(|e| Failure::other(format!("cannot read stdin: {e}")))?;
-                if n == 0 {
-                    return Ok(None);
-                }
-                if line.ends_with(b"\n") {
-                    line.pop();
-                    if line.ends_with(b"\r") {
-                        line.pop();
+                let next = if wait {
+                    lines.recv().await
+                } else {
+                    lines.try_recv().ok()
+                };
+                match next {
+                    None => Ok(None),
+                    Some(Err(e)) => Err(Failure::other(format!("cannot read stdin: {e}"))),
+                    Some(Ok(text)) => {
+                        *line = text;
+                        *read += 1;
+                        Ok(Some(line))
                     }
                 }
-                *read += 1;
-                Ok(Some(line))
             }
         }
     }
