@@ -158,3 +158,25 @@ fn consuming_over_tls_allocates_per_write_not_per_message() {
     eprintln!("TLS: {per_message:.4} allocations per consumed message");
     assert!(per_message < 0.25, "TLS: {per_message} per message");
 }
+
+#[test]
+fn publishing_allocates_nothing_per_message_in_steady_state() {
+    let nsqd = nsq_support::nsqd(&[]);
+    let topic = topic("alloc_pub");
+    courier::run(async {
+        let producer = Producer::new([nsqd.tcp_addr()], Config::default()).unwrap();
+        let body = [b'p'; 100];
+        for _ in 0..2_000 {
+            producer.publish(&topic, &body).await.unwrap();
+        }
+        let a0 = allocations();
+        const N: u64 = 10_000;
+        for _ in 0..N {
+            producer.publish(&topic, &body).await.unwrap();
+        }
+        let per_publish = (allocations() - a0) as f64 / N as f64;
+        eprintln!("PUB: {per_publish:.4} allocations per publish");
+        producer.stop().await;
+        assert!(per_publish < 0.01, "{per_publish} allocations per PUB");
+    });
+}

@@ -1,7 +1,7 @@
 //! Publishing to one or more nsqd nodes, with failover.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -49,10 +49,17 @@ struct State {
     /// Index of the node to try first.
     next_node: usize,
     connecting: bool,
-    waiters: VecDeque<(PublishId, oneshot::Sender<Result<(), Error>>)>,
+    /// Publishes awaiting nsqd's answer, oldest first, keyed by
+    /// (connection, publish id) since each session numbers from 0.
+    awaiting: VecDeque<PublishKey>,
+    /// Answers not yet picked up by their publisher. Both collections keep
+    /// their capacity, so a publish allocates nothing in steady state.
+    answers: HashMap<PublishKey, Result<(), Error>>,
     stopped: bool,
     next_conn_id: u64,
 }
+
+type PublishKey = (ConnId, PublishId);
 
 struct ProducerSink {
     /// Weak so that dropping the last `Producer` closes the connection.
@@ -77,12 +84,12 @@ impl Sink for ProducerSink {
             }
             Event::Published { id } => {
                 if let Some(inner) = self.inner.upgrade() {
-                    inner.answer(id, Ok(()))
+                    inner.answer((conn.info.id, id), Ok(()))
                 }
             }
             Event::PublishFailed { id, error } => {
                 if let Some(inner) = self.inner.upgrade() {
-                    inner.answer(id, Err(Error::Server(error)))
+                    inner.answer((conn.info.id, id), Err(Error::Server(error)))
                 }
             }
             Event::Error(e) => log::warn!("nsqd {}: {e}", conn.info.addr),
@@ -93,26 +100,34 @@ impl Sink for ProducerSink {
 }
 
 impl Inner {
-    fn answer(&self, id: PublishId, result: Result<(), Error>) {
+    fn answer(&self, key: PublishKey, result: Result<(), Error>) {
         let mut st = self.state.borrow_mut();
-        if let Some(pos) = st.waiters.iter().position(|(w, _)| *w == id) {
-            if let Some((_, tx)) = st.waiters.remove(pos) {
-                let _ = tx.send(result);
-            }
+        // Answers come in order: the key is almost always at the front.
+        if let Some(pos) = st.awaiting.iter().position(|k| *k == key) {
+            st.awaiting.remove(pos);
+            st.answers.insert(key, result);
         }
         drop(st);
         self.changed.notify_waiters();
     }
 
     fn connection_lost(&self, conn: &Rc<Conn>, error: &Error) {
-        let mut st = self.state.borrow_mut();
-        if st.current.as_ref().is_some_and(|c| Rc::ptr_eq(c, conn)) {
-            st.current = None;
+        let mut guard = self.state.borrow_mut();
+        if guard.current.as_ref().is_some_and(|c| Rc::ptr_eq(c, conn)) {
+            guard.current = None;
         }
-        for (_, tx) in st.waiters.drain(..) {
-            let _ = tx.send(Err(Error::Disconnected));
-        }
-        drop(st);
+        let st = &mut *guard;
+        let lost = conn.info.id;
+        let answers = &mut st.answers;
+        st.awaiting.retain(|key| {
+            if key.0 == lost {
+                answers.insert(*key, Err(Error::Disconnected));
+                false
+            } else {
+                true
+            }
+        });
+        drop(guard);
         self.callbacks.broken(&conn.info, error);
         self.changed.notify_waiters();
     }
@@ -160,7 +175,8 @@ impl Producer {
                     current: None,
                     next_node: 0,
                     connecting: false,
-                    waiters: VecDeque::new(),
+                    awaiting: VecDeque::new(),
+                    answers: HashMap::new(),
                     stopped: false,
                     next_conn_id: 0,
                 }),
@@ -215,7 +231,7 @@ impl Producer {
     pub async fn stop(&self) {
         let limit = self.inner.config.publish_timeout;
         let _ = tokio::time::timeout(limit, async {
-            while !self.inner.state.borrow().waiters.is_empty() {
+            while !self.inner.state.borrow().awaiting.is_empty() {
                 self.inner.changed.notified().await;
             }
         })
@@ -236,34 +252,43 @@ impl Producer {
         mut command: impl FnMut(&mut conn::CoreSession) -> Result<PublishId, SessionError>,
     ) -> Result<(), Error> {
         let timeout = self.inner.config.publish_timeout;
+        let registered: Cell<Option<PublishKey>> = Cell::new(None);
         let work = async {
-            loop {
+            let key = loop {
                 let conn = self.connection().await?;
-                let rx = {
-                    let result = conn.with_session(&mut command);
-                    match result {
-                        Ok(id) => {
-                            let (tx, rx) = oneshot::channel();
-                            self.inner.state.borrow_mut().waiters.push_back((id, tx));
-                            rx
-                        }
-                        Err(Error::Session(SessionError::TooManyOutstanding { .. })) => {
-                            self.inner.changed.notified().await;
-                            continue;
-                        }
-                        Err(Error::Disconnected) => continue,
-                        Err(e) => return Err(e),
+                match conn.with_session(&mut command) {
+                    Ok(id) => break (conn.info.id, id),
+                    Err(Error::Session(SessionError::TooManyOutstanding { .. })) => {
+                        self.inner.changed.notified().await;
                     }
-                };
-                return rx.await.unwrap_or(Err(Error::Disconnected));
+                    Err(Error::Disconnected) => {}
+                    Err(e) => return Err(e),
+                }
+            };
+            registered.set(Some(key));
+            self.inner.state.borrow_mut().awaiting.push_back(key);
+            loop {
+                if let Some(answer) = self.inner.state.borrow_mut().answers.remove(&key) {
+                    return answer;
+                }
+                // Single-threaded: nothing can answer between the check
+                // above and this wait registering.
+                self.inner.changed.notified().await;
             }
         };
         match tokio::time::timeout(timeout, work).await {
             Ok(r) => r,
-            Err(_) => Err(Error::TimedOut {
-                operation: "publish",
-                after: timeout,
-            }),
+            Err(_) => {
+                if let Some(key) = registered.get() {
+                    let mut st = self.inner.state.borrow_mut();
+                    st.awaiting.retain(|k| *k != key);
+                    st.answers.remove(&key);
+                }
+                Err(Error::TimedOut {
+                    operation: "publish",
+                    after: timeout,
+                })
+            }
         }
     }
 
