@@ -265,12 +265,13 @@ where
     }
 
     /// Runs the session's timers (keepalive PING, stale connection, request
-    /// deadlines) and collects subscriptions that just ended, keeping at
-    /// most one event for the caller. Called every time the driver runs,
-    /// not only at `poll_timeout`: a finished auto-unsubscribe is reported
-    /// here without waiting for a timer or more input.
+    /// deadlines) once `poll_timeout` has passed, keeping at most one event
+    /// for the caller. A subscription that just ended (auto-unsubscribe,
+    /// drain) makes `poll_timeout` due at once, so its `SubscriptionDone`
+    /// is reported here without waiting for a timer or more input.
     fn run_timers(&mut self, now: Instant) -> Result<(), nats::Error> {
-        if self.timer_event.is_none() {
+        let due = self.session.poll_timeout().is_some_and(|at| at <= now);
+        if due && self.timer_event.is_none() {
             self.timer_event = self.session.handle_timeout(now)?;
         }
         Ok(())

@@ -195,6 +195,35 @@ fn connect_writes_connect_and_ping_then_waits_for_pong() {
 }
 
 #[test]
+fn a_transmit_buffer_too_small_for_connect_fails_connect_with_the_size_needed() {
+    let clock = SimClock::default();
+    let script = Script::new(&clock);
+    let mut client: NatsClient<Script, SimClock, [u8; 256], [u8; 128], 4, 2> = NatsClient::new(
+        script.clone(),
+        clock.clone(),
+        options(),
+        DriverOptions::default(),
+        [0; 256],
+        [0; 128],
+    );
+    script.push(INFO);
+    let needed = nats::required_tx_capacity(client.session().options()).unwrap();
+    assert!(needed > 128);
+    match client.connect() {
+        Err(Error::Nats(nats::Error::TransmitBufferTooSmall {
+            needed: n,
+            capacity: 128,
+        })) => assert_eq!(n, needed),
+        other => panic!("expected TransmitBufferTooSmall, got {other:?}"),
+    }
+    assert_eq!(script.take_written(), "");
+    assert!(matches!(
+        client.publish("a", b"1"),
+        Err(Error::Disconnected)
+    ));
+}
+
+#[test]
 fn connect_times_out_against_a_silent_peer() {
     let driver = DriverOptions {
         connect_timeout: Duration::from_millis(500),

@@ -100,6 +100,17 @@ pub enum Error {
         /// Receive buffer capacity given in the options.
         capacity: usize,
     },
+    /// The transmit buffer can never hold CONNECT and its PING, so the
+    /// handshake cannot even start (reported when INFO arrives). Give the
+    /// session a transmit buffer of at least `needed` bytes
+    /// ([`required_tx_capacity`](super::session::required_tx_capacity)
+    /// computes it from the options before connecting).
+    TransmitBufferTooSmall {
+        /// Bytes of CONNECT (with these options) plus `PING\r\n`.
+        needed: usize,
+        /// Capacity of the transmit buffer.
+        capacity: usize,
+    },
 }
 
 impl Error {
@@ -115,6 +126,7 @@ impl Error {
                 | Error::AuthorizationViolation
                 | Error::Server { .. }
                 | Error::Info(_)
+                | Error::TransmitBufferTooSmall { .. }
         )
     }
 }
@@ -228,6 +240,13 @@ impl fmt::Display for Error {
                 "the server allows {max_payload}-byte messages but the receive buffer holds \
                  {capacity}: such messages would fail with FrameTooLarge; give the connection \
                  a receive buffer of at least max_payload plus 1 KiB"
+            ),
+            Error::TransmitBufferTooSmall { needed, capacity } => write!(
+                f,
+                "the transmit buffer holds {capacity} bytes but CONNECT and its PING need \
+                 {needed}: the handshake cannot start; give the session a transmit buffer of \
+                 at least {needed} bytes (required_tx_capacity computes it; credentials and \
+                 the client name make CONNECT longer)"
             ),
         }
     }

@@ -26,7 +26,7 @@ pub use error::{Error, HeaderError, InfoError, ProtocolError, ServerErrorKind, S
 pub use headers::{HeaderWriter, Headers};
 pub use info::ServerInfo;
 pub use session::{
-    set_str, ConnectOptions, Event, MaxPayloadWarning, Message, OptionTooLong, PingId, RequestId,
-    Session, State, Stats,
+    required_tx_capacity, set_str, ConnectOptions, Event, MaxPayloadWarning, Message,
+    OptionTooLong, PingId, RequestId, ResetReport, Session, State, Stats,
 };
 pub use subscriptions::{Sid, Subscription, SubscriptionTable};

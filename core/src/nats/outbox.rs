@@ -23,6 +23,7 @@ use crate::buf::CapacityError;
 
 use super::commands::CommandSink;
 use super::parser::parse_decimal;
+use super::session::ResetReport;
 
 pub(crate) struct Outbox<S> {
     storage: S,
@@ -35,6 +36,9 @@ pub(crate) struct Outbox<S> {
     /// While a header-only publish is being written: the end of its prefix.
     /// Bytes after it wait until the driver sent the payload.
     vectored_end: Option<usize>,
+    /// Whether the command ending at `boundary` (written in part when
+    /// `start < boundary`) is a publish, for [`Outbox::reset`]'s count.
+    partial_is_publish: bool,
 }
 
 impl<S: AsRef<[u8]> + AsMut<[u8]>> Outbox<S> {
@@ -46,6 +50,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Outbox<S> {
             end: 0,
             boundary: 0,
             vectored_end: None,
+            partial_is_publish: false,
         }
     }
 
@@ -90,7 +95,10 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Outbox<S> {
                 .get(self.boundary..self.end)
                 .unwrap_or_default();
             match command_len(rest) {
-                Some(len) => self.boundary += len,
+                Some(len) => {
+                    self.partial_is_publish = is_publish(rest);
+                    self.boundary += len;
+                }
                 None => {
                     // Cannot happen with our own output; if it does, treat
                     // everything up to `start` as one command.
@@ -175,13 +183,32 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Outbox<S> {
     pub(crate) fn mark_vectored(&mut self) {
         self.vectored_end = Some(self.sendable_end);
         self.boundary = self.sendable_end;
+        self.partial_is_publish = true;
+    }
+
+    /// Number of publishes in the held region (only publishes are held).
+    pub(crate) fn held_publishes(&self) -> usize {
+        let storage = self.storage.as_ref();
+        let mut at = self.sendable_end;
+        let mut count = 0;
+        while at < self.end {
+            let rest = storage.get(at..self.end).unwrap_or_default();
+            let Some(len) = command_len(rest) else { break };
+            at += len;
+            count += 1;
+        }
+        count
     }
 
     /// Drops what belonged to the old connection, keeps whole publishes not
     /// yet written (oldest first) up to `keep_limit` bytes, holds them for
-    /// the next connection, and returns the number of bytes discarded.
-    pub(crate) fn reset(&mut self, keep_limit: usize) -> usize {
+    /// the next connection, and says what it discarded and kept.
+    pub(crate) fn reset(&mut self, keep_limit: usize) -> ResetReport {
         let before = self.len();
+        let mut discarded_publishes =
+            usize::from(self.start < self.boundary && self.partial_is_publish);
+        let mut kept_publishes = 0;
+        let mut full = false;
         let (boundary, sendable_end, end) = (self.boundary, self.sendable_end, self.end);
         let storage = self.storage.as_mut();
         let mut write = 0;
@@ -190,13 +217,18 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Outbox<S> {
             let rest = storage.get(read..end).unwrap_or_default();
             let Some(len) = command_len(rest) else { break };
             // Held bytes are publishes only; sendable ones may be anything.
-            let keep = read >= sendable_end || is_publish(rest);
-            if keep {
-                if write + len > keep_limit {
-                    break;
+            let publish = read >= sendable_end || is_publish(rest);
+            if publish {
+                // Oldest first: once one does not fit, newer ones are
+                // dropped too, so what is kept stays in order.
+                full |= write + len > keep_limit;
+                if full {
+                    discarded_publishes += 1;
+                } else {
+                    storage.copy_within(read..read + len, write);
+                    write += len;
+                    kept_publishes += 1;
                 }
-                storage.copy_within(read..read + len, write);
-                write += len;
             }
             read += len;
         }
@@ -205,7 +237,12 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Outbox<S> {
         self.end = write;
         self.boundary = 0;
         self.vectored_end = None;
-        before - write
+        self.partial_is_publish = false;
+        ResetReport {
+            discarded_bytes: before - write,
+            discarded_publishes,
+            kept_publishes,
+        }
     }
 }
 
@@ -303,14 +340,21 @@ mod tests {
         commands::publish(&mut s, "d", None, None, b"three").unwrap();
         // Half of the first publish went out.
         o.consume(5);
-        let discarded = o.reset(usize::MAX);
+        let report = o.reset(usize::MAX);
         assert_eq!(o.sendable(), b"");
         o.release();
         assert_eq!(
             o.sendable(),
             &b"HPUB b 12 15\r\nNATS/1.0\r\n\r\ntwo\r\nPUB d 5\r\nthree\r\n"[..]
         );
-        assert_eq!(discarded, 14 - 5 + 6 + 9);
+        assert_eq!(
+            report,
+            ResetReport {
+                discarded_bytes: 14 - 5 + 6 + 9,
+                discarded_publishes: 1,
+                kept_publishes: 2,
+            }
+        );
     }
 
     #[test]
@@ -319,7 +363,14 @@ mod tests {
         let mut s = Sendable(&mut o);
         commands::publish(&mut s, "a", None, None, b"1").unwrap();
         commands::publish(&mut s, "b", None, None, b"2").unwrap();
-        assert_eq!(o.reset(20), 12);
+        assert_eq!(
+            o.reset(20),
+            ResetReport {
+                discarded_bytes: 12,
+                discarded_publishes: 1,
+                kept_publishes: 1,
+            }
+        );
         o.release();
         assert_eq!(o.sendable(), b"PUB a 1\r\n1\r\n");
     }
@@ -429,8 +480,10 @@ mod tests {
                     }
                     Op::Reset => {
                         let limit = 100;
-                        o.reset(limit);
+                        let report = o.reset(limit);
                         let started = usize::from(written > 0);
+                        let half_written_publish = started == 1
+                            && sendable.first().is_some_and(|c| c.starts_with(b"PUB "));
                         let mut kept: Vec<Vec<u8>> = sendable
                             .drain(..)
                             .skip(started)
@@ -438,11 +491,18 @@ mod tests {
                             .collect();
                         kept.append(&mut held);
                         let mut total = 0;
+                        let mut dropped = usize::from(half_written_publish);
                         for c in kept {
-                            if total + c.len() > limit { break; }
+                            if total + c.len() > limit || dropped > usize::from(half_written_publish) {
+                                dropped += 1;
+                                continue;
+                            }
                             total += c.len();
                             held.push(c);
                         }
+                        proptest::prop_assert_eq!(report.discarded_publishes, dropped);
+                        proptest::prop_assert_eq!(report.kept_publishes, held.len());
+                        proptest::prop_assert_eq!(o.held_publishes(), held.len());
                         written = 0;
                     }
                 }

@@ -262,9 +262,16 @@ pub enum Event<'a> {
         /// The server's text.
         message: &'a str,
     },
-    /// The server sent a new INFO (cluster change, lame duck mode...).
+    /// The server sent a new INFO (cluster change...); read it with
+    /// [`Session::server_info`].
     InfoUpdated,
-    /// An auto-unsubscribe reached its count: the subscription ended.
+    /// The server sent a new INFO saying it entered lame duck mode: it will
+    /// close its connections soon and asks clients to move to another
+    /// server. The INFO is readable with [`Session::server_info`].
+    LameDuckMode,
+    /// A subscription ended: an auto-unsubscribe reached its count, or a
+    /// drain ([`Session::unsubscribe_draining`]) completed. No message for
+    /// it follows.
     SubscriptionDone {
         /// Which subscription.
         sid: Sid,
@@ -280,6 +287,9 @@ pub struct Stats {
     pub late_replies: u64,
     /// Bytes of queued commands discarded by [`Session::reset`].
     pub discarded_on_reset: u64,
+    /// Publishes discarded by [`Session::reset`] (half written, or no room
+    /// to keep them): the server never got them from this session.
+    pub publishes_discarded_on_reset: u64,
     /// Messages delivered to subscriptions (replies included).
     pub messages_received: u64,
     /// Messages delivered without their headers because the header block
@@ -296,6 +306,61 @@ impl fmt::Display for MaxPayloadWarning {
              max_payload + {} bytes",
             self.max_payload, self.rx_capacity, CONTROL_LINE_ALLOWANCE
         )
+    }
+}
+
+/// What [`Session::reset`] did with the queued commands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResetReport {
+    /// Bytes dropped: the half-written command, session commands meant for
+    /// the old connection (CONNECT, PING, PONG, SUB, UNSUB) and publishes
+    /// that could not be kept.
+    pub discarded_bytes: usize,
+    /// Publishes dropped: one half written to the lost transport (the
+    /// server discards an incomplete command) and, only if the kept ones
+    /// plus the next handshake would not fit the transmit buffer, the
+    /// newest ones. Zero means no publish was lost by the reset.
+    pub discarded_publishes: usize,
+    /// Whole publishes not yet written, kept (held) for the next connection.
+    pub kept_publishes: usize,
+}
+
+/// Bytes of transmit buffer the handshake needs with `options`: the CONNECT
+/// line and the PING written with it. A session whose transmit buffer is
+/// smaller fails at INFO with [`Error::TransmitBufferTooSmall`]; give it
+/// more if subscriptions (re-sent after each handshake) or publishes should
+/// be queued too. Fails only if CONNECT would exceed
+/// [`commands::CONNECT_MAX`].
+///
+/// ```
+/// use courier_core::nats::session::{required_tx_capacity, ConnectOptions};
+/// let plain = required_tx_capacity(&ConnectOptions::default()).unwrap();
+/// assert!(plain > 128 && plain < 256);
+/// let o = ConnectOptions::default().with_token("t0k3n").unwrap();
+/// assert_eq!(required_tx_capacity(&o).unwrap(), plain + r#","auth_token":"t0k3n""#.len());
+/// ```
+pub fn required_tx_capacity(options: &ConnectOptions) -> Result<usize, Error> {
+    let mut line = [0u8; CONNECT_MAX];
+    let len = commands::encode_connect_line(&connect_fields(options), &mut line)?;
+    Ok(len + PING_LEN)
+}
+
+/// `PING\r\n`.
+const PING_LEN: usize = 6;
+
+fn connect_fields(o: &ConnectOptions) -> Connect<'_> {
+    Connect {
+        verbose: o.verbose,
+        pedantic: o.pedantic,
+        tls_required: o.tls_required,
+        name: (!o.name.is_empty()).then_some(o.name.as_str()),
+        echo: o.echo,
+        headers: o.headers,
+        no_responders: o.no_responders && o.headers,
+        user: o.user.as_deref(),
+        pass: o.pass.as_deref(),
+        auth_token: o.auth_token.as_deref(),
+        ..Connect::default()
     }
 }
 
@@ -448,12 +513,24 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
             Err(e) => return Err(self.fail(e.into())),
         };
         if self.state != State::AwaitingInfo {
+            let lame_duck = info.ldm;
             self.info = Some(info);
-            return Ok(Some(Event::InfoUpdated));
+            return Ok(Some(if lame_duck {
+                Event::LameDuckMode
+            } else {
+                Event::InfoUpdated
+            }));
         }
         // CONNECT and PING go together or not at all.
         let connect_len = self.connect_line_len()?;
-        let needed = connect_len + 6;
+        let needed = connect_len + PING_LEN;
+        if needed > self.out.capacity() {
+            // Waiting cannot help: no amount of writing makes room.
+            return Err(self.fail(Error::TransmitBufferTooSmall {
+                needed,
+                capacity: self.out.capacity(),
+            }));
+        }
         let available = self.out.capacity() - self.out.len();
         if needed > available {
             return Err(Error::BufferFull(crate::buf::CapacityError {
@@ -472,25 +549,8 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
         Ok(None)
     }
 
-    fn connect_fields(&self) -> Connect<'_> {
-        let o = &self.options;
-        Connect {
-            verbose: o.verbose,
-            pedantic: o.pedantic,
-            tls_required: o.tls_required,
-            name: (!o.name.is_empty()).then_some(o.name.as_str()),
-            echo: o.echo,
-            headers: o.headers,
-            no_responders: o.no_responders && o.headers,
-            user: o.user.as_deref(),
-            pass: o.pass.as_deref(),
-            auth_token: o.auth_token.as_deref(),
-            ..Connect::default()
-        }
-    }
-
     fn write_connect(&mut self) -> Result<(), Error> {
-        let fields = self.connect_fields();
+        let fields = connect_fields(&self.options);
         let mut line = [0u8; CONNECT_MAX];
         let len = commands::encode_connect_line(&fields, &mut line)?;
         let line = line.get(..len).unwrap_or_default();
@@ -504,7 +564,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
         if let Some(len) = self.connect_len {
             return Ok(len);
         }
-        let fields = self.connect_fields();
+        let fields = connect_fields(&self.options);
         let mut line = [0u8; CONNECT_MAX];
         let len = commands::encode_connect_line(&fields, &mut line)?;
         self.connect_len = Some(len);
@@ -517,7 +577,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
         let connect = match self.state {
             State::AwaitingPong => 0,
             State::Connected => return Ok(0),
-            State::AwaitingInfo | State::Closed => self.connect_line_len()? + 6,
+            State::AwaitingInfo | State::Closed => self.connect_line_len()? + PING_LEN,
         };
         let subs: usize = self.subs.iter().map(resubscribe_len).sum();
         Ok(connect + subs + HANDSHAKE_SLACK)
@@ -557,6 +617,11 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
             }));
         }
         self.pongs_received += 1;
+        // Drains whose PING this PONG answers are complete: the server
+        // processed their UNSUB, so no message for them can follow.
+        while let Some(sid) = self.subs.finish_draining(PingId(answered)) {
+            self.end_subscription(sid);
+        }
         Ok(Some(Event::Pong {
             ping: PingId(answered),
         }))
@@ -634,6 +699,16 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
         }
     }
 
+    /// Queues [`Event::SubscriptionDone`] for a subscription just removed
+    /// from the table.
+    fn end_subscription(&mut self, sid: Sid) {
+        if self.inbox_sid == Some(sid) {
+            self.inbox_sid = None;
+        }
+        // Cannot overflow: each sid ends once and SUBS bounds them.
+        let _ = self.done.push(sid);
+    }
+
     /// Oldest subscription that ended and was not reported yet.
     fn next_done(&mut self) -> Option<Sid> {
         (!self.done.is_empty()).then(|| self.done.remove(0))
@@ -668,8 +743,15 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
     }
 
     /// When [`Session::handle_timeout`] must be called next (keepalive PING
-    /// or a request deadline), if ever.
+    /// or a request deadline), if ever. When an [`Event::SubscriptionDone`]
+    /// is waiting to be handed out (an auto-unsubscribe or drain ended, or
+    /// a reset ended the drains) this is already due (the earliest
+    /// instant), so a driver that calls `handle_timeout` only when
+    /// `poll_timeout` has passed still gets it without more input.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if !self.done.is_empty() {
+            return Some(Instant::from_millis(0));
+        }
         let request = self.requests.iter().map(|r| r.deadline).min();
         match (self.next_keepalive, request) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -677,8 +759,10 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
         }
     }
 
-    /// Sends keepalive PINGs, detects a stale connection and times out
-    /// requests. Returns at most one event per call: call until `Ok(None)`.
+    /// Hands out ended subscriptions ([`Event::SubscriptionDone`]), sends
+    /// keepalive PINGs, detects a stale connection and times out requests.
+    /// Returns at most one event per call: call until `Ok(None)` once
+    /// [`Session::poll_timeout`] has passed.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<Option<Event<'static>>, Error> {
         if let Some(sid) = self.next_done() {
             return Ok(Some(Event::SubscriptionDone { sid }));
@@ -885,12 +969,16 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
         Ok(sid)
     }
 
-    /// Ends a subscription now.
+    /// Ends a subscription now: messages the server routed before it
+    /// processes the UNSUB are dropped (counted in
+    /// [`Stats::dropped_unknown_sid`]); see
+    /// [`Session::unsubscribe_draining`] for the lossless way.
     pub fn unsubscribe(&mut self, sid: Sid) -> Result<(), Error> {
-        if self.subs.get(sid).is_none() {
+        let Some(sub) = self.subs.get(sid) else {
             return Err(Error::UnknownSubscription(sid));
-        }
-        if self.state == State::Connected {
+        };
+        // A draining subscription's UNSUB is already on its way.
+        if self.state == State::Connected && sub.draining.is_none() {
             commands::unsubscribe(&mut Sendable(&mut self.out), sid.0, None)?;
         }
         self.subs.remove(sid)?;
@@ -898,6 +986,52 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
             self.inbox_sid = None;
         }
         Ok(())
+    }
+
+    /// Ends a subscription without losing a message (nats.go's drain):
+    /// writes `UNSUB <sid>` followed by a PING and keeps delivering the
+    /// subscription's messages until the PONG to that PING arrives. The
+    /// server processes commands in order, so by then it has processed the
+    /// UNSUB and routes nothing more; the subscription is removed and
+    /// [`Event::SubscriptionDone`] follows the [`Event::Pong`].
+    ///
+    /// When not connected the server does not know the subscription on the
+    /// coming connection (it would be re-sent after the handshake), so it
+    /// ends at once. A lost connection ([`Session::reset`]) ends every
+    /// drain: nothing more can arrive on the old connection. Calling it
+    /// again on a draining subscription does nothing. UNSUB and PING are
+    /// written together or not at all ([`Error::BufferFull`]).
+    pub fn unsubscribe_draining(&mut self, sid: Sid) -> Result<(), Error> {
+        let Some(sub) = self.subs.get(sid) else {
+            return Err(Error::UnknownSubscription(sid));
+        };
+        if sub.draining.is_some() {
+            return Ok(());
+        }
+        if self.state != State::Connected {
+            self.subs.remove(sid)?;
+            self.end_subscription(sid);
+            return Ok(());
+        }
+        let needed = UNSUB_PREFIX_LEN + decimal_len(sid.0) + CRLF_LEN + PING_LEN;
+        let (queued, capacity) = (self.out.len(), self.out.capacity());
+        if queued + needed > capacity {
+            return Err(Error::BufferFull(crate::buf::CapacityError {
+                needed: queued + needed,
+                capacity,
+            }));
+        }
+        let mut sink = Sendable(&mut self.out);
+        commands::unsubscribe(&mut sink, sid.0, None)?;
+        commands::ping(&mut sink)?;
+        let ping = PingId(self.next_ping_id);
+        self.next_ping_id += 1;
+        self.subs.mark_draining(sid, ping)
+    }
+
+    /// True while `sid` drains (UNSUB sent, its PONG not yet received).
+    pub fn is_draining(&self, sid: Sid) -> bool {
+        self.subs.get(sid).is_some_and(|s| s.draining.is_some())
     }
 
     /// Ends a subscription after `max` messages in total; the `max`th is the
@@ -982,24 +1116,45 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
 
     /// After the transport was lost: forgets bytes for the old connection
     /// (keeping whole publishes not yet written), state -> `AwaitingInfo`.
-    /// Live subscriptions are re-sent after the next handshake; outstanding
-    /// requests stay (they may time out); PINGs of the old connection are
-    /// never answered. Returns the bytes discarded: the half-written command,
+    /// Live subscriptions are re-sent after the next handshake; draining
+    /// ones end (nothing more can arrive from the old connection:
+    /// [`Event::SubscriptionDone`] follows, see [`Session::poll_timeout`]);
+    /// outstanding requests stay (they may time out); PINGs of the old
+    /// connection are never answered.
+    ///
+    /// The report says what was discarded: the half-written command,
     /// session commands for the old connection, and, only if the kept
     /// publishes plus the next handshake would not fit the transmit buffer,
-    /// the newest publishes (also counted in [`Stats::discarded_on_reset`]).
-    pub fn reset(&mut self, now: Instant) -> usize {
+    /// the newest publishes; in bytes and in publishes (also counted in
+    /// [`Stats::discarded_on_reset`] and
+    /// [`Stats::publishes_discarded_on_reset`]).
+    pub fn reset(&mut self, now: Instant) -> ResetReport {
         let _ = now;
         self.state = State::AwaitingInfo;
         self.next_keepalive = None;
         self.pings_outstanding = 0;
+        while let Some(sid) = self.subs.finish_draining(PingId(u64::MAX)) {
+            self.end_subscription(sid);
+        }
         let reserve = self.handshake_reserve().unwrap_or(CONNECT_MAX);
         let keep_limit = self.out.capacity().saturating_sub(reserve);
-        let discarded = self.out.reset(keep_limit);
-        self.stats.discarded_on_reset += discarded as u64;
-        discarded
+        let report = self.out.reset(keep_limit);
+        self.stats.discarded_on_reset += report.discarded_bytes as u64;
+        self.stats.publishes_discarded_on_reset += report.discarded_publishes as u64;
+        report
+    }
+
+    /// Publishes held until the handshake completes (see
+    /// [`Session::held_bytes`]).
+    pub fn held_publishes(&self) -> usize {
+        self.out.held_publishes()
     }
 }
+
+/// `UNSUB ` on the wire.
+const UNSUB_PREFIX_LEN: usize = 6;
+/// `\r\n` on the wire.
+const CRLF_LEN: usize = 2;
 
 /// Bytes the SUB (and UNSUB for a pending auto-unsubscribe) of `sub` take.
 fn resubscribe_len(sub: &Subscription) -> usize {
@@ -1422,6 +1577,234 @@ mod tests {
     }
 
     #[test]
+    fn draining_delivers_until_its_pong_then_ends() {
+        let mut s = connected();
+        let sid = s.subscribe("a", None).unwrap();
+        let flush = s.ping().unwrap();
+        take(&mut s);
+        s.unsubscribe_draining(sid).unwrap();
+        assert_eq!(take(&mut s), "UNSUB 1\r\nPING\r\n");
+        assert!(s.is_draining(sid));
+        // Again: nothing more is written.
+        s.unsubscribe_draining(sid).unwrap();
+        assert_eq!(s.transmit(), b"");
+        // Routed by the server before it processed the UNSUB: delivered,
+        // also across the PONG of an earlier PING.
+        let events = feed(&mut s, b"MSG a 1 1\r\n1\r\nPONG\r\nMSG a 1 1\r\n2\r\n", T0).unwrap();
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert!(events[0].starts_with("Message") && events[2].starts_with("Message"));
+        assert_eq!(events[1], format!("{:?}", Event::Pong { ping: flush }));
+        assert!(s.is_draining(sid));
+        assert_eq!(s.stats().messages_received, 2);
+        // The PONG to the drain's PING ends it; later strays are dropped.
+        let events = feed(&mut s, b"PONG\r\nMSG a 1 1\r\n3\r\n", T0).unwrap();
+        assert_eq!(
+            events,
+            [
+                format!(
+                    "{:?}",
+                    Event::Pong {
+                        ping: PingId(flush.0 + 1)
+                    }
+                ),
+                format!("{:?}", Event::SubscriptionDone { sid }),
+            ]
+        );
+        assert_eq!(s.stats().dropped_unknown_sid, 1);
+        assert_eq!(s.stats().messages_received, 2);
+        assert!(!s.is_draining(sid));
+        assert_eq!(s.subscriptions().count(), 0);
+        assert_eq!(
+            s.unsubscribe_draining(sid),
+            Err(Error::UnknownSubscription(sid))
+        );
+    }
+
+    #[test]
+    fn draining_split_anywhere_gives_the_same_events() {
+        let stream = b"MSG a 1 1\r\n1\r\nPING\r\nMSG a 1 2\r\n22\r\nPONG\r\nMSG a 1 1\r\n3\r\n";
+        let run = |chunk: usize| {
+            let mut s = connected();
+            let sid = s.subscribe("a", None).unwrap();
+            s.unsubscribe_draining(sid).unwrap();
+            take(&mut s);
+            let mut log = StdVec::new();
+            let mut rx: StdVec<u8> = StdVec::new();
+            for part in stream.chunks(chunk) {
+                rx.extend_from_slice(part);
+                loop {
+                    let (used, event) = s.handle_input(&rx, T0).unwrap();
+                    let had_event = event.is_some();
+                    if let Some(e) = event {
+                        log.push(format!("{e:?}"));
+                    }
+                    rx.drain(..used);
+                    if used == 0 && !had_event {
+                        break;
+                    }
+                }
+            }
+            log.push(take(&mut s));
+            log.push(format!("{}", s.stats().dropped_unknown_sid));
+            log
+        };
+        let whole = run(stream.len());
+        assert_eq!(whole.len(), 6, "{whole:?}");
+        assert!(whole[3].starts_with("SubscriptionDone"), "{whole:?}");
+        assert_eq!(whole[4], "PONG\r\n");
+        assert_eq!(whole[5], "1");
+        for chunk in 1..stream.len() {
+            assert_eq!(run(chunk), whole, "chunks of {chunk}");
+        }
+    }
+
+    #[test]
+    fn a_reset_ends_drains_and_poll_timeout_says_so() {
+        let mut s = connected();
+        let a = s.subscribe("a", None).unwrap();
+        let b = s.subscribe("b", None).unwrap();
+        s.unsubscribe_draining(a).unwrap();
+        take(&mut s);
+        let report = s.reset(T0);
+        assert_eq!(report.discarded_publishes, 0);
+        // Due at once, without more input.
+        assert_eq!(s.poll_timeout(), Some(Instant::from_millis(0)));
+        assert_eq!(
+            s.handle_timeout(T0),
+            Ok(Some(Event::SubscriptionDone { sid: a }))
+        );
+        assert_eq!(s.poll_timeout(), None);
+        feed(&mut s, INFO, T0).unwrap();
+        take(&mut s);
+        feed(&mut s, b"PONG\r\n", T0).unwrap();
+        assert_eq!(take(&mut s), format!("SUB b {}\r\n", b.0));
+        // Not connected: the server will not know it, so it ends at once.
+        s.reset(T0);
+        s.unsubscribe_draining(b).unwrap();
+        assert_eq!(
+            s.handle_timeout(T0),
+            Ok(Some(Event::SubscriptionDone { sid: b }))
+        );
+        assert_eq!(s.subscriptions().count(), 0);
+    }
+
+    #[test]
+    fn draining_needs_room_for_unsub_and_ping_together() {
+        let mut s: Session<[u8; 256], 4, 2> = Session::new(options(), [0; 256]);
+        feed_small(&mut s, INFO);
+        let n = s.transmit().len();
+        s.transmitted(n);
+        feed_small(&mut s, b"PONG\r\n");
+        let sid = s.subscribe("a", None).unwrap();
+        let n = s.transmit().len();
+        s.transmitted(n);
+        // 256 - 234 = 22 free: UNSUB 1 (9) + PING (6) fit, a 240-byte queue does not.
+        s.publish("x", None, None, &[b'x'; 230]).unwrap();
+        assert_eq!(
+            s.unsubscribe_draining(sid),
+            Err(Error::BufferFull(CapacityError {
+                needed: 243 + 15,
+                capacity: 256
+            }))
+        );
+        assert!(!s.is_draining(sid));
+        let n = s.transmit().len();
+        s.transmitted(n);
+        s.unsubscribe_draining(sid).unwrap();
+        assert_eq!(s.transmit(), b"UNSUB 1\r\nPING\r\n");
+    }
+
+    #[test]
+    fn auto_unsubscribe_done_makes_poll_timeout_due() {
+        let mut s = connected();
+        let sid = s.subscribe("a", None).unwrap();
+        s.unsubscribe_after(sid, 1).unwrap();
+        let (_, event) = s.handle_input(b"MSG a 1 0\r\n\r\n", T0).unwrap();
+        assert!(matches!(event, Some(Event::Message(_))));
+        assert!(s.poll_timeout().is_some_and(|at| at <= T0));
+        assert_eq!(
+            s.handle_timeout(T0),
+            Ok(Some(Event::SubscriptionDone { sid }))
+        );
+        assert_eq!(s.poll_timeout(), Some(T0 + DEFAULT_PING_INTERVAL));
+    }
+
+    #[test]
+    fn transmit_buffer_too_small_for_connect_is_fatal_at_info() {
+        let o = options();
+        let needed = required_tx_capacity(&o).unwrap();
+        let mut small: Session<[u8; 128], 4, 2> = Session::new(o.clone(), [0; 128]);
+        let err = small.handle_input(INFO, T0).unwrap_err();
+        assert_eq!(
+            err,
+            Error::TransmitBufferTooSmall {
+                needed,
+                capacity: 128
+            }
+        );
+        assert!(err.is_fatal());
+        assert!(format!("{err}").contains(&format!("at least {needed} bytes")));
+        assert_eq!(small.state(), State::Closed);
+        assert_eq!(small.transmit(), b"");
+        // Exactly enough is enough.
+        let mut exact = Session::<StdVec<u8>, 4, 2>::new(o, std::vec![0; needed]);
+        let (used, _) = exact.handle_input(INFO, T0).unwrap();
+        assert_eq!(used, INFO.len());
+        assert_eq!(exact.transmit().len(), needed);
+        assert!(exact.transmit().ends_with(b"}\r\nPING\r\n"));
+    }
+
+    #[test]
+    fn lame_duck_info_is_its_own_event() {
+        let mut s = connected();
+        let events = feed(
+            &mut s,
+            b"INFO {\"server_id\":\"S\",\"connect_urls\":[\"10.0.0.2:4222\"]}\r\nINFO {\"server_id\":\"S\",\"ldm\":true}\r\n",
+            T0,
+        )
+        .unwrap();
+        assert_eq!(events, ["InfoUpdated", "LameDuckMode"]);
+        assert!(s.server_info().unwrap().ldm);
+        assert_eq!(s.state(), State::Connected);
+    }
+
+    #[test]
+    fn reset_counts_discarded_publishes() {
+        let o = options();
+        let handshake = required_tx_capacity(&o).unwrap() + HANDSHAKE_SLACK;
+        let mut s: Session<[u8; 512], 4, 2> = Session::new(o, [0; 512]);
+        s.handle_input(INFO, T0).unwrap();
+        let n = s.transmit().len();
+        s.transmitted(n);
+        s.handle_input(b"PONG\r\n", T0).unwrap();
+        for _ in 0..4 {
+            s.publish("a", None, None, &[b'x'; 100]).unwrap();
+        }
+        // Half of the first publish went out (lost with the transport); of
+        // the other three only as many as leave room for the next
+        // handshake are kept, oldest first.
+        s.transmitted(10);
+        let keep_limit = 512 - handshake;
+        assert_eq!(
+            keep_limit / 113,
+            2,
+            "CONNECT length changed: adjust the test"
+        );
+        let report = s.reset(T0);
+        assert_eq!(
+            report,
+            ResetReport {
+                discarded_bytes: 4 * 113 - 10 - 2 * 113,
+                discarded_publishes: 2,
+                kept_publishes: 2,
+            }
+        );
+        assert_eq!(s.held_publishes(), 2);
+        assert_eq!(s.stats().publishes_discarded_on_reset, 2);
+        assert_eq!(s.stats().discarded_on_reset, report.discarded_bytes as u64);
+    }
+
+    #[test]
     fn request_reply_no_responders_timeout_and_late_reply() {
         let mut s = connected();
         let timeout = Duration::from_secs(5);
@@ -1540,7 +1923,15 @@ mod tests {
         // Queued but never written when the transport dies.
         s.publish("x", None, None, b"kept").unwrap();
         s.ping().unwrap();
-        assert_eq!(s.reset(T0), 6);
+        assert_eq!(
+            s.reset(T0),
+            ResetReport {
+                discarded_bytes: 6,
+                discarded_publishes: 0,
+                kept_publishes: 1
+            }
+        );
+        assert_eq!(s.held_publishes(), 1);
         assert_eq!(s.state(), State::AwaitingInfo);
         s.publish("y", None, None, b"later").unwrap();
         let c = s.subscribe("c", None).unwrap();

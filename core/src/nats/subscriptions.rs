@@ -7,6 +7,7 @@
 use heapless::{String, Vec};
 
 use super::error::{Error, SubjectError};
+use super::session::PingId;
 use super::subject::{validate_queue_group, validate_subscribe};
 
 /// Longest subject a subscription stores.
@@ -32,6 +33,11 @@ pub struct Subscription {
     pub max: Option<u64>,
     /// Messages delivered so far.
     pub delivered: u64,
+    /// Set while draining: UNSUB was written, followed by this PING. The
+    /// server answers PINGs in order and processes the UNSUB before it, so
+    /// messages keep being delivered until the PONG to this PING; then the
+    /// subscription ends.
+    pub draining: Option<PingId>,
 }
 
 impl Subscription {
@@ -98,6 +104,7 @@ impl<const N: usize> SubscriptionTable<N> {
                 queue,
                 max: None,
                 delivered: 0,
+                draining: None,
             })
             .map_err(|_| Error::SubscriptionTableFull { capacity: N })?;
         self.next_sid += 1;
@@ -125,6 +132,27 @@ impl<const N: usize> SubscriptionTable<N> {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Marks `sid` as draining until the PONG to `ping` (see
+    /// [`Subscription::draining`]).
+    pub fn mark_draining(&mut self, sid: Sid, ping: PingId) -> Result<(), Error> {
+        let i = self.position(sid)?;
+        if let Some(sub) = self.subs.get_mut(i) {
+            sub.draining = Some(ping);
+        }
+        Ok(())
+    }
+
+    /// Removes one draining subscription whose PING is answered by a PONG
+    /// to `answered` (PONGs answer PINGs in order) and returns its sid;
+    /// `None` when there is none left. Call until `None`.
+    pub fn finish_draining(&mut self, answered: PingId) -> Option<Sid> {
+        let i = self
+            .subs
+            .iter()
+            .position(|s| s.draining.is_some_and(|p| p <= answered))?;
+        Some(self.subs.remove(i).sid)
     }
 
     /// Counts a message for `sid` and says whether to deliver it.
@@ -257,5 +285,26 @@ mod tests {
         t.on_message(sid);
         assert_eq!(t.set_max(sid, 2), Ok(true));
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn draining_ends_only_when_its_ping_is_answered() {
+        let mut t = SubscriptionTable::<4>::new();
+        let a = t.insert("a", None).unwrap();
+        let b = t.insert("b", None).unwrap();
+        t.mark_draining(a, PingId(5)).unwrap();
+        t.mark_draining(b, PingId(7)).unwrap();
+        assert_eq!(t.on_message(a), Delivery::Deliver { last: false });
+        assert_eq!(t.finish_draining(PingId(4)), None);
+        assert_eq!(t.finish_draining(PingId(6)), Some(a));
+        assert_eq!(t.finish_draining(PingId(6)), None);
+        assert_eq!(t.on_message(a), Delivery::Drop);
+        assert_eq!(t.on_message(b), Delivery::Deliver { last: false });
+        assert_eq!(t.finish_draining(PingId(u64::MAX)), Some(b));
+        assert!(t.is_empty());
+        assert_eq!(
+            t.mark_draining(a, PingId(9)),
+            Err(Error::UnknownSubscription(a))
+        );
     }
 }
