@@ -199,6 +199,35 @@ fn pub_reads_stdin_line_by_line() {
     assert_eq!(stdout, "one\ntwo\nthree\n");
 }
 
+/// `tail -f log | courier pub ...`: a line goes out while stdin is still
+/// open, not when it closes.
+#[test]
+fn pub_sends_each_stdin_line_as_it_arrives() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let sub = Running::start(
+        &["sub", &url, "live", "--raw", "--count", "1"],
+        "subscribed",
+    );
+    let mut publisher = courier()
+        .args(["pub", &url, "live"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = publisher.stdin.take().unwrap();
+    stdin.write_all(b"first\n").unwrap();
+    stdin.flush().unwrap();
+    // The subscriber gets it and exits while the publisher's stdin is open.
+    let (ok, stdout, stderr) = sub.finish();
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "first\n");
+    assert!(publisher.try_wait().unwrap().is_none(), "pub ended early");
+    drop(stdin);
+    let out = publisher.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
 #[test]
 fn request_reply_pair_with_respond_and_echo() {
     let server = NatsServer::start();
