@@ -34,6 +34,15 @@ async fn connect(args: &WorkerArgs) -> Result<async_nats::Client, String> {
         .map_err(|e| format!("connect {}: {e}", args.url))
 }
 
+/// async-nats' `flush` only empties the client's buffer; a request to a
+/// subject nobody serves comes back (no responders) after a server round
+/// trip, so everything sent before it, such as a SUB, is in effect.
+async fn server_round_trip(client: &async_nats::Client) {
+    let _ = client
+        .request("_courier_bench.round_trip", Bytes::new())
+        .await;
+}
+
 async fn scenario(args: &WorkerArgs) -> Result<WorkerResult, String> {
     let subject = async_nats::Subject::from(args.subject.as_str());
     let payload = Bytes::from(vec![b'x'; args.size]);
@@ -87,7 +96,7 @@ async fn scenario(args: &WorkerArgs) -> Result<WorkerResult, String> {
                 .subscribe(subject.clone())
                 .await
                 .map_err(|e| e.to_string())?;
-            subscriber.flush().await.map_err(|e| e.to_string())?;
+            server_round_trip(&subscriber).await;
             let msgs = args.msgs;
             let section = Section::start();
             let receiver = tokio::spawn(async move {

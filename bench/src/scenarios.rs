@@ -56,7 +56,7 @@ impl Plan {
             requests: 500,
             nsq_runfor: Duration::from_millis(500),
             only: Vec::new(),
-            timeout: Duration::from_secs(60),
+            timeout: Duration::from_secs(30),
             transport: "auto".into(),
             courier_epoll: false,
         }
