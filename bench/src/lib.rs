@@ -92,7 +92,13 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let command_line = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -102,7 +108,7 @@ where
     if let Some(Command::Worker(args)) = cli.command {
         return worker::run(args);
     }
-    match run(cli) {
+    match run(cli, &command_line) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("courier-bench: {e}");
@@ -111,7 +117,8 @@ where
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+fn run(cli: Cli, command_line: &str) -> Result<(), String> {
+    let command_line = command_line.to_string();
     let report = match &cli.from_json {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -135,7 +142,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
                 runs.push(scenarios::Bench::new(plan.clone(), launcher.clone())?.run());
             }
-            report::Report::median_of(runs)
+            let mut report = report::Report::median_of(runs);
+            report.command = command_line.clone();
+            report
         }
     };
     println!("{}", report.terminal_table());

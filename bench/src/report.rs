@@ -184,6 +184,9 @@ pub struct Machine {
 pub struct Report {
     /// `quick` or `full`.
     pub mode: String,
+    /// The command line that produced this report.
+    #[serde(default)]
+    pub command: String,
     /// The machine.
     pub machine: Machine,
     /// Server and reference tool versions.
@@ -414,6 +417,9 @@ impl Report {
             let _ = writeln!(out, "- {name}: `{}`", md_escape(version));
         }
         let _ = writeln!(out, "- syscalls and CPU time: {}", self.counters);
+        if !self.command.is_empty() {
+            let _ = writeln!(out, "- command: `{}`", md_escape(&self.command));
+        }
         let _ = writeln!(
             out,
             "- machine: {} CPUs, {}, kernel {}",
