@@ -95,7 +95,14 @@ where
     let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
     let command_line = args
         .iter()
-        .map(|a| a.to_string_lossy().into_owned())
+        .map(|a| {
+            let a = a.to_string_lossy();
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.into_owned()
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ");
     let cli = match Cli::try_parse_from(&args) {
