@@ -304,6 +304,98 @@ fn drain_delivers_what_arrived_then_ends_streams() {
     });
 }
 
+/// A different point each run: where the drain starts must not matter.
+fn random_below(n: u64) -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(n) % n
+}
+
+/// Reads `sub` to its end and asserts the payloads are `from, from+1, ...`
+/// (no gap, no duplicate); returns how many arrived.
+async fn read_numbered_to_end(sub: &mut Subscriber, mut expected: u64) -> u64 {
+    while let Some(msg) = within("drained stream", sub.next()).await {
+        let n: u64 = std::str::from_utf8(&msg.payload).unwrap().parse().unwrap();
+        assert_eq!(n, expected, "a message was lost, repeated or reordered");
+        expected += 1;
+    }
+    expected
+}
+
+/// Floods `subject` from a separate client: `count` numbered messages, then
+/// a flush.
+fn flood(url: String, subject: &'static str, count: u64) -> tokio::task::JoinHandle<()> {
+    courier::spawn(async move {
+        let publisher = nats::connect([url]).await.unwrap();
+        for i in 0..count {
+            publisher.publish(subject, i.to_string()).await.unwrap();
+        }
+        within("publisher flush", publisher.flush()).await.unwrap();
+        publisher.close().await.unwrap();
+    })
+}
+
+#[test]
+fn drain_mid_flood_delivers_everything_routed_before_the_unsub() {
+    const N: u64 = 100_000;
+    let server = NatsServer::start();
+    run(async {
+        let client = nats::connect([server.url()]).await.unwrap();
+        let mut sub = client.subscribe("flood").await.unwrap();
+        client.flush().await.unwrap();
+        let drain_after = 1 + random_below(N / 4);
+        let publisher = flood(server.url(), "flood", N);
+        let mut expected = 0;
+        while expected < drain_after {
+            let msg = next(&mut sub).await;
+            assert_eq!(&msg.payload[..], expected.to_string().as_bytes());
+            expected += 1;
+        }
+        within("drain", client.drain()).await.unwrap();
+        let received = read_numbered_to_end(&mut sub, expected).await;
+        eprintln!("drain after {drain_after} of {N}: {received} received in order");
+        assert!(received >= drain_after);
+        assert_eq!(client.protocol_stats().dropped_unknown_sid, 0);
+        assert!(matches!(
+            client.publish("flood", "late").await,
+            Err(Error::Closed)
+        ));
+        within("publisher", publisher).await.unwrap();
+    });
+}
+
+#[test]
+fn subscriber_drain_ends_one_subscription_losslessly_and_others_go_on() {
+    const N: u64 = 50_000;
+    let server = NatsServer::start();
+    run(async {
+        let client = nats::connect([server.url()]).await.unwrap();
+        let mut drained = client.subscribe("flood2").await.unwrap();
+        let mut other = client.subscribe("flood2").await.unwrap();
+        client.flush().await.unwrap();
+        let drain_after = 1 + random_below(N / 4);
+        let publisher = flood(server.url(), "flood2", N);
+        let mut expected = 0;
+        while expected < drain_after {
+            let msg = next(&mut drained).await;
+            assert_eq!(&msg.payload[..], expected.to_string().as_bytes());
+            expected += 1;
+        }
+        within("subscriber drain", drained.drain()).await.unwrap();
+        let received = read_numbered_to_end(&mut drained, expected).await;
+        assert!(received >= drain_after);
+        within("publisher", publisher).await.unwrap();
+        // The other subscription saw the whole flood.
+        for i in 0..N {
+            let msg = next(&mut other).await;
+            assert_eq!(&msg.payload[..], i.to_string().as_bytes());
+        }
+        client.flush().await.unwrap();
+        assert_eq!(client.protocol_stats().dropped_unknown_sid, 0);
+        assert_eq!(client.connection_state(), nats::ConnectionState::Connected);
+        client.close().await.unwrap();
+    });
+}
+
 #[test]
 fn reconnects_resubscribes_and_delivers_publishes_buffered_during_the_outage() {
     let mut server = NatsServer::start();

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use courier_core::nats::{
-    self as core_nats, Error as CoreError, PingId, RequestId, ServerInfo, Sid,
+    self as core_nats, Error as CoreError, PingId, RequestId, ServerInfo, Sid, State,
 };
 use courier_core::time::{Duration as CoreDuration, Instant as CoreInstant};
 use futures::Stream;
@@ -48,7 +48,9 @@ pub enum ConnectionState {
     Disconnected,
     /// Handshake done; commands flow.
     Connected,
-    /// Draining: no new subscriptions or publishes.
+    /// Draining ([`Client::drain`]): no new subscriptions or requests;
+    /// publishes are accepted until every subscription has drained (so
+    /// handlers can still reply), then refused while the rest is flushed.
     Draining,
     /// Closed for good.
     Closed,
@@ -75,6 +77,8 @@ pub(crate) struct Shared {
     pub(crate) callbacks: Vec<Callback>,
     /// Set by `close`; the connection task stops.
     pub(crate) close_requested: bool,
+    /// Set by `drain` once the subscriptions drained: publishes are refused.
+    pub(crate) publishing_closed: bool,
     /// A large publish whose payload is written from where it lies
     /// (vectored), behind its control line at the head of the transmit
     /// buffer.
@@ -439,6 +443,7 @@ fn new_inner(servers: Vec<ServerAddr>, options: ConnectOptions) -> Rc<Inner> {
             event_streams: Vec::new(),
             callbacks: options.callbacks.clone(),
             close_requested: false,
+            publishing_closed: false,
             vectored: None,
             statistics: Statistics::default(),
             options,
@@ -549,7 +554,9 @@ impl Client {
     ) -> Option<Result<(), Error>> {
         let mut sh = self.inner.shared.borrow_mut();
         let connected = match sh.state {
-            ConnectionState::Closed | ConnectionState::Draining => return Some(Err(Error::Closed)),
+            ConnectionState::Closed => return Some(Err(Error::Closed)),
+            ConnectionState::Draining if sh.publishing_closed => return Some(Err(Error::Closed)),
+            ConnectionState::Draining => sh.session.state() == State::Connected,
             ConnectionState::Connected => true,
             ConnectionState::Disconnected => false,
         };
@@ -630,11 +637,15 @@ impl Client {
     ) -> Vectored {
         let mut sh = self.inner.shared.borrow_mut();
         match sh.state {
-            ConnectionState::Closed | ConnectionState::Draining => {
+            ConnectionState::Closed => return Vectored::Done(Err(Error::Closed)),
+            ConnectionState::Draining if sh.publishing_closed => {
                 return Vectored::Done(Err(Error::Closed))
             }
+            ConnectionState::Draining if sh.session.state() != State::Connected => {
+                return Vectored::Copy
+            }
             ConnectionState::Disconnected => return Vectored::Copy,
-            ConnectionState::Connected => {}
+            ConnectionState::Connected | ConnectionState::Draining => {}
         }
         // The control line must lead an empty transmit buffer.
         if sh.vectored.is_some() || sh.session.queued_bytes() > 0 {
@@ -895,31 +906,91 @@ impl Client {
             }))
     }
 
-    /// Graceful shutdown: unsubscribes everything, waits (flush) until the
-    /// server has sent what it had for us, lets subscribers consume what
-    /// arrived (their streams then end), writes pending publishes and closes.
+    /// Graceful shutdown without losing a message (nats.go's drain):
+    ///
+    /// 1. every subscription drains: `UNSUB` then a PING is sent, and the
+    ///    messages the server routed before it processed the UNSUB keep
+    ///    arriving until the PONG proves it did; then the subscription's
+    ///    stream ends after its queued messages. No new subscriptions or
+    ///    requests meanwhile; publishes are still accepted (handlers can
+    ///    reply);
+    /// 2. publishes are refused and everything queued is flushed (a round
+    ///    trip);
+    /// 3. the client closes.
+    ///
+    /// Each step is bounded by the flush timeout. A connection lost during
+    /// the drain ends the subscriptions (nothing more can arrive) and fails
+    /// the flush.
     pub async fn drain(&self) -> Result<(), Error> {
-        // First make sure every message the server routed to us so far has
-        // arrived, then stop the subscriptions.
-        let first = self.flush().await;
-        {
+        let sids: Vec<Sid> = {
             let mut sh = self.inner.shared.borrow_mut();
             if sh.state == ConnectionState::Closed {
                 return Err(Error::Closed);
             }
-            let sids: Vec<u64> = sh.subs.keys().copied().collect();
-            for sid in sids {
-                let _ = sh.session.unsubscribe(Sid(sid));
-                if let Some(q) = sh.subs.remove(&sid) {
-                    q.borrow_mut().close();
+            sh.state = ConnectionState::Draining;
+            sh.subs.keys().map(|&sid| Sid(sid)).collect()
+        };
+        let subscriptions = self.drain_subscriptions(&sids).await;
+        self.inner.shared.borrow_mut().publishing_closed = true;
+        self.inner.wake_all();
+        let flushed = self.flush().await;
+        self.close_now();
+        subscriptions.and(flushed)
+    }
+
+    /// Drains `sids` (see [`Client::drain`]) and waits until the server
+    /// confirmed every UNSUB, bounded by the flush timeout.
+    pub(crate) async fn drain_subscriptions(&self, sids: &[Sid]) -> Result<(), Error> {
+        let timeout = self.inner.shared.borrow().options.flush_timeout;
+        let attempt = async {
+            for &sid in sids {
+                loop {
+                    let room = self.inner.tx_space.notified();
+                    {
+                        let mut sh = self.inner.shared.borrow_mut();
+                        if sh.state == ConnectionState::Closed {
+                            return Err(Error::Closed);
+                        }
+                        match sh.session.unsubscribe_draining(sid) {
+                            Ok(()) | Err(CoreError::UnknownSubscription(_)) => {
+                                if !sh.session.is_draining(sid) {
+                                    // Ended at once (not connected) or
+                                    // already gone: nothing more can come.
+                                    if let Some(q) = sh.subs.remove(&sid.0) {
+                                        q.borrow_mut().close();
+                                    }
+                                }
+                                break;
+                            }
+                            Err(CoreError::BufferFull(_)) if !sh.session.transmit().is_empty() => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    self.inner.writer.notify_one();
+                    room.await;
                 }
             }
-            sh.state = ConnectionState::Draining;
-        }
-        self.inner.wake_all();
-        let second = self.flush().await;
-        self.close_now();
-        first.and(second)
+            self.inner.writer.notify_one();
+            loop {
+                let changed = self.inner.state_changed.notified();
+                {
+                    let sh = self.inner.shared.borrow();
+                    if sids.iter().all(|sid| !sh.subs.contains_key(&sid.0)) {
+                        return Ok(());
+                    }
+                    if sh.state == ConnectionState::Closed {
+                        return Err(Error::Closed);
+                    }
+                }
+                changed.await;
+            }
+        };
+        tokio::time::timeout(timeout, attempt)
+            .await
+            .unwrap_or(Err(Error::TimedOut {
+                operation: "drain",
+                after: timeout,
+            }))
     }
 
     /// Writes what is pending (bounded by the flush timeout) and closes.

@@ -229,6 +229,11 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
         });
     }
     drop(sh);
+    // The reset ended every drain (nothing more comes from the old
+    // connection): hand out those SubscriptionDone events now, so the
+    // drained streams end and a waiting drain returns. In AwaitingInfo no
+    // timer can fail.
+    let _ = run_timers(inner);
     inner.wake_all();
     inner.dispatch_events();
 }
@@ -352,11 +357,12 @@ async fn read_loop(
                 )));
             }
         }
-        let became_connected = {
+        let (became_connected, subscriptions_ended) = {
             let mut sh = inner.shared.borrow_mut();
             if sh.close_requested {
                 return Ok(());
             }
+            let subscriptions = sh.subs.len();
             let was = sh.state == ConnectionState::Connected;
             // Publishes held for the handshake (made during the outage or
             // kept from the lost connection) are released by it.
@@ -371,29 +377,36 @@ async fn read_loop(
                     });
                 }
             }
+            let subscriptions_ended = sh.subs.len() < subscriptions;
             let now_connected = sh.session.state() == State::Connected;
-            if !was && now_connected && sh.state == ConnectionState::Disconnected {
-                sh.state = ConnectionState::Connected;
-                sh.reconnect_buffered = 0;
-                learn_servers(&mut sh);
-                if ever_connected {
-                    sh.statistics.reconnects += 1;
-                }
-                sh.emit(if ever_connected {
-                    Event::Reconnected {
-                        server: server.to_string(),
-                        buffered_bytes_sent: held,
+            let became_connected =
+                if !was && now_connected && sh.state == ConnectionState::Disconnected {
+                    sh.state = ConnectionState::Connected;
+                    sh.reconnect_buffered = 0;
+                    learn_servers(&mut sh);
+                    if ever_connected {
+                        sh.statistics.reconnects += 1;
                     }
+                    sh.emit(if ever_connected {
+                        Event::Reconnected {
+                            server: server.to_string(),
+                            buffered_bytes_sent: held,
+                        }
+                    } else {
+                        Event::Connected {
+                            server: server.to_string(),
+                        }
+                    });
+                    true
                 } else {
-                    Event::Connected {
-                        server: server.to_string(),
-                    }
-                });
-                true
-            } else {
-                false
-            }
+                    false
+                };
+            (became_connected, subscriptions_ended)
         };
+        if subscriptions_ended {
+            // A drain may be waiting for its subscriptions to end.
+            inner.state_changed.notify_waiters();
+        }
         if became_connected {
             *connected = true;
             if let Some(tx) = first.take() {
@@ -680,6 +693,7 @@ fn run_timers(inner: &Inner) -> Result<(), Error> {
     if sh.session.poll_timeout().is_none_or(|at| at > now) {
         return Ok(());
     }
+    let subscriptions = sh.subs.len();
     loop {
         let event = match sh.session.handle_timeout(now) {
             Ok(Some(event)) => event,
@@ -701,7 +715,11 @@ fn run_timers(inner: &Inner) -> Result<(), Error> {
             event,
         );
     }
+    let subscriptions_ended = sh.subs.len() < subscriptions;
     drop(sh);
+    if subscriptions_ended {
+        inner.state_changed.notify_waiters();
+    }
     inner.dispatch_events();
     Ok(())
 }

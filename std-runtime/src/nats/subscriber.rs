@@ -81,7 +81,8 @@ impl SubQueue {
 
 /// A subscription: a `Stream` of [`Message`]s.
 ///
-/// The stream ends after [`Subscriber::unsubscribe`], when an
+/// The stream ends after [`Subscriber::unsubscribe`] or
+/// [`Subscriber::drain`], when an
 /// [`Subscriber::unsubscribe_after`] count is reached, after a drain, or
 /// when the client closes. Dropping a subscriber unsubscribes it.
 ///
@@ -139,6 +140,17 @@ impl Subscriber {
     /// delivered, then the stream ends.
     pub async fn unsubscribe(&mut self) -> Result<(), Error> {
         self.client.unsubscribe_sid(self.sid)
+    }
+
+    /// Ends the subscription without losing a message: sends UNSUB (and a
+    /// PING) and keeps receiving what the server routed before it processed
+    /// the UNSUB; returns once the PONG proved that (bounded by the flush
+    /// timeout). The messages stay queued: read them, then the stream ends.
+    pub async fn drain(&mut self) -> Result<(), Error> {
+        if self.queue.borrow().closed {
+            return Ok(());
+        }
+        self.client.drain_subscriptions(&[self.sid]).await
     }
 
     /// Ends the subscription after `max` messages in total (counting those
