@@ -134,6 +134,9 @@ pub struct PubArgs {
     /// NSQ: deliver after this delay (DPUB; e.g. 30s, 5m).
     #[arg(long, value_name = "DURATION", conflicts_with = "batch")]
     pub defer: Option<humantime::Duration>,
+    /// NSQ TLS and compression.
+    #[command(flatten)]
+    pub nsq: NsqArgs,
     /// Credentials.
     #[command(flatten)]
     pub auth: AuthArgs,
@@ -157,6 +160,38 @@ pub struct AuthArgs {
     /// NATS token, or the NSQ AUTH secret.
     #[arg(long, env = "COURIER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+}
+
+/// NSQ connection layers, negotiated with nsqd through IDENTIFY.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "NSQ connection")]
+pub struct NsqArgs {
+    /// Upgrade to TLS, verifying nsqd against the CA certificates in FILE (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate chain (PEM) for mutual TLS; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key", requires = "tls_ca")]
+    pub tls_cert: Option<PathBuf>,
+    /// Client private key (PEM) for mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Stream compression: snappy, deflate, or deflate:LEVEL (1-9).
+    #[arg(long, value_name = "KIND", value_parser = compression)]
+    pub compression: Option<courier::nsq::Compression>,
+}
+
+fn compression(text: &str) -> Result<courier::nsq::Compression, String> {
+    use courier::nsq::Compression;
+    match text.split_once(':') {
+        None if text == "snappy" => Ok(Compression::Snappy),
+        None if text == "deflate" => Ok(Compression::Deflate { level: 6 }),
+        None if text == "none" => Ok(Compression::None),
+        Some(("deflate", level)) => match level.parse::<u8>() {
+            Ok(level @ 1..=9) => Ok(Compression::Deflate { level }),
+            _ => Err("the DEFLATE level is a number from 1 to 9".into()),
+        },
+        _ => Err("expected snappy, deflate, deflate:LEVEL or none".into()),
+    }
 }
 
 /// How received messages are printed (shared flags).
@@ -291,6 +326,9 @@ pub struct TailArgs {
     /// Credentials (`--token` is the NSQ AUTH secret).
     #[command(flatten)]
     pub auth: AuthArgs,
+    /// NSQ TLS and compression.
+    #[command(flatten)]
+    pub nsq: NsqArgs,
 }
 
 /// `courier info`

@@ -135,9 +135,14 @@ fn printed(result: std::io::Result<()>) -> CliResult<bool> {
 
 /// `courier pub nats://...`
 pub async fn publish(target: &NatsTarget, args: &PubArgs) -> CliResult {
-    if args.defer.is_some() || args.batch != 1 {
+    let nsq_only = &args.nsq;
+    if args.defer.is_some()
+        || args.batch != 1
+        || nsq_only.tls_ca.is_some()
+        || nsq_only.compression.is_some()
+    {
         return Err(Failure::usage(
-            "--defer and --batch are for NSQ (nsq://); NATS publishes each message at once",
+            "--defer, --batch, --tls-ca and --compression are for NSQ (nsq://)",
         ));
     }
     let headers = parse_headers(&args.header)?;

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use courier::nsq::{
     Config, Consumer, Error, ErrorCode, Handler, HandlerError, LookupNodes, Message, Producer,
-    ServerNodes,
+    ServerNodes, TlsConfig,
 };
 use tokio::sync::Notify;
 
-use crate::args::{AuthArgs, InfoArgs, PubArgs, TailArgs};
+use crate::args::{AuthArgs, InfoArgs, NsqArgs, PubArgs, TailArgs};
 use crate::fail::{unreachable, CliResult, Failure, Kind};
 use crate::output::{JsonPayload, NsqDelivery, Printer};
 use crate::payload::{Pacer, PayloadSource};
@@ -31,17 +31,39 @@ pub enum Source {
     Lookupd(HostPort),
 }
 
-fn config(auth: &AuthArgs) -> Config {
-    Config {
+fn config(auth: &AuthArgs, layers: &NsqArgs) -> CliResult<Config> {
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path)
+            .map_err(|e| Failure::usage(format!("cannot read {what} {}: {e}", path.display())))
+    };
+    let tls = match &layers.tls_ca {
+        None => None,
+        Some(ca) => {
+            let bad = |e: courier::layers::LayerError| Failure::usage(e.to_string());
+            let mut tls = TlsConfig::new()
+                .ca_pem(&read(ca, "--tls-ca")?)
+                .map_err(bad)?;
+            if let (Some(cert), Some(key)) = (&layers.tls_cert, &layers.tls_key) {
+                tls = tls
+                    .client_cert_pem(&read(cert, "--tls-cert")?, &read(key, "--tls-key")?)
+                    .map_err(bad)?;
+            }
+            Some(tls)
+        }
+    };
+    Ok(Config {
         client_id: Some("courier-cli".into()),
         user_agent: concat!("courier-cli/", env!("CARGO_PKG_VERSION")).into(),
         connect_timeout: TIMEOUT,
         auth_secret: auth.token.as_ref().map(|t| t.as_bytes().to_vec()),
+        tls,
+        compression: layers.compression.unwrap_or_default(),
         ..Config::default()
-    }
+    })
 }
 
-/// Turns an NSQ client error into a one-line failure with the right code.
+/// Turns an NSQ client error about nsqd `what` (`host:port`) into a
+/// one-line failure with the right exit code.
 fn failure(error: Error, what: &str) -> Failure {
     match error {
         Error::InvalidAddress { addr, reason } => {
@@ -50,7 +72,7 @@ fn failure(error: Error, what: &str) -> Failure {
         Error::Unreachable { attempts } => diagnose(what, &attempts),
         Error::AuthRequired => Failure::new(
             Kind::Auth,
-            format!("{what} requires AUTH; give the secret with --token (or COURIER_TOKEN)"),
+            format!("nsq://{what} requires AUTH; give the secret with --token (or COURIER_TOKEN)"),
         ),
         Error::Server(e)
             if matches!(
@@ -58,10 +80,16 @@ fn failure(error: Error, what: &str) -> Failure {
                 ErrorCode::AuthFailed | ErrorCode::Unauthorized | ErrorCode::AuthFirst
             ) =>
         {
-            Failure::new(Kind::Auth, format!("{what} refused: {e}"))
+            Failure::new(Kind::Auth, format!("nsq://{what} refused: {e}"))
         }
-        Error::Server(e) => Failure::other(format!("{what} refused the command: {e}")),
-        e => Failure::other(format!("{what}: {e}")),
+        Error::Server(e) if e.code == ErrorCode::Invalid && e.text.contains("TLS required") => {
+            Failure::other(format!(
+                "nsq://{what} requires TLS: pass --tls-ca FILE with the CA that signed its \
+                 certificate"
+            ))
+        }
+        Error::Server(e) => Failure::other(format!("nsq://{what} refused the command: {e}")),
+        e => Failure::other(format!("nsq://{what}: {e}")),
     }
 }
 
@@ -124,8 +152,8 @@ pub fn publish(target: &HostPort, args: &PubArgs) -> CliResult {
     let mut source = PayloadSource::open(args)?;
     let addr = target.addr();
     crate::in_runtime(async {
-        let producer =
-            Producer::new([addr.clone()], config(&args.auth)).map_err(|e| failure(e, &addr))?;
+        let producer = Producer::new([addr.clone()], config(&args.auth, &args.nsq)?)
+            .map_err(|e| failure(e, &addr))?;
         producer.connect().await.map_err(|e| failure(e, &addr))?;
         let bar = progress::bar(source.total(), "publishing");
         let mut pacer = Pacer::new(args.rate);
@@ -160,7 +188,7 @@ pub fn publish(target: &HostPort, args: &PubArgs) -> CliResult {
                 } else {
                     producer.multi_publish(topic, &bodies).await
                 };
-                result.map_err(|e| failure(e, &format!("nsq://{addr}")))?;
+                result.map_err(|e| failure(e, &addr))?;
                 sent += bodies.len() as u64;
                 bar.inc(bodies.len() as u64);
                 bodies.clear();
@@ -284,7 +312,7 @@ pub fn tail(source: Source, args: &TailArgs) -> CliResult {
         done: done.clone(),
     };
     crate::in_runtime(async {
-        let mut cfg = config(&args.auth);
+        let mut cfg = config(&args.auth, &args.nsq)?;
         // Discovery: look again soon for nsqd nodes that get the topic later.
         cfg.lookup_poll_interval = Duration::from_secs(15);
         let couplet = [(topic.clone(), channel.clone())];

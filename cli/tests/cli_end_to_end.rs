@@ -449,6 +449,104 @@ fn nsq_pub_and_mpub_then_tail_sees_them() {
     assert!(!stats.contains("#ephemeral"), "{stats}");
 }
 
+/// A CA and an nsqd certificate for 127.0.0.1 signed by it, as PEM files.
+struct Certs {
+    dir: tempfile::TempDir,
+}
+
+impl Certs {
+    fn generate() -> Certs {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let server_params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        let server_key = KeyPair::generate().unwrap();
+        let server = server_params.signed_by(&server_key, &ca, &ca_key).unwrap();
+        // A second CA that signed nothing nsqd has: verification must fail.
+        let other_key = KeyPair::generate().unwrap();
+        let mut other_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        other_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let other = other_params.self_signed(&other_key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for (name, pem) in [
+            ("ca.pem", ca.pem()),
+            ("other-ca.pem", other.pem()),
+            ("server.pem", server.pem()),
+            ("server.key", server_key.serialize_pem()),
+        ] {
+            std::fs::write(dir.path().join(name), pem).unwrap();
+        }
+        Certs { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+#[test]
+fn nsq_over_tls_with_snappy_and_a_wrong_ca_refused() {
+    let certs = Certs::generate();
+    let nsqd = Nsqd::start_with(&[
+        &format!("--tls-cert={}", certs.path("server.pem")),
+        &format!("--tls-key={}", certs.path("server.key")),
+        "--tls-required=true",
+    ]);
+    let addr = nsqd.tcp_addr();
+    let ca = certs.path("ca.pem");
+    let tail = Running::start(
+        &[
+            "tail",
+            &format!("nsq://{addr}/secure"),
+            "--raw",
+            "--count",
+            "2",
+            "--tls-ca",
+            &ca,
+            "--compression",
+            "snappy",
+        ],
+        "tailing",
+    );
+    let url = format!("nsq://{addr}");
+    let out = run(&[
+        "pub",
+        &url,
+        "secure",
+        "sealed",
+        "--count",
+        "2",
+        "--batch",
+        "2",
+        "--tls-ca",
+        &ca,
+        "--compression",
+        "deflate:3",
+    ]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let (ok, stdout, stderr) = tail.finish();
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "sealed\nsealed\n");
+
+    // Without TLS nsqd refuses; with a CA that did not sign it, we refuse.
+    let out = run(&["pub", &url, "secure", "plain"]);
+    assert_one_line_failure(&out, 1, "requires TLS: pass --tls-ca FILE");
+    let out = run(&[
+        "pub",
+        &url,
+        "secure",
+        "x",
+        "--tls-ca",
+        &certs.path("other-ca.pem"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let stderr = stderr_of(&out);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+}
+
 #[test]
 fn tail_through_nsqlookupd_finds_the_nsqd() {
     let lookupd = Nsqlookupd::start();
