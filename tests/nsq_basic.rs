@@ -571,3 +571,67 @@ fn concurrent_publishes_are_all_answered_and_stop_waits_for_them() {
     });
     assert_eq!(topic_depth(&nsqd, &topic), 200);
 }
+
+/// Panics on the first delivery of each message.
+#[derive(Default)]
+struct PanicsOnce {
+    attempts: std::cell::RefCell<Vec<u16>>,
+}
+
+impl courier::nsq::Handler for PanicsOnce {
+    type Class = ();
+    type Context = ();
+    fn classify(&self, _: &courier::nsq::Message) -> Option<((), ())> {
+        Some(((), ()))
+    }
+    async fn handle(
+        &self,
+        _: (),
+        _: (),
+        m: &courier::nsq::Message,
+    ) -> Result<(), courier::nsq::HandlerError> {
+        self.attempts.borrow_mut().push(m.attempts());
+        if m.attempts() == 1 {
+            panic!("handler bug on first delivery");
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_panicking_handler_requeues_its_message_and_the_consumer_goes_on() {
+    let nsqd = nsq_support::nsqd(&[]);
+    let topic = topic("panic");
+    courier::run(async {
+        let config = Config {
+            backoff: Duration::from_millis(50),
+            requeue_delay: Duration::from_millis(10),
+            ..Config::default()
+        };
+        let consumer = Consumer::builder(
+            [(topic.as_str(), "ch")],
+            ServerNodes::new([nsqd.tcp_addr()]),
+            1,
+            PanicsOnce::default(),
+        )
+        .config(config)
+        .start()
+        .await
+        .unwrap();
+        nsqd.http_publish(&topic, b"a");
+        nsqd.http_publish(&topic, b"b");
+        let h = consumer.handler();
+        assert!(wait_until(Duration::from_secs(15), || h.attempts.borrow().len() == 4).await);
+        let mut attempts = h.attempts.borrow().clone();
+        attempts.sort();
+        assert_eq!(attempts, vec![1, 1, 2, 2]);
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                let ch = channel_stats(&nsqd, &topic, "ch");
+                ch["in_flight_count"] == 0 && ch["depth"] == 0
+            })
+            .await
+        );
+        consumer.stop().await;
+    });
+}

@@ -822,9 +822,25 @@ async fn worker<H: Handler>(inner: Rc<Inner<H>>) {
             let _ = message.finish();
             true
         } else {
-            let result = match inner.handler.classify(&message) {
-                Some((class, context)) => inner.handler.handle(class, context, &message).await,
-                None => inner.handler.default_handler(&message).await,
+            let handling = std::panic::AssertUnwindSafe(async {
+                match inner.handler.classify(&message) {
+                    Some((class, context)) => inner.handler.handle(class, context, &message).await,
+                    None => inner.handler.default_handler(&message).await,
+                }
+            });
+            // A panicking handler must not take its worker (and the
+            // message's in-flight slot) with it: it counts as a failure.
+            let result = match futures::FutureExt::catch_unwind(handling).await {
+                Ok(result) => result,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .copied()
+                        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                        .unwrap_or("a non-string payload");
+                    log::error!("handler panicked on message {}: {what}", message.id);
+                    Err(HandlerError::new("the handler panicked"))
+                }
             };
             match (result, message.outcome.get()) {
                 (_, Some(done)) => done,
