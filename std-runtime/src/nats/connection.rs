@@ -188,7 +188,9 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
     }
     let now = sh.now();
     let vectored = sh.vectored.take();
-    sh.session.reset(now);
+    let report = sh.session.reset(now);
+    let mut discarded_publishes = report.discarded_publishes;
+    let mut kept_publishes = report.kept_publishes;
     if let Some(v) = vectored {
         // Its control line was discarded with the old connection; queue the
         // whole publish again (copied) so it is not lost.
@@ -204,7 +206,19 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
                 v.subject
             );
             sh.emit(Event::Error { message });
+        } else {
+            // The reset counted its never-finished control line as a
+            // discarded publish; it is queued again whole.
+            discarded_publishes = discarded_publishes.saturating_sub(1);
+            kept_publishes += 1;
         }
+    }
+    if discarded_publishes > 0 {
+        let message = format!(
+            "{discarded_publishes} publishes queued for {server} could not be kept for the next \
+             connection (half written, or no room left beside the handshake); they were NOT sent"
+        );
+        sh.emit(Event::Error { message });
     }
     if was_connected {
         // Publishes kept from the lost connection count against the
@@ -221,6 +235,8 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
             server: server.to_string(),
             reason: error.to_string(),
             unconfirmed_bytes,
+            kept_publishes,
+            discarded_publishes,
         });
     } else {
         sh.emit(Event::ConnectFailed {
@@ -367,6 +383,12 @@ async fn read_loop(
             // Publishes held for the handshake (made during the outage or
             // kept from the lost connection) are released by it.
             let held = sh.session.held_bytes();
+            // Walks the held publishes: only while they are held.
+            let held_publishes = if sh.session.state() == State::Connected {
+                0
+            } else {
+                sh.session.held_publishes()
+            };
             let processed = process_input(&mut sh, rx)?;
             blocked = processed.blocked;
             if processed.info_updated {
@@ -391,6 +413,7 @@ async fn read_loop(
                         Event::Reconnected {
                             server: server.to_string(),
                             buffered_bytes_sent: held,
+                            buffered_publishes_sent: held_publishes,
                         }
                     } else {
                         Event::Connected {

@@ -26,6 +26,13 @@ pub enum Event {
         /// they may or may not have been processed (TCP cannot tell). Flush
         /// after important publishes to keep this at zero.
         unconfirmed_bytes: u64,
+        /// Publishes not yet written, kept (with those made during the
+        /// outage) for the next connection.
+        kept_publishes: usize,
+        /// Publishes the disconnect lost: never handed to the server (an
+        /// [`Event::Error`] says so too). Zero unless the transmit buffer
+        /// had no room left for them beside the next handshake.
+        discarded_publishes: usize,
     },
     /// Connected again after a loss; subscriptions were renewed and
     /// publishes buffered meanwhile were handed to the server.
@@ -34,6 +41,8 @@ pub enum Event {
         server: String,
         /// Bytes of buffered publishes handed over after the handshake.
         buffered_bytes_sent: usize,
+        /// How many publishes those bytes are.
+        buffered_publishes_sent: usize,
     },
     /// One connection attempt failed (the client tries the next server
     /// after the backoff; logged at info level, not as an error).
@@ -78,17 +87,28 @@ impl fmt::Display for Event {
                 server,
                 reason,
                 unconfirmed_bytes,
-            } => write!(
-                f,
-                "disconnected from {server}: {reason}; reconnecting ({unconfirmed_bytes} bytes \
-                 written since the last confirmed flush may not have been processed)"
-            ),
+                kept_publishes,
+                discarded_publishes,
+            } => {
+                write!(
+                    f,
+                    "disconnected from {server}: {reason}; reconnecting ({unconfirmed_bytes} bytes \
+                     written since the last confirmed flush may not have been processed; \
+                     {kept_publishes} unsent publishes kept for the next connection"
+                )?;
+                if *discarded_publishes > 0 {
+                    write!(f, ", {discarded_publishes} publishes lost")?;
+                }
+                f.write_str(")")
+            }
             Event::Reconnected {
                 server,
                 buffered_bytes_sent,
+                buffered_publishes_sent,
             } => write!(
                 f,
-                "reconnected to {server}; {buffered_bytes_sent} buffered bytes handed over"
+                "reconnected to {server}; {buffered_publishes_sent} buffered publishes \
+                 ({buffered_bytes_sent} bytes) handed over"
             ),
             Event::ConnectFailed { server, reason } => {
                 write!(f, "connecting to {server} failed: {reason}")
