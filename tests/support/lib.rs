@@ -41,12 +41,38 @@ pub fn bin_path(name: &str) -> PathBuf {
     panic!("{name} not found in .tools/bin or PATH: run scripts/setup.sh first");
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that is free now and was not handed out before
+/// by this process.
+///
+/// Ports come from 20000..32000, below Linux's ephemeral range
+/// (32768..60999): a port taken from the ephemeral range can be grabbed by
+/// any client's outgoing connection between this call and the server's
+/// bind, which made servers fail to start now and then. The start offset is
+/// derived from the process id so parallel test binaries spread out.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral loopback port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id().wrapping_mul(7919)) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        let free_v4 = TcpListener::bind(("127.0.0.1", port)).is_ok();
+        let free_v6 = TcpListener::bind(("::1", port)).is_ok() || !ipv6_loopback_available();
+        if free_v4 && free_v6 {
+            return port;
+        }
+    }
+    panic!("no free loopback port in 20000..32000");
+}
+
+fn ipv6_loopback_available() -> bool {
+    TcpListener::bind("[::1]:0").is_ok()
 }
 
 /// Waits until something accepts TCP connections on `addr`.
