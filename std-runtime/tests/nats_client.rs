@@ -483,6 +483,68 @@ fn reconnects_resubscribes_and_delivers_publishes_buffered_during_the_outage() {
 }
 
 #[test]
+fn lame_duck_mode_is_reported_and_the_client_moves_to_the_other_server() {
+    let lame = NatsServer::start();
+    let other = NatsServer::start();
+    let events: Rc<RefCell<Vec<Event>>> = Rc::default();
+    let log = events.clone();
+    run(async {
+        let client = ConnectOptions::new()
+            .max_reconnects(None)
+            .reconnect_delay(Duration::from_millis(20), Duration::from_millis(200))
+            .event_callback(move |e| log.borrow_mut().push(e.clone()))
+            .connect([lame.url(), other.url()])
+            .await
+            .unwrap();
+        let port_of = |url: &str| url.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+        assert_eq!(port_of(&client.connected_url().unwrap()), lame.port());
+        let mut sub = client.subscribe("ldm.x").await.unwrap();
+        client.flush().await.unwrap();
+
+        let status = std::process::Command::new(courier_tests::bin_path("nats-server"))
+            .arg("--signal")
+            .arg(format!("ldm={}", lame.pid().expect("server running")))
+            .status()
+            .expect("run nats-server --signal");
+        assert!(status.success(), "nats-server --signal ldm: {status}");
+
+        within("lame duck event and reconnect to the other server", async {
+            loop {
+                let moved = events.borrow().iter().any(|e| {
+                    matches!(e, Event::Reconnected { server, .. } if port_of(server) == other.port())
+                });
+                if moved {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert_eq!(port_of(&client.connected_url().unwrap()), other.port());
+        // The subscription was renewed on the other server.
+        client.flush().await.unwrap();
+        let publisher = nats::connect([other.url()]).await.unwrap();
+        publisher.publish("ldm.x", "after the move").await.unwrap();
+        publisher.flush().await.unwrap();
+        assert_eq!(&next(&mut sub).await.payload[..], b"after the move");
+        client.close().await.unwrap();
+        publisher.close().await.unwrap();
+    });
+    let events = events.borrow();
+    let lame_duck = events
+        .iter()
+        .position(|e| matches!(e, Event::LameDuckMode { server } if server.ends_with(&format!(":{}", lame.port()))))
+        .unwrap_or_else(|| panic!("no LameDuckMode event: {events:?}"));
+    let disconnected = events
+        .iter()
+        .position(
+            |e| matches!(e, Event::Disconnected { reason, .. } if reason.contains("lame duck")),
+        )
+        .unwrap_or_else(|| panic!("no Disconnected for the lame duck: {events:?}"));
+    assert!(lame_duck < disconnected, "{events:?}");
+}
+
+#[test]
 fn reconnect_buffer_full_is_a_typed_error() {
     let mut server = NatsServer::start();
     run(async {

@@ -143,6 +143,11 @@ impl NatsServer {
         self.port
     }
 
+    /// The server's process id while it runs (for `nats-server --signal`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `nats://host:port` (IPv6 hosts in brackets).
     pub fn url(&self) -> String {
         if self.host.contains(':') {

@@ -79,6 +79,9 @@ pub(crate) struct Shared {
     pub(crate) close_requested: bool,
     /// Set by `drain` once the subscriptions drained: publishes are refused.
     pub(crate) publishing_closed: bool,
+    /// The server in use entered lame duck mode and another one is known:
+    /// the writer ends the connection once nothing is left to write.
+    pub(crate) leaving: Option<String>,
     /// A large publish whose payload is written from where it lies
     /// (vectored), behind its control line at the head of the transmit
     /// buffer.
@@ -444,6 +447,7 @@ fn new_inner(servers: Vec<ServerAddr>, options: ConnectOptions) -> Rc<Inner> {
             callbacks: options.callbacks.clone(),
             close_requested: false,
             publishing_closed: false,
+            leaving: None,
             vectored: None,
             statistics: Statistics::default(),
             options,

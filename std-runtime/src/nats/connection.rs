@@ -305,6 +305,7 @@ async fn connect_once(
     rx.clear();
     {
         let mut sh = inner.shared.borrow_mut();
+        sh.leaving = None;
         apply_credentials(&mut sh, server);
         sh.current_server = Some(server.clone());
     }
@@ -393,11 +394,13 @@ async fn read_loop(
             blocked = processed.blocked;
             if processed.info_updated {
                 learn_servers(&mut sh);
-                if sh.session.server_info().is_some_and(|i| i.ldm) {
-                    sh.emit(Event::LameDuckMode {
-                        server: server.to_string(),
-                    });
-                }
+            }
+            if processed.lame_duck {
+                sh.emit(Event::LameDuckMode {
+                    server: server.to_string(),
+                });
+                move_away_from(&mut sh, server);
+                inner.writer.notify_one();
             }
             let subscriptions_ended = sh.subs.len() < subscriptions;
             let now_connected = sh.session.state() == State::Connected;
@@ -451,12 +454,15 @@ async fn read_loop(
 struct Processed {
     /// The server sent a new INFO.
     info_updated: bool,
+    /// ... saying it entered lame duck mode.
+    lame_duck: bool,
     /// Input is left that needs transmit room first.
     blocked: bool,
 }
 
 fn process_input(sh: &mut Shared, rx: &mut ReadBuffer) -> Result<Processed, Error> {
     let mut info_updated = false;
+    let mut lame_duck = false;
     loop {
         let now = sh.now();
         let (consumed, event) = match sh.session.handle_input(rx.data(), now) {
@@ -465,6 +471,7 @@ fn process_input(sh: &mut Shared, rx: &mut ReadBuffer) -> Result<Processed, Erro
             Err(CoreError::BufferFull(_)) => {
                 return Ok(Processed {
                     info_updated,
+                    lame_duck,
                     blocked: true,
                 })
             }
@@ -472,6 +479,10 @@ fn process_input(sh: &mut Shared, rx: &mut ReadBuffer) -> Result<Processed, Erro
         };
         match event {
             Some(CoreEvent::InfoUpdated) => info_updated = true,
+            Some(CoreEvent::LameDuckMode) => {
+                info_updated = true;
+                lame_duck = true;
+            }
             Some(event) => on_event(
                 &mut sh.pending_events,
                 &mut sh.subs,
@@ -484,6 +495,7 @@ fn process_input(sh: &mut Shared, rx: &mut ReadBuffer) -> Result<Processed, Erro
             None if consumed == 0 => {
                 return Ok(Processed {
                     info_updated,
+                    lame_duck,
                     blocked: false,
                 })
             }
@@ -491,6 +503,22 @@ fn process_input(sh: &mut Shared, rx: &mut ReadBuffer) -> Result<Processed, Erro
         }
         rx.consume(consumed);
     }
+}
+
+/// The server in use entered lame duck mode: if another server is known,
+/// put this one last in the list and have the writer end the connection
+/// once everything pending is written; the reconnect then tries the others
+/// first. With no other server the client stays until the server closes.
+fn move_away_from(sh: &mut Shared, server: &ServerAddr) {
+    if !sh.servers.iter().any(|s| !s.same_endpoint(server)) {
+        log::info!("nats: {server} is in lame duck mode and no other server is known: staying");
+        return;
+    }
+    if let Some(i) = sh.servers.iter().position(|s| s.same_endpoint(server)) {
+        let lame = sh.servers.remove(i);
+        sh.servers.push(lame);
+    }
+    sh.leaving = Some(server.to_string());
 }
 
 /// Adds the servers INFO advertises (connect_urls) to the reconnect list.
@@ -672,6 +700,12 @@ async fn write_loop(
         }
         let (deadline, close) = {
             let sh = inner.shared.borrow();
+            if let Some(server) = &sh.leaving {
+                // Everything queued is written: leave the lame duck now.
+                return Err(Error::LameDuckMode {
+                    server: server.clone(),
+                });
+            }
             let connected =
                 sh.state == ConnectionState::Connected || sh.state == ConnectionState::Draining;
             let timer = sh.session.poll_timeout().map(|t| sh.to_tokio(t));

@@ -73,6 +73,13 @@ pub enum Error {
         /// Bytes of commands dropped.
         bytes: usize,
     },
+    /// The server entered lame duck mode (it shuts down soon); the client
+    /// left it for another known server (the reason in
+    /// [`Event::Disconnected`](super::Event::Disconnected)).
+    LameDuckMode {
+        /// The server left.
+        server: String,
+    },
     /// Reconnecting gave up after the configured number of attempts.
     MaxReconnectsExceeded {
         /// Failed attempts made.
@@ -132,6 +139,11 @@ impl fmt::Display for Error {
                 f,
                 "closed while disconnected: {bytes} bytes of queued publishes were NOT sent; \
                  flush before closing, or close after the reconnect"
+            ),
+            Error::LameDuckMode { server } => write!(
+                f,
+                "{server} entered lame duck mode and will shut down soon: moving to another \
+                 known server (subscriptions are renewed there, unsent publishes go along)"
             ),
             Error::MaxReconnectsExceeded { attempts } => write!(
                 f,
@@ -222,6 +234,12 @@ mod tests {
             (
                 Error::MaxReconnectsExceeded { attempts: 60 },
                 &["gave up reconnecting after 60", "max_reconnects"],
+            ),
+            (
+                Error::LameDuckMode {
+                    server: "nats://h:4222".into(),
+                },
+                &["nats://h:4222 entered lame duck mode", "moving to another"],
             ),
             (
                 Error::InvalidOption {

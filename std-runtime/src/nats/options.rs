@@ -70,7 +70,11 @@ pub enum Event {
         message: String,
     },
     /// The server is in lame duck mode: it will shut down soon and asks
-    /// clients to move. courier reconnects elsewhere when it closes.
+    /// clients to move. When another server is known (URLs given, INFO
+    /// connect_urls) courier writes what is pending, leaves it at once
+    /// ([`Event::Disconnected`], then [`Event::Reconnected`] to the other
+    /// server, subscriptions renewed) and tries it last from then on;
+    /// otherwise it stays until the server closes the connection.
     LameDuckMode {
         /// The server going away.
         server: String,
