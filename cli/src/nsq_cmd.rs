@@ -457,6 +457,13 @@ pub fn lookupd_info(target: &HostPort) -> CliResult {
         Some(topic) => format!("http://{}/lookup?topic={topic}", target.addr()),
         None => format!("http://{}/nodes", target.addr()),
     };
-    let body = http_get(&url, "nsqlookupd", target)?;
+    let body = http_get(&url, "nsqlookupd", target).map_err(|f| match &target.topic {
+        // nsqlookupd answers 404 TOPIC_NOT_FOUND for a topic no nsqd has.
+        Some(topic) if f.message.contains("HTTP 404") => Failure::other(format!(
+            "nsqlookupd://{} knows no nsqd with topic {topic:?} (yet): publish to it first",
+            target.addr()
+        )),
+        _ => f,
+    })?;
     print_json(&body, &url)
 }
