@@ -467,7 +467,7 @@ mod tests {
     #[test]
     fn nats_server_starts_and_greets() {
         let server = NatsServer::start();
-        let mut s = TcpStream::connect(server.addr()).unwrap();
+        let s = TcpStream::connect(server.addr()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut line = String::new();
         BufReader::new(s.try_clone().unwrap())
