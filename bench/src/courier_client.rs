@@ -358,8 +358,10 @@ mod imp {
             if seen == 1 {
                 self.first.set(Some(Instant::now()));
             }
-            if seen == self.target {
+            if seen == crate::worker::nsq_consume_mark(self.target) {
                 self.last.set(Some(Instant::now()));
+            }
+            if seen == self.target {
                 self.done.notify_one();
             }
             Ok(())
@@ -402,10 +404,11 @@ mod imp {
         // clock is re-based on the first and last message.
         let mut result = section.finish(args.msgs, None);
         result.elapsed_s = last.duration_since(first).as_secs_f64();
-        result.messages = args.msgs.saturating_sub(1);
+        result.messages = crate::worker::nsq_consume_mark(args.msgs).saturating_sub(1);
         result.process_messages = Some(args.msgs);
         result.note = Some(format!(
-            "{}; max in flight seen {}",
+            "{}; {}; max in flight seen {}",
+            crate::worker::NSQ_CONSUME_NOTE,
             runtime_note(counters, args.msgs),
             consumer.max_seen_in_flight()
         ));

@@ -196,6 +196,8 @@ pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
             driver.flush()?;
             let mut received = 0u64;
             let mut section = None;
+            let mark = crate::worker::nsq_consume_mark(args.msgs);
+            let mut at_mark = None;
             while received < args.msgs {
                 driver.poll(|session, event| {
                     if let Event::Message(message) = event {
@@ -203,14 +205,21 @@ pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
                             section = Some(Section::start());
                         }
                         received += 1;
+                        if received == mark {
+                            at_mark = Some(Instant::now());
+                        }
                         session.fin(&message.id).map_err(|e| e.to_string())?;
                     }
                     Ok(())
                 })?;
             }
-            section
-                .ok_or("no message arrived")?
-                .finish(args.msgs.saturating_sub(1), None)
+            let mut result = section.ok_or("no message arrived")?.finish_at(
+                at_mark.unwrap_or_else(Instant::now),
+                mark.saturating_sub(1),
+                None,
+            );
+            result.note = Some(crate::worker::NSQ_CONSUME_NOTE.into());
+            result
         }
         other => return Err(format!("courier NSQ has no scenario {other:?}")),
     };
