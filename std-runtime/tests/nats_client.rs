@@ -614,6 +614,18 @@ fn unreachable_servers_give_a_typed_error() {
             ),
             "{long_prefix:?}"
         );
+        // User, password and token share one buffer in the core.
+        let long_credentials = ConnectOptions::new()
+            .user_and_password("u".repeat(200), "p".repeat(100))
+            .connect([url.as_str()])
+            .await;
+        assert!(
+            matches!(
+                long_credentials,
+                Err(Error::InvalidOption { option: "credentials", ref reason }) if reason.contains("300 bytes")
+            ),
+            "{long_credentials:?}"
+        );
     });
 }
 

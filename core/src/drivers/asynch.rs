@@ -35,6 +35,7 @@ use core::task::Poll;
 use embedded_io_async::{Read, Write};
 
 use super::{read_result, write_result, Clock, DriverOptions, Error, Link, Wait};
+use crate::nats::info::InfoStorage;
 use crate::nats::{self, ConnectOptions, Event, MaxPayloadWarning, Message, RequestId, Sid};
 use crate::time::{Duration, Instant};
 
@@ -53,18 +54,19 @@ pub trait Timer: Clock {
 /// The async twin of [`super::blocking::NatsClient`]: same buffers, same
 /// events, same errors; `C` is a [`Timer`] because an async read has no
 /// timeout of its own.
-pub struct NatsClient<T, C, R, S, const SUBS: usize, const REQS: usize> {
+pub struct NatsClient<T, C, R, S, const SUBS: usize, const REQS: usize, I = nats::ServerInfo> {
     transport: T,
     timer: C,
-    link: Link<R, S, SUBS, REQS>,
+    link: Link<R, S, SUBS, REQS, I>,
 }
 
-impl<T, C, R, S, const SUBS: usize, const REQS: usize> NatsClient<T, C, R, S, SUBS, REQS>
+impl<T, C, R, S, const SUBS: usize, const REQS: usize, I> NatsClient<T, C, R, S, SUBS, REQS, I>
 where
     T: Read + Write,
     C: Timer,
     R: AsRef<[u8]> + AsMut<[u8]>,
     S: AsRef<[u8]> + AsMut<[u8]>,
+    I: InfoStorage,
 {
     /// A client over a connected `transport`; call [`NatsClient::connect`]
     /// next. `rx` and `tx` are the receive and transmit buffer storage.
@@ -304,18 +306,18 @@ where
     }
 
     /// The server's INFO, once received.
-    pub fn server_info(&self) -> Option<&nats::ServerInfo> {
+    pub fn server_info(&self) -> Option<&I> {
         self.link.session.server_info()
     }
 
     /// The session, for state, stats and subscriptions.
-    pub fn session(&self) -> &nats::Session<S, SUBS, REQS> {
+    pub fn session(&self) -> &nats::Session<S, SUBS, REQS, I> {
         &self.link.session
     }
 
     /// The session, to queue commands directly; they are written by the
     /// next call that drives the client.
-    pub fn session_mut(&mut self) -> &mut nats::Session<S, SUBS, REQS> {
+    pub fn session_mut(&mut self) -> &mut nats::Session<S, SUBS, REQS, I> {
         &mut self.link.session
     }
 
@@ -437,13 +439,14 @@ where
 }
 
 /// Writes everything the session has queued, then flushes the transport.
-async fn write_session<T, S, const SUBS: usize, const REQS: usize>(
+async fn write_session<T, S, const SUBS: usize, const REQS: usize, I>(
     transport: &mut T,
-    session: &mut nats::Session<S, SUBS, REQS>,
+    session: &mut nats::Session<S, SUBS, REQS, I>,
 ) -> Result<(), Error<T::Error>>
 where
     T: Write,
     S: AsRef<[u8]> + AsMut<[u8]>,
+    I: InfoStorage,
 {
     if session.transmit().is_empty() {
         return Ok(());

@@ -35,6 +35,7 @@
 use embedded_io::{Read, Write};
 
 use super::{read_result, write_result, Clock, DriverOptions, Error, Link, Wait};
+use crate::nats::info::InfoStorage;
 use crate::nats::{self, ConnectOptions, Event, MaxPayloadWarning, Message, RequestId, Sid};
 use crate::time::{Duration, Instant};
 
@@ -49,18 +50,19 @@ use crate::time::{Duration, Instant};
 /// ([`nats::Error::FrameTooLarge`] beyond it); the transmit buffer bounds
 /// batching only: a publish too large for it is written straight from the
 /// caller's payload.
-pub struct NatsClient<T, C, R, S, const SUBS: usize, const REQS: usize> {
+pub struct NatsClient<T, C, R, S, const SUBS: usize, const REQS: usize, I = nats::ServerInfo> {
     transport: T,
     clock: C,
-    link: Link<R, S, SUBS, REQS>,
+    link: Link<R, S, SUBS, REQS, I>,
 }
 
-impl<T, C, R, S, const SUBS: usize, const REQS: usize> NatsClient<T, C, R, S, SUBS, REQS>
+impl<T, C, R, S, const SUBS: usize, const REQS: usize, I> NatsClient<T, C, R, S, SUBS, REQS, I>
 where
     T: Read + Write,
     C: Clock,
     R: AsRef<[u8]> + AsMut<[u8]>,
     S: AsRef<[u8]> + AsMut<[u8]>,
+    I: InfoStorage,
 {
     /// A client over a connected `transport`; call [`NatsClient::connect`]
     /// next. `rx` and `tx` are the receive and transmit buffer storage
@@ -338,18 +340,18 @@ where
     }
 
     /// The server's INFO, once received.
-    pub fn server_info(&self) -> Option<&nats::ServerInfo> {
+    pub fn server_info(&self) -> Option<&I> {
         self.link.session.server_info()
     }
 
     /// The session, for state, stats and subscriptions.
-    pub fn session(&self) -> &nats::Session<S, SUBS, REQS> {
+    pub fn session(&self) -> &nats::Session<S, SUBS, REQS, I> {
         &self.link.session
     }
 
     /// The session, to queue commands directly; they are written by the
     /// next call that drives the client.
-    pub fn session_mut(&mut self) -> &mut nats::Session<S, SUBS, REQS> {
+    pub fn session_mut(&mut self) -> &mut nats::Session<S, SUBS, REQS, I> {
         &mut self.link.session
     }
 
@@ -425,10 +427,15 @@ where
 }
 
 /// Writes everything the session has queued, then flushes the transport.
-fn write_session<T: Write, S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize>(
+fn write_session<T, S, const SUBS: usize, const REQS: usize, I>(
     transport: &mut T,
-    session: &mut nats::Session<S, SUBS, REQS>,
-) -> Result<(), Error<T::Error>> {
+    session: &mut nats::Session<S, SUBS, REQS, I>,
+) -> Result<(), Error<T::Error>>
+where
+    T: Write,
+    S: AsRef<[u8]> + AsMut<[u8]>,
+    I: InfoStorage,
+{
     if session.transmit().is_empty() {
         return Ok(());
     }

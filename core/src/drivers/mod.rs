@@ -212,8 +212,8 @@ impl<E: embedded_io::Error> core::error::Error for Error<E> {}
 
 /// The transport-independent half of a driver: the session, the receive
 /// buffer and the bookkeeping both drivers share.
-struct Link<R, S, const SUBS: usize, const REQS: usize> {
-    session: nats::Session<S, SUBS, REQS>,
+struct Link<R, S, const SUBS: usize, const REQS: usize, I> {
+    session: nats::Session<S, SUBS, REQS, I>,
     rx: RxBuf<R>,
     /// Bytes of the receive buffer the last returned event borrowed; dropped
     /// at the start of the next call (the event is gone by then).
@@ -229,12 +229,13 @@ struct Link<R, S, const SUBS: usize, const REQS: usize> {
     options: DriverOptions,
 }
 
-impl<R, S, const SUBS: usize, const REQS: usize> Link<R, S, SUBS, REQS>
+impl<R, S, const SUBS: usize, const REQS: usize, I> Link<R, S, SUBS, REQS, I>
 where
     R: AsRef<[u8]> + AsMut<[u8]>,
     S: AsRef<[u8]> + AsMut<[u8]>,
+    I: nats::info::InfoStorage,
 {
-    fn new(mut session: nats::Session<S, SUBS, REQS>, rx: R, options: DriverOptions) -> Self {
+    fn new(mut session: nats::Session<S, SUBS, REQS, I>, rx: R, options: DriverOptions) -> Self {
         let rx = RxBuf::new(rx);
         // The session compares the server's max_payload with this and sizes
         // its FrameTooLarge checks by it.

@@ -700,3 +700,32 @@ fn async_driver_gives_way_to_the_keepalive_timer() {
     let err = block_on(client.flush(Duration::from_millis(200), |_| {})).unwrap_err();
     assert!(matches!(err, Error::TimedOut(Wait::Flush)), "{err:?}");
 }
+
+#[test]
+fn a_lean_publish_only_client_is_much_smaller() {
+    type Full = NatsClient<Script, SimClock, [u8; 2048], [u8; 2048], 1, 1>;
+    type Lean = NatsClient<Script, SimClock, [u8; 2048], [u8; 2048], 1, 1, nats::EssentialInfo>;
+    let (full, lean) = (core::mem::size_of::<Full>(), core::mem::size_of::<Lean>());
+    std::println!(
+        "blocking client with two 2 KiB buffers: {full} bytes; with EssentialInfo: {lean}"
+    );
+    assert!(lean + 1000 < full, "{lean} vs {full}");
+    // The lean one connects and publishes like the other.
+    let clock = SimClock::default();
+    let script = Script::new(&clock);
+    let mut client: Lean = NatsClient::new(
+        script.clone(),
+        clock.clone(),
+        options(),
+        DriverOptions::default(),
+        [0; 2048],
+        [0; 2048],
+    );
+    script.push(INFO);
+    script.push(b"PONG\r\n");
+    client.connect().unwrap();
+    assert_eq!(client.server_info().unwrap().max_payload, 1_048_576);
+    script.take_written();
+    client.publish("t", b"1").unwrap();
+    assert_eq!(script.take_written(), "PUB t 1\r\n1\r\n");
+}

@@ -107,6 +107,75 @@ impl ServerInfo {
     }
 }
 
+/// What a [`Session`](super::Session) keeps of the server's INFO: its
+/// `I` type parameter. [`ServerInfo`] (the default) keeps everything,
+/// connect URLs included (~1.1 KiB); [`EssentialInfo`] keeps only what the
+/// session itself uses (a few bytes), for devices that do not look at the
+/// rest.
+pub trait InfoStorage: Sized {
+    /// Parses the JSON object of an INFO line.
+    fn from_info_json(json: &[u8]) -> Result<Self, InfoError>;
+    /// Largest payload (headers included) the server accepts.
+    fn max_payload(&self) -> u64;
+    /// The server supports headers (HPUB/HMSG).
+    fn headers(&self) -> bool;
+    /// The server is in lame duck mode.
+    fn lame_duck(&self) -> bool;
+}
+
+impl InfoStorage for ServerInfo {
+    fn from_info_json(json: &[u8]) -> Result<Self, InfoError> {
+        ServerInfo::from_json(json)
+    }
+    fn max_payload(&self) -> u64 {
+        self.max_payload
+    }
+    fn headers(&self) -> bool {
+        self.headers
+    }
+    fn lame_duck(&self) -> bool {
+        self.ldm
+    }
+}
+
+/// The INFO fields the session needs and nothing else (no strings):
+/// `Session<S, SUBS, REQS, EssentialInfo>` saves ~1.1 KiB of state on a
+/// device that never reads the server's id, version or connect URLs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
+pub struct EssentialInfo {
+    /// Largest payload (headers included) the server accepts.
+    pub max_payload: u64,
+    /// Protocol version (1 supports INFO updates and headers).
+    pub proto: i32,
+    /// The server supports headers (HPUB/HMSG).
+    pub headers: bool,
+    /// The server requires credentials.
+    pub auth_required: bool,
+    /// The server requires TLS.
+    pub tls_required: bool,
+    /// Lame duck mode: the server is shutting down; move elsewhere.
+    pub ldm: bool,
+}
+
+impl InfoStorage for EssentialInfo {
+    fn from_info_json(json: &[u8]) -> Result<Self, InfoError> {
+        let mut scratch = [0u8; UNESCAPE_SCRATCH];
+        let (info, _) = serde_json_core::from_slice_escaped::<EssentialInfo>(json, &mut scratch)
+            .map_err(|_| InfoError::InvalidJson)?;
+        Ok(info)
+    }
+    fn max_payload(&self) -> u64 {
+        self.max_payload
+    }
+    fn headers(&self) -> bool {
+        self.headers
+    }
+    fn lame_duck(&self) -> bool {
+        self.ldm
+    }
+}
+
 #[derive(Default, serde::Deserialize)]
 #[serde(default)]
 struct RawInfo {
@@ -297,6 +366,34 @@ pub(crate) mod tests {
                 max: ID_CAPACITY
             })
         );
+    }
+
+    #[test]
+    fn essential_info_reads_the_same_fields_from_real_info() {
+        for json in [REAL_INFO, REAL_AUTH_INFO] {
+            let full = ServerInfo::from_json(json).unwrap();
+            let essential = EssentialInfo::from_info_json(json).unwrap();
+            assert_eq!(
+                (essential.max_payload, essential.proto, essential.headers),
+                (full.max_payload, full.proto, full.headers)
+            );
+            assert_eq!(
+                (
+                    essential.auth_required,
+                    essential.tls_required,
+                    essential.ldm
+                ),
+                (full.auth_required, full.tls_required, full.ldm)
+            );
+        }
+        let ldm =
+            br#"{"server_id":"S","connect_urls":["a:1","b:2"],"ldm":true,"x":{"y":[1,"\u0041"]}}"#;
+        assert!(EssentialInfo::from_info_json(ldm).unwrap().lame_duck());
+        assert_eq!(
+            EssentialInfo::from_info_json(b"{nope"),
+            Err(InfoError::InvalidJson)
+        );
+        assert!(core::mem::size_of::<EssentialInfo>() <= 24);
     }
 
     #[test]

@@ -24,9 +24,9 @@ pub mod subscriptions;
 
 pub use error::{Error, HeaderError, InfoError, ProtocolError, ServerErrorKind, SubjectError};
 pub use headers::{HeaderWriter, Headers};
-pub use info::ServerInfo;
+pub use info::{EssentialInfo, InfoStorage, ServerInfo};
 pub use session::{
-    required_tx_capacity, set_str, ConnectOptions, Event, MaxPayloadWarning, Message,
+    required_tx_capacity, set_str, ConnectOptions, Credentials, Event, MaxPayloadWarning, Message,
     OptionTooLong, PingId, RequestId, ResetReport, Session, State, Stats,
 };
 pub use subscriptions::{Sid, Subscription, SubscriptionTable};

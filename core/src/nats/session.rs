@@ -23,7 +23,7 @@ use heapless::{String, Vec};
 use super::commands::{self, Connect, CONNECT_MAX};
 use super::error::{Error, ProtocolError, ServerErrorKind, SERVER_MESSAGE_CAPACITY};
 use super::headers::{Headers, STATUS_NO_RESPONDERS};
-use super::info::ServerInfo;
+use super::info::{InfoStorage, ServerInfo};
 use super::outbox::{Held, Outbox, Sendable};
 use super::parser::{self, MsgFrame, ServerOp};
 use super::subscriptions::{Delivery, Sid, Subscription, SubscriptionTable};
@@ -32,7 +32,8 @@ use crate::time::{Duration, Instant};
 
 /// Capacity of the client name sent in CONNECT.
 pub const NAME_CAPACITY: usize = 64;
-/// Capacity of user, password and token.
+/// Capacity of user, password and token together ([`Credentials`] keeps
+/// them in one buffer).
 pub const CREDENTIAL_CAPACITY: usize = 256;
 /// Capacity of the inbox prefix (`_INBOX.<unique>`).
 pub const INBOX_PREFIX_CAPACITY: usize = 64;
@@ -67,12 +68,9 @@ pub struct ConnectOptions {
     /// Ask for a 503 status reply when a request has no responders
     /// (default true; needs `headers`).
     pub no_responders: bool,
-    /// User for user/password auth.
-    pub user: Option<String<CREDENTIAL_CAPACITY>>,
-    /// Password for user/password auth.
-    pub pass: Option<String<CREDENTIAL_CAPACITY>>,
-    /// Token for token auth.
-    pub auth_token: Option<String<CREDENTIAL_CAPACITY>>,
+    /// User/password and token sent in CONNECT (see
+    /// [`ConnectOptions::with_credentials`], [`ConnectOptions::with_token`]).
+    pub credentials: Credentials,
     /// Unique inbox prefix, e.g. `_INBOX.<random>`; requests subscribe to
     /// `<prefix>.*`. The core has no RNG, so the driver supplies it; empty
     /// means requests fail with [`Error::InboxNotConfigured`].
@@ -88,17 +86,117 @@ pub struct ConnectOptions {
 }
 
 impl ConnectOptions {
-    /// User/password authentication.
+    /// User/password authentication (a token set before is kept).
     pub fn with_credentials(mut self, user: &str, pass: &str) -> Result<Self, OptionTooLong> {
-        self.user = Some(bounded(user)?);
-        self.pass = Some(bounded(pass)?);
+        let token = self.credentials.token();
+        self.credentials = Credentials::new(Some(user), Some(pass), token)?;
         Ok(self)
     }
 
-    /// Token authentication.
+    /// Token authentication (user/password set before are kept).
     pub fn with_token(mut self, token: &str) -> Result<Self, OptionTooLong> {
-        self.auth_token = Some(bounded(token)?);
+        let c = &self.credentials;
+        self.credentials = Credentials::new(c.user(), c.pass(), Some(token))?;
         Ok(self)
+    }
+}
+
+/// User, password and token for CONNECT, kept in one buffer of
+/// [`CREDENTIAL_CAPACITY`] bytes (together) rather than one per field, so a
+/// session without credentials does not carry three empty 256-byte strings
+/// worth of state. `Debug` does not show them.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    text: String<CREDENTIAL_CAPACITY>,
+    user: Option<Span>,
+    pass: Option<Span>,
+    token: Option<Span>,
+}
+
+/// Where one credential lies in [`Credentials::text`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    start: u16,
+    end: u16,
+}
+
+impl Credentials {
+    /// Stores the given credentials (`None`: not set); fails when together
+    /// they exceed [`CREDENTIAL_CAPACITY`].
+    ///
+    /// ```
+    /// use courier_core::nats::session::Credentials;
+    /// let c = Credentials::new(Some("alice"), Some("s3cret"), None).unwrap();
+    /// assert_eq!((c.user(), c.pass(), c.token()), (Some("alice"), Some("s3cret"), None));
+    /// assert!(!format!("{c:?}").contains("s3cret"));
+    /// assert!(Credentials::new(Some(&"u".repeat(200)), Some(&"p".repeat(57)), None).is_err());
+    /// ```
+    pub fn new(
+        user: Option<&str>,
+        pass: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<Self, OptionTooLong> {
+        let total: usize = [user, pass, token].iter().flatten().map(|s| s.len()).sum();
+        if total > CREDENTIAL_CAPACITY {
+            return Err(OptionTooLong {
+                len: total,
+                max: CREDENTIAL_CAPACITY,
+            });
+        }
+        let mut c = Credentials::default();
+        let mut put = |value: Option<&str>| {
+            value.map(|v| {
+                let start = c.text.len() as u16;
+                // Cannot fail: the total was checked above.
+                let _ = c.text.push_str(v);
+                Span {
+                    start,
+                    end: c.text.len() as u16,
+                }
+            })
+        };
+        let (u, p, t) = (put(user), put(pass), put(token));
+        c.user = u;
+        c.pass = p;
+        c.token = t;
+        Ok(c)
+    }
+
+    fn get(&self, span: Option<Span>) -> Option<&str> {
+        let span = span?;
+        self.text
+            .get(usize::from(span.start)..usize::from(span.end))
+    }
+
+    /// The user, if set.
+    pub fn user(&self) -> Option<&str> {
+        self.get(self.user)
+    }
+
+    /// The password, if set.
+    pub fn pass(&self) -> Option<&str> {
+        self.get(self.pass)
+    }
+
+    /// The token, if set.
+    pub fn token(&self) -> Option<&str> {
+        self.get(self.token)
+    }
+
+    /// True when nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self.user.is_none() && self.pass.is_none() && self.token.is_none()
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mask = |s: Option<Span>| s.map(|_| "***");
+        f.debug_struct("Credentials")
+            .field("user", &mask(self.user))
+            .field("pass", &mask(self.pass))
+            .field("token", &mask(self.token))
+            .finish()
     }
 }
 
@@ -156,9 +254,7 @@ impl Default for ConnectOptions {
             echo: true,
             headers: true,
             no_responders: true,
-            user: None,
-            pass: None,
-            auth_token: None,
+            credentials: Credentials::default(),
             inbox_prefix: String::new(),
             ping_interval: DEFAULT_PING_INTERVAL,
             max_pings_out: DEFAULT_MAX_PINGS_OUT,
@@ -357,9 +453,9 @@ fn connect_fields(o: &ConnectOptions) -> Connect<'_> {
         echo: o.echo,
         headers: o.headers,
         no_responders: o.no_responders && o.headers,
-        user: o.user.as_deref(),
-        pass: o.pass.as_deref(),
-        auth_token: o.auth_token.as_deref(),
+        user: o.credentials.user(),
+        pass: o.credentials.pass(),
+        auth_token: o.credentials.token(),
         ..Connect::default()
     }
 }
@@ -396,14 +492,14 @@ struct PendingRequest {
 /// session.publish("telemetry.temp", None, None, b"21.5").unwrap();
 /// assert_eq!(session.transmit(), b"PUB telemetry.temp 4\r\n21.5\r\n");
 /// ```
-pub struct Session<S, const SUBS: usize, const REQS: usize> {
+pub struct Session<S, const SUBS: usize, const REQS: usize, I = ServerInfo> {
     options: ConnectOptions,
     out: Outbox<S>,
     subs: SubscriptionTable<SUBS>,
     requests: Vec<PendingRequest, REQS>,
     next_request: u64,
     inbox_sid: Option<Sid>,
-    info: Option<ServerInfo>,
+    info: Option<I>,
     state: State,
     stats: Stats,
     ever_connected: bool,
@@ -424,7 +520,11 @@ pub struct Session<S, const SUBS: usize, const REQS: usize> {
     connect_len: Option<usize>,
 }
 
-impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session<S, SUBS, REQS> {
+impl<S, const SUBS: usize, const REQS: usize, I> Session<S, SUBS, REQS, I>
+where
+    S: AsRef<[u8]> + AsMut<[u8]>,
+    I: InfoStorage,
+{
     /// A session waiting for the server's INFO; `tx` is the transmit buffer.
     pub fn new(options: ConnectOptions, tx: S) -> Self {
         Session {
@@ -508,12 +608,12 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
     }
 
     fn on_info<'a>(&mut self, json: &[u8]) -> Result<Option<Event<'a>>, Error> {
-        let info = match ServerInfo::from_json(json) {
+        let info = match I::from_info_json(json) {
             Ok(info) => info,
             Err(e) => return Err(self.fail(e.into())),
         };
         if self.state != State::AwaitingInfo {
-            let lame_duck = info.ldm;
+            let lame_duck = info.lame_duck();
             self.info = Some(info);
             return Ok(Some(if lame_duck {
                 Event::LameDuckMode
@@ -723,11 +823,11 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
     fn max_payload_warning(&self) -> Option<MaxPayloadWarning> {
         let info = self.info.as_ref()?;
         let rx = self.options.rx_capacity;
-        let needed = usize::try_from(info.max_payload)
+        let needed = usize::try_from(info.max_payload())
             .unwrap_or(usize::MAX)
             .saturating_add(CONTROL_LINE_ALLOWANCE);
         (rx != 0 && rx < needed).then_some(MaxPayloadWarning {
-            max_payload: info.max_payload,
+            max_payload: info.max_payload(),
             rx_capacity: rx,
         })
     }
@@ -794,8 +894,9 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
         self.state
     }
 
-    /// The last INFO the server sent, if any (kept across a reset).
-    pub fn server_info(&self) -> Option<&ServerInfo> {
+    /// The last INFO the server sent, if any (kept across a reset), as
+    /// much of it as the session's `I` keeps.
+    pub fn server_info(&self) -> Option<&I> {
         self.info.as_ref()
     }
 
@@ -857,13 +958,13 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize> Session
             return Err(Error::HeadersNotSupported);
         }
         if let Some(info) = &self.info {
-            if headers.is_some() && !info.headers {
+            if headers.is_some() && !info.headers() {
                 return Err(Error::HeadersNotSupported);
             }
-            if info.max_payload > 0 && size as u64 > info.max_payload {
+            if info.max_payload() > 0 && size as u64 > info.max_payload() {
                 return Err(Error::PayloadTooLarge {
                     size,
-                    max_payload: info.max_payload,
+                    max_payload: info.max_payload(),
                 });
             }
         }
@@ -2126,6 +2227,7 @@ mod tests {
 #[cfg(test)]
 mod size_tests {
     use super::*;
+    use crate::nats::info::EssentialInfo;
 
     #[test]
     fn publish_only_session_compiles_with_zero_tables() {
@@ -2139,10 +2241,62 @@ mod size_tests {
             Err(Error::SubscriptionTableFull { capacity: 0 })
         );
         std::println!(
-            "Session<[u8; 256], 0, 0> is {} bytes (ConnectOptions {}, ServerInfo {})",
+            "Session<[u8; 256], 0, 0> is {} bytes (ConnectOptions {}, ServerInfo {}); \
+             Session<[u8; 256], 0, 0, EssentialInfo> is {} bytes (EssentialInfo {})",
             core::mem::size_of::<Session<[u8; 256], 0, 0>>(),
             core::mem::size_of::<ConnectOptions>(),
-            core::mem::size_of::<ServerInfo>()
+            core::mem::size_of::<ServerInfo>(),
+            core::mem::size_of::<Session<[u8; 256], 0, 0, EssentialInfo>>(),
+            core::mem::size_of::<EssentialInfo>(),
         );
+    }
+
+    /// The state a publish-only device carries besides its buffers. Before
+    /// the shrink it was 2616 bytes (ConnectOptions 992 with three 256-byte
+    /// credential strings, ServerInfo 1136); the bounds below keep it from
+    /// growing back unnoticed.
+    #[test]
+    fn publish_only_state_stays_small() {
+        type Lean = Session<[u8; 256], 0, 0, EssentialInfo>;
+        let state = core::mem::size_of::<Lean>() - 256;
+        assert!(
+            core::mem::size_of::<ConnectOptions>() <= 480,
+            "ConnectOptions grew"
+        );
+        assert!(state <= 750, "publish-only session state is {state} bytes");
+        // And it works: handshake, publish, an INFO update.
+        let o = ConnectOptions {
+            rx_capacity: 512,
+            ..ConnectOptions::default()
+        };
+        let mut s: Lean = Session::new(o, [0; 256]);
+        s.handle_input(
+            b"INFO {\"server_id\":\"S\",\"max_payload\":4,\"headers\":false}\r\n",
+            Instant::from_millis(0),
+        )
+        .unwrap();
+        let n = s.transmit().len();
+        s.transmitted(n);
+        s.handle_input(b"PONG\r\n", Instant::from_millis(0))
+            .unwrap();
+        assert_eq!(s.state(), State::Connected);
+        assert_eq!(
+            s.publish("a", None, None, b"12345"),
+            Err(Error::PayloadTooLarge {
+                size: 5,
+                max_payload: 4
+            })
+        );
+        assert_eq!(
+            s.publish("a", None, Some(b"NATS/1.0\r\n\r\n"), b""),
+            Err(Error::HeadersNotSupported)
+        );
+        s.publish("a", None, None, b"1234").unwrap();
+        assert_eq!(s.transmit(), b"PUB a 4\r\n1234\r\n");
+        let (_, event) = s
+            .handle_input(b"INFO {\"ldm\":true}\r\n", Instant::from_millis(0))
+            .unwrap();
+        assert_eq!(event, Some(Event::LameDuckMode));
+        assert!(s.server_info().unwrap().ldm);
     }
 }

@@ -323,53 +323,55 @@ fn check_option_lengths(servers: &[ServerAddr], options: &ConnectOptions) -> Res
         });
     }
     let cred_max = core_nats::session::CREDENTIAL_CAPACITY;
-    let mut credentials: Vec<(&'static str, &str)> = Vec::new();
-    if let Some((u, p)) = &options.user {
-        credentials.extend([("user", u.as_str()), ("password", p.as_str())]);
-    }
-    if let Some(t) = &options.token {
-        credentials.push(("token", t));
-    }
-    for s in servers {
-        credentials.extend(s.user().map(|u| ("user", u)));
-        credentials.extend(s.password().map(|p| ("password", p)));
-        credentials.extend(s.token().map(|t| ("token", t)));
-    }
-    for (option, value) in credentials {
-        if value.len() > cred_max {
+    for server in servers {
+        let (user, pass, token) = effective_credentials(options, server);
+        let total: usize = [&user, &pass, &token]
+            .into_iter()
+            .flatten()
+            .map(String::len)
+            .sum();
+        if total > cred_max {
             return Err(Error::InvalidOption {
-                option,
-                reason: format!("{} bytes, at most {cred_max} are supported", value.len()),
+                option: "credentials",
+                reason: format!(
+                    "user, password and token for {server} take {total} bytes together, at most \
+                     {cred_max} are supported"
+                ),
             });
         }
     }
     Ok(())
 }
 
-/// Sets the credentials for the next handshake with `server`: the options'
-/// credentials win over the URL's.
-pub(crate) fn apply_credentials(sh: &mut Shared, server: &ServerAddr) {
-    fn bounded(
-        s: Option<&str>,
-    ) -> Option<heapless::String<{ core_nats::session::CREDENTIAL_CAPACITY }>> {
-        s.and_then(|s| heapless::String::try_from(s).ok())
-    }
-    let (user, pass) = match &sh.options.user {
+/// User, password and token for `server`: the options' win over the URL's.
+fn effective_credentials(
+    options: &ConnectOptions,
+    server: &ServerAddr,
+) -> (Option<String>, Option<String>, Option<String>) {
+    let (user, pass) = match &options.user {
         Some((u, p)) => (Some(u.clone()), Some(p.clone())),
         None => (
             server.user().map(str::to_string),
             server.password().map(str::to_string),
         ),
     };
-    let token = sh
-        .options
+    let token = options
         .token
         .clone()
         .or_else(|| server.token().map(str::to_string));
-    let core = sh.session.options_mut();
-    core.user = bounded(user.as_deref());
-    core.pass = bounded(pass.as_deref());
-    core.auth_token = bounded(token.as_deref());
+    (user, pass, token)
+}
+
+/// Sets the credentials for the next handshake with `server`: the options'
+/// credentials win over the URL's.
+pub(crate) fn apply_credentials(sh: &mut Shared, server: &ServerAddr) {
+    let (user, pass, token) = effective_credentials(&sh.options, server);
+    // Cannot fail: connect checked the length for every server given, and a
+    // server learned from INFO carries no credentials of its own.
+    let credentials =
+        core_nats::Credentials::new(user.as_deref(), pass.as_deref(), token.as_deref())
+            .unwrap_or_default();
+    sh.session.options_mut().credentials = credentials;
 }
 
 /// Connects to the first reachable server of `urls` with default options.
