@@ -81,6 +81,15 @@ mem="$(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GiB"}')"
   echo "ring submissions, not syscalls, so the courier rows' notes also give the runtime's own reads/writes/submissions per message."
   echo "CPU µs/msg and syscalls/msg cover the whole client process (start-up and warm-up included), allocations/msg only the measured section."
   echo
+  echo "Reading the numbers:"
+  echo
+  echo "- The machine has 2 cores shared with the servers (and, while this was generated, with other work): a client that"
+  echo "  needs a second thread competes with nats-server/nsqd for it. Each series is the median of 3 rounds; the detail"
+  echo "  table gives the spread. Compare ratios within this file, not with other machines."
+  echo "- \`raw tcp\` is not a client: it is the cost of moving the same bytes through loopback with nothing else."
+  echo "- NSQ consume rates stop the clock at 95% of the prefill: once its channel is empty, nsqd writes the last partial"
+  echo "  output buffer only on its 250 ms \`output_buffer_timeout\` tick, which is idle time, not client work."
+  echo
   echo "![throughput by payload size and latency distributions]($out/bench.svg)"
   echo
   cat "$out/tables.md"
