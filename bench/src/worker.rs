@@ -70,11 +70,13 @@ pub fn timeout_error(timeout: Duration, expected: u64) -> String {
 /// prefill. nsqd writes the last partial output buffer only on its
 /// `output_buffer_timeout` tick (250 ms by default) once the channel is
 /// empty, which would otherwise add up to 250 ms of idle tail to the run.
+#[cfg_attr(not(feature = "courier"), allow(dead_code))]
 pub fn nsq_consume_mark(msgs: u64) -> u64 {
     (msgs * 95 / 100).max(1)
 }
 
 /// Note for NSQ consume runs about the clock mark.
+#[cfg_attr(not(feature = "courier"), allow(dead_code))]
 pub const NSQ_CONSUME_NOTE: &str =
     "rate over the first 95% of the prefill (nsqd flushes its last partial buffer on a 250 ms tick)";
 
