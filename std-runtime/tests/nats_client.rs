@@ -545,6 +545,44 @@ fn lame_duck_mode_is_reported_and_the_client_moves_to_the_other_server() {
 }
 
 #[test]
+fn lame_duck_mode_with_no_other_server_is_reported_and_the_client_stays() {
+    let server = NatsServer::start();
+    run(async {
+        let client = ConnectOptions::new()
+            .ignore_discovered_servers(true)
+            .connect([server.url()])
+            .await
+            .unwrap();
+        let mut events = client.events();
+        let mut sub = client.subscribe("stay").await.unwrap();
+        client.flush().await.unwrap();
+        let status = std::process::Command::new(courier_tests::bin_path("nats-server"))
+            .arg("--signal")
+            .arg(format!("ldm={}", server.pid().expect("server running")))
+            .status()
+            .expect("run nats-server --signal");
+        assert!(status.success());
+        let event = within("lame duck event", async {
+            loop {
+                match futures::StreamExt::next(&mut events).await {
+                    Some(e @ Event::LameDuckMode { .. }) => break e,
+                    Some(Event::Disconnected { .. }) => panic!("left the only server"),
+                    Some(_) => {}
+                    None => panic!("event stream ended"),
+                }
+            }
+        })
+        .await;
+        assert!(event.to_string().contains("lame duck"), "{event}");
+        // Still served by it during its grace period.
+        assert_eq!(client.connection_state(), nats::ConnectionState::Connected);
+        client.publish("stay", "still here").await.unwrap();
+        assert_eq!(&next(&mut sub).await.payload[..], b"still here");
+        client.close().await.unwrap();
+    });
+}
+
+#[test]
 fn reconnect_buffer_full_is_a_typed_error() {
     let mut server = NatsServer::start();
     run(async {

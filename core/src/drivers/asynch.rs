@@ -207,6 +207,18 @@ where
         self.write_pending().await
     }
 
+    /// Ends a subscription without losing a message (a drain): writes
+    /// what is pending, then UNSUB and a PING. The subscription's messages
+    /// keep arriving from `next_event` until the server's PONG proves it
+    /// processed the UNSUB; then [`Event::SubscriptionDone`] follows and
+    /// nothing more arrives for it. Not connected: it ends at once.
+    pub async fn drain_subscription(&mut self, sid: Sid) -> Result<(), Error<T::Error>> {
+        // From an empty transmit buffer UNSUB + PING always fit.
+        self.write_pending().await?;
+        self.link.session.unsubscribe_draining(sid)?;
+        self.write_pending().await
+    }
+
     /// Ends a subscription after `max` messages in total.
     pub async fn unsubscribe_after(&mut self, sid: Sid, max: u64) -> Result<(), Error<T::Error>> {
         self.link.session.unsubscribe_after(sid, max)?;

@@ -16,7 +16,8 @@
 //! returned or because a deadline taken from the [`Clock`] passed.
 //!
 //! Both drivers have the same shape: `connect`, `publish`/`publish_with`,
-//! `subscribe`/`queue_subscribe`/`unsubscribe`/`unsubscribe_after`,
+//! `subscribe`/`queue_subscribe`/`unsubscribe`/`unsubscribe_after`/
+//! `drain_subscription` (lossless: messages until the PONG after UNSUB),
 //! `next_event` (events borrow the receive buffer until the next call),
 //! `flush` (PING/PONG round trip), `request` (blocks until the reply), and
 //! `reset`/`reconnect` after a lost connection. Errors are one [`Error`]

@@ -729,3 +729,76 @@ fn a_lean_publish_only_client_is_much_smaller() {
     client.publish("t", b"1").unwrap();
     assert_eq!(script.take_written(), "PUB t 1\r\n1\r\n");
 }
+
+/// Renders what `next_event` hands out until it has nothing more.
+fn drain_events(client: &mut Client) -> Vec<String> {
+    let mut log = Vec::new();
+    for _ in 0..10 {
+        match client.next_event().unwrap() {
+            Some(Event::Message(m)) => log.push(format!(
+                "message {}",
+                core::str::from_utf8(m.payload).unwrap()
+            )),
+            Some(other) => log.push(format!("{other:?}")),
+            None => {}
+        }
+    }
+    log
+}
+
+#[test]
+fn drain_subscription_delivers_until_the_pong_then_ends() {
+    let (mut client, script, _clock) = connected();
+    let sid = client.subscribe("d").unwrap();
+    client.drain_subscription(sid).unwrap();
+    assert_eq!(script.take_written(), "SUB d 1\r\nUNSUB 1\r\nPING\r\n");
+    script.push(b"MSG d 1 1\r\na\r\nPONG\r\nMSG d 1 1\r\nb\r\n");
+    let log = drain_events(&mut client);
+    assert_eq!(
+        log,
+        [
+            String::from("message a"),
+            format!(
+                "{:?}",
+                Event::Pong {
+                    ping: nats::PingId(2)
+                }
+            ),
+            format!("{:?}", Event::SubscriptionDone { sid }),
+        ]
+    );
+    assert_eq!(client.session().stats().dropped_unknown_sid, 1);
+}
+
+#[test]
+fn async_driver_drains_a_subscription() {
+    let clock = SimClock::default();
+    let script = Script::new(&clock);
+    let mut client: asynch::NatsClient<_, _, _, _, 4, 2> = asynch::NatsClient::new(
+        AsyncScript(script.clone()),
+        clock.clone(),
+        options(),
+        DriverOptions::default(),
+        [0u8; 256],
+        [0u8; 256],
+    );
+    script.push(INFO);
+    script.push(b"PONG\r\n");
+    block_on(client.connect()).unwrap();
+    let sid = block_on(client.subscribe("d")).unwrap();
+    script.take_written();
+    block_on(client.drain_subscription(sid)).unwrap();
+    assert_eq!(script.take_written(), "UNSUB 1\r\nPING\r\n");
+    script.push(b"MSG d 1 1\r\na\r\nPONG\r\n");
+    let (messages, done) = block_on(async {
+        let mut messages = 0;
+        loop {
+            match client.next_event().await.unwrap() {
+                Some(Event::Message(_)) => messages += 1,
+                Some(Event::SubscriptionDone { sid }) => break (messages, sid),
+                _ => {}
+            }
+        }
+    });
+    assert_eq!((messages, done), (1, sid));
+}

@@ -39,7 +39,15 @@
 //!   connection drops first and [`Error::TimedOut`] after the flush timeout:
 //!   it never hangs.
 //! - [`Client::unsent_bytes`] tells how much is still queued;
-//!   [`Event::Reconnected`] says how many held bytes the handshake released.
+//!   [`Event::Disconnected`] says how many unsent publishes were kept for
+//!   the next connection (and how many were lost, normally none);
+//!   [`Event::Reconnected`] how many held publishes (and bytes) the
+//!   handshake released.
+//! - [`Client::drain`] and [`Subscriber::drain`] lose nothing the server
+//!   routed: a draining subscription keeps delivering until the PONG of a
+//!   PING written after its UNSUB proves the server processed the UNSUB
+//!   ([`protocol_stats`](Client::protocol_stats)`.dropped_unknown_sid`
+//!   stays 0).
 //!
 //! # Slow consumers
 //!
