@@ -28,47 +28,85 @@ pub struct Outcome {
     pub cpu: Option<Duration>,
 }
 
+/// Which tool counts a child's syscalls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CounterKind {
+    /// `perf stat` tracepoint counting: next to no overhead.
+    Perf,
+    /// `strace -c -f`: ptrace stops at every syscall, so syscall-heavy
+    /// clients slow down; used only when perf is not usable.
+    Strace,
+}
+
 /// Where syscall and CPU counts come from.
 #[derive(Debug, Clone)]
 pub struct Launcher {
-    perf: Option<PathBuf>,
+    counter: Option<(CounterKind, PathBuf)>,
 }
 
 const PERF_EVENTS: &str = "raw_syscalls:sys_enter,task-clock";
 
+fn works(counter: CounterKind, bin: &Path) -> bool {
+    let Ok(out) = tempfile::NamedTempFile::new() else {
+        return false;
+    };
+    let mut probe = wrapped(counter, bin, out.path());
+    let ok = probe
+        .arg("true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    ok && parse_counts(counter, out.path()).0.is_some()
+}
+
+/// `perf stat ... --` or `strace ... --`, writing counts to `out`.
+fn wrapped(counter: CounterKind, bin: &Path, out: &Path) -> Command {
+    let mut c = Command::new(bin);
+    match counter {
+        CounterKind::Perf => c.args(["stat", "-x,", "-e", PERF_EVENTS, "-o"]),
+        CounterKind::Strace => c.args(["-f", "-c", "-o"]),
+    };
+    c.arg(out).arg("--");
+    c
+}
+
 impl Launcher {
-    /// Uses `perf stat` if it is installed and counts syscalls here
-    /// (`perf_event_paranoid` and container seccomp may forbid it), unless
-    /// `allow_perf` is false.
-    pub fn probe(allow_perf: bool) -> Self {
-        let perf = if allow_perf {
-            crate::servers::find_bin("perf").filter(|perf| {
-                let Ok(out) = tempfile::NamedTempFile::new() else {
-                    return false;
-                };
-                let ok = Command::new(perf)
-                    .args(["stat", "-x,", "-e", PERF_EVENTS, "-o"])
-                    .arg(out.path())
-                    .args(["--", "true"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .map(|s| s.success())
-                    .unwrap_or(false);
-                ok && parse_perf(out.path()).0.is_some()
-            })
+    /// Counts syscalls with `perf stat` if it is installed and allowed here
+    /// (`perf_event_paranoid` and container seccomp may forbid it), else
+    /// with `strace -c -f`, else not at all; `allow_tracing` false turns
+    /// both off.
+    ///
+    /// `COURIER_BENCH_COUNTER=strace` skips perf (to check the fallback).
+    pub fn probe(allow_tracing: bool) -> Self {
+        let only_strace = std::env::var("COURIER_BENCH_COUNTER").is_ok_and(|v| v == "strace");
+        let counter = if allow_tracing {
+            [(CounterKind::Perf, "perf"), (CounterKind::Strace, "strace")]
+                .into_iter()
+                .filter(|(kind, _)| !(only_strace && *kind == CounterKind::Perf))
+                .find_map(|(kind, name)| {
+                    crate::servers::find_bin(name)
+                        .filter(|bin| works(kind, bin))
+                        .map(|bin| (kind, bin))
+                })
         } else {
             None
         };
-        Launcher { perf }
+        Launcher { counter }
     }
 
     /// Which counter source is in use, for the report.
     pub fn syscall_source(&self) -> &'static str {
-        if self.perf.is_some() {
-            "perf stat -e raw_syscalls:sys_enter,task-clock (whole client process, all threads)"
-        } else {
-            "unavailable (perf stat not usable here); CPU time from wait4 rusage"
+        match self.counter {
+            Some((CounterKind::Perf, _)) => {
+                "perf stat -e raw_syscalls:sys_enter,task-clock (whole client process, all threads)"
+            }
+            Some((CounterKind::Strace, _)) => {
+                "strace -c -f (perf not usable here): syscalls of the whole client process; ptrace slows \
+                 syscall-heavy clients, and CPU time (wait4 rusage) includes strace's own"
+            }
+            None => "unavailable (neither perf nor strace usable here); CPU time from wait4 rusage",
         }
     }
 
@@ -81,19 +119,17 @@ impl Launcher {
         env: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<Running, String> {
-        let perf_out = if self.perf.is_some() {
-            Some(tempfile::NamedTempFile::new().map_err(|e| e.to_string())?)
-        } else {
-            None
+        let counts_out = match self.counter {
+            Some((kind, _)) => Some((
+                kind,
+                tempfile::NamedTempFile::new().map_err(|e| e.to_string())?,
+            )),
+            None => None,
         };
-        let mut command = match (&self.perf, &perf_out) {
-            (Some(perf), Some(out)) => {
-                let mut c = Command::new(perf);
-                c.args(["stat", "-x,", "-e", PERF_EVENTS, "-o"])
-                    .arg(out.path())
-                    .arg("--")
-                    .arg(program)
-                    .args(args);
+        let mut command = match (&self.counter, &counts_out) {
+            (Some((kind, bin)), Some((_, out))) => {
+                let mut c = wrapped(*kind, bin, out.path());
+                c.arg(program).args(args);
                 c
             }
             _ => {
@@ -118,7 +154,7 @@ impl Launcher {
             pid: child.id() as libc::pid_t,
             stdout,
             stderr,
-            perf_out,
+            counts_out,
             started,
             timeout,
             finished: false,
@@ -140,7 +176,7 @@ pub struct Running {
     pid: libc::pid_t,
     stdout: Option<JoinHandle<String>>,
     stderr: Option<JoinHandle<String>>,
-    perf_out: Option<tempfile::NamedTempFile>,
+    counts_out: Option<(CounterKind, tempfile::NamedTempFile)>,
     started: Instant,
     timeout: Duration,
     finished: bool,
@@ -223,8 +259,8 @@ impl Running {
             format!("killed by signal {}", libc::WTERMSIG(status))
         };
         let rusage_cpu = timeval(usage.ru_utime) + timeval(usage.ru_stime);
-        let (syscalls, perf_cpu) = match &self.perf_out {
-            Some(out) => parse_perf(out.path()),
+        let (syscalls, perf_cpu) = match &self.counts_out {
+            Some((kind, out)) => parse_counts(*kind, out.path()),
             None => (None, None),
         };
         Outcome {
@@ -255,6 +291,26 @@ fn timeval(t: libc::timeval) -> Duration {
     Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
 }
 
+/// Reads the counter's output file: (syscalls, CPU time if it says).
+fn parse_counts(kind: CounterKind, path: &Path) -> (Option<u64>, Option<Duration>) {
+    match kind {
+        CounterKind::Perf => parse_perf(path),
+        CounterKind::Strace => (parse_strace(path), None),
+    }
+}
+
+/// `strace -c` summary: the `calls` column of the `total` line.
+fn parse_strace(path: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let total = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_end().ends_with("total"))?;
+    // % time, seconds, usecs/call, calls, [errors], "total"
+    let fields: Vec<&str> = total.split_whitespace().collect();
+    fields.get(3)?.parse().ok()
+}
+
 /// Reads `perf stat -x,` output: (syscalls, task-clock CPU time).
 fn parse_perf(path: &Path) -> (Option<u64>, Option<Duration>) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -278,4 +334,39 @@ fn parse_perf(path: &Path) -> (Option<u64>, Option<Duration>) {
         }
     }
     (syscalls, cpu)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn counter_summaries_parse() {
+        let mut strace = tempfile::NamedTempFile::new().unwrap();
+        write!(
+            strace,
+            "% time     seconds  usecs/call     calls    errors syscall\n\
+             ------ ----------- ----------- --------- --------- ----------------\n\
+             \x20 0.00    0.000000           0         1           execve\n\
+             ------ ----------- ----------- --------- --------- ----------------\n\
+             100.00    0.001940          13       145        19 total\n"
+        )
+        .unwrap();
+        assert_eq!(
+            parse_counts(CounterKind::Strace, strace.path()),
+            (Some(145), None)
+        );
+
+        let mut perf = tempfile::NamedTempFile::new().unwrap();
+        write!(
+            perf,
+            "# started on Wed Nov 25\n\n144,,raw_syscalls:sys_enter,1430148,100.00,,\n1.50,msec,task-clock,1500000,100.00,0.5,CPUs utilized\n"
+        )
+        .unwrap();
+        assert_eq!(
+            parse_counts(CounterKind::Perf, perf.path()),
+            (Some(144), Some(Duration::from_micros(1500)))
+        );
+    }
 }
