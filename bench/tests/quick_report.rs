@@ -80,6 +80,14 @@ fn quick_run_writes_complete_json_svg_and_markdown() {
             "no successful {client} series in the report (clients with results: {succeeded:?}); stderr:\n{stderr}"
         );
     }
+    // courier's runtime series say which transport ran.
+    for r in results
+        .iter()
+        .filter(|r| r["client"] == "courier" && r["protocol"] == "nats" && r["error"].is_null())
+    {
+        let transport = r["transport"].as_str().unwrap_or("");
+        assert!(transport == "io_uring" || transport == "epoll", "{r}");
+    }
     // Request/reply carries latency percentiles for every client that ran it.
     for r in results
         .iter()
