@@ -34,3 +34,4 @@ pub use runtime::{
     current_backend, run, spawn, Backend, BackendChoice, Builder, Runtime, TRANSPORT_ENV,
 };
 pub use stats::{stats, Stats};
+pub use transport::{current_transport, Transport};

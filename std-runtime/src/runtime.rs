@@ -13,7 +13,11 @@ use std::io;
 use std::str::FromStr;
 use std::sync::Once;
 
-/// Environment variable that forces a backend: `epoll`, `uring` or `auto`.
+use crate::transport::UringModes;
+
+/// Environment variable that forces a backend: `epoll`, `uring` or `auto`,
+/// or an io_uring variant: `uring-fixed` (registered buffers), `uring-zc`
+/// (zero-copy send).
 pub const TRANSPORT_ENV: &str = "COURIER_TRANSPORT";
 
 /// Which kernel interface carries the bytes.
@@ -44,6 +48,12 @@ pub enum BackendChoice {
     Uring,
     /// epoll, even where io_uring works.
     Epoll,
+    /// io_uring (or an error) with registered buffers; plain io_uring,
+    /// logged once, when the kernel refuses the registration.
+    UringFixed,
+    /// io_uring (or an error) with zero-copy send for large writes; plain
+    /// io_uring, logged once, when the kernel refuses `SEND_ZC`.
+    UringZeroCopy,
 }
 
 /// A `COURIER_TRANSPORT` value that is none of `epoll`, `uring`, `auto`.
@@ -54,7 +64,8 @@ impl fmt::Display for UnknownBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown transport backend {:?}: use \"epoll\", \"uring\" or \"auto\"",
+            "unknown transport backend {:?}: use \"epoll\", \"uring\", \"uring-fixed\", \
+             \"uring-zc\" or \"auto\"",
             self.0
         )
     }
@@ -69,6 +80,8 @@ impl FromStr for BackendChoice {
             "" | "auto" => Ok(BackendChoice::Auto),
             "uring" | "io_uring" | "io-uring" => Ok(BackendChoice::Uring),
             "epoll" => Ok(BackendChoice::Epoll),
+            "uring-fixed" | "uring_fixed" | "io_uring-fixed" => Ok(BackendChoice::UringFixed),
+            "uring-zc" | "uring_zc" | "io_uring-zc" => Ok(BackendChoice::UringZeroCopy),
             _ => Err(UnknownBackend(s.to_string())),
         }
     }
@@ -110,6 +123,7 @@ enum Executor {
 pub struct Runtime {
     executor: Executor,
     backend: Backend,
+    modes: UringModes,
 }
 
 /// Chooses the backend and io_uring queue depth before starting.
@@ -161,6 +175,10 @@ impl Builder {
         match choice {
             BackendChoice::Epoll => Runtime::epoll(),
             BackendChoice::Uring => Runtime::uring(self.uring_entries),
+            BackendChoice::UringFixed => Runtime::uring(self.uring_entries)?
+                .with_variant(crate::Transport::UringFixedBuffers),
+            BackendChoice::UringZeroCopy => Runtime::uring(self.uring_entries)?
+                .with_variant(crate::Transport::UringZeroCopySend),
             BackendChoice::Auto => match Runtime::uring(self.uring_entries) {
                 Ok(rt) => Ok(rt),
                 Err(e) => {
@@ -198,6 +216,7 @@ impl Runtime {
                 local: tokio::task::LocalSet::new(),
             },
             backend: Backend::Epoll,
+            modes: UringModes::plain(crate::Transport::Epoll),
         })
     }
 
@@ -214,7 +233,23 @@ impl Runtime {
         Ok(Runtime {
             executor: Executor::Uring(runtime),
             backend: Backend::Uring,
+            modes: UringModes::plain(crate::Transport::Uring),
         })
+    }
+
+    /// Sets up registered buffers or zero-copy send on this io_uring
+    /// runtime; what the kernel refuses stays plain (logged once).
+    fn with_variant(mut self, requested: crate::Transport) -> io::Result<Runtime> {
+        if let Executor::Uring(rt) = &self.executor {
+            self.modes = rt.block_on(UringModes::setup(requested));
+        }
+        Ok(self)
+    }
+
+    /// What this runtime drives: the backend and, on io_uring, the buffer
+    /// variant that actually runs (after any fallback).
+    pub fn transport(&self) -> crate::Transport {
+        self.modes.transport()
     }
 
     /// The backend this runtime drives.
@@ -233,6 +268,7 @@ impl Runtime {
             }
         }
         let _reset = Reset(CURRENT_BACKEND.with(|b| b.replace(Some(self.backend))));
+        let _modes = self.modes.enter();
         crate::stats::reset();
         match &self.executor {
             Executor::Uring(rt) => rt.block_on(future),

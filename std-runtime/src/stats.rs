@@ -26,11 +26,19 @@ pub struct Stats {
     pub bytes_written: u64,
     /// TCP connections opened (first connects and reconnects).
     pub connects: u64,
+    /// Reads and writes that went through registered buffers
+    /// (`READ_FIXED`/`WRITE_FIXED`, [`crate::Transport::UringFixedBuffers`]);
+    /// also counted in `reads`/`writes`.
+    pub fixed_buffer_ops: u64,
+    /// Zero-copy sends (`SEND_ZC`/`SENDMSG_ZC`,
+    /// [`crate::Transport::UringZeroCopySend`]); also counted in `writes`.
+    pub zero_copy_sends: u64,
 }
 
 thread_local! {
     static COUNTERS: Cell<Stats> = const { Cell::new(Stats {
         reads: 0, writes: 0, submissions: 0, bytes_read: 0, bytes_written: 0, connects: 0,
+        fixed_buffer_ops: 0, zero_copy_sends: 0,
     }) };
 }
 

@@ -80,3 +80,231 @@ fn uring_backend_echoes_when_available() {
     }
     assert_eq!(echo_scenario(BackendChoice::Uring), Backend::Uring);
 }
+
+// ---- io_uring variants: registered buffers and zero-copy send ----
+
+use courier::Transport;
+
+/// Bytes that reveal a lost, doubled or reordered chunk: position mod 251.
+fn pattern(len: usize, seed: usize) -> Vec<u8> {
+    (0..len).map(|i| ((i + seed) % 251) as u8).collect()
+}
+
+/// Builds a runtime for an io_uring variant; `None` when io_uring itself is
+/// refused here (the epoll test covers the transport then).
+fn variant_runtime(choice: BackendChoice) -> Option<Runtime> {
+    match Runtime::builder().backend(choice).build() {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("io_uring refused on this machine ({e}); skipping {choice:?}");
+            None
+        }
+    }
+}
+
+/// Small, large (many fixed-buffer fills / above the zero-copy threshold)
+/// and vectored writes, read back concurrently through the echo peer; every
+/// byte must come back in order. Returns the counters of the run.
+fn variant_echo_scenario(rt: &Runtime) -> courier::Stats {
+    const LARGE: usize = 1024 * 1024 + 17;
+    let small = b"0123456789abcdef".to_vec();
+    let large = pattern(LARGE, 3);
+    let head = pattern(100, 7);
+    let body = pattern(300 * 1024, 11);
+    let mut expected = small.clone();
+    expected.extend_from_slice(&large);
+    expected.extend_from_slice(&head);
+    expected.extend_from_slice(&body);
+    expected.extend_from_slice(b"\r\n");
+    expected.extend_from_slice(b"tail");
+    let total = expected.len();
+    rt.block_on(async move {
+        let addr = echo_peer();
+        let (mut rd, mut wr) = connect(addr).await.unwrap();
+        // The peer echoes while we write, so read at the same time or both
+        // sides stall on full socket buffers.
+        let writer = courier::spawn(async move {
+            let (res, _) = wr.write_all(small).await;
+            res.unwrap();
+            let small_writes = courier::stats();
+            let (res, back) = wr.write_all(large).await;
+            res.unwrap();
+            assert_eq!(back.len(), LARGE, "the buffer comes back whole");
+            let parts = vec![
+                Bytes::from(head),
+                Bytes::from(body),
+                Bytes::from_static(b"\r\n"),
+            ];
+            let (res, parts) = wr.write_vectored_all(parts).await;
+            res.unwrap();
+            assert!(parts.is_empty());
+            let (res, _) = wr.write_all(b"tail".to_vec()).await;
+            res.unwrap();
+            (wr, small_writes)
+        });
+        let mut rx = ReadBuffer::new(64 * 1024);
+        let mut received = Vec::with_capacity(total);
+        while received.len() < total {
+            let n = rd.read(&mut rx).await.unwrap();
+            assert!(
+                n > 0,
+                "peer closed after {} of {total} bytes",
+                received.len()
+            );
+            received.extend_from_slice(rx.data());
+            rx.consume(rx.len());
+        }
+        let (mut wr, small_writes) = writer.await.unwrap();
+        wr.shutdown().unwrap();
+        assert_eq!(received.len(), expected.len());
+        assert!(
+            received == expected,
+            "echoed bytes differ from the written ones"
+        );
+        // The 16-byte write never takes the zero-copy path.
+        assert_eq!(small_writes.zero_copy_sends, 0);
+        let stats = courier::stats();
+        assert_eq!(stats.bytes_written, total as u64);
+        assert_eq!(stats.bytes_read, total as u64);
+        assert_eq!(stats.connects, 1);
+        stats
+    })
+}
+
+#[test]
+fn uring_fixed_buffers_echo_exact_bytes() {
+    let Some(rt) = variant_runtime(BackendChoice::UringFixed) else {
+        return;
+    };
+    assert_eq!(rt.backend(), Backend::Uring);
+    let transport = rt.transport();
+    let stats = variant_echo_scenario(&rt);
+    if transport == Transport::Uring {
+        eprintln!("buffer registration refused here; ran plain io_uring (logged)");
+        assert_eq!(stats.fixed_buffer_ops, 0);
+        return;
+    }
+    assert_eq!(transport, Transport::UringFixedBuffers);
+    // 1 MiB through a 128 KiB registered buffer: split over many
+    // WRITE_FIXED completions, each refill waiting for the previous one.
+    let min_fixed_writes = (1024 * 1024 / courier::transport::FIXED_BUFFER_SIZE) as u64;
+    assert!(
+        stats.fixed_buffer_ops > min_fixed_writes,
+        "{stats:?}: expected at least {min_fixed_writes} fixed writes plus fixed reads"
+    );
+    assert!(stats.writes >= min_fixed_writes);
+    assert_eq!(stats.zero_copy_sends, 0);
+}
+
+#[test]
+fn uring_zero_copy_send_echoes_exact_bytes() {
+    let Some(rt) = variant_runtime(BackendChoice::UringZeroCopy) else {
+        return;
+    };
+    assert_eq!(rt.backend(), Backend::Uring);
+    let transport = rt.transport();
+    let stats = variant_echo_scenario(&rt);
+    if transport == Transport::Uring {
+        eprintln!("SEND_ZC refused here; ran plain io_uring (logged)");
+        assert_eq!(stats.zero_copy_sends, 0);
+        return;
+    }
+    assert_eq!(transport, Transport::UringZeroCopySend);
+    // The 1 MiB write and the 300 KiB vectored one go zero-copy (more than
+    // once each if the kernel accepted them in parts); the small ones do not.
+    assert!(stats.zero_copy_sends >= 2, "{stats:?}");
+    assert!(stats.writes > stats.zero_copy_sends, "{stats:?}");
+    assert_eq!(stats.fixed_buffer_ops, 0);
+}
+
+#[test]
+fn uring_variants_pass_the_plain_echo_scenario() {
+    for choice in [BackendChoice::UringFixed, BackendChoice::UringZeroCopy] {
+        if variant_runtime(choice).is_none() {
+            return;
+        }
+        assert_eq!(echo_scenario(choice), Backend::Uring);
+    }
+}
+
+/// A write far larger than the socket buffers while the peer reads slowly:
+/// the kernel takes it in several completions (short writes), and each
+/// variant must resume exactly where the previous completion stopped.
+fn split_write_scenario(choice: BackendChoice) {
+    let Some(rt) = variant_runtime(choice) else {
+        return;
+    };
+    let data = pattern(8 * 1024 * 1024, 5);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return got,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    });
+    let sent = data.clone();
+    rt.block_on(async move {
+        let (_rd, mut wr) = connect(addr).await.unwrap();
+        let (res, back) = wr.write_all(sent).await;
+        res.unwrap();
+        assert_eq!(back.len(), 8 * 1024 * 1024);
+        wr.shutdown().unwrap();
+    });
+    let got = peer.join().unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "{choice:?}: bytes differ after a split write");
+}
+
+#[test]
+fn uring_fixed_buffers_resume_split_writes() {
+    split_write_scenario(BackendChoice::UringFixed);
+}
+
+#[test]
+fn uring_zero_copy_send_resumes_split_writes() {
+    split_write_scenario(BackendChoice::UringZeroCopy);
+}
+
+#[test]
+fn transport_names_parse_and_report() {
+    assert_eq!(
+        "uring-fixed".parse::<BackendChoice>().unwrap(),
+        BackendChoice::UringFixed
+    );
+    assert_eq!(
+        "uring-zc".parse::<BackendChoice>().unwrap(),
+        BackendChoice::UringZeroCopy
+    );
+    assert_eq!(
+        "epoll".parse::<BackendChoice>().unwrap(),
+        BackendChoice::Epoll
+    );
+    assert_eq!(
+        "uring".parse::<BackendChoice>().unwrap(),
+        BackendChoice::Uring
+    );
+    assert_eq!(
+        "auto".parse::<BackendChoice>().unwrap(),
+        BackendChoice::Auto
+    );
+    assert!("uring-turbo".parse::<BackendChoice>().is_err());
+    assert_eq!(
+        Transport::UringFixedBuffers.to_string(),
+        "io_uring+fixed-buffers"
+    );
+    assert_eq!(Transport::UringZeroCopySend.to_string(), "io_uring+send-zc");
+    assert_eq!(courier::current_transport(), None);
+    let rt = Runtime::builder()
+        .backend(BackendChoice::Epoll)
+        .build()
+        .unwrap();
+    assert_eq!(rt.transport(), Transport::Epoll);
+    rt.block_on(async { assert_eq!(courier::current_transport(), Some(Transport::Epoll)) });
+    assert_eq!(courier::current_transport(), None);
+}

@@ -18,6 +18,14 @@
 
 mod epoll;
 mod uring;
+mod uring_fixed;
+mod uring_modes;
+mod uring_zc;
+
+pub(crate) use uring_modes::UringModes;
+pub use uring_modes::{
+    current_transport, Transport, FIXED_BUFFER_CONNECTIONS, FIXED_BUFFER_SIZE, ZERO_COPY_THRESHOLD,
+};
 
 use std::io;
 use std::net::SocketAddr;
@@ -117,11 +125,14 @@ impl ReadBuffer {
 enum ReadInner {
     Uring(uring::ReadHalf),
     Epoll(epoll::ReadHalf),
+    /// Registered buffers or zero-copy send (see [`Transport`]).
+    UringVariant(uring_modes::ReadHalf),
 }
 
 enum WriteInner {
     Uring(uring::WriteHalf),
     Epoll(epoll::WriteHalf),
+    UringVariant(uring_modes::WriteHalf),
 }
 
 /// Receiving side of a TCP connection.
@@ -135,6 +146,13 @@ pub struct WriteHalf(WriteInner);
 pub async fn connect(addr: SocketAddr) -> io::Result<(ReadHalf, WriteHalf)> {
     crate::stats::record(|s| s.connects += 1);
     match current_backend() {
+        Some(Backend::Uring) if uring_modes::active_variant().is_some() => {
+            let (r, w) = uring_modes::connect(addr).await?;
+            Ok((
+                ReadHalf(ReadInner::UringVariant(r)),
+                WriteHalf(WriteInner::UringVariant(w)),
+            ))
+        }
         Some(Backend::Uring) => {
             let (r, w) = uring::connect(addr).await?;
             Ok((
@@ -156,7 +174,7 @@ impl ReadHalf {
     /// Which backend carries this connection.
     pub fn backend(&self) -> Backend {
         match self.0 {
-            ReadInner::Uring(_) => Backend::Uring,
+            ReadInner::Uring(_) | ReadInner::UringVariant(_) => Backend::Uring,
             ReadInner::Epoll(_) => Backend::Epoll,
         }
     }
@@ -179,6 +197,7 @@ impl ReadHalf {
         let n = match &mut self.0 {
             ReadInner::Uring(r) => r.read(&mut buf.storage, spare).await?,
             ReadInner::Epoll(r) => r.read(&mut buf.storage[spare]).await?,
+            ReadInner::UringVariant(r) => r.read(&mut buf.storage, spare).await?,
         };
         buf.filled(n);
         crate::stats::record(|s| s.bytes_read += n as u64);
@@ -197,6 +216,7 @@ impl WriteHalf {
                 let res = w.write_all(&data).await;
                 (res, data)
             }
+            WriteInner::UringVariant(w) => w.write_all(data).await,
         };
         if res.is_ok() {
             crate::stats::record(|s| s.bytes_written += len);
@@ -212,6 +232,7 @@ impl WriteHalf {
         let (res, parts) = match &mut self.0 {
             WriteInner::Uring(w) => w.write_vectored_all(parts).await,
             WriteInner::Epoll(w) => w.write_vectored_all(parts).await,
+            WriteInner::UringVariant(w) => w.write_vectored_all(parts).await,
         };
         if res.is_ok() {
             crate::stats::record(|s| s.bytes_written += len);
@@ -224,6 +245,7 @@ impl WriteHalf {
         match &mut self.0 {
             WriteInner::Uring(w) => w.shutdown(),
             WriteInner::Epoll(w) => w.shutdown(),
+            WriteInner::UringVariant(w) => w.shutdown(),
         }
     }
 }
