@@ -61,7 +61,7 @@ pub fn render_svg(report: &Report) -> Result<String, String> {
             }
         } else {
             // "mpub snappy" joins "mpub": variants are series of one panel.
-            let base = scenario.split(' ').next().unwrap_or(&scenario).to_string();
+            let base = base_scenario(&scenario).to_string();
             let seen = panels.iter().any(|p| {
                 matches!(p, Panel::Throughput { protocol: pr, scenario: sc } if *pr == protocol && *sc == base)
             });
@@ -101,6 +101,17 @@ pub fn render_svg(report: &Report) -> Result<String, String> {
     Ok(svg)
 }
 
+/// Compression variants share their scenario's panel: "mpub snappy" is
+/// drawn as the series "courier snappy" in the "mpub" panel.
+fn base_scenario(scenario: &str) -> &str {
+    for variant in [" snappy", " deflate"] {
+        if let Some(base) = scenario.strip_suffix(variant) {
+            return base;
+        }
+    }
+    scenario
+}
+
 /// Widens `[min, max]` to whole powers of ten so a log axis always shows
 /// at least two labelled decades.
 fn decades(min: f64, max: f64) -> (f64, f64) {
@@ -131,7 +142,7 @@ fn draw_throughput(
         .iter()
         .filter(|m| {
             m.protocol == protocol
-                && (m.scenario == scenario || m.scenario.starts_with(&format!("{scenario} ")))
+                && base_scenario(&m.scenario) == scenario
                 && m.error.is_none()
                 && m.msgs_per_s > 0.0
         })
