@@ -34,7 +34,10 @@ use core::task::Poll;
 
 use embedded_io_async::{Read, Write};
 
-use super::{read_result, write_result, Clock, DriverOptions, Error, Link, Wait};
+use super::{
+    check_deadline, read_result, request_deadline, write_result, Awaited, Clock, DriverOptions,
+    Error, FlushPong, Handshake, Link, Publish, RequestReply, Wait,
+};
 use crate::nats::info::InfoStorage;
 use crate::nats::{self, ConnectOptions, Event, MaxPayloadWarning, Message, RequestId, Sid};
 use crate::time::{Duration, Instant};
@@ -78,9 +81,7 @@ where
         rx: R,
         tx: S,
     ) -> Self {
-        let now = timer.now();
-        let mut link = Link::new(nats::Session::new(options, tx), rx, driver);
-        link.last_byte_at = now;
+        let link = Link::new(options, tx, rx, driver, timer.now());
         NatsClient {
             transport,
             timer,
@@ -92,15 +93,8 @@ where
     /// [`DriverOptions::connect_timeout`]. Returns a warning when the
     /// server accepts messages larger than the receive buffer.
     pub async fn connect(&mut self) -> Result<Option<MaxPayloadWarning>, Error<T::Error>> {
-        let deadline = self.timer.now() + self.link.options.connect_timeout;
-        self.drive_until(deadline, Wait::Connect, |event| match event {
-            Event::Connected {
-                max_payload_warning,
-                ..
-            } => Some(max_payload_warning),
-            _ => None,
-        })
-        .await
+        let deadline = self.link.connect_deadline(self.timer.now());
+        self.drive_until(deadline, Wait::Connect, Handshake).await
     }
 
     /// Replaces a lost transport with a freshly connected one and runs the
@@ -142,52 +136,33 @@ where
     ) -> Result<(), Error<T::Error>> {
         self.link.ensure_usable()?;
         self.run_timers()?;
-        let result = self.publish_now(subject, reply, headers, payload).await;
+        let publish = Publish {
+            subject,
+            reply,
+            headers,
+            payload,
+        };
+        let result = self.publish_now(&publish).await;
         self.link.check(result)
     }
 
-    async fn publish_now(
-        &mut self,
-        subject: &str,
-        reply: Option<&str>,
-        headers: Option<&[u8]>,
-        payload: &[u8],
-    ) -> Result<(), Error<T::Error>> {
-        let session = &mut self.link.session;
-        match session.publish(subject, reply, headers, payload) {
-            Err(nats::Error::BufferFull(_)) => {}
-            other => {
-                other?;
-                return self.write_pending().await;
-            }
-        }
-        self.write_pending().await?;
-        let session = &mut self.link.session;
-        match session.publish(subject, reply, headers, payload) {
-            Err(nats::Error::BufferFull(full)) if session.state() == nats::State::Connected => {
-                let trailer = session
-                    .publish_header_only(subject, reply, headers, payload.len())
-                    .map_err(|e| match e {
-                        nats::Error::BufferFull(_) => nats::Error::BufferFull(full),
-                        e => e,
-                    })?;
+    async fn publish_now(&mut self, publish: &Publish<'_>) -> Result<(), Error<T::Error>> {
+        if !self.link.publish(publish)? {
+            self.write_pending().await?;
+            if let Some(trailer) = self.link.retry_publish(publish)? {
                 self.write_pending().await?;
-                write_all(&mut self.transport, payload).await?;
+                write_all(&mut self.transport, publish.payload).await?;
                 write_all(&mut self.transport, trailer).await?;
-                self.transport.flush().await.map_err(Error::Transport)
-            }
-            other => {
-                other?;
-                self.write_pending().await
+                return self.transport.flush().await.map_err(Error::Transport);
             }
         }
+        self.write_pending().await
     }
 
     /// Subscribes to `subject` (wildcards allowed).
     pub async fn subscribe(&mut self, subject: &str) -> Result<Sid, Error<T::Error>> {
-        let sid = self.link.session.subscribe(subject, None)?;
-        self.write_pending().await?;
-        Ok(sid)
+        self.command(|session| session.subscribe(subject, None))
+            .await
     }
 
     /// Subscribes as a member of queue group `queue`.
@@ -196,15 +171,13 @@ where
         subject: &str,
         queue: &str,
     ) -> Result<Sid, Error<T::Error>> {
-        let sid = self.link.session.subscribe(subject, Some(queue))?;
-        self.write_pending().await?;
-        Ok(sid)
+        self.command(|session| session.subscribe(subject, Some(queue)))
+            .await
     }
 
     /// Ends a subscription now.
     pub async fn unsubscribe(&mut self, sid: Sid) -> Result<(), Error<T::Error>> {
-        self.link.session.unsubscribe(sid)?;
-        self.write_pending().await
+        self.command(|session| session.unsubscribe(sid)).await
     }
 
     /// Ends a subscription without losing a message (a drain): writes
@@ -215,14 +188,14 @@ where
     pub async fn drain_subscription(&mut self, sid: Sid) -> Result<(), Error<T::Error>> {
         // From an empty transmit buffer UNSUB + PING always fit.
         self.write_pending().await?;
-        self.link.session.unsubscribe_draining(sid)?;
-        self.write_pending().await
+        self.command(|session| session.unsubscribe_draining(sid))
+            .await
     }
 
     /// Ends a subscription after `max` messages in total.
     pub async fn unsubscribe_after(&mut self, sid: Sid, max: u64) -> Result<(), Error<T::Error>> {
-        self.link.session.unsubscribe_after(sid, max)?;
-        self.write_pending().await
+        self.command(|session| session.unsubscribe_after(sid, max))
+            .await
     }
 
     /// Waits for bytes (if no whole frame is buffered) until the session's
@@ -245,19 +218,12 @@ where
     pub async fn flush(
         &mut self,
         timeout: Duration,
-        mut on_event: impl FnMut(Event<'_>),
+        on_event: impl FnMut(Event<'_>),
     ) -> Result<(), Error<T::Error>> {
-        let ping = self.link.session.ping()?;
-        self.write_pending().await?;
+        let ping = self.command(|session| session.ping()).await?;
         let deadline = self.timer.now() + timeout;
-        self.drive_until(deadline, Wait::Flush, |event| match event {
-            Event::Pong { ping: answered } if answered >= ping => Some(()),
-            other => {
-                on_event(other);
-                None
-            }
-        })
-        .await
+        self.drive_until(deadline, Wait::Flush, FlushPong { ping, on_event })
+            .await
     }
 
     /// Starts a request; its reply arrives as [`Event::Reply`] (or
@@ -270,12 +236,8 @@ where
         timeout: Duration,
     ) -> Result<RequestId, Error<T::Error>> {
         let now = self.timer.now();
-        let id = self
-            .link
-            .session
-            .request(subject, headers, payload, now, timeout)?;
-        self.write_pending().await?;
-        Ok(id)
+        self.command(|session| session.request(subject, headers, payload, now, timeout))
+            .await
     }
 
     /// Sends a request and waits for its reply, which `on_reply` sees;
@@ -287,34 +249,13 @@ where
         payload: &[u8],
         timeout: Duration,
         on_reply: impl FnOnce(Message<'_>) -> Out,
-        mut on_event: impl FnMut(Event<'_>),
+        on_event: impl FnMut(Event<'_>),
     ) -> Result<Out, Error<T::Error>> {
         let id = self.start_request(subject, None, payload, timeout).await?;
-        let deadline = self.timer.now() + timeout + Duration::from_millis(100);
-        let mut on_reply = Some(on_reply);
-        let outcome = self
-            .drive_until(deadline, Wait::Request, |event| match event {
-                Event::Reply { request, message } if request == id => Some(
-                    on_reply
-                        .take()
-                        .map(|f| f(message))
-                        .ok_or(Error::TimedOut(Wait::Request)),
-                ),
-                Event::NoResponders { request } if request == id => Some(Err(Error::NoResponders)),
-                Event::RequestTimedOut { request } if request == id => {
-                    Some(Err(Error::TimedOut(Wait::Request)))
-                }
-                other => {
-                    on_event(other);
-                    None
-                }
-            })
-            .await;
-        let outcome = outcome.and_then(|reply| reply);
-        if outcome.is_err() {
-            self.link.session.cancel_request(id);
-        }
-        outcome
+        let deadline = request_deadline(self.timer.now(), timeout);
+        let reply = RequestReply::new(id, on_reply, on_event);
+        let outcome = self.drive_until(deadline, Wait::Request, reply).await;
+        self.link.finish_request(id, outcome)
     }
 
     /// The server's INFO, once received.
@@ -349,47 +290,34 @@ where
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<Option<Event<'_>>, Error<T::Error>> {
-        self.link.ensure_usable()?;
-        self.link.release();
-        self.run_timers()?;
-        if let Some(event) = self.link.timer_event.take() {
+        if let Some(event) = self.link.begin_step(self.timer.now())? {
             return Ok(Some(event));
         }
         self.write_pending().await?;
         if !self.link.has_frame() && !self.read_once(deadline).await? {
             return Ok(None);
         }
-        let now = self.timer.now();
-        let link = &mut self.link;
-        let (used, event) = match link.session.handle_input(link.rx.data(), now) {
-            Ok(parsed) => parsed,
-            Err(e) => {
-                link.failed |= e.is_fatal();
-                return Err(Error::Nats(e));
-            }
-        };
-        link.borrowed = used;
         // No await after parsing: dropping this future can then never lose
         // a parsed event. Answers it queued (PONG, CONNECT) are written at
         // the start of the next call, before it waits for input.
-        Ok(event)
+        self.link.handle_input(self.timer.now(), |_| Ok(()))
     }
 
-    async fn drive_until<Out>(
+    /// Calls `next_event` (giving way at `deadline`) until `awaited`
+    /// accepts an event or `deadline` passes (then `TimedOut(wait)`).
+    async fn drive_until<A: Awaited>(
         &mut self,
         deadline: Instant,
         wait: Wait,
-        mut pick: impl FnMut(Event<'_>) -> Option<Out>,
-    ) -> Result<Out, Error<T::Error>> {
+        mut awaited: A,
+    ) -> Result<A::Output, Error<T::Error>> {
         loop {
             if let Some(event) = self.next_event_before(Some(deadline)).await? {
-                if let Some(out) = pick(event) {
+                if let Some(out) = awaited.accept(event) {
                     return Ok(out);
                 }
             }
-            if self.timer.now() >= deadline {
-                return Err(Error::TimedOut(wait));
-            }
+            check_deadline(self.timer.now(), deadline, wait)?;
         }
     }
 
@@ -404,19 +332,8 @@ where
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<bool, Error<T::Error>> {
-        let wake_at = match (deadline, self.link.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let capacity = self.link.rx.capacity();
-        let spare = self.link.rx.spare();
-        if spare.is_empty() {
-            return Err(Error::Nats(nats::Error::FrameTooLarge {
-                needed: capacity + 1,
-                capacity,
-            }));
-        }
-        let read = self.transport.read(spare);
+        let wake_at = self.link.wake_at(deadline);
+        let read = self.transport.read(self.link.spare()?);
         let outcome = match wake_at {
             Some(at) => match select(read, self.timer.sleep_until(at)).await {
                 Either::First(result) => Some(result),
@@ -424,23 +341,25 @@ where
             },
             None => Some(read.await),
         };
-        let now = self.timer.now();
         let n = match outcome {
             Some(result) => read_result(result)?,
             None => 0,
         };
-        if n == 0 {
-            self.link.check_stall(now)?;
-            return Ok(false);
-        }
-        self.link.received(n, now);
-        Ok(true)
+        self.link.after_read(n, self.timer.now())
     }
 
     fn run_timers(&mut self) -> Result<(), Error<T::Error>> {
-        let now = self.timer.now();
-        let result = self.link.run_timers(now).map_err(Error::Nats);
-        self.link.check(result)
+        self.link.run_timers(self.timer.now())
+    }
+
+    /// Queues a command in the session and writes it out.
+    async fn command<X>(
+        &mut self,
+        queue: impl FnOnce(&mut nats::Session<S, SUBS, REQS, I>) -> Result<X, nats::Error>,
+    ) -> Result<X, Error<T::Error>> {
+        let queued = queue(&mut self.link.session)?;
+        self.write_pending().await?;
+        Ok(queued)
     }
 
     async fn write_pending(&mut self) -> Result<(), Error<T::Error>> {

@@ -34,7 +34,10 @@
 
 use embedded_io::{Read, Write};
 
-use super::{read_result, write_result, Clock, DriverOptions, Error, Link, Wait};
+use super::{
+    check_deadline, read_result, request_deadline, write_result, Awaited, Clock, DriverOptions,
+    Error, FlushPong, Handshake, Link, Publish, RequestReply, Wait,
+};
 use crate::nats::info::InfoStorage;
 use crate::nats::{self, ConnectOptions, Event, MaxPayloadWarning, Message, RequestId, Sid};
 use crate::time::{Duration, Instant};
@@ -75,9 +78,7 @@ where
         rx: R,
         tx: S,
     ) -> Self {
-        let now = clock.now();
-        let mut link = Link::new(nats::Session::new(options, tx), rx, driver);
-        link.last_byte_at = now;
+        let link = Link::new(options, tx, rx, driver, clock.now());
         NatsClient {
             transport,
             clock,
@@ -91,15 +92,8 @@ where
     /// Returns a warning when the server accepts messages larger than the
     /// receive buffer (those would fail with [`nats::Error::FrameTooLarge`]).
     pub fn connect(&mut self) -> Result<Option<MaxPayloadWarning>, Error<T::Error>> {
-        let deadline = self.clock.now() + self.link.options.connect_timeout;
-        self.drive_until(Some(deadline), Wait::Connect, |event| match event {
-            Event::Connected {
-                max_payload_warning,
-                ..
-            } => Some(max_payload_warning),
-            // Nothing else can arrive before the handshake completes.
-            _ => None,
-        })
+        let deadline = self.link.connect_deadline(self.clock.now());
+        self.drive_until(deadline, Wait::Connect, Handshake)
     }
 
     /// Replaces a lost transport with a freshly connected one and runs the
@@ -147,67 +141,43 @@ where
     ) -> Result<(), Error<T::Error>> {
         self.link.ensure_usable()?;
         self.run_timers()?;
-        let result = self.publish_now(subject, reply, headers, payload);
+        let publish = Publish {
+            subject,
+            reply,
+            headers,
+            payload,
+        };
+        let result = self.publish_now(&publish);
         self.link.check(result)
     }
 
-    fn publish_now(
-        &mut self,
-        subject: &str,
-        reply: Option<&str>,
-        headers: Option<&[u8]>,
-        payload: &[u8],
-    ) -> Result<(), Error<T::Error>> {
-        let session = &mut self.link.session;
-        match session.publish(subject, reply, headers, payload) {
-            Err(nats::Error::BufferFull(_)) => {}
-            other => {
-                other?;
-                return self.write_pending();
-            }
-        }
-        self.write_pending()?;
-        let session = &mut self.link.session;
-        match session.publish(subject, reply, headers, payload) {
-            Err(nats::Error::BufferFull(full)) if session.state() == nats::State::Connected => {
-                let trailer = session
-                    .publish_header_only(subject, reply, headers, payload.len())
-                    .map_err(|e| match e {
-                        // Report the whole publish, not just the control line.
-                        nats::Error::BufferFull(_) => nats::Error::BufferFull(full),
-                        e => e,
-                    })?;
+    fn publish_now(&mut self, publish: &Publish<'_>) -> Result<(), Error<T::Error>> {
+        if !self.link.publish(publish)? {
+            self.write_pending()?;
+            if let Some(trailer) = self.link.retry_publish(publish)? {
                 self.write_pending()?;
-                write_all(&mut self.transport, payload)?;
+                write_all(&mut self.transport, publish.payload)?;
                 write_all(&mut self.transport, trailer)?;
-                flush_transport(&mut self.transport)
-            }
-            other => {
-                other?;
-                self.write_pending()
+                return flush_transport(&mut self.transport);
             }
         }
+        self.write_pending()
     }
 
     /// Subscribes to `subject` (wildcards allowed).
     pub fn subscribe(&mut self, subject: &str) -> Result<Sid, Error<T::Error>> {
-        let sid = self.link.session.subscribe(subject, None)?;
-        self.write_pending()?;
-        Ok(sid)
+        self.command(|session| session.subscribe(subject, None))
     }
 
     /// Subscribes as a member of queue group `queue`: each message goes to
     /// one member of the group.
     pub fn queue_subscribe(&mut self, subject: &str, queue: &str) -> Result<Sid, Error<T::Error>> {
-        let sid = self.link.session.subscribe(subject, Some(queue))?;
-        self.write_pending()?;
-        Ok(sid)
+        self.command(|session| session.subscribe(subject, Some(queue)))
     }
 
     /// Ends a subscription now.
     pub fn unsubscribe(&mut self, sid: Sid) -> Result<(), Error<T::Error>> {
-        self.link.session.unsubscribe(sid)?;
-        self.write_pending()
+        self.command(|session| session.unsubscribe(sid))
     }
 
     /// Ends a subscription without losing a message (a drain): writes
@@ -218,15 +188,13 @@ where
     pub fn drain_subscription(&mut self, sid: Sid) -> Result<(), Error<T::Error>> {
         // From an empty transmit buffer UNSUB + PING always fit.
         self.write_pending()?;
-        self.link.session.unsubscribe_draining(sid)?;
-        self.write_pending()
+        self.command(|session| session.unsubscribe_draining(sid))
     }
 
     /// Ends a subscription after `max` messages in total: the `max`th is
     /// the last delivered, followed by [`Event::SubscriptionDone`].
     pub fn unsubscribe_after(&mut self, sid: Sid, max: u64) -> Result<(), Error<T::Error>> {
-        self.link.session.unsubscribe_after(sid, max)?;
-        self.write_pending()
+        self.command(|session| session.unsubscribe_after(sid, max))
     }
 
     /// Reads once (if no whole frame is buffered) and returns the next
@@ -237,34 +205,19 @@ where
     /// out, a partial frame arrived, or the server sent something the
     /// session handled itself, like PING). Call again.
     pub fn next_event(&mut self) -> Result<Option<Event<'_>>, Error<T::Error>> {
-        self.link.ensure_usable()?;
-        self.link.release();
-        self.run_timers()?;
-        if let Some(event) = self.link.timer_event.take() {
+        if let Some(event) = self.link.begin_step(self.clock.now())? {
             return Ok(Some(event));
         }
         self.write_pending()?;
         if !self.link.has_frame() && !self.read_once()? {
             return Ok(None);
         }
-        let now = self.clock.now();
-        let link = &mut self.link;
-        let (used, event) = match link.session.handle_input(link.rx.data(), now) {
-            Ok(parsed) => parsed,
-            Err(e) => {
-                link.failed |= e.is_fatal();
-                return Err(Error::Nats(e));
-            }
-        };
-        link.borrowed = used;
+        let transport = &mut self.transport;
         // Answers the input produced (PONG, CONNECT) go out before the
         // caller gets the event, so a slow handler does not delay them.
-        let written = write_session(&mut self.transport, &mut link.session);
-        if written.is_err() {
-            link.failed = true;
-        }
-        written?;
-        Ok(event)
+        self.link.handle_input(self.clock.now(), |session| {
+            write_session(transport, session)
+        })
     }
 
     /// Sends a PING and waits for its PONG: when this returns, the server
@@ -275,18 +228,11 @@ where
     pub fn flush(
         &mut self,
         timeout: Duration,
-        mut on_event: impl FnMut(Event<'_>),
+        on_event: impl FnMut(Event<'_>),
     ) -> Result<(), Error<T::Error>> {
-        let ping = self.link.session.ping()?;
-        self.write_pending()?;
+        let ping = self.command(|session| session.ping())?;
         let deadline = self.clock.now() + timeout;
-        self.drive_until(Some(deadline), Wait::Flush, |event| match event {
-            Event::Pong { ping: answered } if answered >= ping => Some(()),
-            other => {
-                on_event(other);
-                None
-            }
-        })
+        self.drive_until(deadline, Wait::Flush, FlushPong { ping, on_event })
     }
 
     /// Starts a request (reply via [`Event::Reply`] from
@@ -300,12 +246,7 @@ where
         timeout: Duration,
     ) -> Result<RequestId, Error<T::Error>> {
         let now = self.clock.now();
-        let id = self
-            .link
-            .session
-            .request(subject, headers, payload, now, timeout)?;
-        self.write_pending()?;
-        Ok(id)
+        self.command(|session| session.request(subject, headers, payload, now, timeout))
     }
 
     /// Sends a request and blocks until its reply, which `on_reply` sees
@@ -320,35 +261,13 @@ where
         payload: &[u8],
         timeout: Duration,
         on_reply: impl FnOnce(Message<'_>) -> Out,
-        mut on_event: impl FnMut(Event<'_>),
+        on_event: impl FnMut(Event<'_>),
     ) -> Result<Out, Error<T::Error>> {
         let id = self.start_request(subject, None, payload, timeout)?;
-        // The session times the request out; this deadline is a backstop
-        // a little later in case its timer event is never reached.
-        let deadline = self.clock.now() + timeout + Duration::from_millis(100);
-        let mut on_reply = Some(on_reply);
-        let outcome = self.drive_until(Some(deadline), Wait::Request, |event| match event {
-            Event::Reply { request, message } if request == id => Some(
-                on_reply
-                    .take()
-                    .map(|f| f(message))
-                    .ok_or(Error::TimedOut(Wait::Request)),
-            ),
-            Event::NoResponders { request } if request == id => Some(Err(Error::NoResponders)),
-            Event::RequestTimedOut { request } if request == id => {
-                Some(Err(Error::TimedOut(Wait::Request)))
-            }
-            other => {
-                on_event(other);
-                None
-            }
-        });
-        let outcome = outcome.and_then(|reply| reply);
-        if outcome.is_err() {
-            // Late replies to an abandoned request are dropped and counted.
-            self.link.session.cancel_request(id);
-        }
-        outcome
+        let deadline = request_deadline(self.clock.now(), timeout);
+        let reply = RequestReply::new(id, on_reply, on_event);
+        let outcome = self.drive_until(deadline, Wait::Request, reply);
+        self.link.finish_request(id, outcome)
     }
 
     /// The server's INFO, once received.
@@ -377,23 +296,21 @@ where
         &self.clock
     }
 
-    /// Calls `next_event` until `pick` returns a value or `deadline`
+    /// Calls `next_event` until `awaited` accepts an event or `deadline`
     /// passes (then `TimedOut(wait)`).
-    fn drive_until<Out>(
+    fn drive_until<A: Awaited>(
         &mut self,
-        deadline: Option<Instant>,
+        deadline: Instant,
         wait: Wait,
-        mut pick: impl FnMut(Event<'_>) -> Option<Out>,
-    ) -> Result<Out, Error<T::Error>> {
+        mut awaited: A,
+    ) -> Result<A::Output, Error<T::Error>> {
         loop {
             if let Some(event) = self.next_event()? {
-                if let Some(out) = pick(event) {
+                if let Some(out) = awaited.accept(event) {
                     return Ok(out);
                 }
             }
-            if deadline.is_some_and(|d| self.clock.now() >= d) {
-                return Err(Error::TimedOut(wait));
-            }
+            check_deadline(self.clock.now(), deadline, wait)?;
         }
     }
 
@@ -405,30 +322,22 @@ where
     }
 
     fn read_into_buffer(&mut self) -> Result<bool, Error<T::Error>> {
-        let capacity = self.link.rx.capacity();
-        let spare = self.link.rx.spare();
-        if spare.is_empty() {
-            // The parser reports frames that cannot fit before this; kept
-            // so a parser bug cannot turn into a busy loop.
-            return Err(Error::Nats(nats::Error::FrameTooLarge {
-                needed: capacity + 1,
-                capacity,
-            }));
-        }
-        let n = read_result(self.transport.read(spare))?;
-        let now = self.clock.now();
-        if n == 0 {
-            self.link.check_stall(now)?;
-            return Ok(false);
-        }
-        self.link.received(n, now);
-        Ok(true)
+        let n = read_result(self.transport.read(self.link.spare()?))?;
+        self.link.after_read(n, self.clock.now())
     }
 
     fn run_timers(&mut self) -> Result<(), Error<T::Error>> {
-        let now = self.clock.now();
-        let result = self.link.run_timers(now).map_err(Error::Nats);
-        self.link.check(result)
+        self.link.run_timers(self.clock.now())
+    }
+
+    /// Queues a command in the session and writes it out.
+    fn command<X>(
+        &mut self,
+        queue: impl FnOnce(&mut nats::Session<S, SUBS, REQS, I>) -> Result<X, nats::Error>,
+    ) -> Result<X, Error<T::Error>> {
+        let queued = queue(&mut self.link.session)?;
+        self.write_pending()?;
+        Ok(queued)
     }
 
     fn write_pending(&mut self) -> Result<(), Error<T::Error>> {

@@ -39,6 +39,7 @@ pub mod blocking;
 mod tests;
 
 use core::fmt;
+use core::marker::PhantomData;
 
 use crate::buf::RxBuf;
 use crate::nats;
@@ -212,7 +213,8 @@ impl<E: embedded_io::Error> fmt::Display for Error<E> {
 impl<E: embedded_io::Error> core::error::Error for Error<E> {}
 
 /// The transport-independent half of a driver: the session, the receive
-/// buffer and the bookkeeping both drivers share.
+/// buffer, the bookkeeping and every decision that needs no IO. Each driver
+/// keeps only its IO loop (blocking calls or `.await`) around these.
 struct Link<R, S, const SUBS: usize, const REQS: usize, I> {
     session: nats::Session<S, SUBS, REQS, I>,
     rx: RxBuf<R>,
@@ -236,7 +238,16 @@ where
     S: AsRef<[u8]> + AsMut<[u8]>,
     I: nats::info::InfoStorage,
 {
-    fn new(mut session: nats::Session<S, SUBS, REQS, I>, rx: R, options: DriverOptions) -> Self {
+    /// A session over transmit storage `tx` and a receive buffer over `rx`,
+    /// created at `now`.
+    fn new(
+        options: nats::ConnectOptions,
+        tx: S,
+        rx: R,
+        driver: DriverOptions,
+        now: Instant,
+    ) -> Self {
+        let mut session = nats::Session::new(options, tx);
         let rx = RxBuf::new(rx);
         // The session compares the server's max_payload with this and sizes
         // its FrameTooLarge checks by it.
@@ -245,11 +256,16 @@ where
             session,
             rx,
             borrowed: 0,
-            last_byte_at: Instant::default(),
+            last_byte_at: now,
             timer_event: None,
             failed: false,
-            options,
+            options: driver,
         }
+    }
+
+    /// When a `connect` starting at `now` times out.
+    fn connect_deadline(&self, now: Instant) -> Instant {
+        now + self.options.connect_timeout
     }
 
     /// Releases the bytes of the event returned last.
@@ -266,23 +282,85 @@ where
         )
     }
 
+    /// The start of every `next_event`: refuses a failed connection,
+    /// releases the previous event's bytes and runs the timers. Returns an
+    /// event the timers produced (hand it out before reading).
+    fn begin_step<E: embedded_io::Error>(
+        &mut self,
+        now: Instant,
+    ) -> Result<Option<nats::Event<'static>>, Error<E>> {
+        self.ensure_usable()?;
+        self.release();
+        self.run_timers(now)?;
+        Ok(self.timer_event.take())
+    }
+
     /// Runs the session's timers (keepalive PING, stale connection, request
     /// deadlines) once `poll_timeout` has passed, keeping at most one event
     /// for the caller. A subscription that just ended (auto-unsubscribe,
     /// drain) makes `poll_timeout` due at once, so its `SubscriptionDone`
     /// is reported here without waiting for a timer or more input.
-    fn run_timers(&mut self, now: Instant) -> Result<(), nats::Error> {
+    fn run_timers<E: embedded_io::Error>(&mut self, now: Instant) -> Result<(), Error<E>> {
         let due = self.session.poll_timeout().is_some_and(|at| at <= now);
         if due && self.timer_event.is_none() {
-            self.timer_event = self.session.handle_timeout(now)?;
+            let result = self.session.handle_timeout(now).map_err(Error::Nats);
+            self.timer_event = self.check(result)?;
         }
         Ok(())
     }
 
-    /// Records that `n` bytes were read into the spare room.
-    fn received(&mut self, n: usize, now: Instant) {
+    /// Parses the next frame of the receive buffer (which must hold one,
+    /// see [`Link::has_frame`]) and returns its event, borrowing the buffer
+    /// until the next call. `answer` gets the session first, to write what
+    /// the input made it queue (PONG, CONNECT); its error makes the
+    /// connection unusable.
+    fn handle_input<E>(
+        &mut self,
+        now: Instant,
+        answer: impl FnOnce(&mut nats::Session<S, SUBS, REQS, I>) -> Result<(), Error<E>>,
+    ) -> Result<Option<nats::Event<'_>>, Error<E>> {
+        let (used, event) = match self.session.handle_input(self.rx.data(), now) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                self.failed |= e.is_fatal();
+                return Err(Error::Nats(e));
+            }
+        };
+        self.borrowed = used;
+        if let Err(e) = answer(&mut self.session) {
+            self.failed = true;
+            return Err(e);
+        }
+        Ok(event)
+    }
+
+    /// The free room a read fills.
+    fn spare<E>(&mut self) -> Result<&mut [u8], Error<E>> {
+        let capacity = self.rx.capacity();
+        let spare = self.rx.spare();
+        if spare.is_empty() {
+            // The parser reports frames that cannot fit before this; kept
+            // so a parser bug cannot turn into a busy loop.
+            return Err(Error::Nats(nats::Error::FrameTooLarge {
+                needed: capacity + 1,
+                capacity,
+            }));
+        }
+        Ok(spare)
+    }
+
+    /// Records a read of `n` bytes into [`Link::spare`] at `now`; 0 means
+    /// nothing arrived (a read timeout or a deadline), which ends in
+    /// `Err(Stalled)` once a half-received frame has waited too long.
+    /// True when bytes arrived.
+    fn after_read<E>(&mut self, n: usize, now: Instant) -> Result<bool, Error<E>> {
+        if n == 0 {
+            self.check_stall(now)?;
+            return Ok(false);
+        }
         self.rx.fill(n);
         self.last_byte_at = now;
+        Ok(true)
     }
 
     /// When a half-received frame counts as stalled (None: nothing half
@@ -302,17 +380,72 @@ where
         }
     }
 
-    /// The next instant a waiting read must give way to the timers.
-    fn next_deadline(&self) -> Option<Instant> {
+    /// When a waiting read must give way: the earliest of `deadline` (the
+    /// caller's wait), the session's timers and the stall deadline.
+    fn wake_at(&self, deadline: Option<Instant>) -> Option<Instant> {
         let timers = if self.timer_event.is_some() {
             None
         } else {
             self.session.poll_timeout()
         };
-        match (timers, self.stall_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        earliest(earliest(deadline, timers), self.stall_deadline())
+    }
+
+    /// Queues a publish. `Ok(false)`: the transmit buffer is full; write
+    /// what is pending and call [`Link::retry_publish`].
+    fn publish(&mut self, publish: &Publish<'_>) -> Result<bool, nats::Error> {
+        match self.queue(publish) {
+            Err(nats::Error::BufferFull(_)) => Ok(false),
+            other => other.map(|()| true),
         }
+    }
+
+    fn queue(&mut self, publish: &Publish<'_>) -> Result<(), nats::Error> {
+        let p = publish;
+        self.session
+            .publish(p.subject, p.reply, p.headers, p.payload)
+    }
+
+    /// Queues a publish again once the transmit buffer was written out.
+    /// `Ok(None)`: queued whole. `Ok(Some(trailer))`: it can never fit, so
+    /// only its control line and headers were queued; write those, then
+    /// the caller's payload, then `trailer` (no copy of the payload). Only
+    /// when the control line and headers alone exceed the buffer is it
+    /// `BufferFull` (for the whole publish; nothing was queued).
+    fn retry_publish(
+        &mut self,
+        publish: &Publish<'_>,
+    ) -> Result<Option<&'static [u8]>, nats::Error> {
+        match self.queue(publish) {
+            Err(nats::Error::BufferFull(full))
+                if self.session.state() == nats::State::Connected =>
+            {
+                let p = publish;
+                self.session
+                    .publish_header_only(p.subject, p.reply, p.headers, p.payload.len())
+                    .map(Some)
+                    .map_err(|e| match e {
+                        // Report the whole publish, not just the control line.
+                        nats::Error::BufferFull(_) => nats::Error::BufferFull(full),
+                        e => e,
+                    })
+            }
+            other => other.map(|()| None),
+        }
+    }
+
+    /// Ends a `request` wait: a failed or abandoned request is cancelled
+    /// so that late replies to it are dropped and counted.
+    fn finish_request<Out, E>(
+        &mut self,
+        id: nats::RequestId,
+        outcome: Result<Result<Out, Error<E>>, Error<E>>,
+    ) -> Result<Out, Error<E>> {
+        let outcome = outcome.and_then(|reply| reply);
+        if outcome.is_err() {
+            self.session.cancel_request(id);
+        }
+        outcome
     }
 
     /// Forgets the old connection's bytes before a new transport is used.
@@ -343,6 +476,138 @@ where
             self.failed |= e.is_fatal();
         }
         result
+    }
+}
+
+/// The earlier of two optional instants (None: no bound).
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The arguments of one publish.
+#[derive(Clone, Copy)]
+struct Publish<'a> {
+    subject: &'a str,
+    reply: Option<&'a str>,
+    headers: Option<&'a [u8]>,
+    payload: &'a [u8],
+}
+
+/// When a `request` with `timeout` started at `now` gives up waiting. The
+/// session times the request out itself; this backstop is a little later
+/// in case its timer event is never reached.
+fn request_deadline(now: Instant, timeout: Duration) -> Instant {
+    now + timeout + Duration::from_millis(100)
+}
+
+/// What a driver waits for (`connect`, `flush`, `request`): picks the
+/// event that ends the wait out of the events `next_event` returns, and
+/// passes the others on.
+trait Awaited {
+    /// What the wait ends with.
+    type Output;
+    /// `Some` when `event` ends the wait.
+    fn accept(&mut self, event: nats::Event<'_>) -> Option<Self::Output>;
+}
+
+/// `connect`: the server accepted the handshake.
+struct Handshake;
+
+impl Awaited for Handshake {
+    type Output = Option<nats::MaxPayloadWarning>;
+
+    fn accept(&mut self, event: nats::Event<'_>) -> Option<Self::Output> {
+        match event {
+            nats::Event::Connected {
+                max_payload_warning,
+                ..
+            } => Some(max_payload_warning),
+            // Nothing else can arrive before the handshake completes.
+            _ => None,
+        }
+    }
+}
+
+/// `flush`: the PONG answering `ping` (or a later one); other events go to
+/// `on_event`.
+struct FlushPong<F> {
+    ping: nats::PingId,
+    on_event: F,
+}
+
+impl<F: FnMut(nats::Event<'_>)> Awaited for FlushPong<F> {
+    type Output = ();
+
+    fn accept(&mut self, event: nats::Event<'_>) -> Option<()> {
+        match event {
+            nats::Event::Pong { ping } if ping >= self.ping => Some(()),
+            other => {
+                (self.on_event)(other);
+                None
+            }
+        }
+    }
+}
+
+/// `request`: the reply to request `id` (handed to `on_reply`), its 503
+/// or its timeout; other events go to `on_event`.
+struct RequestReply<R, F, E> {
+    id: nats::RequestId,
+    on_reply: Option<R>,
+    on_event: F,
+    error: PhantomData<fn() -> E>,
+}
+
+impl<R, F, E> RequestReply<R, F, E> {
+    fn new(id: nats::RequestId, on_reply: R, on_event: F) -> Self {
+        RequestReply {
+            id,
+            on_reply: Some(on_reply),
+            on_event,
+            error: PhantomData,
+        }
+    }
+}
+
+impl<Out, R, F, E> Awaited for RequestReply<R, F, E>
+where
+    R: FnOnce(nats::Message<'_>) -> Out,
+    F: FnMut(nats::Event<'_>),
+{
+    type Output = Result<Out, Error<E>>;
+
+    fn accept(&mut self, event: nats::Event<'_>) -> Option<Self::Output> {
+        let id = self.id;
+        match event {
+            nats::Event::Reply { request, message } if request == id => Some(
+                self.on_reply
+                    .take()
+                    .map(|f| f(message))
+                    .ok_or(Error::TimedOut(Wait::Request)),
+            ),
+            nats::Event::NoResponders { request } if request == id => {
+                Some(Err(Error::NoResponders))
+            }
+            nats::Event::RequestTimedOut { request } if request == id => {
+                Some(Err(Error::TimedOut(Wait::Request)))
+            }
+            other => {
+                (self.on_event)(other);
+                None
+            }
+        }
+    }
+}
+
+/// `TimedOut(wait)` once `now` reached `deadline`.
+fn check_deadline<E>(now: Instant, deadline: Instant, wait: Wait) -> Result<(), Error<E>> {
+    if now >= deadline {
+        Err(Error::TimedOut(wait))
+    } else {
+        Ok(())
     }
 }
 

@@ -641,11 +641,13 @@ fn block_on<F: core::future::Future>(future: F) -> F::Output {
     panic!("future did not complete");
 }
 
-#[test]
-fn async_driver_handshakes_publishes_and_receives() {
+type AsyncClient = asynch::NatsClient<AsyncScript, SimClock, [u8; 256], [u8; 256], 4, 2>;
+
+/// An async client through the handshake (what it wrote is left to read).
+fn async_connected() -> (AsyncClient, Script, SimClock) {
     let clock = SimClock::default();
     let script = Script::new(&clock);
-    let mut client: asynch::NatsClient<_, _, _, _, 4, 2> = asynch::NatsClient::new(
+    let mut client = asynch::NatsClient::new(
         AsyncScript(script.clone()),
         clock.clone(),
         options(),
@@ -656,6 +658,12 @@ fn async_driver_handshakes_publishes_and_receives() {
     script.push(INFO);
     script.push(b"PONG\r\n");
     block_on(client.connect()).unwrap();
+    (client, script, clock)
+}
+
+#[test]
+fn async_driver_handshakes_publishes_and_receives() {
+    let (mut client, script, _clock) = async_connected();
     assert!(script.take_written().ends_with("PING\r\n"));
 
     let sid = block_on(client.subscribe("a.*")).unwrap();
@@ -675,19 +683,7 @@ fn async_driver_handshakes_publishes_and_receives() {
 
 #[test]
 fn async_driver_gives_way_to_the_keepalive_timer() {
-    let clock = SimClock::default();
-    let script = Script::new(&clock);
-    let mut client: asynch::NatsClient<_, _, _, _, 4, 2> = asynch::NatsClient::new(
-        AsyncScript(script.clone()),
-        clock.clone(),
-        options(),
-        DriverOptions::default(),
-        [0u8; 256],
-        [0u8; 256],
-    );
-    script.push(INFO);
-    script.push(b"PONG\r\n");
-    block_on(client.connect()).unwrap();
+    let (mut client, script, clock) = async_connected();
     script.take_written();
 
     // Nothing to read: the read stays pending, the timer wins at the
@@ -772,19 +768,7 @@ fn drain_subscription_delivers_until_the_pong_then_ends() {
 
 #[test]
 fn async_driver_drains_a_subscription() {
-    let clock = SimClock::default();
-    let script = Script::new(&clock);
-    let mut client: asynch::NatsClient<_, _, _, _, 4, 2> = asynch::NatsClient::new(
-        AsyncScript(script.clone()),
-        clock.clone(),
-        options(),
-        DriverOptions::default(),
-        [0u8; 256],
-        [0u8; 256],
-    );
-    script.push(INFO);
-    script.push(b"PONG\r\n");
-    block_on(client.connect()).unwrap();
+    let (mut client, script, _clock) = async_connected();
     let sid = block_on(client.subscribe("d")).unwrap();
     script.take_written();
     block_on(client.drain_subscription(sid)).unwrap();
