@@ -121,9 +121,20 @@ enum Executor {
 /// A single-threaded courier runtime: build one, then [`Runtime::block_on`]
 /// your async body. [`run`] does both with the defaults.
 pub struct Runtime {
-    executor: Executor,
+    /// `None` only once dropped (see the `Drop` impl).
+    executor: Option<Executor>,
     backend: Backend,
     modes: UringModes,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if self.modes.driver_poisoned() {
+            // tokio-uring's drop would wait for an operation it lost track
+            // of (see transport::uring_zc); leak the ring and its fds.
+            std::mem::forget(self.executor.take());
+        }
+    }
 }
 
 /// Chooses the backend and io_uring queue depth before starting.
@@ -211,10 +222,10 @@ impl Runtime {
             .enable_all()
             .build()?;
         Ok(Runtime {
-            executor: Executor::Epoll {
+            executor: Some(Executor::Epoll {
                 runtime,
                 local: tokio::task::LocalSet::new(),
-            },
+            }),
             backend: Backend::Epoll,
             modes: UringModes::plain(crate::Transport::Epoll),
         })
@@ -231,7 +242,7 @@ impl Runtime {
         })
         .map_err(|_| io::Error::other("io_uring probe panicked"))??;
         Ok(Runtime {
-            executor: Executor::Uring(runtime),
+            executor: Some(Executor::Uring(runtime)),
             backend: Backend::Uring,
             modes: UringModes::plain(crate::Transport::Uring),
         })
@@ -240,8 +251,9 @@ impl Runtime {
     /// Sets up registered buffers or zero-copy send on this io_uring
     /// runtime; what the kernel refuses stays plain (logged once).
     fn with_variant(mut self, requested: crate::Transport) -> io::Result<Runtime> {
-        if let Executor::Uring(rt) = &self.executor {
-            self.modes = rt.block_on(UringModes::setup(requested));
+        if let Some(Executor::Uring(rt)) = &self.executor {
+            let modes = rt.block_on(UringModes::setup(requested));
+            self.modes = modes;
         }
         Ok(self)
     }
@@ -271,8 +283,9 @@ impl Runtime {
         let _modes = self.modes.enter();
         crate::stats::reset();
         match &self.executor {
-            Executor::Uring(rt) => rt.block_on(future),
-            Executor::Epoll { runtime, local } => runtime.block_on(local.run_until(future)),
+            Some(Executor::Uring(rt)) => rt.block_on(future),
+            Some(Executor::Epoll { runtime, local }) => runtime.block_on(local.run_until(future)),
+            None => unreachable!("the executor is only taken while dropping"),
         }
     }
 }

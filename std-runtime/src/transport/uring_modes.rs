@@ -79,6 +79,10 @@ impl fmt::Display for Transport {
 pub(crate) struct UringModes {
     transport: Rc<Cell<Transport>>,
     pool: Option<FixedBufPool<Vec<u8>>>,
+    /// A zero-copy send failed inside tokio-uring (see [`zero_copy_broke`]):
+    /// the driver keeps an operation that never completes, so dropping the
+    /// ring would wait forever.
+    driver_poisoned: Rc<Cell<bool>>,
 }
 
 thread_local! {
@@ -87,6 +91,7 @@ thread_local! {
 
 static FIXED_REFUSED_LOGGED: Once = Once::new();
 static ZC_REFUSED_LOGGED: Once = Once::new();
+static ZC_BROKE_LOGGED: Once = Once::new();
 
 /// The transport of the runtime running on this thread, if any: which
 /// backend and io_uring variant actually carries the bytes (after any
@@ -101,6 +106,7 @@ impl UringModes {
         UringModes {
             transport: Rc::new(Cell::new(transport)),
             pool: None,
+            driver_poisoned: Rc::new(Cell::new(false)),
         }
     }
 
@@ -111,8 +117,8 @@ impl UringModes {
         match requested {
             Transport::UringFixedBuffers => match register_pool() {
                 Ok(pool) => UringModes {
-                    transport: Rc::new(Cell::new(requested)),
                     pool: Some(pool),
+                    ..Self::plain(requested)
                 },
                 Err(e) => {
                     FIXED_REFUSED_LOGGED.call_once(|| {
@@ -126,15 +132,28 @@ impl UringModes {
                     Self::plain(Transport::Uring)
                 }
             },
-            Transport::UringZeroCopySend => match uring_zc::probe().await {
-                Ok(()) => Self::plain(requested),
-                Err(e) => {
+            Transport::UringZeroCopySend => {
+                let modes = Self::plain(requested);
+                // Entered, so a probe lost inside tokio-uring marks this
+                // runtime's driver.
+                let guard = modes.enter();
+                if let Err(e) = uring_zc::probe().await {
                     log_zero_copy_refused(&e);
-                    Self::plain(Transport::Uring)
+                    modes.transport.set(Transport::Uring);
                 }
-            },
+                drop(guard);
+                modes
+            }
             other => Self::plain(other),
         }
+    }
+
+    /// True when the io_uring driver holds an operation that will never
+    /// complete (a zero-copy send that failed inside tokio-uring): the
+    /// runtime must then be leaked instead of dropped, since tokio-uring's
+    /// drop waits for every operation.
+    pub(crate) fn driver_poisoned(&self) -> bool {
+        self.driver_poisoned.get()
     }
 
     /// What this runtime drives now.
@@ -184,6 +203,29 @@ pub(super) fn zero_copy_refused(e: &io::Error) {
     log_zero_copy_refused(e);
     ACTIVE.with(|a| {
         if let Some(m) = a.borrow().as_ref() {
+            if m.transport.get() == Transport::UringZeroCopySend {
+                m.transport.set(Transport::Uring);
+            }
+        }
+    });
+}
+
+/// A zero-copy send failed inside tokio-uring 0.5, which unwraps the
+/// error of a completion flagged "more" (the kernel reports a broken
+/// connection that way) and loses track of the operation. The runtime stops
+/// using SEND_ZC (plain writes from now on, so the loss happens once) and
+/// remembers that its driver cannot be dropped cleanly.
+pub(super) fn zero_copy_broke() {
+    ZC_BROKE_LOGGED.call_once(|| {
+        log::warn!(
+            "a zero-copy send failed on a broken connection, which tokio-uring 0.5 cannot \
+             report cleanly; courier uses plain io_uring writes for the rest of this runtime, \
+             whose ring is leaked at drop instead of waiting forever for the lost operation"
+        )
+    });
+    ACTIVE.with(|a| {
+        if let Some(m) = a.borrow().as_ref() {
+            m.driver_poisoned.set(true);
             if m.transport.get() == Transport::UringZeroCopySend {
                 m.transport.set(Transport::Uring);
             }

@@ -12,10 +12,13 @@
 //!
 //! tokio-uring 0.5 assumes a first completion flagged "more" never carries
 //! an error, but the kernel reports e.g. `EPIPE` that way when the peer is
-//! gone, and tokio-uring then panics inside the poll. The send is therefore
-//! polled under `catch_unwind` and such a panic becomes an I/O error for
-//! this connection (the runtime keeps going; the panic message still reaches
-//! stderr through the panic hook).
+//! gone, and tokio-uring then panics inside the poll and loses track of the
+//! operation. The send is therefore polled under `catch_unwind`: such a
+//! panic becomes an I/O error for this connection, the runtime switches to
+//! plain writes for good (so it happens at most once) and leaks its ring at
+//! drop, because tokio-uring's drop would wait forever for the lost
+//! operation. The panic message still reaches stderr through the panic
+//! hook.
 //!
 //! On loopback the kernel copies anyway when it delivers to the local
 //! receiver, so zero copy only pays on a real NIC.
@@ -34,7 +37,8 @@ use tokio_uring::net::{TcpStream, UdpSocket};
 
 use super::uring_fixed::{plain_read, plain_write_all, plain_write_vectored_all};
 use super::uring_modes::{
-    current_transport, is_unsupported, zero_copy_refused, Transport, ZERO_COPY_THRESHOLD,
+    current_transport, is_unsupported, zero_copy_broke, zero_copy_refused, Transport,
+    ZERO_COPY_THRESHOLD,
 };
 
 pub(super) struct ReadHalf(Rc<TcpStream>);
@@ -82,7 +86,12 @@ pub(super) async fn probe() -> io::Result<()> {
             "SEND_ZC probe sent {n} bytes instead of 1"
         ))),
         Ok((Err(e), _)) => Err(e),
-        Err(_) => Err(io::Error::other("SEND_ZC probe failed inside tokio-uring")),
+        Err(_) => {
+            // The probe's operation is lost inside tokio-uring: this ring
+            // must not be dropped, and no zero-copy for it.
+            zero_copy_broke();
+            Err(io::Error::other("SEND_ZC probe failed inside tokio-uring"))
+        }
     }
 }
 
@@ -91,6 +100,7 @@ fn zero_copy_on() -> bool {
 }
 
 fn broken_mid_send() -> io::Error {
+    zero_copy_broke();
     io::Error::new(
         io::ErrorKind::BrokenPipe,
         "zero-copy send failed: the connection broke during the send",
