@@ -62,7 +62,7 @@ async fn pub_sub_scenario(url: String) -> (Transport, courier::Stats) {
         assert_eq!(msg.subject(), subject, "message {n}");
         assert_eq!(msg.payload.len(), payload.len(), "message {n}");
         assert!(
-            &msg.payload[..] == &payload[..],
+            msg.payload[..] == payload[..],
             "message {n}: bytes differ"
         );
     }
