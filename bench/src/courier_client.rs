@@ -91,7 +91,8 @@ mod imp {
             .backend(choice)
             .build()
             .map_err(|e| format!("courier runtime: {e}"))?;
-        let backend = runtime.backend();
+        // What actually ran (a refused variant falls back and says so).
+        let transport = runtime.transport().to_string();
         let timeout = Duration::from_secs(args.timeout_s);
         let mut result = runtime.block_on(async {
             match tokio::time::timeout(timeout, scenario(args)).await {
@@ -99,7 +100,7 @@ mod imp {
                 Err(_) => Err(crate::worker::timeout_error(timeout, args.msgs)),
             }
         })?;
-        result.transport = Some(backend.to_string());
+        result.transport = Some(transport);
         Ok(result)
     }
 

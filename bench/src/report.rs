@@ -309,7 +309,9 @@ impl Report {
             }
             // courier first, then the others in run order.
             clients.sort_by_key(|c| c != COURIER);
-            let others: Vec<&String> = clients.iter().filter(|c| c.as_str() != COURIER).collect();
+            // Ratio columns for the other clients; courier's own variants
+            // (transports, the bare core) are columns without ratios.
+            let others: Vec<&String> = clients.iter().filter(|c| !c.starts_with(COURIER)).collect();
             let has_latency = self
                 .results
                 .iter()

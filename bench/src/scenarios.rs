@@ -14,6 +14,10 @@ pub const NATS_CLI: &str = "nats bench";
 pub const ASYNC_NATS: &str = "async-nats";
 /// courier forced onto its epoll fallback (the `courier` series runs io_uring when the kernel allows).
 pub const COURIER_EPOLL: &str = "courier epoll";
+/// courier on io_uring with registered (fixed) buffers.
+pub const COURIER_FIXED: &str = "courier uring-fixed";
+/// courier on io_uring with zero-copy send for large writes.
+pub const COURIER_ZC: &str = "courier uring-zc";
 /// courier's NSQ core session under a bench-local blocking driver (no runtime).
 pub const COURIER_CORE: &str = "courier-core blocking";
 /// Raw loopback TCP ceiling series.
@@ -42,7 +46,8 @@ pub struct Plan {
     pub timeout: Duration,
     /// courier transport to request (`auto`, `uring`, `epoll`).
     pub transport: String,
-    /// Also run courier's NATS scenarios on the epoll fallback, as its own series.
+    /// Also run courier's NATS scenarios on the epoll fallback and the
+    /// io_uring variants (registered buffers, zero-copy send), each its own series.
     pub courier_epoll: bool,
 }
 
@@ -153,8 +158,8 @@ impl Bench {
     /// The in-process NATS clients of this run.
     fn nats_clients(&self) -> Vec<&'static str> {
         let mut clients = vec![ASYNC_NATS, COURIER];
-        if self.plan.courier_epoll && self.plan.transport != "epoll" {
-            clients.push(COURIER_EPOLL);
+        if self.plan.courier_epoll && self.plan.transport == "auto" {
+            clients.extend([COURIER_EPOLL, COURIER_FIXED, COURIER_ZC]);
         }
         clients
     }
@@ -246,6 +251,10 @@ impl Bench {
             "--transport".into(),
             if client == COURIER_EPOLL {
                 "epoll".into()
+            } else if client == COURIER_FIXED {
+                "uring-fixed".into()
+            } else if client == COURIER_ZC {
+                "uring-zc".into()
             } else {
                 self.plan.transport.clone()
             },
@@ -306,7 +315,14 @@ impl Bench {
     /// Whether `client` can run worker `scenario` in this build; notes the
     /// gap once when it cannot (courier scenarios whose API has not landed).
     fn available(&mut self, client: &str, scenario: &str) -> bool {
-        if ![COURIER, COURIER_EPOLL, COURIER_CORE].contains(&client)
+        if ![
+            COURIER,
+            COURIER_EPOLL,
+            COURIER_FIXED,
+            COURIER_ZC,
+            COURIER_CORE,
+        ]
+        .contains(&client)
             || crate::courier_client::supports(scenario)
         {
             return true;
@@ -919,7 +935,7 @@ impl Bench {
 fn worker_name(client: &str) -> &str {
     match client {
         ASYNC_NATS => "async-nats",
-        COURIER | COURIER_EPOLL | COURIER_CORE => "courier",
+        COURIER | COURIER_EPOLL | COURIER_FIXED | COURIER_ZC | COURIER_CORE => "courier",
         _ => "raw",
     }
 }
