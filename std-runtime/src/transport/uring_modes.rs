@@ -35,11 +35,19 @@ pub enum Transport {
 }
 
 /// Writes at least this large go out with `IORING_OP_SEND_ZC` on
-/// [`Transport::UringZeroCopySend`]; smaller ones are copied as usual, since
-/// pinning pages and waiting for the kernel's release notification costs
-/// more than copying a few KiB (the kernel documentation puts the break-even
-/// around 10 KB).
-pub const ZERO_COPY_THRESHOLD: usize = 16 * 1024;
+/// [`Transport::UringZeroCopySend`]; smaller ones are copied as usual.
+///
+/// Pinning pages and waiting for the kernel's release notification costs
+/// more than copying small writes. Measured here (loopback, where the kernel
+/// copies on delivery anyway, `examples/transport_modes.rs sweep` with
+/// `COURIER_ZC_THRESHOLD=0`, best of 3): zero copy reached ~50% of plain
+/// writes' throughput at 4-8 KiB, ~65-75% at 16-64 KiB and about par
+/// (90-113%) at 256 KiB-1 MiB; the kernel documentation puts the break-even
+/// on a real NIC around 10 KB. 64 KiB keeps the session's batches of small
+/// messages on plain writes and sends the payloads the NATS client already
+/// writes from where they lie (`publish_bytes`, 64 KiB and up) zero-copy.
+/// `COURIER_ZC_THRESHOLD=<bytes>` overrides it, to tune for a given NIC.
+pub const ZERO_COPY_THRESHOLD: usize = 64 * 1024;
 
 /// Size of each registered buffer; a connection on
 /// [`Transport::UringFixedBuffers`] holds one for receiving and one for

@@ -95,6 +95,20 @@ pub(super) async fn probe() -> io::Result<()> {
     }
 }
 
+/// Environment variable overriding [`ZERO_COPY_THRESHOLD`] (bytes), for
+/// measuring where zero copy starts to pay on a given NIC.
+const THRESHOLD_ENV: &str = "COURIER_ZC_THRESHOLD";
+
+fn threshold() -> usize {
+    static THRESHOLD: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THRESHOLD.get_or_init(|| {
+        std::env::var(THRESHOLD_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(ZERO_COPY_THRESHOLD)
+    })
+}
+
 fn zero_copy_on() -> bool {
     current_transport() == Some(Transport::UringZeroCopySend)
 }
@@ -121,7 +135,7 @@ impl WriteHalf {
     pub(super) async fn write_all(&mut self, mut data: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
         let mut at = 0;
         while at < data.len() {
-            if data.len() - at < ZERO_COPY_THRESHOLD || !zero_copy_on() {
+            if data.len() - at < threshold() || !zero_copy_on() {
                 return plain_write_all(&self.stream, data, at).await;
             }
             crate::stats::record(|s| {
@@ -154,7 +168,7 @@ impl WriteHalf {
         parts.retain(|p| !p.is_empty());
         while !parts.is_empty() {
             let total: usize = parts.iter().map(Bytes::len).sum();
-            if total < ZERO_COPY_THRESHOLD || !zero_copy_on() {
+            if total < threshold() || !zero_copy_on() {
                 return plain_write_vectored_all(&self.stream, parts).await;
             }
             crate::stats::record(|s| {
