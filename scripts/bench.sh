@@ -21,8 +21,13 @@ for tool in nats-server nsqd nats bench_writer bench_reader; do
     break
   fi
 done
-if ! command -v perf >/dev/null 2>&1; then
-  echo "bench: perf not found: syscalls per message will be missing (apt-get install linux-perf)" >&2
+# Syscalls per message come from perf (strace as the fallback): install
+# them from Debian's packages when both are missing.
+if ! command -v perf >/dev/null 2>&1 && ! command -v strace >/dev/null 2>&1; then
+  echo "bench: installing linux-perf and strace (Debian) for syscall counts" >&2
+  if ! (apt-get update -qq && apt-get install -y -qq linux-perf strace) >&2; then
+    echo "bench: could not install perf/strace: syscalls per message will be missing" >&2
+  fi
 fi
 
 cargo build --release -p courier-bench
