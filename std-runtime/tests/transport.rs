@@ -366,3 +366,54 @@ fn uring_fixed_buffers_report_a_vanished_peer() {
 fn uring_zero_copy_send_reports_a_vanished_peer() {
     peer_gone_scenario(BackendChoice::UringZeroCopy);
 }
+
+/// More connections than registered buffer pairs: the extra one runs on
+/// plain buffers (same bytes), and picks up a registered pair once another
+/// connection closes and returns its own.
+#[test]
+fn uring_fixed_buffers_beyond_the_pool_use_plain_buffers_until_one_frees() {
+    let Some(rt) = variant_runtime(BackendChoice::UringFixed) else {
+        return;
+    };
+    if rt.transport() != Transport::UringFixedBuffers {
+        eprintln!("buffer registration refused here; nothing to exhaust");
+        return;
+    }
+    rt.block_on(async {
+        async fn echo_once(
+            rd: &mut courier::transport::ReadHalf,
+            wr: &mut courier::transport::WriteHalf,
+            text: &[u8],
+        ) {
+            let (res, _) = wr.write_all(text.to_vec()).await;
+            res.unwrap();
+            let mut rx = ReadBuffer::new(64);
+            while rx.len() < text.len() {
+                assert!(rd.read(&mut rx).await.unwrap() > 0);
+            }
+            assert_eq!(rx.data(), text);
+        }
+        let mut conns = Vec::new();
+        for _ in 0..courier::transport::FIXED_BUFFER_CONNECTIONS {
+            conns.push(connect(echo_peer()).await.unwrap());
+        }
+        let (mut rd, mut wr) = connect(echo_peer()).await.unwrap();
+        let before = courier::stats().fixed_buffer_ops;
+        echo_once(&mut rd, &mut wr, b"on plain buffers").await;
+        assert_eq!(
+            courier::stats().fixed_buffer_ops,
+            before,
+            "the pool is empty: this connection cannot use registered buffers"
+        );
+        for (i, (r, w)) in conns.iter_mut().enumerate() {
+            echo_once(r, w, format!("fixed {i}").as_bytes()).await;
+        }
+        drop(conns.pop());
+        let before = courier::stats().fixed_buffer_ops;
+        echo_once(&mut rd, &mut wr, b"on a freed pair").await;
+        assert!(
+            courier::stats().fixed_buffer_ops >= before + 2,
+            "a WRITE_FIXED and READ_FIXED once a pair is free"
+        );
+    });
+}

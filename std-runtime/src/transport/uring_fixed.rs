@@ -11,8 +11,9 @@
 //!
 //! A connection that finds the pool empty (more than
 //! [`FIXED_BUFFER_CONNECTIONS`](super::uring_modes::FIXED_BUFFER_CONNECTIONS)
-//! at once) or loses a buffer to a cancelled operation runs on plain owned
-//! buffers, logged once.
+//! at once, logged once) runs on plain owned buffers until a buffer is free
+//! again; so does one whose buffer went with a cancelled operation (the
+//! buffer returns to the pool when the kernel completes it).
 
 use std::io;
 use std::net::{Shutdown, SocketAddr};
@@ -30,11 +31,19 @@ use super::uring_modes::{FIXED_BUFFER_CONNECTIONS, FIXED_BUFFER_SIZE};
 pub(super) struct ReadHalf {
     stream: Rc<TcpStream>,
     rx: Option<FixedBuf>,
+    pool: FixedBufPool<Vec<u8>>,
 }
 
 pub(super) struct WriteHalf {
     stream: Rc<TcpStream>,
     tx: Option<FixedBuf>,
+    pool: FixedBufPool<Vec<u8>>,
+}
+
+/// The connection's registered buffer, or a free one from the pool if it
+/// has none (pool was empty at connect, or a cancelled operation took it).
+fn checked_out(slot: &mut Option<FixedBuf>, pool: &FixedBufPool<Vec<u8>>) -> Option<FixedBuf> {
+    slot.take().or_else(|| pool.try_next(FIXED_BUFFER_SIZE))
 }
 
 static POOL_EMPTY_LOGGED: Once = Once::new();
@@ -61,8 +70,13 @@ pub(super) async fn connect(
         ReadHalf {
             stream: stream.clone(),
             rx,
+            pool: pool.clone(),
         },
-        WriteHalf { stream, tx },
+        WriteHalf {
+            stream,
+            tx,
+            pool: pool.clone(),
+        },
     ))
 }
 
@@ -74,7 +88,7 @@ impl ReadHalf {
         storage: &mut Vec<u8>,
         spare: Range<usize>,
     ) -> io::Result<usize> {
-        let Some(rx) = self.rx.take() else {
+        let Some(rx) = checked_out(&mut self.rx, &self.pool) else {
             return plain_read(&self.stream, storage, spare).await;
         };
         let want = spare.len().min(rx.len());
@@ -116,7 +130,7 @@ impl WriteHalf {
     pub(super) async fn write_all(&mut self, data: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
         let mut at = 0;
         while at < data.len() {
-            let Some(mut tx) = self.tx.take() else {
+            let Some(mut tx) = checked_out(&mut self.tx, &self.pool) else {
                 return plain_write_all(&self.stream, data, at).await;
             };
             let chunk = &data[at..data.len().min(at + tx.len())];
@@ -139,7 +153,7 @@ impl WriteHalf {
     ) -> (io::Result<()>, Vec<Bytes>) {
         parts.retain(|p| !p.is_empty());
         while !parts.is_empty() {
-            let Some(mut tx) = self.tx.take() else {
+            let Some(mut tx) = checked_out(&mut self.tx, &self.pool) else {
                 return plain_write_vectored_all(&self.stream, parts).await;
             };
             let mut filled = 0;
