@@ -14,7 +14,8 @@ pub struct Stats {
     /// found no data), read SQEs on io_uring.
     pub reads: u64,
     /// Write operations issued: `write(2)`/`writev(2)` calls on epoll, write
-    /// or writev SQEs on io_uring.
+    /// or writev SQEs on io_uring, plus direct non-blocking `send(2)` calls
+    /// ([`crate::transport::WriteHalf::try_write_now`]) on either.
     pub writes: u64,
     /// io_uring submission queue entries pushed (reads + writes + connects);
     /// zero on epoll. tokio-uring batches entries into one `io_uring_enter`

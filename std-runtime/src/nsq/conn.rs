@@ -6,6 +6,12 @@
 //! buffer, passed through the layers into `out` at once, and the writer
 //! sends `out` as one write per wake-up, so many commands batch into one
 //! syscall / submission.
+//!
+//! The exception is a command somebody waits on alone (a PUB with nothing
+//! else in flight): [`Conn::with_session_now`] writes it from the caller's
+//! task when the writer is idle, one non-blocking `send(2)`, which on a
+//! latency-bound publish loop saves the writer's wake-up and, on io_uring,
+//! a write submission and its completion per round trip.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -93,6 +99,9 @@ pub(crate) struct Conn {
     host: String,
     config: Rc<Config>,
     state: RefCell<State>,
+    /// The sending half while no write is in flight; the writer takes it
+    /// for each write, so `Some` means "idle: a direct write may go now".
+    writer: RefCell<Option<WriteHalf>>,
     wake_writer: Notify,
     /// Close requested: the writer exits once `out` is flushed.
     shutting_down: Cell<bool>,
@@ -108,6 +117,16 @@ impl Conn {
     /// one snappy chunk, one DEFLATE sync flush, one TLS record instead of
     /// one per command.
     pub(crate) fn with_session<R>(
+        &self,
+        f: impl FnMut(&mut CoreSession) -> Result<R, SessionError>,
+    ) -> Result<R, Error> {
+        let r = self.with_session_quiet(f)?;
+        self.wake_writer.notify_one();
+        Ok(r)
+    }
+
+    /// Runs `f` on the session without waking the writer.
+    fn with_session_quiet<R>(
         &self,
         mut f: impl FnMut(&mut CoreSession) -> Result<R, SessionError>,
     ) -> Result<R, Error> {
@@ -128,9 +147,55 @@ impl Conn {
         if st.session.transmit().len() >= FLUSH_THRESHOLD {
             st.flush_session()?;
         }
-        drop(st);
-        self.wake_writer.notify_one();
         Ok(r)
+    }
+
+    /// Like [`Conn::with_session`], then writes what is pending at once from
+    /// this task when the writer is idle (nothing queued in `out`, no write
+    /// in flight): one non-blocking write instead of waking the writer task.
+    /// Whatever the kernel does not take right away is left to the writer,
+    /// in order. For commands the caller then waits on alone; commands
+    /// issued in bursts batch better through [`Conn::with_session`].
+    pub(crate) fn with_session_now<R>(
+        &self,
+        f: impl FnMut(&mut CoreSession) -> Result<R, SessionError>,
+    ) -> Result<R, Error> {
+        let r = self.with_session_quiet(f)?;
+        if !self.transmit_now() {
+            self.wake_writer.notify_one();
+        }
+        Ok(r)
+    }
+
+    /// Writes the pending commands through the idle writer; false when the
+    /// writer has to run (busy, bytes left over, or an error it will see).
+    fn transmit_now(&self) -> bool {
+        let Ok(mut slot) = self.writer.try_borrow_mut() else {
+            return false;
+        };
+        let Some(write) = slot.as_mut() else {
+            return false;
+        };
+        let mut st = self.state.borrow_mut();
+        if !st.out.is_empty() || st.flush_session().is_err() {
+            return false;
+        }
+        if st.out.is_empty() {
+            return true;
+        }
+        match write.try_write_now(&st.out) {
+            Ok(n) if n == st.out.len() => {
+                st.out.clear();
+                true
+            }
+            Ok(n) => {
+                st.out.drain(..n);
+                false
+            }
+            // WouldBlock: the writer waits for room; other errors: the
+            // writer's next write reports them and ends the connection.
+            Err(_) => false,
+        }
     }
 
     /// The negotiated `max_rdy_count` (2500, nsqd's default, if unknown).
@@ -255,6 +320,7 @@ pub(crate) async fn open(
         host,
         config,
         state: RefCell::new(state),
+        writer: RefCell::new(None),
         wake_writer: Notify::new(),
         shutting_down: Cell::new(false),
         ended: Cell::new(false),
@@ -271,9 +337,10 @@ pub(crate) async fn drive<S: Sink>(
     write: WriteHalf,
     sink: &S,
 ) -> Result<(), Error> {
+    conn.writer.replace(Some(write));
     let result = {
         let reader = read_loop(&conn, read, sink);
-        let writer = write_loop(&conn, write);
+        let writer = write_loop(&conn);
         let timer = heartbeat_loop(&conn);
         tokio::select! {
             r = reader => r,
@@ -296,7 +363,7 @@ async fn heartbeat_loop(conn: &Conn) -> Result<(), Error> {
     }
 }
 
-async fn write_loop(conn: &Conn, mut write: WriteHalf) -> Result<(), Error> {
+async fn write_loop(conn: &Conn) -> Result<(), Error> {
     let mut spare: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
         let idle = {
@@ -310,13 +377,20 @@ async fn write_loop(conn: &Conn, mut write: WriteHalf) -> Result<(), Error> {
         };
         if idle {
             if conn.shutting_down.get() {
-                let _ = write.shutdown();
+                if let Some(write) = conn.writer.borrow_mut().as_mut() {
+                    let _ = write.shutdown();
+                }
                 return Ok(());
             }
             conn.wake_writer.notified().await;
             continue;
         }
+        // Taken for the write, so a direct write cannot interleave.
+        let Some(mut write) = conn.writer.borrow_mut().take() else {
+            return Err(Error::Disconnected);
+        };
         let (res, mut buf) = write.write_all(spare).await;
+        conn.writer.replace(Some(write));
         buf.clear();
         spare = buf;
         res?;

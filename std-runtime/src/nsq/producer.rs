@@ -1,8 +1,9 @@
 //! Publishing to one or more nsqd nodes, with failover.
 
-use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use courier_core::nsq::{ConnId, Event, PublishId, SessionError};
@@ -40,7 +41,10 @@ struct Inner {
     config: Rc<Config>,
     callbacks: Rc<dyn Callbacks>,
     state: RefCell<State>,
-    /// Wakes publishers waiting for a free pending slot or a connection.
+    /// Wakes tasks waiting for a free pending slot, a connection, or (in
+    /// [`Producer::stop`]) the last answer. A publisher waiting for its own
+    /// answer is woken through its [`Slot`] instead, so one answer wakes one
+    /// task, however many publishes are in flight.
     changed: Notify,
 }
 
@@ -49,17 +53,47 @@ struct State {
     /// Index of the node to try first.
     next_node: usize,
     connecting: bool,
-    /// Publishes awaiting nsqd's answer, oldest first, keyed by
-    /// (connection, publish id) since each session numbers from 0.
-    awaiting: VecDeque<PublishKey>,
-    /// Answers not yet picked up by their publisher. Both collections keep
-    /// their capacity, so a publish allocates nothing in steady state.
-    answers: HashMap<PublishKey, Result<(), Error>>,
+    /// Publishes in flight, keyed by (connection, publish id) since each
+    /// session numbers from 0. The map keeps its capacity, so a publish
+    /// allocates nothing in steady state. A publish removes its own entry
+    /// when it returns, times out or is dropped.
+    pending: HashMap<PublishKey, Slot>,
     stopped: bool,
     next_conn_id: u64,
 }
 
 type PublishKey = (ConnId, PublishId);
+
+/// One publish in flight: nsqd's answer once it came, and who to wake.
+struct Slot {
+    answer: Option<Result<(), Error>>,
+    waker: Option<Waker>,
+}
+
+impl State {
+    fn unanswered(&self) -> bool {
+        self.pending.values().any(|slot| slot.answer.is_none())
+    }
+}
+
+/// Removes its publish from [`State::pending`] when the publish returns, times
+/// out or is dropped mid-wait, so a cancelled publish leaves nothing behind.
+struct Registration<'a> {
+    inner: &'a Inner,
+    key: Option<PublishKey>,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            let removed = self.inner.state.borrow_mut().pending.remove(&key);
+            // Gave up before the answer: `stop` may be waiting for it.
+            if removed.is_some_and(|slot| slot.answer.is_none()) {
+                self.inner.changed.notify_waiters();
+            }
+        }
+    }
+}
 
 struct ProducerSink {
     /// Weak so that dropping the last `Producer` closes the connection.
@@ -102,12 +136,18 @@ impl Sink for ProducerSink {
 impl Inner {
     fn answer(&self, key: PublishKey, result: Result<(), Error>) {
         let mut st = self.state.borrow_mut();
-        // Answers come in order: the key is almost always at the front.
-        if let Some(pos) = st.awaiting.iter().position(|k| *k == key) {
-            st.awaiting.remove(pos);
-            st.answers.insert(key, result);
-        }
+        // Gone: the publisher timed out or was dropped.
+        let Some(slot) = st.pending.get_mut(&key) else {
+            return;
+        };
+        slot.answer = Some(result);
+        let waker = slot.waker.take();
         drop(st);
+        // Only this publisher: the others' answers have not come yet.
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        // A publish blocked on `TooManyOutstanding` can go now.
         self.changed.notify_waiters();
     }
 
@@ -116,18 +156,16 @@ impl Inner {
         if guard.current.as_ref().is_some_and(|c| Rc::ptr_eq(c, conn)) {
             guard.current = None;
         }
-        let st = &mut *guard;
         let lost = conn.info.id;
-        let answers = &mut st.answers;
-        st.awaiting.retain(|key| {
-            if key.0 == lost {
-                answers.insert(*key, Err(Error::Disconnected));
-                false
-            } else {
-                true
+        let mut wakers = Vec::new();
+        for (key, slot) in guard.pending.iter_mut() {
+            if key.0 == lost && slot.answer.is_none() {
+                slot.answer = Some(Err(Error::Disconnected));
+                wakers.extend(slot.waker.take());
             }
-        });
+        }
         drop(guard);
+        wakers.into_iter().for_each(Waker::wake);
         self.callbacks.broken(&conn.info, error);
         self.changed.notify_waiters();
     }
@@ -175,8 +213,7 @@ impl Producer {
                     current: None,
                     next_node: 0,
                     connecting: false,
-                    awaiting: VecDeque::new(),
-                    answers: HashMap::new(),
+                    pending: HashMap::new(),
                     stopped: false,
                     next_conn_id: 0,
                 }),
@@ -231,8 +268,12 @@ impl Producer {
     pub async fn stop(&self) {
         let limit = self.inner.config.publish_timeout;
         let _ = tokio::time::timeout(limit, async {
-            while !self.inner.state.borrow().awaiting.is_empty() {
-                self.inner.changed.notified().await;
+            loop {
+                let notified = self.inner.changed.notified();
+                if !self.inner.state.borrow().unanswered() {
+                    break;
+                }
+                notified.await;
             }
         })
         .await;
@@ -252,11 +293,24 @@ impl Producer {
         mut command: impl FnMut(&mut conn::CoreSession) -> Result<PublishId, SessionError>,
     ) -> Result<(), Error> {
         let timeout = self.inner.config.publish_timeout;
-        let registered: Cell<Option<PublishKey>> = Cell::new(None);
+        let mut registration = Registration {
+            inner: &self.inner,
+            key: None,
+        };
         let work = async {
             let key = loop {
                 let conn = self.connection().await?;
-                match conn.with_session(&mut command) {
+                // A publish alone in flight is latency-bound (the caller
+                // waits for its OK): write it now from this task. Publishes
+                // made while others are in flight go through the writer,
+                // which batches them into one write.
+                let alone = self.inner.state.borrow().pending.is_empty();
+                let sent = if alone {
+                    conn.with_session_now(&mut command)
+                } else {
+                    conn.with_session(&mut command)
+                };
+                match sent {
                     Ok(id) => break (conn.info.id, id),
                     Err(Error::Session(SessionError::TooManyOutstanding { .. })) => {
                         self.inner.changed.notified().await;
@@ -265,31 +319,42 @@ impl Producer {
                     Err(e) => return Err(e),
                 }
             };
-            registered.set(Some(key));
-            self.inner.state.borrow_mut().awaiting.push_back(key);
-            loop {
-                if let Some(answer) = self.inner.state.borrow_mut().answers.remove(&key) {
-                    return answer;
+            // Single-threaded: no answer can arrive before the slot exists.
+            self.inner.state.borrow_mut().pending.insert(
+                key,
+                Slot {
+                    answer: None,
+                    waker: None,
+                },
+            );
+            registration.key = Some(key);
+            std::future::poll_fn(|cx| {
+                let mut st = self.inner.state.borrow_mut();
+                let Some(slot) = st.pending.get_mut(&key) else {
+                    return Poll::Ready(Err(Error::Disconnected));
+                };
+                match slot.answer.take() {
+                    Some(answer) => Poll::Ready(answer),
+                    None => {
+                        match &mut slot.waker {
+                            Some(w) if w.will_wake(cx.waker()) => {}
+                            w => *w = Some(cx.waker().clone()),
+                        }
+                        Poll::Pending
+                    }
                 }
-                // Single-threaded: nothing can answer between the check
-                // above and this wait registering.
-                self.inner.changed.notified().await;
-            }
+            })
+            .await
         };
-        match tokio::time::timeout(timeout, work).await {
+        let result = match tokio::time::timeout(timeout, work).await {
             Ok(r) => r,
-            Err(_) => {
-                if let Some(key) = registered.get() {
-                    let mut st = self.inner.state.borrow_mut();
-                    st.awaiting.retain(|k| *k != key);
-                    st.answers.remove(&key);
-                }
-                Err(Error::TimedOut {
-                    operation: "publish",
-                    after: timeout,
-                })
-            }
-        }
+            Err(_) => Err(Error::TimedOut {
+                operation: "publish",
+                after: timeout,
+            }),
+        };
+        drop(registration);
+        result
     }
 
     /// The current connection, or a new one to the first reachable node

@@ -1,17 +1,22 @@
 //! epoll backend (tokio's reactor): wait for readiness, then one
 //! non-blocking syscall, so every syscall is counted, including the ones
 //! that find the socket not ready.
+//!
+//! Both halves share the tokio `TcpStream` (single-threaded runtime, so an
+//! `Rc`) because clearing read readiness after a short read needs
+//! `TcpStream::try_io`, which tokio's owned split halves do not offer.
 
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsFd;
+use std::rc::Rc;
 
 use bytes::Bytes;
-use tokio::io::AsyncWrite;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-pub(super) struct ReadHalf(OwnedReadHalf);
-pub(super) struct WriteHalf(OwnedWriteHalf);
+pub(super) struct ReadHalf(Rc<TcpStream>);
+pub(super) struct WriteHalf(Rc<TcpStream>);
 
 /// Most slices handed to one `writev(2)` (well under IOV_MAX).
 const MAX_IOVECS: usize = 64;
@@ -19,8 +24,8 @@ const MAX_IOVECS: usize = 64;
 pub(super) async fn connect(addr: SocketAddr) -> io::Result<(ReadHalf, WriteHalf)> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let (r, w) = stream.into_split();
-    Ok((ReadHalf(r), WriteHalf(w)))
+    let stream = Rc::new(stream);
+    Ok((ReadHalf(stream.clone()), WriteHalf(stream)))
 }
 
 impl ReadHalf {
@@ -29,7 +34,20 @@ impl ReadHalf {
             self.0.readable().await?;
             crate::stats::record(|s| s.reads += 1);
             match self.0.try_read(out) {
-                Ok(n) => return Ok(n),
+                Ok(n) => {
+                    if n > 0 && n < out.len() {
+                        // A short read drained the socket: forget the
+                        // readiness now instead of learning it from one more
+                        // read(2) that fails with EAGAIN. Safe with
+                        // edge-triggered epoll: bytes arriving after this
+                        // read raise a new event. (tokio's own `poll_read`
+                        // does the same.)
+                        let _ = self.0.try_io(Interest::READABLE, || {
+                            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                        });
+                    }
+                    return Ok(n);
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -96,13 +114,17 @@ impl WriteHalf {
         (Ok(()), parts)
     }
 
+    /// One non-blocking write attempt now, without waiting for readiness:
+    /// the bytes the kernel took, or `WouldBlock`.
+    pub(super) fn try_write_now(&mut self, data: &[u8]) -> io::Result<usize> {
+        crate::stats::record(|s| s.writes += 1);
+        self.0.try_write(data)
+    }
+
     pub(super) fn shutdown(&mut self) -> io::Result<()> {
-        // Sends FIN without waiting; the half stays usable for drop.
-        let waker = futures::task::noop_waker();
-        let mut cx = std::task::Context::from_waker(&waker);
-        match std::pin::Pin::new(&mut self.0).poll_shutdown(&mut cx) {
-            std::task::Poll::Ready(r) => r,
-            std::task::Poll::Pending => Ok(()),
-        }
+        // Sends FIN without waiting. shutdown(2) acts on the socket, not the
+        // descriptor, so a short-lived duplicate (std's safe API) does it.
+        let fd = self.0.as_fd().try_clone_to_owned()?;
+        std::net::TcpStream::from(fd).shutdown(Shutdown::Write)
     }
 }

@@ -240,6 +240,29 @@ impl WriteHalf {
         (res, parts)
     }
 
+    /// One non-blocking write attempt right now, from the caller's task, with
+    /// no submission and no wait: returns how many leading bytes of `data`
+    /// the kernel took (all of them when the socket buffer has room), or an
+    /// error of kind `WouldBlock` when it took none or this transport has no
+    /// direct path (the registered-buffer and zero-copy io_uring variants).
+    ///
+    /// For latency-bound request/response traffic: a command written here
+    /// skips the writer task's wake-up and, on io_uring, a write SQE and its
+    /// completion. Never call it while a [`WriteHalf::write_all`] on the same
+    /// half may be in flight (bytes would interleave): the `&mut self`
+    /// receiver makes that a borrow error for one owner.
+    pub fn try_write_now(&mut self, data: &[u8]) -> io::Result<usize> {
+        let res = match &mut self.0 {
+            WriteInner::Uring(w) => w.try_write_now(data),
+            WriteInner::Epoll(w) => w.try_write_now(data),
+            WriteInner::UringVariant(_) => Err(io::ErrorKind::WouldBlock.into()),
+        };
+        if let Ok(n) = res {
+            crate::stats::record(|s| s.bytes_written += n as u64);
+        }
+        res
+    }
+
     /// Closes the sending direction (the peer reads end of stream).
     pub fn shutdown(&mut self) -> io::Result<()> {
         match &mut self.0 {

@@ -87,6 +87,32 @@ impl WriteHalf {
         (Ok(()), parts)
     }
 
+    /// One `send(2)` with `MSG_DONTWAIT` now, outside the ring: the bytes
+    /// the kernel took, or `WouldBlock` when the socket buffer is full.
+    /// Saves a latency-bound caller the submission, the completion and the
+    /// executor wake-up of a write SQE. The socket stays blocking for
+    /// io_uring's sake; the flag makes only this call non-blocking.
+    pub(super) fn try_write_now(&mut self, data: &[u8]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        crate::stats::record(|s| s.writes += 1);
+        let fd = self.0.as_raw_fd();
+        // SAFETY: `fd` is the open socket `self.0` owns for this whole call,
+        // and `data` is a live slice of `data.len()` readable bytes.
+        let n = unsafe {
+            libc::send(
+                fd,
+                data.as_ptr().cast(),
+                data.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
     pub(super) fn shutdown(&mut self) -> io::Result<()> {
         self.0.shutdown(Shutdown::Write)
     }
