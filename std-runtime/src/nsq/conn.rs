@@ -257,15 +257,27 @@ pub(crate) async fn resolve(addr: &str) -> Result<(String, Vec<SocketAddr>), Err
 
 /// Connects to `addr` and writes the magic and IDENTIFY. The handshake
 /// completes inside [`drive`] ([`Event::Ready`] reaches the sink).
+///
+/// `round_trips`: the connection mostly waits for one answer at a time (a
+/// producer), so it runs on readiness (epoll) even on an io_uring runtime
+/// (see [`transport::connect_readiness`]).
 pub(crate) async fn open(
     info: ConnInfo,
     config: Rc<Config>,
+    round_trips: bool,
 ) -> Result<(Rc<Conn>, ReadHalf, WriteHalf), Error> {
     let (host, addrs) = resolve(&info.addr).await?;
     let mut last = None;
     let mut halves = None;
     for a in addrs {
-        match tokio::time::timeout(config.connect_timeout, transport::connect(a)).await {
+        let connect = async {
+            if round_trips {
+                transport::connect_readiness(a).await
+            } else {
+                transport::connect(a).await
+            }
+        };
+        match tokio::time::timeout(config.connect_timeout, connect).await {
             Ok(Ok(h)) => {
                 halves = Some(h);
                 break;

@@ -658,7 +658,7 @@ async fn keep_connected<H: Handler>(
             topic: Some(topic),
             channel: Some(channel),
         };
-        match conn::open(info, inner.config.clone()).await {
+        match conn::open(info, inner.config.clone(), false).await {
             Err(e) => {
                 log::warn!("nsqd {addr}: {e}");
                 if first {

@@ -472,7 +472,7 @@ impl Producer {
             channel: None,
         };
         let timeout = self.inner.config.connect_timeout;
-        let (conn, read, write) = conn::open(info, self.inner.config.clone()).await?;
+        let (conn, read, write) = conn::open(info, self.inner.config.clone(), true).await?;
         self.inner.callbacks.connect(&conn.info);
         let (ready_tx, ready_rx) = oneshot::channel();
         let sink = ProducerSink {
