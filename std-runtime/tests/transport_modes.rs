@@ -61,10 +61,7 @@ async fn pub_sub_scenario(url: String) -> (Transport, courier::Stats) {
         let msg = next(&mut sub).await;
         assert_eq!(msg.subject(), subject, "message {n}");
         assert_eq!(msg.payload.len(), payload.len(), "message {n}");
-        assert!(
-            msg.payload[..] == payload[..],
-            "message {n}: bytes differ"
-        );
+        assert!(msg.payload[..] == payload[..], "message {n}: bytes differ");
     }
     let transport = courier::current_transport().unwrap();
     let stats = courier::stats();
