@@ -357,14 +357,34 @@ fn peer_gone_scenario(choice: BackendChoice) {
     drop(rt);
 }
 
+/// Runs the vanished-peer scenario on its own thread and fails the test if
+/// it has not finished within a minute: a hang (tokio-uring 0.5 loses a
+/// failed SEND_ZC) must be a failure with a reason, never a stuck CI run.
+fn peer_gone_within_a_minute(choice: BackendChoice) {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        peer_gone_scenario(choice);
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(()) => {}
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{choice:?}: the vanished-peer scenario hung for 60 s")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            panic!("{choice:?}: the vanished-peer scenario failed (its panic is printed above)")
+        }
+    }
+}
+
 #[test]
 fn uring_fixed_buffers_report_a_vanished_peer() {
-    peer_gone_scenario(BackendChoice::UringFixed);
+    peer_gone_within_a_minute(BackendChoice::UringFixed);
 }
 
 #[test]
 fn uring_zero_copy_send_reports_a_vanished_peer() {
-    peer_gone_scenario(BackendChoice::UringZeroCopy);
+    peer_gone_within_a_minute(BackendChoice::UringZeroCopy);
 }
 
 /// More connections than registered buffer pairs: the extra one runs on
