@@ -605,6 +605,19 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const PENDING: usize> Session<S, PENDING> {
         let _ = self.pending.push_back(p);
     }
 
+    /// The steps every PUB/DPUB/MPUB variant shares: ready and room for its
+    /// answer checked before a byte is written, then tracked for that answer.
+    fn queue_publish(
+        &mut self,
+        operation: &'static str,
+        encode: impl FnOnce(&mut TxBuf<S>) -> Result<(), CommandError>,
+    ) -> Result<PublishId, SessionError> {
+        self.require_ready(operation)?;
+        self.reserve_pending()?;
+        encode(&mut self.tx)?;
+        Ok(self.track_publish())
+    }
+
     fn track_publish(&mut self) -> PublishId {
         let id = PublishId(self.next_publish_id);
         self.next_publish_id += 1;
@@ -690,10 +703,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const PENDING: usize> Session<S, PENDING> {
 
     /// Sends `PUB topic body`.
     pub fn publish(&mut self, topic: &str, body: &[u8]) -> Result<PublishId, SessionError> {
-        self.require_ready("PUB")?;
-        self.reserve_pending()?;
-        commands::encode_pub(&mut self.tx, topic, body)?;
-        Ok(self.track_publish())
+        self.queue_publish("PUB", |tx| commands::encode_pub(tx, topic, body))
     }
 
     /// Queues only PUB's header; the driver must write [`Session::transmit`]
@@ -704,10 +714,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const PENDING: usize> Session<S, PENDING> {
         topic: &str,
         body_len: usize,
     ) -> Result<PublishId, SessionError> {
-        self.require_ready("PUB")?;
-        self.reserve_pending()?;
-        commands::encode_pub_header(&mut self.tx, topic, body_len)?;
-        Ok(self.track_publish())
+        self.queue_publish("PUB", |tx| commands::encode_pub_header(tx, topic, body_len))
     }
 
     /// Sends `DPUB topic defer_ms body`: delivered after `defer_ms`.
@@ -717,10 +724,9 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const PENDING: usize> Session<S, PENDING> {
         defer_ms: u32,
         body: &[u8],
     ) -> Result<PublishId, SessionError> {
-        self.require_ready("DPUB")?;
-        self.reserve_pending()?;
-        commands::encode_dpub(&mut self.tx, topic, defer_ms, body)?;
-        Ok(self.track_publish())
+        self.queue_publish("DPUB", |tx| {
+            commands::encode_dpub(tx, topic, defer_ms, body)
+        })
     }
 
     /// Queues only DPUB's header (see [`Session::publish_header`]).
@@ -730,10 +736,9 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const PENDING: usize> Session<S, PENDING> {
         defer_ms: u32,
         body_len: usize,
     ) -> Result<PublishId, SessionError> {
-        self.require_ready("DPUB")?;
-        self.reserve_pending()?;
-        commands::encode_dpub_header(&mut self.tx, topic, defer_ms, body_len)?;
-        Ok(self.track_publish())
+        self.queue_publish("DPUB", |tx| {
+            commands::encode_dpub_header(tx, topic, defer_ms, body_len)
+        })
     }
 
     /// Sends `MPUB topic` with all `messages`; one id covers the batch
@@ -743,10 +748,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const PENDING: usize> Session<S, PENDING> {
         topic: &str,
         messages: &[&[u8]],
     ) -> Result<PublishId, SessionError> {
-        self.require_ready("MPUB")?;
-        self.reserve_pending()?;
-        commands::encode_mpub(&mut self.tx, topic, messages)?;
-        Ok(self.track_publish())
+        self.queue_publish("MPUB", |tx| commands::encode_mpub(tx, topic, messages))
     }
 
     /// Queues only MPUB's header; the driver then writes, for each message,
@@ -756,10 +758,9 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const PENDING: usize> Session<S, PENDING> {
         topic: &str,
         messages: &[&[u8]],
     ) -> Result<PublishId, SessionError> {
-        self.require_ready("MPUB")?;
-        self.reserve_pending()?;
-        commands::encode_mpub_header(&mut self.tx, topic, messages)?;
-        Ok(self.track_publish())
+        self.queue_publish("MPUB", |tx| {
+            commands::encode_mpub_header(tx, topic, messages)
+        })
     }
 }
 
