@@ -1,0 +1,131 @@
+//! The telemetry device's application logic, shared by the firmware
+//! binaries: deterministic readings (so a test can check them byte for
+//! byte), the subjects, and reconnecting with exponential backoff and
+//! jitter.
+
+use courier_core::drivers::{blocking::NatsClient, Clock, Error};
+use courier_core::nats::info::InfoStorage;
+use embedded_io::{ErrorKind, Read, Write};
+use heapless::String;
+
+use crate::clock::SysTickClock;
+use crate::log;
+use crate::semihost::{exit, EXIT_UNREACHABLE};
+
+/// The device's id (the subjects' middle token and the client name).
+pub const DEVICE: &str = "dev1";
+/// Where readings go.
+pub const READINGS_SUBJECT: &str = "telemetry.dev1.temperature";
+/// Readings published per run.
+pub const READINGS: u32 = 5;
+/// Longest reading payload.
+pub const READING_CAPACITY: usize = 64;
+
+/// Reading `seq`: `{"dev":"dev1","seq":3,"centi_celsius":2171}`. The value
+/// is a function of `seq` (21.50 °C + 0.07 °C per reading) instead of a
+/// sensor, so the test knows every byte. Integers, not floats: formatting
+/// floats costs ~10 KiB of flash.
+pub fn reading(seq: u32) -> String<READING_CAPACITY> {
+    let mut s = String::new();
+    // Capacity covers the longest reading (two u32s): these cannot fail.
+    let _ = s.push_str("{\"dev\":\"dev1\",\"seq\":");
+    push_u32(&mut s, seq);
+    let _ = s.push_str(",\"centi_celsius\":");
+    push_u32(&mut s, 2150 + 7 * seq);
+    let _ = s.push('}');
+    s
+}
+
+/// Appends `v` in decimal (no `core::fmt`, which is large).
+pub fn push_u32<const N: usize>(s: &mut String<N>, mut v: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        let _ = s.push(d as char);
+    }
+}
+
+/// xorshift32: jitter for the reconnect backoff (no RNG peripheral here).
+pub struct Jitter(u32);
+
+impl Jitter {
+    /// Seeded from the clock (and a constant so it is never zero).
+    pub fn new(clock: &SysTickClock) -> Self {
+        Jitter(0x9E37_79B9 ^ clock.now().as_millis() as u32)
+    }
+
+    /// A value in `0..bound` (bound > 0).
+    pub fn below(&mut self, bound: u32) -> u32 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.0 = x;
+        x % bound
+    }
+}
+
+/// Connection attempts before the device gives up (exit code 5).
+const MAX_ATTEMPTS: u32 = 12;
+/// First backoff; doubles per failed attempt up to [`MAX_BACKOFF_MS`].
+const FIRST_BACKOFF_MS: u32 = 100;
+const MAX_BACKOFF_MS: u32 = 2_000;
+
+/// Runs the handshake until it succeeds, backing off between attempts
+/// (exponential, with up to 50 % jitter). Each failure is logged with its
+/// typed error. Returns the number of failed attempts.
+pub fn connect_with_backoff<T, R, S, const SUBS: usize, const REQS: usize, I>(
+    client: &mut NatsClient<T, SysTickClock, R, S, SUBS, REQS, I>,
+    jitter: &mut Jitter,
+) -> u32
+where
+    T: Read<Error = ErrorKind> + Write<Error = ErrorKind>,
+    R: AsRef<[u8]> + AsMut<[u8]>,
+    S: AsRef<[u8]> + AsMut<[u8]>,
+    I: InfoStorage,
+{
+    let mut backoff = FIRST_BACKOFF_MS;
+    for attempt in 0..MAX_ATTEMPTS {
+        match client.connect() {
+            Ok(_) => {
+                log!("connected (attempt {})", attempt + 1);
+                return attempt;
+            }
+            Err(e) => {
+                let wait = backoff + jitter.below(backoff / 2 + 1);
+                log!("connect failed: {}; retrying in {} ms", Reason(&e), wait);
+                client.reset();
+                client.clock().sleep_ms(wait);
+                backoff = (backoff * 2).min(MAX_BACKOFF_MS);
+            }
+        }
+    }
+    log!("broker unreachable after {} attempts", MAX_ATTEMPTS);
+    exit(EXIT_UNREACHABLE)
+}
+
+/// A driver error as one short log word plus the core's error, for both
+/// log back ends (text and defmt).
+pub struct Reason<'a>(pub &'a Error<ErrorKind>);
+
+#[cfg(not(feature = "defmt"))]
+impl core::fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(self.0, f)
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Reason<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{}", self.0)
+    }
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The embedded checks of issue 14, run by scripts/test.sh:
+#  1. courier-core built for thumbv6m-none-eabi (Cortex-M0: no compare-and-swap
+#     atomics) and riscv32imc-unknown-none-elf (32-bit RISC-V) with Debian's
+#     rustc 1.96 and -Zbuild-std=core (rustup cannot add targets here);
+#  2. the firmware (examples/firmware) for thumbv7em-none-eabihf (Cortex-M4F,
+#     QEMU's mps2-an386), which links courier-core for that target too;
+#  3. the flash/RAM table of each firmware from its ELF sections;
+#  4. the firmware run in QEMU against real brokers (tests/firmware_qemu.rs).
+# The rustup toolchain of rust-toolchain.toml stays the one for everything else;
+# the Debian pair builds into target/embedded so it never fights target/.
+#
+#   scripts/embedded.sh            all of the above
+#   scripts/embedded.sh build      1-3 only (no QEMU run)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bash scripts/setup/embedded.sh
+export PATH="$root/.tools/bin:$PATH"
+
+export CARGO_TARGET_DIR="$root/target/embedded"
+deb_cargo() { RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc /usr/bin/cargo "$@"; }
+fw="$CARGO_TARGET_DIR/thumbv7em-none-eabihf/release"
+start=$SECONDS
+
+echo "== courier-core for thumbv6m-none-eabi and riscv32imc-unknown-none-elf (Debian rustc, build-std)"
+deb_cargo build --quiet -Zbuild-std=core --release -p courier-core \
+  --target thumbv6m-none-eabi --target riscv32imc-unknown-none-elf
+echo "== firmware for thumbv7em-none-eabihf (mps2-an386), opt-level s, fat LTO"
+(cd examples/firmware && deb_cargo build --quiet -Zbuild-std=core --release \
+  --target thumbv7em-none-eabihf --bins)
+
+echo "== flash and RAM (bytes, from the ELF sections; RAM here is static data only, the"
+echo "   stack high-water mark each firmware measures is printed by its QEMU run)"
+printf '%-22s %8s %8s %8s %8s %8s\n' firmware .text .rodata .data .bss flash
+for bin in nats_publish_only nats_telemetry; do
+  size -A "$fw/$bin" | awk -v bin="$bin" '
+    $1==".vector_table"{v=$2} $1==".text"{t=$2} $1==".rodata"{r=$2} $1==".data"{d=$2} $1==".bss"{b=$2}
+    END { printf "%-22s %8d %8d %8d %8d %8d\n", bin, t, r, d, b, v+t+r+d }'
+done
+echo "embedded builds: $((SECONDS - start)) s"
+
+if [ "${1:-}" = build ]; then
+  exit 0
+fi
+echo "== firmware in QEMU against real brokers"
+COURIER_FIRMWARE_DIR="$fw" CARGO_TARGET_DIR="$root/target" \
+  cargo test --quiet -p courier-tests --test firmware_qemu -- --ignored --test-threads=1
+echo "embedded checks: $((SECONDS - start)) s"
