@@ -15,5 +15,6 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== no_std probe: courier-core linked into a #![no_std] #![no_main] binary"
 (cd core/no-std-probe && cargo build --release --quiet && ./target/release/courier-no-std-probe)
 echo "no_std probe: ok"
+bash scripts/embedded.sh  # core for Cortex-M0/RISC-V, firmware sizes, firmware in QEMU vs real brokers
 echo "== cargo test (real nats-server, nsqd, nsqlookupd on loopback)"
 cargo test --workspace --no-fail-fast -- --test-threads="${COURIER_TEST_THREADS:-2}"

@@ -8,5 +8,6 @@
 
 pub mod clock;
 pub mod semihost;
+pub mod stack;
 pub mod telemetry;
 pub mod uart;

@@ -23,8 +23,10 @@ const SYS_EXIT_EXTENDED: usize = 0x20;
 /// ADP_Stopped_ApplicationExit: a normal exit whose code is the subcode.
 const ADP_STOPPED_APPLICATION_EXIT: usize = 0x20026;
 
-/// Ends the QEMU run with `code` as its exit status.
+/// Ends the QEMU run with `code` as its exit status, after logging the
+/// stack high-water mark (see [`crate::stack`]).
 pub fn exit(code: u32) -> ! {
+    crate::log!("stack high-water: {} bytes", crate::stack::high_water());
     let block = [ADP_STOPPED_APPLICATION_EXIT, code as usize];
     // SAFETY: a semihosting call with a valid parameter block; under QEMU
     // it does not return.

@@ -5,12 +5,14 @@
 
 use courier_core::drivers::{blocking::NatsClient, Clock, Error};
 use courier_core::nats::info::InfoStorage;
-use embedded_io::{ErrorKind, Read, Write};
+use courier_core::time::Duration;
+use embedded_io::ErrorKind;
 use heapless::String;
 
 use crate::clock::SysTickClock;
 use crate::log;
 use crate::semihost::{exit, EXIT_UNREACHABLE};
+use crate::uart::Uart;
 
 /// The device's id (the subjects' middle token and the client name).
 pub const DEVICE: &str = "dev1";
@@ -82,12 +84,11 @@ const MAX_BACKOFF_MS: u32 = 2_000;
 /// Runs the handshake until it succeeds, backing off between attempts
 /// (exponential, with up to 50 % jitter). Each failure is logged with its
 /// typed error. Returns the number of failed attempts.
-pub fn connect_with_backoff<T, R, S, const SUBS: usize, const REQS: usize, I>(
-    client: &mut NatsClient<T, SysTickClock, R, S, SUBS, REQS, I>,
+pub fn connect_with_backoff<R, S, const SUBS: usize, const REQS: usize, I>(
+    client: &mut NatsClient<Uart, SysTickClock, R, S, SUBS, REQS, I>,
     jitter: &mut Jitter,
 ) -> u32
 where
-    T: Read<Error = ErrorKind> + Write<Error = ErrorKind>,
     R: AsRef<[u8]> + AsMut<[u8]>,
     S: AsRef<[u8]> + AsMut<[u8]>,
     I: InfoStorage,
@@ -102,7 +103,7 @@ where
             Err(e) => {
                 let wait = backoff + jitter.below(backoff / 2 + 1);
                 log!("connect failed: {}; retrying in {} ms", Reason(&e), wait);
-                client.reset();
+                hang_up(client);
                 client.clock().sleep_ms(wait);
                 backoff = (backoff * 2).min(MAX_BACKOFF_MS);
             }
@@ -110,6 +111,27 @@ where
     }
     log!("broker unreachable after {} attempts", MAX_ATTEMPTS);
     exit(EXIT_UNREACHABLE)
+}
+
+/// After a fatal error: forgets the connection (subscriptions and unsent
+/// publishes stay in the session) and drains the serial line until the
+/// failed connection's bytes stop, so they cannot poison the next
+/// handshake. A UART has no "close": without this, the rest of an oversized
+/// frame would arrive as the next connection's first bytes.
+pub fn hang_up<R, S, const SUBS: usize, const REQS: usize, I>(
+    client: &mut NatsClient<Uart, SysTickClock, R, S, SUBS, REQS, I>,
+) where
+    R: AsRef<[u8]> + AsMut<[u8]>,
+    S: AsRef<[u8]> + AsMut<[u8]>,
+    I: InfoStorage,
+{
+    client.reset();
+    let dropped = client
+        .transport_mut()
+        .drain_until_idle(Duration::from_millis(300), Duration::from_secs(10));
+    if dropped > 0 {
+        log!("dropped {} bytes of the failed connection", dropped);
+    }
 }
 
 /// A driver error as one short log word plus the core's error, for both

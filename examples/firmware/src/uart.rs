@@ -62,11 +62,23 @@ impl Uart {
         }
     }
 
-    /// Drops whatever the receiver holds (bytes of a connection that was
-    /// given up).
-    pub fn discard_input(&mut self) {
-        while reg_read(STATE) & STATE_RX_FULL != 0 {
-            let _ = reg_read(DATA);
+    /// Hangs up, as far as a serial line can: discards whatever the peer
+    /// still sends until the line has been quiet for `quiet` (at most for
+    /// `limit`), so the next handshake does not start in the middle of the
+    /// failed connection's bytes. Returns how many bytes were dropped.
+    pub fn drain_until_idle(&mut self, quiet: Duration, limit: Duration) -> usize {
+        let start = self.clock.now();
+        let mut last = start;
+        let mut dropped = 0;
+        loop {
+            let now = self.clock.now();
+            if now.saturating_since(last) >= quiet || now.saturating_since(start) >= limit {
+                return dropped;
+            }
+            if Self::try_read_byte().is_some() {
+                dropped += 1;
+                last = self.clock.now();
+            }
         }
     }
 

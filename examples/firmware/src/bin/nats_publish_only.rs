@@ -21,6 +21,7 @@ const TX: usize = 256;
 
 #[entry]
 fn main() -> ! {
+    courier_firmware::stack::paint();
     let core = cortex_m::Peripherals::take().unwrap_or_else(|| exit(EXIT_TIMED_OUT));
     let clock = SysTickClock::start(core.SYST);
     let uart = Uart::take(clock, Duration::from_millis(50));
@@ -56,7 +57,7 @@ fn main() -> ! {
                 Err(e) => log!("confirmation failed: {}", Reason(&e)),
             }
         }
-        client.reset();
+        telemetry::hang_up(&mut client);
     }
     exit(EXIT_TIMED_OUT)
 }

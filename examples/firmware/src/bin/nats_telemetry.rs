@@ -31,6 +31,7 @@ const COMMAND_WAIT_MS: u64 = 60_000;
 
 #[entry]
 fn main() -> ! {
+    courier_firmware::stack::paint();
     let core = cortex_m::Peripherals::take().unwrap_or_else(|| exit(EXIT_TIMED_OUT));
     let clock = SysTickClock::start(core.SYST);
     let uart = Uart::take(clock, Duration::from_millis(50));
@@ -71,8 +72,7 @@ fn main() -> ! {
             serve_commands(&mut client, reconnects, give_up);
         }
         // A fatal error ended this connection: start over on a new one.
-        client.reset();
-        client.transport_mut().discard_input();
+        telemetry::hang_up(&mut client);
         reconnects += 1;
     }
 }

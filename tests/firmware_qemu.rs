@@ -1,0 +1,288 @@
+//! The courier firmware (examples/firmware, built for thumbv7em-none-eabihf
+//! by scripts/embedded.sh) run in QEMU's mps2-an386 board, its UART
+//! connected to real brokers on loopback (`-serial tcp:127.0.0.1:PORT`).
+//! The courier runtime checks, on the broker side, what the device sent.
+//!
+//! Ignored in a plain `cargo test`: they need the firmware ELFs and
+//! qemu-system-arm, which `scripts/embedded.sh` builds and installs before
+//! it runs them with `--ignored` (COURIER_FIRMWARE_DIR points at the ELFs).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::Duration;
+
+use courier_tests::{nats_info_line, NatsServer};
+
+/// What a firmware run ended with.
+#[derive(Debug)]
+struct Run {
+    /// QEMU's exit status: the firmware's semihosting exit code.
+    code: Option<i32>,
+    /// The firmware's log (semihosting stdout), one line per entry.
+    log: Vec<String>,
+}
+
+impl Run {
+    fn logged(&self, needle: &str) -> usize {
+        self.log.iter().filter(|l| l.contains(needle)).count()
+    }
+}
+
+fn firmware(name: &str) -> PathBuf {
+    let dir = std::env::var_os("COURIER_FIRMWARE_DIR")
+        .expect("COURIER_FIRMWARE_DIR unset: run these through scripts/embedded.sh");
+    let elf = PathBuf::from(dir).join(name);
+    assert!(
+        elf.is_file(),
+        "{} missing: scripts/embedded.sh builds it",
+        elf.display()
+    );
+    elf
+}
+
+/// Runs firmware `name` in QEMU with UART0 connected to 127.0.0.1:`port`
+/// (QEMU reconnects one second after the peer closes), in a thread; the
+/// run is killed after `limit`. The result arrives on the returned channel.
+fn start_qemu(name: &str, port: u16, limit: Duration) -> mpsc::Receiver<Run> {
+    let elf = firmware(name);
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut child = Command::new("qemu-system-arm")
+            .args(["-M", "mps2-an386", "-nographic", "-monitor", "none"])
+            .args(["-semihosting-config", "enable=on,target=native"])
+            .arg("-serial")
+            .arg(format!("tcp:127.0.0.1:{port},reconnect=1"))
+            .arg("-kernel")
+            .arg(&elf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start qemu-system-arm (scripts/setup/embedded.sh installs it)");
+        let stdout = child.stdout.take().unwrap();
+        let reader = thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .inspect(|l| eprintln!("[firmware] {l}"))
+                .collect::<Vec<_>>()
+        });
+        let deadline = std::time::Instant::now() + limit;
+        let code = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status.code();
+            }
+            if std::time::Instant::now() > deadline {
+                eprintln!("[firmware] killed after {limit:?}");
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let log = reader.join().unwrap();
+        let _ = tx.send(Run { code, log });
+    });
+    rx
+}
+
+fn reading(seq: u32) -> String {
+    format!(
+        "{{\"dev\":\"dev1\",\"seq\":{seq},\"centi_celsius\":{}}}",
+        2150 + 7 * seq
+    )
+}
+
+const READINGS: u32 = 5;
+
+/// Subscribes to the device's readings on `server`, starts firmware
+/// `name` against `device_port`, and returns the readings received (in
+/// order), the answer to a `status` command (when `command` is set) and the
+/// run.
+fn run_device(
+    server: &NatsServer,
+    name: &'static str,
+    device_port: u16,
+    command: bool,
+) -> (Vec<Vec<u8>>, Option<Vec<u8>>, Run) {
+    let url = server.url();
+    courier::run(async move {
+        let client = courier::nats::connect([url.as_str()]).await.unwrap();
+        let mut readings = client
+            .subscribe("telemetry.dev1.temperature")
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+        let run = start_qemu(name, device_port, Duration::from_secs(90));
+
+        let mut got = Vec::new();
+        for _ in 0..READINGS {
+            let msg = tokio::time::timeout(Duration::from_secs(60), readings.next())
+                .await
+                .expect("a reading from the firmware within 60 s")
+                .expect("subscription open");
+            got.push(msg.payload.to_vec());
+        }
+        // Duplicates (at-least-once) would show up here.
+        client.flush().await.unwrap();
+        let extra = tokio::time::timeout(Duration::from_millis(300), readings.next()).await;
+        assert!(extra.is_err(), "no reading beyond {READINGS}: {extra:?}");
+
+        let answer = if command {
+            // The readings were published after the device's SUBs on the
+            // same connection, so its command subscription is in place.
+            let reply = client.request("cmd.dev1", "status").await.unwrap();
+            Some(reply.payload.to_vec())
+        } else {
+            None
+        };
+        let run = tokio::task::spawn_blocking(move || run.recv().unwrap())
+            .await
+            .unwrap();
+        client.close().await.unwrap();
+        (got, answer, run)
+    })
+}
+
+fn expected_readings() -> Vec<Vec<u8>> {
+    (0..READINGS).map(|s| reading(s).into_bytes()).collect()
+}
+
+#[test]
+#[ignore = "needs the firmware and QEMU: run through scripts/embedded.sh"]
+fn publish_only_firmware_delivers_its_readings_byte_exact() {
+    let server = NatsServer::start();
+    let (got, _, run) = run_device(&server, "nats_publish_only", server.port(), false);
+    assert_eq!(got, expected_readings(), "readings byte-exact, in order");
+    assert_eq!(run.code, Some(0), "firmware exit code; log: {:#?}", run.log);
+    assert_eq!(
+        run.logged("published 5 readings, confirmed"),
+        1,
+        "{:#?}",
+        run.log
+    );
+}
+
+#[test]
+#[ignore = "needs the firmware and QEMU: run through scripts/embedded.sh"]
+fn telemetry_firmware_publishes_readings_and_answers_a_command() {
+    let server = NatsServer::start();
+    let (got, answer, run) = run_device(&server, "nats_telemetry", server.port(), true);
+    assert_eq!(got, expected_readings(), "readings byte-exact, in order");
+    assert_eq!(
+        String::from_utf8(answer.unwrap()).unwrap(),
+        r#"{"dev":"dev1","cmd":"status","readings":5,"reconnects":0}"#
+    );
+    assert_eq!(run.code, Some(0), "firmware exit code; log: {:#?}", run.log);
+    assert_eq!(run.logged("connected (attempt 1)"), 1, "{:#?}", run.log);
+}
+
+/// A bad broker in front of the real one: its first connection greets
+/// like nats-server, then answers the device's PING with garbage; the second
+/// sends a MSG far larger than the device's 512-byte receive buffer; the
+/// third and later are proxied to the real nats-server. Returns the port.
+fn bad_broker(real: u16) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(AtomicUsize::new(0));
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            thread::spawn(move || match n {
+                0 => misbehave(stream, b"WHAT IS THIS\r\n"),
+                1 => {
+                    let mut frame = b"MSG cmd.dev1 1 5000\r\n".to_vec();
+                    frame.extend(std::iter::repeat_n(b'x', 600));
+                    misbehave(stream, &frame)
+                }
+                _ => proxy(stream, real),
+            });
+        }
+    });
+    port
+}
+
+/// Greets, reads the device's CONNECT and PING, answers PONG, waits for
+/// the next PING (the device confirming its readings) and sends `bad`.
+fn misbehave(stream: TcpStream, bad: &[u8]) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut out = stream.try_clone().unwrap();
+    let mut lines = BufReader::new(stream);
+    out.write_all(&nats_info_line(1024 * 1024)).unwrap();
+    let mut pings = 0;
+    let mut line = String::new();
+    while lines.read_line(&mut line).unwrap_or(0) > 0 {
+        if line.starts_with("PING") {
+            pings += 1;
+            if pings == 1 {
+                out.write_all(b"PONG\r\n").unwrap();
+            } else {
+                let _ = out.write_all(bad);
+                break;
+            }
+        }
+        line.clear();
+    }
+    thread::sleep(Duration::from_millis(200));
+}
+
+fn proxy(device: TcpStream, real: u16) {
+    let server = TcpStream::connect(("127.0.0.1", real)).unwrap();
+    let pipe = |mut from: TcpStream, mut to: TcpStream| {
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = from.read(&mut buf) {
+                if n == 0 || to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = to.shutdown(std::net::Shutdown::Both);
+        })
+    };
+    pipe(device.try_clone().unwrap(), server.try_clone().unwrap());
+    pipe(server, device);
+}
+
+#[test]
+#[ignore = "needs the firmware and QEMU: run through scripts/embedded.sh"]
+fn telemetry_firmware_reports_garbage_and_oversized_frames_and_reconnects() {
+    let server = NatsServer::start();
+    let port = bad_broker(server.port());
+    let (got, answer, run) = run_device(&server, "nats_telemetry", port, true);
+    assert_eq!(got, expected_readings(), "readings byte-exact, once each");
+    assert_eq!(
+        String::from_utf8(answer.unwrap()).unwrap(),
+        r#"{"dev":"dev1","cmd":"status","readings":5,"reconnects":2}"#,
+        "answered over the third connection"
+    );
+    assert_eq!(run.code, Some(0), "no hard fault; log: {:#?}", run.log);
+    assert_eq!(
+        run.logged("protocol error: expected"),
+        1,
+        "the garbage is reported as a typed error: {:#?}",
+        run.log
+    );
+    assert_eq!(
+        run.logged("server sent a 5"),
+        1,
+        "the oversized frame is reported (FrameTooLarge): {:#?}",
+        run.log
+    );
+}
+
+#[test]
+#[ignore = "needs the firmware and QEMU: run through scripts/embedded.sh"]
+fn a_hard_fault_ends_the_run_with_exit_code_3() {
+    let run = start_qemu("fault_probe", 9, Duration::from_secs(30))
+        .recv()
+        .unwrap();
+    assert_eq!(run.code, Some(3), "{:#?}", run.log);
+    assert_eq!(run.logged("HARD FAULT"), 1, "{:#?}", run.log);
+}
