@@ -23,8 +23,9 @@ deb_cargo() { RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc /usr/bin/cargo "$@"; }
 fw="$CARGO_TARGET_DIR/thumbv7em-none-eabihf/release"
 start=$SECONDS
 
-echo "== courier-core for thumbv6m-none-eabi and riscv32imc-unknown-none-elf (Debian rustc, build-std)"
-deb_cargo build --quiet -Zbuild-std=core --release -p courier-core \
+echo "== courier-core (with its defmt::Format derives) for thumbv6m-none-eabi and"
+echo "   riscv32imc-unknown-none-elf (Debian rustc, build-std)"
+deb_cargo build --quiet -Zbuild-std=core --release -p courier-core --features defmt \
   --target thumbv6m-none-eabi --target riscv32imc-unknown-none-elf
 echo "== firmware for thumbv7em-none-eabihf (mps2-an386), opt-level s, fat LTO"
 (cd examples/firmware && deb_cargo build --quiet -Zbuild-std=core --release \

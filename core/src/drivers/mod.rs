@@ -105,6 +105,7 @@ pub enum Wait {
 /// `E` is the transport's error type; [`Error::transport_kind`] gives its
 /// portable [`embedded_io::ErrorKind`].
 #[derive(Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Error<E> {
     /// The transport failed (reset, broken pipe, ...): the connection is

@@ -18,6 +18,7 @@ pub const SEEN_CAPACITY: usize = 32;
 /// (drop the transport, call [`Session::reset`](super::Session::reset) and
 /// reconnect) or whether only the call that returned it failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Error {
     /// The server sent a frame (control line + payload) of `needed` bytes but
@@ -256,6 +257,7 @@ impl core::error::Error for Error {}
 
 /// Unexpected bytes from the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ProtocolError {
     /// What the parser expected at that point.
     pub expected: &'static str,
@@ -301,6 +303,7 @@ impl From<ProtocolError> for Error {
 
 /// What is wrong with a subject or queue group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum SubjectError {
     /// The subject is empty.
@@ -364,6 +367,7 @@ impl core::error::Error for SubjectError {}
 
 /// What is wrong with a header block or a header name/value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum HeaderError {
     /// The block does not start with `NATS/1.0`.
@@ -410,6 +414,7 @@ impl core::error::Error for HeaderError {}
 
 /// Why the server's INFO could not be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum InfoError {
     /// The INFO payload is not the JSON object expected.
@@ -446,6 +451,7 @@ impl core::error::Error for InfoError {}
 
 /// Kinds of `-ERR` the server sends (text per nats-server 2.x).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum ServerErrorKind {
     /// `Authorization Violation`: bad or missing credentials (fatal).

@@ -20,6 +20,7 @@ pub const STATUS_NO_RESPONDERS: u16 = 503;
 /// assert_eq!(h.get("unit"), Some("celsius"));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Headers<'a> {
     /// The whole block as received, version line included.
     raw: &'a [u8],

@@ -202,6 +202,7 @@ impl fmt::Debug for Credentials {
 
 /// A string option longer than its fixed capacity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct OptionTooLong {
     /// Length given.
     pub len: usize,
@@ -265,15 +266,18 @@ impl Default for ConnectOptions {
 
 /// Identifies an outstanding request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RequestId(pub u64);
 
 /// Identifies a PING; PONGs answer PINGs in order, so `Pong { ping }`
 /// also answers every earlier ping of the same connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PingId(pub u64);
 
 /// Where the session is in the connection's life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum State {
     /// Transport connected (or about to be); waiting for the server's INFO.
     AwaitingInfo,
@@ -289,6 +293,7 @@ pub enum State {
 /// the receive buffer can hold: messages that large would fail with
 /// [`Error::FrameTooLarge`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MaxPayloadWarning {
     /// The server's limit.
     pub max_payload: u64,
@@ -298,6 +303,7 @@ pub struct MaxPayloadWarning {
 
 /// A received message; every slice borrows the receive buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Message<'a> {
     /// Subscription it was delivered to.
     pub sid: Sid,
@@ -315,6 +321,7 @@ pub struct Message<'a> {
 
 /// What the session tells the application.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Event<'a> {
     /// The handshake completed; live subscriptions were re-sent.
@@ -376,6 +383,7 @@ pub enum Event<'a> {
 
 /// Counters the session keeps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Stats {
     /// Messages dropped because no live subscription had their sid.
     pub dropped_unknown_sid: u64,
@@ -407,6 +415,7 @@ impl fmt::Display for MaxPayloadWarning {
 
 /// What [`Session::reset`] did with the queued commands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ResetReport {
     /// Bytes dropped: the half-written command, session commands meant for
     /// the old connection (CONNECT, PING, PONG, SUB, UNSUB) and publishes

@@ -73,6 +73,7 @@ pub struct Identify<'a> {
 
 /// Which name a [`NameError`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum NameKind {
     /// A topic name.
     Topic,
@@ -82,6 +83,7 @@ pub enum NameKind {
 
 /// Why a topic or channel name is invalid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum NameProblem {
     /// The name is empty (or only `#ephemeral`).
     Empty,
@@ -101,6 +103,7 @@ pub enum NameProblem {
 
 /// A topic or channel name nsqd would reject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NameError {
     /// Topic or channel.
     pub kind: NameKind,
@@ -158,6 +161,7 @@ pub fn validate_name(name: &str, kind: NameKind) -> Result<(), NameError> {
 
 /// A command that could not be encoded. Nothing was written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CommandError {
     /// The transmit buffer has no room: flush it (if `needed <= capacity`)
     /// or use a bigger one.

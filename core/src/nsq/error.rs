@@ -11,6 +11,7 @@ pub const SERVER_TEXT_CAPACITY: usize = 104;
 
 /// An `E_*` code from an nsqd error frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum ErrorCode {
     /// `E_INVALID`: the command was malformed or not allowed in this state.
@@ -135,6 +136,7 @@ impl fmt::Display for ErrorCode {
 
 /// An error frame from nsqd, with the server's description kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ServerError {
     /// The `E_*` code.
     pub code: ErrorCode,

@@ -33,6 +33,7 @@ pub const CLOSE_WAIT: &[u8] = b"CLOSE_WAIT";
 /// Copied out of the frame (16 bytes) so a consumer can `FIN`/`REQ` it after
 /// the receive buffer moved on.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MessageId(pub [u8; MESSAGE_ID_LEN]);
 
 impl MessageId {
@@ -63,6 +64,7 @@ impl fmt::Display for MessageId {
 
 /// A message delivered to a consumer; the body borrows the receive buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Message<'a> {
     /// When nsqd received the message, in nanoseconds since the Unix epoch.
     pub timestamp_ns: i64,
@@ -93,6 +95,7 @@ impl<'a> Message<'a> {
 
 /// One decoded frame, borrowing from the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Frame<'a> {
     /// A response (`OK`, `CLOSE_WAIT`, `_heartbeat_`, an IDENTIFY/AUTH JSON).
     Response(&'a [u8]),
@@ -105,6 +108,7 @@ pub enum Frame<'a> {
 /// A malformed frame. The connection cannot be resynchronised after any of
 /// these, so the caller must close it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum FrameError {
     /// The frame (header included) is bigger than the receive buffer.
     FrameTooLarge {

@@ -21,6 +21,7 @@ pub const IDENTITY_URL_CAPACITY: usize = 256;
 ///
 /// Fields nsqd leaves out (older versions) take their `Default`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[serde(default)]
 pub struct IdentifyResponse {
     /// Highest RDY count nsqd accepts from this client.
@@ -69,6 +70,7 @@ impl IdentifyResponse {
 
 /// A stream compression nsqd agreed to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Compression {
     /// Framed snappy, both directions.
     Snappy,
@@ -81,6 +83,7 @@ pub enum Compression {
 
 /// The answer to IDENTIFY.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum IdentifyReply {
     /// Plain `OK`: feature negotiation was off, nothing was negotiated.
     Ok,
@@ -102,6 +105,7 @@ pub struct AuthResponse {
 
 /// A response that is not the JSON (or `OK`) expected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ResponseError {
     /// The response is not valid JSON of the expected shape, or a string in
     /// it is longer than this client keeps.

@@ -54,6 +54,7 @@ use crate::time::{Duration, Instant};
 /// Names one connection of a consumer (the runtime chooses the values and
 /// must not reuse one while a message from it is still being handled).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ConnId(pub u64);
 
 /// Tuning for [`RdyController`].
@@ -112,6 +113,7 @@ impl RdyPolicy for DefaultRdyPolicy {}
 
 /// A connection could not be added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RdyError {
     /// All `CONNS` slots are in use.
     TooManyConnections {
@@ -142,6 +144,7 @@ impl core::error::Error for RdyError {}
 
 /// Whether a message arrived within the RDY the controller granted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Admission {
     /// Within budget: hand it to the application.
     Within,

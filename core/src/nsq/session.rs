@@ -49,6 +49,7 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Identifies one publish (PUB, MPUB or DPUB) on one session, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PublishId(pub u64);
 
 /// Something the application or driver must know or act on.
@@ -56,6 +57,7 @@ pub struct PublishId(pub u64);
 /// Kept small because one is returned per message: the handshake's bigger
 /// results (negotiated settings, auth identity) are read from the session.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Event<'a> {
     /// nsqd answered IDENTIFY; [`Session::negotiated`] has its settings
     /// (None when feature negotiation was off and nsqd said `OK`).
@@ -104,6 +106,7 @@ pub enum Event<'a> {
 
 /// Why a session ended. After any of these the connection is unusable.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SessionError {
     /// nsqd sent a malformed frame.
     Frame(FrameError),
@@ -154,6 +157,7 @@ pub enum SessionError {
 
 /// The kind of frame that arrived unexpectedly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum UnexpectedKind {
     /// A response other than the one expected (or none expected).
     Response,
