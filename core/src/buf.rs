@@ -189,6 +189,11 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> TxBuf<S> {
         self.end = 0;
     }
 
+    /// Gives the storage back (pending bytes are dropped).
+    pub fn into_storage(self) -> S {
+        self.storage
+    }
+
     /// Appends one command of exactly `len` bytes written by `write`.
     ///
     /// `write` receives a slice of exactly `len` bytes and must fill it. If

@@ -35,6 +35,7 @@
 
 pub mod asynch;
 pub mod blocking;
+pub mod nsq;
 #[cfg(test)]
 mod tests;
 

@@ -339,6 +339,12 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, const PENDING: usize> Session<S, PENDING> {
         }
     }
 
+    /// Ends the session and gives the transmit storage back, for the next
+    /// connection's session (a reconnect on a device without an allocator).
+    pub fn into_tx_storage(self) -> S {
+        self.tx.into_storage()
+    }
+
     /// The settings nsqd negotiated (None before IDENTIFY is answered, or
     /// when feature negotiation was off).
     pub fn negotiated(&self) -> Option<&IdentifyResponse> {

@@ -1,0 +1,314 @@
+//! Blocking NSQ client over any `embedded_io::{Read, Write}` transport.
+//!
+//! ```no_run
+//! # use courier_core::drivers::{nsq::blocking::NsqClient, Clock, DriverOptions};
+//! # use courier_core::nsq::Identify;
+//! # fn demo<T: embedded_io::Read + embedded_io::Write, C: Clock>(socket: T, clock: C)
+//! # -> Result<(), courier_core::drivers::nsq::Error<T::Error>> {
+//! let identify = Identify { feature_negotiation: true, ..Identify::default() };
+//! let mut nsq: NsqClient<_, _, [u8; 1024], [u8; 512], 4> =
+//!     NsqClient::new(socket, clock, identify, DriverOptions::default(), [0; 1024], [0; 512])?;
+//! nsq.connect()?;
+//! nsq.publish("telemetry", b"{\"celsius\":21.5}")?; // returns after nsqd's OK
+//! # Ok(()) }
+//! ```
+//!
+//! Give the transport a read timeout that surfaces as
+//! [`embedded_io::ErrorKind::TimedOut`] (see the NATS driver's notes in
+//! [`crate::drivers::blocking`]): that is how waits end and heartbeats are
+//! checked while nsqd is silent.
+
+use embedded_io::{Read, Write};
+
+use super::{read_result, write_result, Error, Link, Wait};
+use crate::drivers::{Clock, DriverOptions};
+use crate::nsq::{self, Event, Identify, MessageId, PublishId, SessionError};
+use crate::time::Instant;
+
+/// An NSQ connection over a blocking transport `T`, with the application's
+/// clock `C`, receive storage `R` (bounds the largest frame), transmit
+/// storage `S` (bounds one command: a PUB's topic and body must fit) and
+/// up to `PENDING` commands awaiting nsqd's answer. Nothing is allocated.
+pub struct NsqClient<'i, T, C, R, S, const PENDING: usize> {
+    transport: T,
+    clock: C,
+    link: Link<'i, R, S, PENDING>,
+}
+
+impl<'i, T, C, R, S, const PENDING: usize> NsqClient<'i, T, C, R, S, PENDING>
+where
+    T: Read + Write,
+    C: Clock,
+    R: AsRef<[u8]> + AsMut<[u8]>,
+    S: AsRef<[u8]> + AsMut<[u8]>,
+{
+    /// A client over a connected `transport`; call [`NsqClient::connect`]
+    /// next. Fails only when IDENTIFY does not fit the transmit buffer.
+    pub fn new(
+        transport: T,
+        clock: C,
+        identify: Identify<'i>,
+        driver: DriverOptions,
+        rx: R,
+        tx: S,
+    ) -> Result<Self, Error<T::Error>> {
+        let link = Link::new(identify, driver, rx, tx, clock.now())?;
+        Ok(NsqClient {
+            transport,
+            clock,
+            link,
+        })
+    }
+
+    /// Writes the magic and IDENTIFY and waits, within
+    /// [`DriverOptions::connect_timeout`], until nsqd is ready.
+    pub fn connect(&mut self) -> Result<(), Error<T::Error>> {
+        let deadline = self.link.connect_deadline(self.clock.now());
+        self.write_pending()?;
+        let result = self.drive_until(deadline, Wait::Connect, |event| match event {
+            Event::Ready => Some(Ok(())),
+            Event::StartTls => Some(Err(Error::Unsupported("TLS"))),
+            Event::StartCompression(nsq::Compression::Snappy) => {
+                Some(Err(Error::Unsupported("snappy")))
+            }
+            Event::StartCompression(nsq::Compression::Deflate { .. }) => {
+                Some(Err(Error::Unsupported("DEFLATE")))
+            }
+            Event::AuthRequired => Some(Err(Error::Unsupported("AUTH"))),
+            _ => None,
+        })?;
+        // A negotiated feature this driver cannot run ends the connection.
+        self.link.check(result)
+    }
+
+    /// Forgets the connection (after it failed): a fresh session over the
+    /// same buffers, ready for [`NsqClient::connect`] on a reconnected
+    /// transport ([`NsqClient::transport_mut`]). Subscriptions belong to a
+    /// connection in NSQ: subscribe again after connecting.
+    pub fn reset(&mut self) -> Result<(), Error<T::Error>> {
+        let now = self.clock.now();
+        Ok(self.link.reset(now)?)
+    }
+
+    /// Replaces a lost transport, resets and connects again; returns the old
+    /// transport.
+    pub fn reconnect(&mut self, transport: T) -> Result<T, Error<T::Error>> {
+        self.reset()?;
+        let old = core::mem::replace(&mut self.transport, transport);
+        self.connect()?;
+        Ok(old)
+    }
+
+    /// Publishes `body` to `topic` and waits for nsqd's `OK` (within the
+    /// stall timeout): `Ok` means nsqd stored it. On a subscribed
+    /// connection use [`NsqClient::publish_nowait`] and wait for
+    /// [`Event::Published`] from [`NsqClient::next_event`], so messages are
+    /// not held up.
+    pub fn publish(&mut self, topic: &str, body: &[u8]) -> Result<(), Error<T::Error>> {
+        if self.link.session()?.is_subscribed() {
+            return Err(Error::Nsq(SessionError::InvalidState {
+                operation: "publish (blocking)",
+                state: "subscribed: use publish_nowait and next_event",
+            }));
+        }
+        let id = self.publish_nowait(topic, body)?;
+        let deadline = self.clock.now() + self.link.options.stall_timeout;
+        let result = self.drive_until(deadline, Wait::Publish, |event| match event {
+            Event::Published { id: done } if done == id => Some(Ok(())),
+            Event::PublishFailed { id: done, error } if done == id => {
+                Some(Err(Error::Rejected(error)))
+            }
+            _ => None,
+        })?;
+        // A fatal refusal (nsqd hangs up after it) ends the connection.
+        self.link.check(result)
+    }
+
+    /// Queues `PUB topic body` and writes it; its confirmation arrives as
+    /// [`Event::Published`] (or [`Event::PublishFailed`]) with the id.
+    pub fn publish_nowait(
+        &mut self,
+        topic: &str,
+        body: &[u8],
+    ) -> Result<PublishId, Error<T::Error>> {
+        self.command(|s| s.publish(topic, body))
+    }
+
+    /// Subscribes to `topic` on `channel` and waits for nsqd's `OK`; then
+    /// call [`NsqClient::ready`] to receive messages.
+    pub fn subscribe(&mut self, topic: &str, channel: &str) -> Result<(), Error<T::Error>> {
+        self.command(|s| s.subscribe(topic, channel))?;
+        let deadline = self.clock.now() + self.link.options.stall_timeout;
+        self.drive_until(deadline, Wait::Subscribe, |event| {
+            matches!(event, Event::Subscribed).then_some(())
+        })
+    }
+
+    /// Sends `RDY count`: at most `count` messages in flight to this client
+    /// (unFINished). 0 pauses delivery.
+    pub fn ready(&mut self, count: u32) -> Result<(), Error<T::Error>> {
+        self.command(|s| s.ready(count))
+    }
+
+    /// Sends `FIN id`: the message was handled and is gone from nsqd.
+    pub fn fin(&mut self, id: &MessageId) -> Result<(), Error<T::Error>> {
+        self.command(|s| s.fin(id))
+    }
+
+    /// Sends `REQ id delay_ms`: nsqd delivers the message again later.
+    pub fn req(&mut self, id: &MessageId, delay_ms: u32) -> Result<(), Error<T::Error>> {
+        self.command(|s| s.req(id, delay_ms))
+    }
+
+    /// Sends `TOUCH id`: resets the message's timeout.
+    pub fn touch(&mut self, id: &MessageId) -> Result<(), Error<T::Error>> {
+        self.command(|s| s.touch(id))
+    }
+
+    /// Sends `CLS` and waits for `CLOSE_WAIT`: no more messages come;
+    /// in-flight ones can still be FINed.
+    pub fn close(&mut self) -> Result<(), Error<T::Error>> {
+        self.command(|s| s.close())?;
+        let deadline = self.clock.now() + self.link.options.stall_timeout;
+        self.drive_until(deadline, Wait::Close, |event| {
+            matches!(event, Event::Closed).then_some(())
+        })
+    }
+
+    /// Reads once (if no whole frame is buffered) and returns the next
+    /// event; a message borrows the receive buffer until the next call.
+    /// Heartbeats are answered (`NOP`) before this returns.
+    /// `Ok(None)`: nothing this time (read timeout, partial frame).
+    pub fn next_event(&mut self) -> Result<Option<Event<'_>>, Error<T::Error>> {
+        let now = self.clock.now();
+        self.link.begin_step(now)?;
+        if !self.link.has_frame() {
+            // Handshake steps announce themselves without input.
+            let announced = self.link.session()?.handle_input(&[], now);
+            if let Some(event) = self.finish_input(announced.map(|(_, e)| e))? {
+                return Ok(Some(event));
+            }
+            if !self.read_once()? || !self.link.has_frame() {
+                return Ok(None);
+            }
+        }
+        let now = self.clock.now();
+        let transport = &mut self.transport;
+        let Link {
+            session,
+            rx,
+            borrowed,
+            failed,
+            ..
+        } = &mut self.link;
+        let Some(session) = session.as_mut() else {
+            return Err(Error::Disconnected);
+        };
+        let (used, event) = match session.handle_input(rx.data(), now) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                *failed = true;
+                return Err(Error::Nsq(e));
+            }
+        };
+        *borrowed = used;
+        // The answers the input produced (NOP for a heartbeat) go out first.
+        if let Err(e) = write_session(transport, session) {
+            *failed = true;
+            return Err(e);
+        }
+        Ok(event)
+    }
+
+    /// The transport (to reconnect it in place, embassy-net style).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// The session (negotiated settings, outstanding publishes).
+    pub fn session(&mut self) -> Result<&mut nsq::Session<S, PENDING>, Error<T::Error>> {
+        Ok(self.link.session()?)
+    }
+
+    /// Latches a fatal error of input handled without the buffer.
+    fn finish_input(
+        &mut self,
+        result: Result<Option<Event<'static>>, SessionError>,
+    ) -> Result<Option<Event<'static>>, Error<T::Error>> {
+        let result = result.map_err(Error::Nsq);
+        let event = self.link.check(result)?;
+        if event.is_some() {
+            self.write_pending()?;
+        }
+        Ok(event)
+    }
+
+    /// Calls `next_event` until `accept` takes an event or `deadline`
+    /// passes (then `TimedOut(wait)`).
+    fn drive_until<X>(
+        &mut self,
+        deadline: Instant,
+        wait: Wait,
+        mut accept: impl FnMut(Event<'_>) -> Option<X>,
+    ) -> Result<X, Error<T::Error>> {
+        loop {
+            if let Some(event) = self.next_event()? {
+                if let Some(out) = accept(event) {
+                    return Ok(out);
+                }
+            }
+            if self.clock.now() >= deadline {
+                return Err(Error::TimedOut(wait));
+            }
+        }
+    }
+
+    fn read_once(&mut self) -> Result<bool, Error<T::Error>> {
+        let result = self.read_into_buffer();
+        self.link.check(result)
+    }
+
+    fn read_into_buffer(&mut self) -> Result<bool, Error<T::Error>> {
+        let n = read_result(self.transport.read(self.link.spare()?))?;
+        self.link.after_read(n, self.clock.now())
+    }
+
+    /// Queues a command in the session and writes it out.
+    fn command<X>(
+        &mut self,
+        queue: impl FnOnce(&mut nsq::Session<S, PENDING>) -> Result<X, SessionError>,
+    ) -> Result<X, Error<T::Error>> {
+        self.link.ensure_usable()?;
+        let queued = queue(self.link.session()?).map_err(Error::Nsq);
+        let queued = self.link.check(queued)?;
+        self.write_pending()?;
+        Ok(queued)
+    }
+
+    fn write_pending(&mut self) -> Result<(), Error<T::Error>> {
+        self.link.ensure_usable()?;
+        let session = self.link.session()?;
+        let result = write_session(&mut self.transport, session);
+        self.link.check(result)
+    }
+}
+
+/// Writes everything the session has queued, then flushes the transport.
+fn write_session<T: Write, S: AsRef<[u8]> + AsMut<[u8]>, const PENDING: usize>(
+    transport: &mut T,
+    session: &mut nsq::Session<S, PENDING>,
+) -> Result<(), Error<T::Error>> {
+    if session.transmit().is_empty() {
+        return Ok(());
+    }
+    while !session.transmit().is_empty() {
+        let n = write_result(transport.write(session.transmit()))?;
+        session.transmitted(n);
+    }
+    transport.flush().map_err(Error::Transport)
+}
