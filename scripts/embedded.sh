@@ -34,7 +34,7 @@ echo "== firmware for thumbv7em-none-eabihf (mps2-an386), opt-level s, fat LTO"
 echo "== flash and RAM (bytes, from the ELF sections; RAM here is static data only, the"
 echo "   stack high-water mark each firmware measures is printed by its QEMU run)"
 printf '%-22s %8s %8s %8s %8s %8s\n' firmware .text .rodata .data .bss flash
-for bin in nats_publish_only nats_telemetry; do
+for bin in nats_publish_only nats_telemetry nsq_publisher nsq_consumer; do
   size -A "$fw/$bin" | awk -v bin="$bin" '
     $1==".vector_table"{v=$2} $1==".text"{t=$2} $1==".rodata"{r=$2} $1==".data"{d=$2} $1==".bss"{b=$2}
     END { printf "%-22s %8d %8d %8d %8d %8d\n", bin, t, r, d, b, v+t+r+d }'

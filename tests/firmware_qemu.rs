@@ -16,7 +16,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
-use courier_tests::{nats_info_line, NatsServer};
+use courier_tests::{nats_info_line, NatsServer, Nsqd};
 
 /// What a firmware run ended with.
 #[derive(Debug)]
@@ -285,4 +285,97 @@ fn a_hard_fault_ends_the_run_with_exit_code_3() {
         .unwrap();
     assert_eq!(run.code, Some(3), "{:#?}", run.log);
     assert_eq!(run.logged("HARD FAULT"), 1, "{:#?}", run.log);
+}
+
+/// Reads `n` messages of `topic` from nsqd over a raw NSQ V2 connection
+/// (independent of courier: magic, SUB, RDY, frames by hand) and FINs them.
+fn nsq_read_raw(nsqd: &Nsqd, topic: &str, n: usize) -> Vec<Vec<u8>> {
+    let mut s = TcpStream::connect(nsqd.tcp_addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(format!("  V2SUB {topic} check\nRDY {n}\n").as_bytes())
+        .unwrap();
+    let mut bodies = Vec::new();
+    while bodies.len() < n {
+        let mut head = [0u8; 8];
+        s.read_exact(&mut head).unwrap();
+        let size = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
+        let kind = u32::from_be_bytes(head[4..].try_into().unwrap());
+        let mut data = vec![0u8; size - 4];
+        s.read_exact(&mut data).unwrap();
+        match kind {
+            0 if data == b"_heartbeat_" => s.write_all(b"NOP\n").unwrap(),
+            0 => assert_eq!(data, b"OK"),
+            2 => {
+                let id = &data[10..26];
+                s.write_all(&[b"FIN ", id, b"\n"].concat()).unwrap();
+                bodies.push(data[26..].to_vec());
+            }
+            _ => panic!("nsqd error frame: {}", String::from_utf8_lossy(&data)),
+        }
+    }
+    bodies
+}
+
+fn nsq_stats(nsqd: &Nsqd, topic: &str) -> serde_json::Value {
+    let body = nsqd.http_get(&format!("/stats?format=json&topic={topic}"));
+    let v: serde_json::Value = serde_json::from_str(&body).expect("stats JSON");
+    let v = v.get("data").cloned().unwrap_or(v);
+    v["topics"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["topic_name"] == topic))
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+#[ignore = "needs the firmware and QEMU: run through scripts/embedded.sh"]
+fn nsq_firmware_publishes_readings_that_nsqd_counts() {
+    let nsqd = Nsqd::start();
+    let run = start_qemu("nsq_publisher", nsqd.tcp_port, Duration::from_secs(60))
+        .recv()
+        .unwrap();
+    assert_eq!(run.code, Some(0), "firmware exit code; log: {:#?}", run.log);
+    assert_eq!(
+        nsq_stats(&nsqd, "telemetry")["message_count"],
+        READINGS,
+        "nsqd /stats"
+    );
+    let got = nsq_read_raw(&nsqd, "telemetry", READINGS as usize);
+    assert_eq!(got, expected_readings(), "bodies byte-exact, in order");
+}
+
+#[test]
+#[ignore = "needs the firmware and QEMU: run through scripts/embedded.sh"]
+fn nsq_firmware_consumes_and_fins_commands() {
+    let nsqd = Nsqd::start();
+    for i in 0..3 {
+        nsqd.http_publish(
+            "commands",
+            format!("set-interval {}", 10 * (i + 1)).as_bytes(),
+        );
+    }
+    let run = start_qemu("nsq_consumer", nsqd.tcp_port, Duration::from_secs(60))
+        .recv()
+        .unwrap();
+    assert_eq!(run.code, Some(0), "firmware exit code; log: {:#?}", run.log);
+    for i in 0..3 {
+        let line = format!(
+            "command {} (attempt 1): set-interval {}",
+            i + 1,
+            10 * (i + 1)
+        );
+        assert_eq!(run.logged(&line), 1, "{line}: {:#?}", run.log);
+    }
+    assert_eq!(
+        run.logged("handled 3 commands, closed"),
+        1,
+        "{:#?}",
+        run.log
+    );
+    let channel = &nsq_stats(&nsqd, "commands")["channels"][0];
+    assert_eq!(channel["channel_name"], "dev1");
+    assert_eq!(channel["message_count"], 3, "{channel}");
+    assert_eq!(channel["depth"], 0, "{channel}");
+    assert_eq!(channel["in_flight_count"], 0, "all FINed: {channel}");
+    assert_eq!(channel["requeue_count"], 0, "{channel}");
 }

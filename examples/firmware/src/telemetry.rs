@@ -3,10 +3,9 @@
 //! byte), the subjects, and reconnecting with exponential backoff and
 //! jitter.
 
-use courier_core::drivers::{blocking::NatsClient, Clock, Error};
+use courier_core::drivers::{blocking::NatsClient, Clock};
 use courier_core::nats::info::InfoStorage;
 use courier_core::time::Duration;
-use embedded_io::ErrorKind;
 use heapless::String;
 
 use crate::clock::SysTickClock;
@@ -134,19 +133,19 @@ pub fn hang_up<R, S, const SUBS: usize, const REQS: usize, I>(
     }
 }
 
-/// A driver error as one short log word plus the core's error, for both
-/// log back ends (text and defmt).
-pub struct Reason<'a>(pub &'a Error<ErrorKind>);
+/// An error for both log back ends: `Display` as text, `defmt::Format`
+/// with the `defmt` feature.
+pub struct Reason<'a, E>(pub &'a E);
 
 #[cfg(not(feature = "defmt"))]
-impl core::fmt::Display for Reason<'_> {
+impl<E: core::fmt::Display> core::fmt::Display for Reason<'_, E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         core::fmt::Display::fmt(self.0, f)
     }
 }
 
 #[cfg(feature = "defmt")]
-impl defmt::Format for Reason<'_> {
+impl<E: defmt::Format> defmt::Format for Reason<'_, E> {
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::write!(f, "{}", self.0)
     }
