@@ -35,6 +35,7 @@
 
 pub mod asynch;
 pub mod blocking;
+pub mod jetstream;
 #[cfg(test)]
 mod tests;
 
