@@ -64,6 +64,7 @@
 mod client;
 mod connection;
 mod error;
+pub mod jetstream;
 mod message;
 mod options;
 mod subscriber;
