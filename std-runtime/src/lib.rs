@@ -26,6 +26,7 @@
 pub mod layers;
 pub mod nats;
 pub mod nsq;
+pub mod outbox;
 pub mod runtime;
 pub mod stats;
 pub mod transport;

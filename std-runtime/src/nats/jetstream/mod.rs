@@ -51,7 +51,8 @@ pub use courier_core::nats::jetstream::{
 };
 pub use error::{ApiError, ApiErrorKind, JetStreamError};
 pub use message::{AckMetadata, JsMessage};
-pub use publish::{PubAck, PublishOptions, PublishWindow, WindowStats};
+pub(crate) use publish::publish_once;
+pub use publish::{AckFuture, PubAck, PublishOptions, PublishWindow, WindowStats};
 pub use pull::{Messages, PullOptions};
 pub use stream::{ConsumerInfo, StreamInfo, StreamOptions};
 

@@ -138,7 +138,7 @@ impl Context {
     }
 }
 
-async fn publish_once(
+pub(crate) async fn publish_once(
     ctx: &Context,
     subject: &str,
     headers: Option<&HeaderMap>,
