@@ -489,9 +489,10 @@ impl Outbox {
     }
 
     /// Waits until every record is confirmed or `deadline` passed, then
-    /// syncs and stops sending. Says how many records remain on disk (they
-    /// are replayed by the next open).
-    pub async fn stop(self, deadline: Duration) -> StopReport {
+    /// syncs and stops sending (later publishes return
+    /// [`OutboxError::Stopped`]). Says how many records remain on disk
+    /// (they are replayed by the next open).
+    pub async fn stop(&self, deadline: Duration) -> StopReport {
         let core = &self.core;
         let _ = tokio::time::timeout(deadline, async {
             loop {
