@@ -408,9 +408,9 @@ fn empty_fetch_ends_with_the_request_and_reports_nothing() {
             .await
             .unwrap();
         assert!(got.is_empty());
-        // It ended on the server's 408, not on the client's guard margin.
+        // It ended on the server's 408, not on the client's 5 s guard.
         assert!(
-            start.elapsed() < Duration::from_millis(1300),
+            start.elapsed() < Duration::from_secs(4),
             "{:?}",
             start.elapsed()
         );

@@ -83,7 +83,9 @@ impl PullConsumer {
         client
             .publish_with_reply(&self.next_subject()?, &inbox, body)
             .await?;
-        let deadline = Instant::now() + expires + Duration::from_secs(1);
+        // The server ends the request with a 408 at `expires`; the margin only
+        // guards against a 408 lost with the connection.
+        let deadline = Instant::now() + expires + Duration::from_secs(5);
         let mut out = Vec::with_capacity(batch.min(1024));
         while out.len() < batch {
             let Ok(Some(msg)) = tokio::time::timeout_at(deadline, sub.next()).await else {
