@@ -14,6 +14,7 @@
 //! - [`nats`]: async NATS client (publish, subscribe, request/reply, flush,
 //!   drain, reconnect with bounded buffering) over `courier_core::nats`.
 //! - [`nsq`]: NSQ producer and consumer over `courier_core::nsq`.
+//! - [`outbox`]: durable client outbox (spool directory) for JetStream and NSQ.
 //! - [`transport`]: the TCP transport with one API over io_uring and epoll.
 //! - [`runtime`]: backend detection, [`run`], [`Runtime`], [`spawn`].
 //! - [`stats()`]: syscalls and bytes of the runtime on this thread, for
@@ -26,6 +27,7 @@
 pub mod layers;
 pub mod nats;
 pub mod nsq;
+pub mod outbox;
 pub mod runtime;
 pub mod stats;
 pub mod transport;

@@ -263,7 +263,20 @@ where
         on_reply: impl FnOnce(Message<'_>) -> Out,
         on_event: impl FnMut(Event<'_>),
     ) -> Result<Out, Error<T::Error>> {
-        let id = self.start_request(subject, None, payload, timeout)?;
+        self.request_with(subject, None, payload, timeout, on_reply, on_event)
+    }
+
+    /// [`NatsClient::request`] with an optional header block.
+    pub fn request_with<Out>(
+        &mut self,
+        subject: &str,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+        timeout: Duration,
+        on_reply: impl FnOnce(Message<'_>) -> Out,
+        on_event: impl FnMut(Event<'_>),
+    ) -> Result<Out, Error<T::Error>> {
+        let id = self.start_request(subject, headers, payload, timeout)?;
         let deadline = request_deadline(self.clock.now(), timeout);
         let reply = RequestReply::new(id, on_reply, on_event);
         let outcome = self.drive_until(deadline, Wait::Request, reply);

@@ -36,6 +36,7 @@
 pub mod asynch;
 pub mod blocking;
 pub mod nsq;
+pub mod jetstream;
 #[cfg(test)]
 mod tests;
 

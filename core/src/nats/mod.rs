@@ -5,6 +5,7 @@
 //! - [`headers`]: NATS/1.0 header blocks, read and written without allocation.
 //! - [`subject`]: subject / queue group validation and wildcard matching.
 //! - [`info`]: the server's INFO in fixed-capacity types.
+//! - [`jetstream`]: the JetStream API (subjects, JSON, acks, pull statuses).
 //! - [`subscriptions`]: the subscription table (sids, queue groups, auto-unsubscribe).
 //! - [`session`]: the connection state machine drivers run ([`Session`]).
 //!
@@ -16,6 +17,7 @@ pub mod commands;
 pub mod error;
 pub mod headers;
 pub mod info;
+pub mod jetstream;
 mod outbox;
 pub mod parser;
 pub mod session;

@@ -1,4 +1,5 @@
-//! Async NATS client over the sans-IO core session.
+//! Async NATS client over the sans-IO core session ([`jetstream`] adds
+//! streams, pull consumers and acknowledged publishes).
 //!
 //! ```no_run
 //! use futures::StreamExt;
@@ -64,6 +65,7 @@
 mod client;
 mod connection;
 mod error;
+pub mod jetstream;
 mod message;
 mod options;
 mod subscriber;
