@@ -751,3 +751,42 @@ fn call_refuses_methods_with_their_own_function() {
         [1, 0, 1, 0, 0, 0, 12, 0, 50, 0, 10, 0, 0, 0, 0x0C, 0, 0, 0, 0, 0xCE]
     );
 }
+
+#[test]
+fn connection_start_captured_from_rabbitmq_decodes_and_is_answered() {
+    // The first bytes RabbitMQ 3.10.8 (Debian 12) sent after our protocol header.
+    let captured = include_bytes!("fixtures/rabbitmq-3.10.8-connection-start.bin");
+    let (f, used) = crate::amqp::frame::parse(captured, usize::MAX, 0)
+        .unwrap()
+        .unwrap();
+    assert_eq!(used, captured.len());
+    let Ok(crate::amqp::Method::Connection(Connection::Start {
+        version_major: 0,
+        version_minor: 9,
+        server_properties,
+        mechanisms,
+        locales,
+    })) = crate::amqp::Method::read(f.payload)
+    else {
+        panic!("not connection.start")
+    };
+    assert_eq!(mechanisms, b"AMQPLAIN PLAIN");
+    assert_eq!(locales, b"en_US");
+    assert_eq!(
+        server_properties.get("product").and_then(|v| v.as_str()),
+        Some("RabbitMQ")
+    );
+    let Some(crate::amqp::FieldValue::Table(caps)) = server_properties.get("capabilities") else {
+        panic!("no capabilities")
+    };
+    assert_eq!(
+        caps.get("consumer_cancel_notify"),
+        Some(crate::amqp::FieldValue::Bool(true))
+    );
+    let mut s = TestSession::new(Options::default(), std::vec![0u8; 4096]);
+    s.start(t(0));
+    take(&mut s);
+    feed(&mut s, captured, t(1));
+    assert_eq!(s.state(), State::AwaitingTune);
+    assert_eq!(&take(&mut s)[7..11], &[0, 10, 0, 11]);
+}
