@@ -432,6 +432,11 @@ impl Connection {
         self.inner.shared.borrow().closed.clone()
     }
 
+    /// What client and broker negotiated (channel-max, frame-max, heartbeat).
+    pub fn tune(&self) -> amqp::Tune {
+        self.inner.shared.borrow().session.tune()
+    }
+
     /// True while the broker blocks publishing (a resource alarm).
     pub fn is_blocked(&self) -> bool {
         self.inner.shared.borrow().session.is_blocked()
