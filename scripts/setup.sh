@@ -63,5 +63,6 @@ if ! python3 -c 'import nats, nsq' >/dev/null 2>&1; then
 fi
 
 bash "$root/scripts/setup/embedded.sh"  # Debian rustc-web, lld-16, qemu-system-arm for the firmware
+bash "$root/scripts/setup/rabbitmq.sh"
 
 say "ready: $(PATH="$bin:$PATH" nats-server --version), $("$bin/nsqd" --version | head -1)"

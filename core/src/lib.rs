@@ -9,6 +9,7 @@
 //! Layout, one folder per protocol:
 //! - [`nats`]: NATS client protocol (framing, commands, session, subscriptions).
 //! - [`nsq`]: NSQ V2 protocol (framing, commands, session, RDY control).
+//! - [`amqp`]: AMQP 0-9-1 (frames, methods, session with channels and confirms).
 //! - [`buf`]: fixed-capacity receive/transmit buffers shared by both.
 //! - [`time`]: the `Instant` the driver passes in.
 #![no_std]
@@ -18,6 +19,7 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod amqp;
 pub mod buf;
 pub mod drivers;
 pub mod nats;

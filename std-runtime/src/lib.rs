@@ -24,6 +24,7 @@
 //! tasks are not `Send` and share state without locks.
 #![warn(missing_docs)]
 
+pub mod amqp;
 pub mod layers;
 pub mod nats;
 pub mod nsq;

@@ -14,6 +14,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 pub mod jetstream;
+pub mod rabbitmq;
+pub use rabbitmq::RabbitMq;
 
 /// The repository root (where `.tools/bin` lives).
 pub fn repo_root() -> PathBuf {

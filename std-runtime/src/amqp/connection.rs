@@ -1,0 +1,570 @@
+//! One AMQP connection: the core [`Session`] driven by a reader, a writer
+//! and a timer task on the current runtime (io_uring or epoll), and the
+//! tables that route the session's events to the tasks waiting for them.
+//!
+//! Frames are written into the session's transmit buffer by whoever calls
+//! (publishers, acks, RPCs); the writer copies what is pending into its own
+//! buffer and sends it as one write, so many frames batch into one syscall.
+//! The reader parses frame by frame: confirms and deliveries are handled as
+//! they arrive, never behind a slow writer, and heartbeats are sent only
+//! when nothing else was (the core decides).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::ToSocketAddrs;
+use std::rc::Rc;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use courier_core::amqp::{
+    self, ChannelId, Delivery, DeliveryKind, Event, Options as CoreOptions, Reply, Session,
+};
+use courier_core::time::{Duration as CoreDuration, Instant as CoreInstant};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use super::channel::Channel;
+use super::message::Message;
+use super::url::AmqpUrl;
+use super::Error;
+use crate::transport::{self, ReadBuffer, ReadHalf, WriteHalf};
+
+/// Channels one connection can have open at once.
+pub const MAX_CHANNELS: usize = 64;
+/// Confirm window per channel in units of 64 publishes (2,048).
+pub(crate) const CONFIRM_WORDS: usize = 32;
+
+pub(crate) type CoreSession = Session<Vec<u8>, MAX_CHANNELS, CONFIRM_WORDS>;
+
+/// The core's clock: milliseconds since the first use in this process.
+pub(crate) fn now() -> CoreInstant {
+    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(std::time::Instant::now);
+    CoreInstant(epoch.elapsed().as_millis() as u64)
+}
+
+/// How to connect.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    /// `amqp://user:pass@host:port/vhost`.
+    pub url: String,
+    /// Name shown in the broker's connection list.
+    pub connection_name: String,
+    /// Heartbeat interval wanted, seconds (0: none).
+    pub heartbeat: u16,
+    /// Receive buffer: the largest message (plus 8 bytes per frame) that
+    /// can arrive. Default 4 MiB.
+    pub rx_capacity: usize,
+    /// Transmit buffer: the largest publish (plus framing). Default 4 MiB.
+    pub tx_capacity: usize,
+    /// Longest a resource alarm may block publishing before the connection
+    /// is given up (None: wait for ever). Default 60 s.
+    pub blocked_timeout: Option<Duration>,
+    /// Longest the handshake may take. Default 10 s.
+    pub handshake_timeout: Duration,
+}
+
+impl ConnectOptions {
+    /// Defaults for `url`.
+    pub fn new(url: &str) -> Self {
+        ConnectOptions {
+            url: url.to_string(),
+            connection_name: String::new(),
+            heartbeat: 60,
+            rx_capacity: 4 << 20,
+            tx_capacity: 4 << 20,
+            blocked_timeout: Some(Duration::from_secs(60)),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Waiters for a publish's confirm.
+pub(crate) type ConfirmWaiter = oneshot::Sender<Result<(), Error>>;
+
+pub(crate) struct Shared {
+    pub session: CoreSession,
+    /// Why the connection ended, once it did.
+    pub closed: Option<Error>,
+    connected: Option<oneshot::Sender<Result<(), Error>>>,
+    pub opens: HashMap<ChannelId, oneshot::Sender<Result<(), Error>>>,
+    pub replies: HashMap<ChannelId, VecDeque<oneshot::Sender<Result<Reply, Error>>>>,
+    pub confirms: HashMap<ChannelId, BTreeMap<u64, ConfirmWaiter>>,
+    /// Returns seen on a channel and not yet matched with their confirm.
+    returned: HashMap<ChannelId, VecDeque<Error>>,
+    pub consumers: HashMap<(ChannelId, String), mpsc::UnboundedSender<Result<Message, Error>>>,
+    /// Channels the server closed, with its reason.
+    pub channel_errors: HashMap<ChannelId, amqp::CloseReason>,
+    /// The writer has bytes in flight.
+    writing: bool,
+}
+
+pub(crate) struct Inner {
+    /// Itself, for the messages' ack handles.
+    me: std::rc::Weak<Inner>,
+    pub shared: RefCell<Shared>,
+    /// Wakes the writer (something was queued).
+    pub wake_writer: Notify,
+    /// Room appeared: bytes written, confirms settled, unblocked, closed.
+    pub room: Notify,
+}
+
+impl Inner {
+    /// Runs `f` on the session, waiting for room while it says "buffer
+    /// full", "confirm window full" or "blocked"; wakes the writer after.
+    pub async fn with_room<T>(
+        &self,
+        mut f: impl FnMut(&mut Shared) -> Result<T, amqp::Error>,
+    ) -> Result<T, Error> {
+        loop {
+            let notified = self.room.notified();
+            {
+                let mut sh = self.shared.borrow_mut();
+                if let Some(e) = &sh.closed {
+                    return Err(e.clone());
+                }
+                match f(&mut sh) {
+                    Ok(v) => {
+                        drop(sh);
+                        self.wake_writer.notify_one();
+                        return Ok(v);
+                    }
+                    Err(amqp::Error::BufferFull(c)) if c.needed <= sh.session.tx_capacity() => {}
+                    Err(amqp::Error::ConfirmWindowFull { .. } | amqp::Error::Blocked) => {}
+                    Err(amqp::Error::ChannelNotOpen(ch)) => {
+                        return Err(match sh.channel_errors.get(&ch) {
+                            Some(r) => Error::ChannelClosed(r.clone()),
+                            None => Error::Protocol(amqp::Error::ChannelNotOpen(ch)),
+                        })
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            self.wake_writer.notify_one();
+            notified.await;
+        }
+    }
+
+    /// Ends the connection with `error`: every waiter gets it.
+    pub fn fail(&self, error: Error) {
+        let mut sh = self.shared.borrow_mut();
+        if sh.closed.is_none() {
+            sh.closed = Some(error.clone());
+        }
+        let gone = match &error {
+            Error::Disconnected(_) => error.clone(),
+            other => Error::Disconnected(other.to_string()),
+        };
+        if let Some(c) = sh.connected.take() {
+            let _ = c.send(Err(error));
+        }
+        for (_, w) in sh.opens.drain() {
+            let _ = w.send(Err(gone.clone()));
+        }
+        for (_, q) in sh.replies.drain() {
+            for w in q {
+                let _ = w.send(Err(gone.clone()));
+            }
+        }
+        for (_, m) in sh.confirms.drain() {
+            for (_, w) in m {
+                let _ = w.send(Err(gone.clone()));
+            }
+        }
+        for (_, c) in sh.consumers.drain() {
+            let _ = c.send(Err(gone.clone()));
+        }
+        drop(sh);
+        self.room.notify_waiters();
+        self.wake_writer.notify_one();
+    }
+
+    fn on_delivery(&self, sh: &mut Shared, d: Delivery<'_>) {
+        match d.kind {
+            DeliveryKind::Deliver { consumer_tag, .. } => {
+                let tag = consumer_tag.to_string();
+                if let Some(tx) = sh.consumers.get(&(d.channel, tag)) {
+                    let mut m = Message::from_delivery(&d);
+                    m.conn = self.me.clone();
+                    let _ = tx.send(Ok(m));
+                }
+                // No consumer (cancelled by us): unacked, requeued by the
+                // broker when the channel closes.
+            }
+            DeliveryKind::Return {
+                reply_code,
+                reply_text,
+            } => sh
+                .returned
+                .entry(d.channel)
+                .or_default()
+                .push_back(Error::Returned {
+                    code: reply_code,
+                    text: reply_text.to_string(),
+                }),
+            DeliveryKind::Get { .. } => {}
+        }
+    }
+
+    fn on_event(&self, sh: &mut Shared, event: Event) {
+        match event {
+            Event::Connected { .. } => {
+                if let Some(c) = sh.connected.take() {
+                    let _ = c.send(Ok(()));
+                }
+            }
+            Event::ChannelOpened { channel } => {
+                if let Some(w) = sh.opens.remove(&channel) {
+                    let _ = w.send(Ok(()));
+                }
+            }
+            Event::ChannelClosed {
+                channel, reason, ..
+            } => {
+                let err = match &reason {
+                    Some(r) => Error::ChannelClosed(r.clone()),
+                    None => Error::Protocol(amqp::Error::ChannelNotOpen(channel)),
+                };
+                if let Some(r) = reason {
+                    sh.channel_errors.insert(channel, r);
+                }
+                if let Some(w) = sh.opens.remove(&channel) {
+                    let _ = w.send(Err(err.clone()));
+                }
+                for w in sh.replies.remove(&channel).unwrap_or_default() {
+                    let _ = w.send(Err(err.clone()));
+                }
+                for (_, w) in sh.confirms.remove(&channel).unwrap_or_default() {
+                    let _ = w.send(Err(err.clone()));
+                }
+                sh.returned.remove(&channel);
+                sh.consumers.retain(|(ch, _), tx| {
+                    if *ch == channel {
+                        let _ = tx.send(Err(err.clone()));
+                    }
+                    *ch != channel
+                });
+            }
+            Event::Reply { channel, reply } => {
+                if let Some(w) = sh.replies.get_mut(&channel).and_then(|q| q.pop_front()) {
+                    let _ = w.send(Ok(reply));
+                }
+            }
+            Event::Confirm {
+                channel,
+                delivery_tag,
+                multiple,
+                ack,
+                ..
+            } => {
+                let Some(waiters) = sh.confirms.get_mut(&channel) else {
+                    return;
+                };
+                // RabbitMQ sends a mandatory publish's basic.return right
+                // before the confirm whose tag is that publish.
+                let returned = sh.returned.get_mut(&channel).and_then(|q| q.pop_front());
+                let settled: Vec<u64> = if multiple {
+                    waiters.range(..=delivery_tag).map(|(t, _)| *t).collect()
+                } else {
+                    vec![delivery_tag]
+                };
+                for tag in settled {
+                    let Some(w) = waiters.remove(&tag) else {
+                        continue;
+                    };
+                    let result = if !ack {
+                        Err(Error::Nacked { delivery_tag: tag })
+                    } else if tag == delivery_tag && returned.is_some() {
+                        Err(returned.clone().unwrap_or(Error::Nacked { delivery_tag }))
+                    } else {
+                        Ok(())
+                    };
+                    let _ = w.send(result);
+                }
+                self.room.notify_waiters();
+            }
+            Event::ConsumerCancelled {
+                channel,
+                consumer_tag,
+            } => {
+                let tag = consumer_tag.to_string();
+                if let Some(tx) = sh.consumers.remove(&(channel, tag.clone())) {
+                    let _ = tx.send(Err(Error::ConsumerCancelled { consumer_tag: tag }));
+                }
+            }
+            Event::Unblocked => self.room.notify_waiters(),
+            _ => {}
+        }
+    }
+}
+
+/// A connection to RabbitMQ; cheap to clone (all clones share it).
+///
+/// Not `Send`: it lives on the runtime thread that made it, like the NATS
+/// and NSQ clients.
+#[derive(Clone)]
+pub struct Connection {
+    pub(crate) inner: Rc<Inner>,
+}
+
+impl Connection {
+    /// Connects with default options.
+    pub async fn connect(url: &str) -> Result<Connection, Error> {
+        Self::connect_with(ConnectOptions::new(url)).await
+    }
+
+    /// Connects, logs in and opens the URL's virtual host.
+    pub async fn connect_with(options: ConnectOptions) -> Result<Connection, Error> {
+        let url = AmqpUrl::parse(&options.url)?;
+        if url.tls {
+            return Err(Error::Url(
+                "amqps:// is not supported by this build yet; use amqp:// (see issue 12)".into(),
+            ));
+        }
+        let addr = (url.host.as_str(), url.port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| Error::Url(format!("{}: no address", url.host)))?;
+        let (read, write) = transport::connect(addr).await?;
+        let mut core = CoreOptions::new(&url.user, &url.password, &url.vhost)
+            .map_err(|e| Error::Url(e.to_string()))?;
+        if !options.connection_name.is_empty() {
+            core = core
+                .with_connection_name(&options.connection_name)
+                .map_err(|e| Error::Url(e.to_string()))?;
+        }
+        core.heartbeat = options.heartbeat;
+        core.rx_capacity = options.rx_capacity;
+        core.handshake_timeout =
+            CoreDuration::from_millis(options.handshake_timeout.as_millis() as u64);
+        core.blocked_timeout = options
+            .blocked_timeout
+            .map(|d| CoreDuration::from_millis(d.as_millis() as u64));
+        let mut session = CoreSession::new(core, vec![0u8; options.tx_capacity]);
+        session.start(now());
+        let (tx, rx) = oneshot::channel();
+        let inner = Rc::new_cyclic(|me| Inner {
+            me: me.clone(),
+            shared: RefCell::new(Shared {
+                session,
+                closed: None,
+                connected: Some(tx),
+                opens: HashMap::new(),
+                replies: HashMap::new(),
+                confirms: HashMap::new(),
+                returned: HashMap::new(),
+                consumers: HashMap::new(),
+                channel_errors: HashMap::new(),
+                writing: false,
+            }),
+            wake_writer: Notify::new(),
+            room: Notify::new(),
+        });
+        crate::spawn(reader(
+            inner.clone(),
+            read,
+            ReadBuffer::new(options.rx_capacity),
+        ));
+        crate::spawn(writer(inner.clone(), write, options.tx_capacity));
+        crate::spawn(timer(Rc::downgrade(&inner)));
+        inner.wake_writer.notify_one();
+        match rx.await {
+            Ok(Ok(())) => Ok(Connection { inner }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Disconnected("connection task ended".into())),
+        }
+    }
+
+    /// Opens a channel.
+    pub async fn channel(&self) -> Result<Channel, Error> {
+        let (tx, rx) = oneshot::channel();
+        let mut tx = Some(tx);
+        let id = self
+            .inner
+            .with_room(|sh| {
+                let id = sh.session.open_channel()?;
+                if let Some(tx) = tx.take() {
+                    sh.opens.insert(id, tx);
+                }
+                Ok(id)
+            })
+            .await?;
+        rx.await
+            .map_err(|_| Error::Disconnected("connection ended".into()))??;
+        Ok(Channel::new(self.clone(), id))
+    }
+
+    /// Closes the connection gracefully (connection.close / close-ok).
+    pub async fn close(&self) -> Result<(), Error> {
+        self.inner.with_room(|sh| sh.session.close(now())).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let notified = self.inner.room.notified();
+            if self.inner.shared.borrow().session.state() == amqp::State::Closed {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Waits until everything queued so far (publishes, acks, nacks...)
+    /// was written to the socket.
+    pub async fn flush(&self) -> Result<(), Error> {
+        loop {
+            let notified = self.inner.room.notified();
+            {
+                let sh = self.inner.shared.borrow();
+                if let Some(e) = &sh.closed {
+                    return Err(e.clone());
+                }
+                if sh.session.transmit().is_empty() && !sh.writing {
+                    return Ok(());
+                }
+            }
+            self.inner.wake_writer.notify_one();
+            notified.await;
+        }
+    }
+
+    /// Why the connection ended, if it did.
+    pub fn error(&self) -> Option<Error> {
+        self.inner.shared.borrow().closed.clone()
+    }
+
+    /// What client and broker negotiated (channel-max, frame-max, heartbeat).
+    pub fn tune(&self) -> amqp::Tune {
+        self.inner.shared.borrow().session.tune()
+    }
+
+    /// True while the broker blocks publishing (a resource alarm).
+    pub fn is_blocked(&self) -> bool {
+        self.inner.shared.borrow().session.is_blocked()
+    }
+}
+
+async fn reader(inner: Rc<Inner>, mut read: ReadHalf, mut buf: ReadBuffer) {
+    loop {
+        match read.read(&mut buf).await {
+            Ok(0) => {
+                let e = inner.shared.borrow_mut().session.connection_lost();
+                inner.fail(Error::Protocol(e));
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                inner.shared.borrow_mut().session.connection_lost();
+                inner.fail(Error::Io(e.to_string()));
+                return;
+            }
+        }
+        loop {
+            let mut guard = inner.shared.borrow_mut();
+            let sh = &mut *guard;
+            let result = sh.session.handle_input(buf.data(), now());
+            let used = match result {
+                Ok((used, delivery)) => {
+                    if let Some(d) = delivery {
+                        inner.on_delivery(sh, d);
+                    }
+                    used
+                }
+                Err(e) => {
+                    drop(guard);
+                    inner.fail(Error::Protocol(e));
+                    return;
+                }
+            };
+            let mut any = false;
+            while let Some(ev) = sh.session.poll_event() {
+                any = true;
+                let closed = matches!(ev, Event::Closed);
+                inner.on_event(sh, ev);
+                if closed {
+                    sh.closed = Some(Error::Disconnected("closed by the application".into()));
+                }
+            }
+            buf.consume(used);
+            if used == 0 && !any {
+                break;
+            }
+        }
+        inner.wake_writer.notify_one();
+        if inner.shared.borrow().closed.is_some() {
+            inner.fail(Error::Disconnected("closed".into()));
+            return;
+        }
+    }
+}
+
+async fn writer(inner: Rc<Inner>, mut write: WriteHalf, capacity: usize) {
+    let mut out = Vec::with_capacity(capacity);
+    loop {
+        // None: nothing to write; Some(done): the connection ended.
+        let idle = {
+            let mut sh = inner.shared.borrow_mut();
+            let pending = sh.session.transmit();
+            if pending.is_empty() {
+                Some(sh.closed.is_some())
+            } else {
+                out.clear();
+                out.extend_from_slice(pending);
+                let n = out.len();
+                sh.session.transmitted(n);
+                sh.writing = true;
+                None
+            }
+        };
+        match idle {
+            Some(true) => {
+                let _ = write.shutdown();
+                return;
+            }
+            Some(false) => {
+                inner.wake_writer.notified().await;
+                continue;
+            }
+            None => {}
+        }
+        inner.room.notify_waiters();
+        let (res, o) = write.write_all(out).await;
+        out = o;
+        inner.shared.borrow_mut().writing = false;
+        inner.room.notify_waiters();
+        if let Err(e) = res {
+            inner.fail(Error::Io(e.to_string()));
+            return;
+        }
+    }
+}
+
+async fn timer(inner: std::rc::Weak<Inner>) {
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let at = strong.shared.borrow().session.poll_timeout();
+        if strong.shared.borrow().closed.is_some() {
+            return;
+        }
+        drop(strong);
+        let wait = match at {
+            Some(at) => {
+                Duration::from_millis(at.0.saturating_sub(now().0)).min(Duration::from_millis(250))
+            }
+            None => Duration::from_millis(250),
+        };
+        tokio::time::sleep(wait).await;
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let result = strong.shared.borrow_mut().session.handle_timeout(now());
+        match result {
+            Ok(()) => strong.wake_writer.notify_one(),
+            Err(e) => {
+                strong.fail(Error::Protocol(e));
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! AMQP 0-9-1 client (RabbitMQ) over `courier_core::amqp`.
+//!
+//! - [`Connection`]: one TCP connection; channels as handles.
+//! - [`Channel`]: declare / bind, publish with publisher confirms, consume.
+//! - [`Consumer`]: a `Stream` of [`Message`]s with ack / nack / reject.
+//!
+//! Guarantees: on a channel in confirm mode ([`Channel::confirm_select`])
+//! a publish is at-least-once: [`Channel::publish`] returns only once the
+//! broker acked it, and fails with [`Error::Nacked`], [`Error::Returned`]
+//! (mandatory, unroutable) or [`Error::Disconnected`] otherwise: nothing
+//! is reported sent before it is confirmed. Without confirm mode a publish
+//! is at-most-once. A consumer without auto-ack is at-least-once.
+//!
+//! ```no_run
+//! # courier::run(async {
+//! use courier::amqp::{Connection, DeclareOptions};
+//! use courier_core::amqp::{FieldTable, Properties};
+//! let conn = Connection::connect("amqp://guest:guest@127.0.0.1:5672/%2f").await.unwrap();
+//! let ch = conn.channel().await.unwrap();
+//! ch.confirm_select().await.unwrap();
+//! ch.queue_declare("jobs", DeclareOptions::default(), FieldTable::EMPTY).await.unwrap();
+//! ch.publish("", "jobs", &Properties::default(), b"hello").await.unwrap();
+//! # });
+//! ```
+
+mod channel;
+mod connection;
+mod error;
+mod message;
+mod url;
+
+pub use channel::{Channel, Confirmation, Consumer, DeclareOptions, QueueInfo};
+pub use connection::{ConnectOptions, Connection, MAX_CHANNELS};
+pub use error::Error;
+pub use message::{Message, MessageProperties};
+pub use url::AmqpUrl;

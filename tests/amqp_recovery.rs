@@ -1,0 +1,166 @@
+//! courier's AMQP client when the broker misbehaves: a resource alarm
+//! blocks publishing (and a block that lasts too long), an idle connection
+//! kept alive by heartbeats. These tests change the whole node, so this
+//! binary has its own RabbitMQ and runs its tests one at a time.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use courier::amqp::{ConnectOptions, Connection, DeclareOptions, Error};
+use courier_core::amqp::{FieldTable, Properties, PublishFlags};
+use courier_tests::RabbitMq;
+
+/// One test at a time: they alarm or kill the node.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn broker() -> &'static RabbitMq {
+    RabbitMq::shared()
+}
+
+/// Runs rabbitmqctl on a thread (it blocks for a second or two) while the
+/// runtime keeps serving the connection.
+async fn ctl(args: &'static [&'static str]) {
+    let handle = std::thread::spawn(move || broker().ctl(args));
+    while !handle.is_finished() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = handle.join().unwrap();
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_memory_alarm_blocks_publishing_without_losing_anything_and_resumes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let vh = broker().vhost("alarm");
+    courier::run(async {
+        let conn = Connection::connect(&broker().url(&vh)).await.unwrap();
+        let ch = conn.channel().await.unwrap();
+        ch.confirm_select().await.unwrap();
+        ch.queue_declare("q", DeclareOptions::default(), FieldTable::EMPTY)
+            .await
+            .unwrap();
+        for i in 0..50u32 {
+            ch.publish("", "q", &Properties::default(), &i.to_be_bytes())
+                .await
+                .unwrap();
+        }
+        ctl(&["set_vm_memory_high_watermark", "0.0000001"]).await;
+        // Publishing goes on from the application's side; the broker blocks.
+        let mut pending = Vec::new();
+        for i in 50..100u32 {
+            pending.push(
+                ch.publish_with(
+                    "",
+                    "q",
+                    PublishFlags::default(),
+                    &Properties::default(),
+                    &i.to_be_bytes(),
+                )
+                .await
+                .unwrap(),
+            );
+            if conn.is_blocked() {
+                break;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while !conn.is_blocked() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(conn.is_blocked(), "connection.blocked received");
+        let sent = 50 + pending.len() as u32;
+        // A publish now waits (it neither fails nor pretends to be sent).
+        let (props, body) = (Properties::default(), sent.to_be_bytes());
+        let more = ch.publish("", "q", &props, &body);
+        tokio::pin!(more);
+        assert!(tokio::time::timeout(Duration::from_millis(500), &mut more)
+            .await
+            .is_err());
+        ctl(&["set_vm_memory_high_watermark", "0.4"]).await;
+        tokio::time::timeout(Duration::from_secs(20), more)
+            .await
+            .expect("resumes")
+            .unwrap();
+        for p in pending {
+            p.await.unwrap();
+        }
+        assert!(!conn.is_blocked());
+        conn.flush().await.unwrap();
+        let n = u64::from(sent) + 1;
+        assert_eq!(
+            broker().wait_queue(&vh, "q", |c| c.0 == n).0,
+            n,
+            "nothing lost"
+        );
+        conn.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_block_longer_than_the_deadline_is_a_typed_error() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let vh = broker().vhost("alarm-deadline");
+    courier::run(async {
+        let mut o = ConnectOptions::new(&broker().url(&vh));
+        o.blocked_timeout = Some(Duration::from_secs(2));
+        let conn = Connection::connect_with(o).await.unwrap();
+        let ch = conn.channel().await.unwrap();
+        ch.confirm_select().await.unwrap();
+        ch.queue_declare("q", DeclareOptions::default(), FieldTable::EMPTY)
+            .await
+            .unwrap();
+        ctl(&["set_vm_memory_high_watermark", "0.0000001"]).await;
+        let result = tokio::time::timeout(
+            Duration::from_secs(30),
+            ch.publish("", "q", &Properties::default(), b"x"),
+        )
+        .await
+        .expect("does not hang");
+        ctl(&["set_vm_memory_high_watermark", "0.4"]).await;
+        let err = result.unwrap_err();
+        assert!(
+            matches!(
+                conn.error(),
+                Some(Error::Protocol(
+                    courier_core::amqp::Error::BlockedTimeout { .. }
+                ))
+            ),
+            "{err:?} / {:?}",
+            conn.error()
+        );
+        assert!(err.to_string().contains("blocked publishing"), "{err}");
+    });
+}
+
+#[test]
+fn heartbeats_keep_an_idle_connection_open() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let vh = broker().vhost("idle");
+    courier::run(async {
+        let mut o = ConnectOptions::new(&broker().url(&vh));
+        // 1 s heartbeats: 8 s idle is four times the broker's dead-peer
+        // limit (two missed intervals), the 60 s of the issue scaled down.
+        o.heartbeat = 1;
+        o.connection_name = "idle-test".into();
+        let conn = Connection::connect_with(o).await.unwrap();
+        let ch = conn.channel().await.unwrap();
+        ch.queue_declare("q", DeclareOptions::default(), FieldTable::EMPTY)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        assert!(conn.error().is_none(), "{:?}", conn.error());
+        ch.publish("", "q", &Properties::default(), b"still here")
+            .await
+            .unwrap();
+        conn.flush().await.unwrap();
+        assert_eq!(broker().wait_queue(&vh, "q", |c| c.0 == 1).0, 1);
+        // The broker enforces what tune-ok said: 1 s, so it would have
+        // dropped a silent client after 2 s.
+        assert_eq!(conn.tune().heartbeat, 1);
+        conn.close().await.unwrap();
+    });
+}
