@@ -6,12 +6,14 @@
 //! - [`subject`]: subject / queue group validation and wildcard matching.
 //! - [`info`]: the server's INFO in fixed-capacity types.
 //! - [`subscriptions`]: the subscription table (sids, queue groups, auto-unsubscribe).
+//! - [`auth`]: NKey/JWT nonce signing through a driver-supplied [`auth::Authenticator`].
 //! - [`session`]: the connection state machine drivers run ([`Session`]).
 //!
 //! A driver owns the transport and a receive buffer; it feeds received
 //! bytes to [`Session::handle_input`], writes [`Session::transmit`], and
 //! calls [`Session::handle_timeout`] at [`Session::poll_timeout`].
 
+pub mod auth;
 pub mod commands;
 pub mod error;
 pub mod headers;
