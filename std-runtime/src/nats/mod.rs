@@ -61,14 +61,18 @@
 //! straight into the session's transmit buffer. See [`Error`] for what each
 //! failure means, and [`Event`] for connection events.
 
+mod auth;
 mod client;
 mod connection;
 mod error;
 mod message;
 mod options;
 mod subscriber;
+mod tls;
 mod url;
 
+pub use crate::layers::TlsConfig;
+pub use auth::NkeyAuth;
 pub use client::{
     connect, Client, ConnectionState, EventStream, Statistics, MAX_PENDING_REQUESTS,
     MAX_SUBSCRIPTIONS, VECTORED_PAYLOAD_MIN,
