@@ -205,3 +205,47 @@ fn permission_violations_are_typed_and_the_connection_stays_up() {
         "{events:?}"
     );
 }
+
+#[test]
+fn a_reconnect_signs_the_new_servers_nonce() {
+    let user = nkeys::KeyPair::new_user();
+    let mut s = Configured::start(&format!(
+        "authorization {{ users: [ {{ nkey: {} }} ] }}\n",
+        user.public_key()
+    ));
+    let url = s.server.url();
+    let seed = user.seed().unwrap();
+    courier::run(async {
+        let client = options()
+            .max_reconnects(None)
+            .nkey_auth(NkeyAuth::from_seed(&seed).unwrap())
+            .connect([url.as_str()])
+            .await
+            .unwrap();
+        let mut sub = client.subscribe("resign").await.unwrap();
+        client.flush().await.unwrap();
+        // A new server process sends a new nonce: only a fresh signature
+        // of it is accepted.
+        s.server.restart();
+        tokio::time::timeout(Duration::from_secs(15), async {
+            while client.flush().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("re-authenticated after the restart");
+        client.publish("resign", "after").await.unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&msg.payload[..], b"after");
+        assert_eq!(client.statistics().reconnects, 1);
+        let conns = s.connz();
+        assert_eq!(
+            conns["connections"][0]["authorized_user"],
+            user.public_key()
+        );
+        client.close().await.unwrap();
+    });
+}
