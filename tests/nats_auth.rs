@@ -249,3 +249,66 @@ fn a_reconnect_signs_the_new_servers_nonce() {
         client.close().await.unwrap();
     });
 }
+
+#[test]
+fn refused_on_reconnect_is_reported_once_and_retried_with_backoff() {
+    let user = nkeys::KeyPair::new_user();
+    let allow = format!(
+        "authorization {{ users: [ {{ nkey: {} }} ] }}\n",
+        user.public_key()
+    );
+    let deny = format!(
+        "authorization {{ users: [ {{ nkey: {} }} ] }}\n",
+        nkeys::KeyPair::new_user().public_key()
+    );
+    let mut s = Configured::start(&allow);
+    let config = s.dir.path().join("server.conf");
+    let url = s.server.url();
+    let seed = user.seed().unwrap();
+    let events = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let log = events.clone();
+    courier::run(async {
+        let client = options()
+            .max_reconnects(None)
+            .reconnect_delay(Duration::from_millis(20), Duration::from_millis(100))
+            .nkey_auth(NkeyAuth::from_seed(&seed).unwrap())
+            .event_callback(move |e| log.borrow_mut().push(e.clone()))
+            .connect([url.as_str()])
+            .await
+            .unwrap();
+        // The server comes back without our key: every attempt is refused.
+        std::fs::write(&config, &deny).unwrap();
+        s.server.restart();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let attempts = |events: &[Event]| {
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::ConnectFailed { .. }))
+                .count()
+        };
+        let refused_attempts = attempts(&events.borrow());
+        // Backoff (20 ms doubling to 100 ms, plus jitter) allows at most
+        // ~1500/20 attempts; a tight loop would make thousands.
+        assert!(
+            (2..=75).contains(&refused_attempts),
+            "{refused_attempts} attempts in 1.5 s"
+        );
+        // Allowed again: the client gets back in by itself.
+        std::fs::write(&config, &allow).unwrap();
+        s.server.restart();
+        tokio::time::timeout(Duration::from_secs(15), async {
+            while client.flush().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("reconnected once the key is allowed again");
+        client.close().await.unwrap();
+    });
+    let events = events.borrow();
+    let reports = events
+        .iter()
+        .filter(|e| matches!(e, Event::AuthorizationViolation { .. }))
+        .count();
+    assert_eq!(reports, 1, "{events:?}");
+}

@@ -9,6 +9,7 @@ use courier_core::nats::auth::{Authenticator, SIGNATURE_LEN};
 use courier_core::nats::ServerErrorKind;
 
 use super::options::{ConnectOptions, Event};
+use super::url::ServerAddr;
 use super::Error;
 
 /// Longest user JWT accepted: the whole CONNECT line must fit the core's
@@ -180,6 +181,34 @@ pub(crate) fn permission_violation(kind: ServerErrorKind, message: &str) -> Opti
         operation: operation.to_string(),
         subject: subject.to_string(),
     })
+}
+
+/// Reports an Authorization Violation as [`Event::AuthorizationViolation`]
+/// once per server (until it accepts the credentials again): a reconnect
+/// loop against a server that refuses keeps backing off with jitter
+/// ([`Event::ConnectFailed`] per attempt) without repeating the error.
+pub(crate) fn report_refusal(
+    inner: &super::client::Inner,
+    refused_by: &mut Vec<ServerAddr>,
+    server: &ServerAddr,
+    error: &Error,
+) {
+    if !matches!(error, Error::AuthorizationViolation { .. }) {
+        // Reached (or failed otherwise): a later refusal is news again.
+        refused_by.retain(|s| !s.same_endpoint(server));
+        return;
+    }
+    if refused_by.iter().any(|s| s.same_endpoint(server)) {
+        return;
+    }
+    refused_by.push(server.clone());
+    inner
+        .shared
+        .borrow_mut()
+        .emit(Event::AuthorizationViolation {
+            server: server.to_string(),
+        });
+    inner.dispatch_events();
 }
 
 /// The signed-credentials part of [`ConnectOptions`].

@@ -54,6 +54,8 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
     let mut failed_attempts = 0usize;
     let mut round = 0u32;
     let mut ever_connected = false;
+    // Servers that refused the credentials (reported once each).
+    let mut refused_by = Vec::new();
 
     'outer: loop {
         let servers = inner.shared.borrow().servers.clone();
@@ -77,6 +79,7 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
                     was_connected,
                 } => {
                     lost(&inner, &server, &error, was_connected);
+                    super::auth::report_refusal(&inner, &mut refused_by, &server, &error);
                     if was_connected {
                         ever_connected = true;
                         failed_attempts = 0;

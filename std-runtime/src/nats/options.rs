@@ -79,6 +79,14 @@ pub enum Event {
         /// The subject refused.
         subject: String,
     },
+    /// A server refused the credentials (Authorization Violation), at
+    /// connect or on a reconnect; reported once per server until it
+    /// accepts them again. The client keeps trying with backoff (see
+    /// [`Event::ConnectFailed`]); fix the credentials or close.
+    AuthorizationViolation {
+        /// The server (no credentials shown).
+        server: String,
+    },
     /// The server is in lame duck mode: it will shut down soon and asks
     /// clients to move. When another server is known (URLs given, INFO
     /// connect_urls) courier writes what is pending, leaves it at once
@@ -137,6 +145,11 @@ impl fmt::Display for Event {
                  dropped so far; consume faster or raise the pending limits"
             ),
             Event::Error { message } => f.write_str(message),
+            Event::AuthorizationViolation { server } => write!(
+                f,
+                "{server} refused the credentials (Authorization Violation): check the \
+                 user/password, token, NKey or .creds"
+            ),
             Event::PermissionViolation { operation, subject } => write!(
                 f,
                 "the server refused to {operation} {subject:?} (Permissions Violation): the \
