@@ -10,9 +10,13 @@ use courier_tests::certs::TestPki;
 use courier_tests::NatsServer;
 
 fn tls13_server(pki: &TestPki, wrong_name: bool) -> NatsServer {
+    tls13_server_with(pki, wrong_name, "  handshake_first: true\n")
+}
+
+fn tls13_server_with(pki: &TestPki, wrong_name: bool, extra: &str) -> NatsServer {
     let config = pki.nats_config(
         "device.conf",
-        "  handshake_first: true\n  min_version: \"1.3\"",
+        &format!("{extra}  min_version: \"1.3\""),
         wrong_name,
         "",
     );
@@ -20,10 +24,20 @@ fn tls13_server(pki: &TestPki, wrong_name: bool) -> NatsServer {
 }
 
 fn run_device(port: u16, ca: &std::path::Path, readings: u32) -> std::process::Output {
+    run_device_with(port, ca, readings, &[])
+}
+
+fn run_device_with(
+    port: u16,
+    ca: &std::path::Path,
+    readings: u32,
+    extra: &[&str],
+) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_edge_tls"))
         .arg(format!("localhost:{port}"))
         .arg(ca)
         .arg(readings.to_string())
+        .args(extra)
         .output()
         .expect("run edge_tls")
 }
@@ -91,4 +105,32 @@ fn device_refuses_a_server_the_pinned_ca_does_not_vouch_for() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("TLS handshake"), "{stderr}");
+}
+
+#[test]
+fn device_upgrades_after_a_plaintext_info_like_nats_go() {
+    let pki = TestPki::generate();
+    // A default TLS server: INFO in plaintext, then the TLS handshake.
+    let server = tls13_server_with(&pki, false, "");
+    let output = run_device_with(server.port(), &pki.ca_file, 3, &["--after-info"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("3 readings confirmed by the server"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("heap allocations during the TLS handshake and NATS session: 0"),
+        "{stdout}"
+    );
+    // A plaintext server: the device refuses to go on without TLS.
+    let plain = NatsServer::start();
+    let output = run_device_with(plain.port(), &pki.ca_file, 1, &["--after-info"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("TlsNotOffered"), "{stderr}");
 }

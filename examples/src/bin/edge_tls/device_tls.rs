@@ -75,8 +75,8 @@ impl<R: CryptoRngCore, C: TlsClock> CryptoProvider for PinnedCa<'_, R, C> {
     }
 }
 
-/// Opens TLS (TLS first: the server must have `handshake_first` in its
-/// `tls` block) over `socket`, verifying the server with `provider` and
+/// Opens TLS first (the server must have `handshake_first` in its `tls`
+/// block) over `socket`, verifying the server with `provider` and
 /// `server_name`. The record buffers are the caller's.
 pub fn open<'b, T, P>(
     socket: T,
@@ -93,6 +93,112 @@ where
     let mut tls = TlsConnection::new(RecordPatient::new(socket), rx_record, tx_record);
     tls.open(TlsContext::new(&config, provider))?;
     Ok(tls)
+}
+
+/// Why [`open_after_info`] failed.
+#[derive(Debug)]
+pub enum UpgradeError<E> {
+    /// Reading the plaintext INFO failed.
+    Socket(E),
+    /// The server sent no INFO line that fits `info_buf`, or closed.
+    NoInfo,
+    /// The INFO says the server does not offer TLS: refusing plaintext.
+    TlsNotOffered,
+    /// The TLS handshake failed (certificate refused...).
+    Tls(TlsError),
+}
+
+impl<E: core::fmt::Debug> core::fmt::Display for UpgradeError<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            UpgradeError::Socket(e) => write!(f, "reading the server's INFO: {e:?}"),
+            UpgradeError::NoInfo => f.write_str("no INFO line from the server"),
+            UpgradeError::TlsNotOffered => f.write_str(
+                "TlsNotOffered: the server's INFO offers no TLS; refusing to continue in plaintext",
+            ),
+            UpgradeError::Tls(e) => write!(f, "{e:?}"),
+        }
+    }
+}
+
+/// TLS after INFO, as nats-server does by default: reads the plaintext
+/// INFO line into `info_buf`, checks that the server offers TLS, opens
+/// TLS over the same socket, and returns a transport that hands the INFO
+/// to the driver first, then the decrypted stream.
+pub fn open_after_info<'b, T, P>(
+    mut socket: T,
+    server_name: &str,
+    provider: P,
+    info_buf: &'b mut [u8],
+    rx_record: &'b mut [u8],
+    tx_record: &'b mut [u8],
+) -> Result<Replay<'b, DeviceTls<'b, T>>, UpgradeError<T::Error>>
+where
+    T: Read + Write,
+    P: CryptoProvider<CipherSuite = Suite>,
+{
+    let mut len = 0;
+    let mut stalls = 0;
+    while !info_buf.get(..len).unwrap_or_default().ends_with(b"\r\n") {
+        let Some(room) = info_buf.get_mut(len..).filter(|r| !r.is_empty()) else {
+            return Err(UpgradeError::NoInfo);
+        };
+        match socket.read(room) {
+            Ok(0) => return Err(UpgradeError::NoInfo),
+            Ok(n) => len += n,
+            Err(e) if e.kind() == ErrorKind::TimedOut && stalls < MAX_STALLS => stalls += 1,
+            Err(e) => return Err(UpgradeError::Socket(e)),
+        }
+    }
+    let info = info_buf.get(..len).unwrap_or_default();
+    let offers = |field: &[u8]| info.windows(field.len()).any(|w| w == field);
+    if !info.starts_with(b"INFO ") {
+        return Err(UpgradeError::NoInfo);
+    }
+    if !offers(b"\"tls_required\":true") && !offers(b"\"tls_available\":true") {
+        return Err(UpgradeError::TlsNotOffered);
+    }
+    let config = TlsConfig::new().with_server_name(server_name);
+    let mut tls = TlsConnection::new(RecordPatient::new(socket), rx_record, tx_record);
+    tls.open(TlsContext::new(&config, provider))
+        .map_err(UpgradeError::Tls)?;
+    Ok(Replay {
+        pending: info,
+        inner: tls,
+    })
+}
+
+/// A transport that yields `pending` (the INFO read before TLS) first.
+pub struct Replay<'b, T> {
+    pending: &'b [u8],
+    inner: T,
+}
+
+impl<T: ErrorType> ErrorType for Replay<'_, T> {
+    type Error = T::Error;
+}
+
+impl<T: Read> Read for Replay<'_, T> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        if self.pending.is_empty() {
+            return self.inner.read(buf);
+        }
+        let n = buf.len().min(self.pending.len());
+        if let (Some(dst), Some(src)) = (buf.get_mut(..n), self.pending.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.pending = self.pending.get(n..).unwrap_or_default();
+        Ok(n)
+    }
+}
+
+impl<T: Write> Write for Replay<'_, T> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.inner.flush()
+    }
 }
 
 /// Read timeouts only between TLS records.

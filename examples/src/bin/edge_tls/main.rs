@@ -3,13 +3,15 @@
 //! `embedded-tls`, the server verified against a pinned CA.
 //!
 //! ```text
-//! cargo run -p courier-examples --bin edge_tls -- HOST:PORT CA.pem [readings]
+//! cargo run -p courier-examples --bin edge_tls -- HOST:PORT CA.pem [readings] [--after-info]
 //! ```
 //!
-//! The server needs `handshake_first: true` in its `tls` block (the device
-//! starts TLS at once instead of reading a plaintext INFO first) and an
-//! ECDSA P-256 certificate naming HOST (a DNS name: embedded-tls does not
-//! match IP addresses). See [`device_tls`] for exactly what is verified.
+//! By default the device starts TLS at once (the server needs
+//! `handshake_first: true` in its `tls` block); with `--after-info` it
+//! reads the plaintext INFO first and upgrades, as nats-server expects by
+//! default. The server needs an ECDSA P-256 certificate naming HOST (a DNS
+//! name: embedded-tls does not match IP addresses). See [`device_tls`] for
+//! exactly what is verified.
 //!
 //! A counting global allocator proves the claim: the program prints how
 //! many heap allocations the TLS handshake and the whole NATS session made
@@ -104,6 +106,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let readings = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(5);
+    let after_info = args.iter().any(|a| a == "--after-info");
     let host = address
         .rsplit_once(':')
         .map_or(address.as_str(), |(h, _)| h);
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
     // The device's memory: record buffers on the stack, nothing on the heap.
     let mut rx_record = [0u8; device_tls::RX_RECORD_SIZE];
     let mut tx_record = [0u8; device_tls::TX_RECORD_SIZE];
+    let mut info_buf = [0u8; 2048];
     let provider: device_tls::PinnedCa<'_, _, WallClock> =
         device_tls::PinnedCa::new(&ca_der, rand_core::OsRng);
     let config = firmware::Config {
@@ -138,30 +142,40 @@ fn main() -> ExitCode {
     let mut thermometer = board::SimulatedThermometer::new();
 
     COUNTING.store(true, Ordering::SeqCst);
-    let tls = device_tls::open(socket, host, provider, &mut rx_record, &mut tx_record);
-    let tls = match tls {
-        Ok(tls) => tls,
-        Err(e) => {
-            COUNTING.store(false, Ordering::SeqCst);
-            eprintln!(
-                "edge_tls: TLS handshake with {address} failed: {e:?} (InvalidCertificate: not \
-                 signed by the pinned CA, or not naming {host})"
-            );
-            return ExitCode::FAILURE;
+    let outcome = if after_info {
+        match device_tls::open_after_info(
+            socket,
+            host,
+            provider,
+            &mut info_buf,
+            &mut rx_record,
+            &mut tx_record,
+        ) {
+            Ok(tls) => firmware::run(tls, clock, &mut thermometer, &config, &mut board::Console)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("TLS handshake with {address} failed: {e}")),
+        }
+    } else {
+        match device_tls::open(socket, host, provider, &mut rx_record, &mut tx_record) {
+            Ok(tls) => firmware::run(tls, clock, &mut thermometer, &config, &mut board::Console)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("TLS handshake with {address} failed: {e:?}")),
         }
     };
-    let outcome = firmware::run(tls, clock, &mut thermometer, &config, &mut board::Console);
     COUNTING.store(false, Ordering::SeqCst);
     let allocations = ALLOCATIONS.load(Ordering::SeqCst);
     println!("heap allocations during the TLS handshake and NATS session: {allocations}");
     println!(
         "TLS state: {} bytes of record buffers on the stack",
-        rx_record.len() + tx_record.len()
+        device_tls::RX_RECORD_SIZE + device_tls::TX_RECORD_SIZE
     );
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("edge_tls: {e}");
+            eprintln!(
+                "edge_tls: {e} (InvalidCertificate: not signed by the pinned CA, or not \
+                 naming {host})"
+            );
             ExitCode::FAILURE
         }
     }
