@@ -312,3 +312,63 @@ fn refused_on_reconnect_is_reported_once_and_retried_with_backoff() {
         .count();
     assert_eq!(reports, 1, "{events:?}");
 }
+
+/// The blocking embedded-io driver, as on a device, authenticating with an
+/// NKey through the core's `Authenticator` (here the runtime's `NkeyAuth`;
+/// a device would wrap its own Ed25519 code or secure element).
+#[test]
+fn the_blocking_driver_signs_the_nonce_with_an_nkey() {
+    use courier_core::drivers::{blocking::NatsClient, Clock, DriverOptions, Error as DriverError};
+    use courier_core::time::Instant;
+    use embedded_io_adapters::std::FromStd;
+
+    struct HostClock(std::time::Instant);
+    impl Clock for HostClock {
+        fn now(&self) -> Instant {
+            Instant::from_millis(self.0.elapsed().as_millis() as u64)
+        }
+    }
+    type Device = NatsClient<
+        FromStd<std::net::TcpStream>,
+        HostClock,
+        [u8; 2048],
+        [u8; 2048],
+        2,
+        1,
+        courier_core::nats::ServerInfo,
+        Option<NkeyAuth>,
+    >;
+    let user = nkeys::KeyPair::new_user();
+    let s = Configured::start(&format!(
+        "authorization {{ users: [ {{ nkey: {} }} ] }}\n",
+        user.public_key()
+    ));
+    let connect = |seed: &str| {
+        let socket = std::net::TcpStream::connect(s.server.addr()).unwrap();
+        let mut device: Device = NatsClient::new(
+            FromStd::new(socket),
+            HostClock(std::time::Instant::now()),
+            courier_core::nats::ConnectOptions::default(),
+            DriverOptions::default(),
+            [0; 2048],
+            [0; 2048],
+        );
+        device.set_authenticator(Some(NkeyAuth::from_seed(seed).unwrap()));
+        device.connect().map(|_| device)
+    };
+    let mut device = connect(&user.seed().unwrap()).expect("the right NKey is accepted");
+    device.publish("device.signed", b"hello").unwrap();
+    device
+        .flush(courier_core::time::Duration::from_secs(5), |_| {})
+        .unwrap();
+    assert_eq!(
+        s.connz()["connections"][0]["authorized_user"],
+        user.public_key()
+    );
+    let stranger = nkeys::KeyPair::new_user().seed().unwrap();
+    match connect(&stranger) {
+        Err(DriverError::Nats(courier_core::nats::Error::AuthorizationViolation)) => {}
+        Err(e) => panic!("expected AuthorizationViolation, got {e}"),
+        Ok(_) => panic!("a stranger's NKey was accepted"),
+    }
+}
