@@ -11,7 +11,7 @@ URLs (the scheme picks the protocol):
   nats://[user:pass@|token@]host[:4222]   NATS (several: comma-separated)
   nsq://host[:4150][/topic]               one nsqd, TCP port
   nsqlookupd://host[:4161][/topic]        discovery through nsqlookupd, HTTP port
-  tls://...                               NATS over TLS: not supported yet
+  tls://[user:pass@|token@]host[:4222]    NATS over TLS (--tls-ca FILE to trust a private CA)
 
 Examples:
   courier sub nats://127.0.0.1:4222 'telemetry.>'
@@ -28,6 +28,8 @@ Examples:
 
 Credentials: user:pass@ or token@ in the URL, or --user/--password/--token
 (COURIER_USER, COURIER_PASSWORD, COURIER_TOKEN); --token is also the NSQ AUTH secret.
+NATS NKey and JWT auth: --nkey FILE (a seed file) or --creds FILE (a .creds file from nsc).
+NATS TLS: --tls-ca FILE, --tls-cert FILE --tls-key FILE (mutual TLS), --tls-first.
 Transport: io_uring, or epoll where io_uring is refused; COURIER_TRANSPORT=epoll|uring forces one.
 
 Exit codes: 0 ok, 1 other failure, 2 usage or bad URL, 3 server unreachable,
@@ -160,6 +162,41 @@ pub struct AuthArgs {
     /// NATS token, or the NSQ AUTH secret.
     #[arg(long, env = "COURIER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// NATS NKey auth: FILE holds the user's seed (SU...).
+    #[arg(long, value_name = "FILE", conflicts_with = "creds")]
+    pub nkey: Option<PathBuf>,
+    /// NATS JWT auth: a .creds file (user JWT and seed, as nsc writes it).
+    #[arg(long, value_name = "FILE")]
+    pub creds: Option<PathBuf>,
+    /// NATS: start TLS before the server's INFO (servers with handshake_first).
+    #[arg(long)]
+    pub tls_first: bool,
+}
+
+/// NATS TLS (for `pub`, the same flags are under "NSQ connection").
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "TLS")]
+pub struct TlsArgs {
+    /// Use TLS, verifying the server against the CA certificates in FILE (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate chain (PEM) for mutual TLS; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Client private key (PEM) for mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl NsqArgs {
+    /// The TLS flags, for NATS commands that share NSQ's.
+    pub fn tls(&self) -> TlsArgs {
+        TlsArgs {
+            tls_ca: self.tls_ca.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+        }
+    }
 }
 
 /// NSQ connection layers, negotiated with nsqd through IDENTIFY.
@@ -237,6 +274,9 @@ pub struct SubArgs {
     /// Credentials.
     #[command(flatten)]
     pub auth: AuthArgs,
+    /// NATS TLS.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl SubArgs {
@@ -268,6 +308,9 @@ pub struct ReqArgs {
     /// Credentials.
     #[command(flatten)]
     pub auth: AuthArgs,
+    /// NATS TLS.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl ReqArgs {
@@ -303,6 +346,9 @@ pub struct ReplyArgs {
     /// Credentials.
     #[command(flatten)]
     pub auth: AuthArgs,
+    /// NATS TLS.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// `courier tail`

@@ -6,6 +6,7 @@
 mod args;
 mod fail;
 mod nats_cmd;
+mod nats_security;
 mod nsq_cmd;
 mod output;
 mod payload;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use courier::nats::{Client, ConnectOptions, Error, Event, HeaderMap, Subscriber};
 
-use crate::args::{AuthArgs, InfoArgs, PubArgs, ReplyArgs, ReqArgs, SubArgs};
+use crate::args::{AuthArgs, InfoArgs, PubArgs, ReplyArgs, ReqArgs, SubArgs, TlsArgs};
 use crate::fail::{unreachable, CliResult, Failure, Kind};
 use crate::output::{nats_json, Format, Printer};
 use crate::payload::{Pacer, PayloadSource};
@@ -19,7 +19,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connects for command `command` (shown as the client name on the server).
 /// Long-running commands (`sub`, `reply`) reconnect forever, as a person
 /// watching a subject expects after a server restart.
-async fn connect(target: &NatsTarget, command: &str, auth: &AuthArgs) -> CliResult<Client> {
+async fn connect(
+    target: &NatsTarget,
+    command: &str,
+    auth: &AuthArgs,
+    tls: &TlsArgs,
+) -> CliResult<Client> {
     let long_running = matches!(command, "sub" | "reply");
     let mut options = ConnectOptions::new()
         .name(format!("courier-cli {command}"))
@@ -31,6 +36,7 @@ async fn connect(target: &NatsTarget, command: &str, auth: &AuthArgs) -> CliResu
     if let Some(token) = &auth.token {
         options = options.token(token);
     }
+    options = crate::nats_security::apply(options, auth, tls).map_err(|e| failure(e, target))?;
     options
         .connect(&target.urls)
         .await
@@ -41,6 +47,11 @@ async fn connect(target: &NatsTarget, command: &str, auth: &AuthArgs) -> CliResu
 pub fn failure(error: Error, target: &NatsTarget) -> Failure {
     match error {
         Error::InvalidUrl { url, reason } => Failure::usage(format!("bad URL {url:?}: {reason}")),
+        // TLS failed (certificate refused, TLS required on one side only):
+        // the client's reason says which flag to give.
+        Error::Unreachable { attempts } if attempts.iter().any(|a| a.contains(": TLS ")) => {
+            Failure::other(attempts.join("; "))
+        }
         Error::Unreachable { attempts } => diagnose_unreachable(target, &attempts),
         Error::TimedOut {
             operation: "connect",
@@ -136,18 +147,14 @@ fn printed(result: std::io::Result<()>) -> CliResult<bool> {
 /// `courier pub nats://...`
 pub async fn publish(target: &NatsTarget, args: &PubArgs) -> CliResult {
     let nsq_only = &args.nsq;
-    if args.defer.is_some()
-        || args.batch != 1
-        || nsq_only.tls_ca.is_some()
-        || nsq_only.compression.is_some()
-    {
+    if args.defer.is_some() || args.batch != 1 || nsq_only.compression.is_some() {
         return Err(Failure::usage(
-            "--defer, --batch, --tls-ca and --compression are for NSQ (nsq://)",
+            "--defer, --batch and --compression are for NSQ (nsq://)",
         ));
     }
     let headers = parse_headers(&args.header)?;
     let mut source = PayloadSource::open(args)?;
-    let client = connect(target, "pub", &args.auth).await?;
+    let client = connect(target, "pub", &args.auth, &args.nsq.tls()).await?;
     let bar = progress::bar(source.total(), "publishing");
     let mut pacer = Pacer::new(args.rate);
     let mut sent = 0u64;
@@ -230,7 +237,7 @@ fn report_events(client: &Client) {
 
 /// `courier sub nats://...`
 pub async fn sub(target: &NatsTarget, args: &SubArgs) -> CliResult {
-    let client = connect(target, "sub", &args.auth).await?;
+    let client = connect(target, "sub", &args.auth, &args.tls).await?;
     report_events(&client);
     let mut sub = subscribe(&client, target, &args.subject, args.queue.as_deref()).await?;
     if let Some(n) = args.count {
@@ -272,7 +279,7 @@ pub async fn sub(target: &NatsTarget, args: &SubArgs) -> CliResult {
 /// `courier req nats://...`
 pub async fn request(target: &NatsTarget, args: &ReqArgs) -> CliResult {
     let headers = parse_headers(&args.header)?;
-    let client = connect(target, "req", &args.auth).await?;
+    let client = connect(target, "req", &args.auth, &args.tls).await?;
     let reply = client
         .request_with(
             &args.subject,
@@ -295,7 +302,7 @@ pub async fn request(target: &NatsTarget, args: &ReqArgs) -> CliResult {
 
 /// `courier reply nats://...`
 pub async fn reply(target: &NatsTarget, args: &ReplyArgs) -> CliResult {
-    let client = connect(target, "reply", &args.auth).await?;
+    let client = connect(target, "reply", &args.auth, &args.tls).await?;
     report_events(&client);
     let mut sub = subscribe(&client, target, &args.subject, args.queue.as_deref()).await?;
     eprintln!(

@@ -1,7 +1,7 @@
 //! Server URLs: the scheme picks the protocol.
 //!
 //! - `nats://[user:pass@|token@]host[:4222]` (several, comma-separated)
-//! - `tls://...`: NATS over TLS, refused until the runtime has NATS TLS
+//! - `tls://...`: NATS over TLS (several, comma-separated, mixable with nats://)
 //! - `nsq://host[:4150][/topic]`: one nsqd (TCP port)
 //! - `nsqlookupd://host[:4161][/topic]`: discovery through nsqlookupd (HTTP port)
 
@@ -66,7 +66,7 @@ impl HostPort {
 }
 
 const EXPECTED: &str =
-    "use nats://HOST:PORT, nsq://HOST:PORT (nsqd) or nsqlookupd://HOST:PORT (its HTTP port)";
+    "use nats://HOST:PORT, tls://HOST:PORT (NATS over TLS), nsq://HOST:PORT (nsqd) or nsqlookupd://HOST:PORT (its HTTP port)";
 
 impl Target {
     /// Parses a URL; every failure is a usage error that names the problem.
@@ -76,12 +76,7 @@ impl Target {
             return Err(bad(&format!("no scheme; {EXPECTED}")));
         };
         match scheme.to_ascii_lowercase().as_str() {
-            "nats" => nats(url).map(Target::Nats),
-            "tls" => Err(Failure::usage(format!(
-                "{}: NATS over TLS is not supported yet (the courier NATS client has no TLS); \
-                 use nats:// on a trusted network",
-                mask(url)
-            ))),
+            "nats" | "tls" => nats(url).map(Target::Nats),
             "nsq" | "nsqd" => host_port(rest, NSQD_DEFAULT_PORT)
                 .map(Target::Nsqd)
                 .map_err(|r| bad(&r)),
@@ -100,9 +95,6 @@ fn nats(list: &str) -> CliResult<NatsTarget> {
         endpoints: Vec::new(),
     };
     for url in list.split(',').map(str::trim).filter(|u| !u.is_empty()) {
-        if url.to_ascii_lowercase().starts_with("tls://") {
-            return Target::parse(url).map(|_| target.clone());
-        }
         let addr = courier::nats::ServerAddr::parse(url).map_err(|e| match e {
             courier::nats::Error::InvalidUrl { url, reason } => {
                 Failure::usage(format!("bad URL {url:?}: {reason}"))
@@ -230,8 +222,7 @@ mod tests {
             ("nsq://h:0", "the port must be a number"),
             ("nsq:///t", "the host is missing"),
             ("nsq://h/bad topic", "topic"),
-            ("tls://h:4222", "not supported yet"),
-            ("nats://h,tls://g", "not supported yet"),
+            ("tls://h:99999", "the port must be a number"),
         ] {
             let e = Target::parse(url).unwrap_err();
             assert_eq!(e.kind, Kind::Usage, "{url}");

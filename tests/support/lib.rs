@@ -6,6 +6,9 @@
 //! leaves a broker behind. Binaries come from `.tools/bin` (installed by
 //! `scripts/setup.sh`) or from `PATH`.
 
+pub mod certs;
+pub mod jwt;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

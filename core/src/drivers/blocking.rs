@@ -53,19 +53,30 @@ use crate::time::{Duration, Instant};
 /// ([`nats::Error::FrameTooLarge`] beyond it); the transmit buffer bounds
 /// batching only: a publish too large for it is written straight from the
 /// caller's payload.
-pub struct NatsClient<T, C, R, S, const SUBS: usize, const REQS: usize, I = nats::ServerInfo> {
+pub struct NatsClient<
+    T,
+    C,
+    R,
+    S,
+    const SUBS: usize,
+    const REQS: usize,
+    I = nats::ServerInfo,
+    Au = nats::auth::NoAuth,
+> {
     transport: T,
     clock: C,
-    link: Link<R, S, SUBS, REQS, I>,
+    link: Link<R, S, SUBS, REQS, I, Au>,
 }
 
-impl<T, C, R, S, const SUBS: usize, const REQS: usize, I> NatsClient<T, C, R, S, SUBS, REQS, I>
+impl<T, C, R, S, const SUBS: usize, const REQS: usize, I, Au>
+    NatsClient<T, C, R, S, SUBS, REQS, I, Au>
 where
     T: Read + Write,
     C: Clock,
     R: AsRef<[u8]> + AsMut<[u8]>,
     S: AsRef<[u8]> + AsMut<[u8]>,
     I: InfoStorage,
+    Au: nats::auth::Authenticator,
 {
     /// A client over a connected `transport`; call [`NatsClient::connect`]
     /// next. `rx` and `tx` are the receive and transmit buffer storage
@@ -77,7 +88,10 @@ where
         driver: DriverOptions,
         rx: R,
         tx: S,
-    ) -> Self {
+    ) -> Self
+    where
+        Au: Default,
+    {
         let link = Link::new(options, tx, rx, driver, clock.now());
         NatsClient {
             transport,
@@ -289,14 +303,22 @@ where
     }
 
     /// The session, for state, stats and subscriptions.
-    pub fn session(&self) -> &nats::Session<S, SUBS, REQS, I> {
+    pub fn session(&self) -> &nats::Session<S, SUBS, REQS, I, Au> {
         &self.link.session
     }
 
     /// The session, to queue commands directly; they are written by the
     /// next call that drives the client.
-    pub fn session_mut(&mut self) -> &mut nats::Session<S, SUBS, REQS, I> {
+    pub fn session_mut(&mut self) -> &mut nats::Session<S, SUBS, REQS, I, Au> {
         &mut self.link.session
+    }
+
+    /// Signs each server's nonce with `auth` for NKey or JWT credentials
+    /// (from the next handshake on). Name the client's last type parameter
+    /// `Option<YourSigner>` (it starts as `None`) and pass `Some(signer)`;
+    /// see [`nats::auth`].
+    pub fn set_authenticator(&mut self, auth: Au) {
+        self.link.session.set_authenticator(auth);
     }
 
     /// The transport (e.g. to change its read timeout).
@@ -346,7 +368,7 @@ where
     /// Queues a command in the session and writes it out.
     fn command<X>(
         &mut self,
-        queue: impl FnOnce(&mut nats::Session<S, SUBS, REQS, I>) -> Result<X, nats::Error>,
+        queue: impl FnOnce(&mut nats::Session<S, SUBS, REQS, I, Au>) -> Result<X, nats::Error>,
     ) -> Result<X, Error<T::Error>> {
         let queued = queue(&mut self.link.session)?;
         self.write_pending()?;
@@ -361,14 +383,15 @@ where
 }
 
 /// Writes everything the session has queued, then flushes the transport.
-fn write_session<T, S, const SUBS: usize, const REQS: usize, I>(
+fn write_session<T, S, const SUBS: usize, const REQS: usize, I, Au>(
     transport: &mut T,
-    session: &mut nats::Session<S, SUBS, REQS, I>,
+    session: &mut nats::Session<S, SUBS, REQS, I, Au>,
 ) -> Result<(), Error<T::Error>>
 where
     T: Write,
     S: AsRef<[u8]> + AsMut<[u8]>,
     I: InfoStorage,
+    Au: nats::auth::Authenticator,
 {
     if session.transmit().is_empty() {
         return Ok(());

@@ -218,8 +218,8 @@ impl<E: embedded_io::Error> core::error::Error for Error<E> {}
 /// The transport-independent half of a driver: the session, the receive
 /// buffer, the bookkeeping and every decision that needs no IO. Each driver
 /// keeps only its IO loop (blocking calls or `.await`) around these.
-struct Link<R, S, const SUBS: usize, const REQS: usize, I> {
-    session: nats::Session<S, SUBS, REQS, I>,
+struct Link<R, S, const SUBS: usize, const REQS: usize, I, Au> {
+    session: nats::Session<S, SUBS, REQS, I, Au>,
     rx: RxBuf<R>,
     /// Bytes of the receive buffer the last returned event borrowed; dropped
     /// at the start of the next call (the event is gone by then).
@@ -235,21 +235,19 @@ struct Link<R, S, const SUBS: usize, const REQS: usize, I> {
     options: DriverOptions,
 }
 
-impl<R, S, const SUBS: usize, const REQS: usize, I> Link<R, S, SUBS, REQS, I>
+impl<R, S, const SUBS: usize, const REQS: usize, I, Au> Link<R, S, SUBS, REQS, I, Au>
 where
     R: AsRef<[u8]> + AsMut<[u8]>,
     S: AsRef<[u8]> + AsMut<[u8]>,
     I: nats::info::InfoStorage,
+    Au: nats::auth::Authenticator,
 {
     /// A session over transmit storage `tx` and a receive buffer over `rx`,
     /// created at `now`.
-    fn new(
-        options: nats::ConnectOptions,
-        tx: S,
-        rx: R,
-        driver: DriverOptions,
-        now: Instant,
-    ) -> Self {
+    fn new(options: nats::ConnectOptions, tx: S, rx: R, driver: DriverOptions, now: Instant) -> Self
+    where
+        Au: Default,
+    {
         let mut session = nats::Session::new(options, tx);
         let rx = RxBuf::new(rx);
         // The session compares the server's max_payload with this and sizes
@@ -320,7 +318,7 @@ where
     fn handle_input<E>(
         &mut self,
         now: Instant,
-        answer: impl FnOnce(&mut nats::Session<S, SUBS, REQS, I>) -> Result<(), Error<E>>,
+        answer: impl FnOnce(&mut nats::Session<S, SUBS, REQS, I, Au>) -> Result<(), Error<E>>,
     ) -> Result<Option<nats::Event<'_>>, Error<E>> {
         let (used, event) = match self.session.handle_input(self.rx.data(), now) {
             Ok(parsed) => parsed,

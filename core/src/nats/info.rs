@@ -121,6 +121,12 @@ pub trait InfoStorage: Sized {
     fn headers(&self) -> bool;
     /// The server is in lame duck mode.
     fn lame_duck(&self) -> bool;
+    /// The nonce to sign for NKey/JWT auth (empty when none was sent or
+    /// the storage drops it, as [`EssentialInfo`] does: use [`ServerInfo`]
+    /// for NKey/JWT auth).
+    fn nonce(&self) -> &str {
+        ""
+    }
 }
 
 impl InfoStorage for ServerInfo {
@@ -135,6 +141,9 @@ impl InfoStorage for ServerInfo {
     }
     fn lame_duck(&self) -> bool {
         self.ldm
+    }
+    fn nonce(&self) -> &str {
+        &self.nonce
     }
 }
 

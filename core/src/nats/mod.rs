@@ -7,12 +7,14 @@
 //! - [`info`]: the server's INFO in fixed-capacity types.
 //! - [`jetstream`]: the JetStream API (subjects, JSON, acks, pull statuses).
 //! - [`subscriptions`]: the subscription table (sids, queue groups, auto-unsubscribe).
+//! - [`auth`]: NKey/JWT nonce signing through a driver-supplied [`auth::Authenticator`].
 //! - [`session`]: the connection state machine drivers run ([`Session`]).
 //!
 //! A driver owns the transport and a receive buffer; it feeds received
 //! bytes to [`Session::handle_input`], writes [`Session::transmit`], and
 //! calls [`Session::handle_timeout`] at [`Session::poll_timeout`].
 
+pub mod auth;
 pub mod commands;
 pub mod error;
 pub mod headers;

@@ -20,6 +20,7 @@ use core::fmt;
 
 use heapless::{String, Vec};
 
+use super::auth::{self, Authenticator, NoAuth, SIGNATURE_B64_LEN};
 use super::commands::{self, Connect, CONNECT_MAX};
 use super::error::{Error, ProtocolError, ServerErrorKind, SERVER_MESSAGE_CAPACITY};
 use super::headers::{Headers, STATUS_NO_RESPONDERS};
@@ -446,15 +447,38 @@ pub struct ResetReport {
 /// ```
 pub fn required_tx_capacity(options: &ConnectOptions) -> Result<usize, Error> {
     let mut line = [0u8; CONNECT_MAX];
-    let len = commands::encode_connect_line(&connect_fields(options), &mut line)?;
+    let len = commands::encode_connect_line(&connect_fields(options, &NoAuth, None), &mut line)?;
     Ok(len + PING_LEN)
 }
 
 /// `PING\r\n`.
 const PING_LEN: usize = 6;
 
-fn connect_fields(o: &ConnectOptions) -> Connect<'_> {
+/// Placeholder signature: the CONNECT length does not depend on the nonce.
+const SIGNATURE_PLACEHOLDER: &str = match core::str::from_utf8(&[b'A'; SIGNATURE_B64_LEN]) {
+    Ok(s) => s,
+    Err(_) => "",
+};
+
+fn connect_fields<'a, A: Authenticator>(
+    o: &'a ConnectOptions,
+    auth: &'a A,
+    sig: Option<&'a str>,
+) -> Connect<'a> {
+    let signs = auth.signs();
     Connect {
+        jwt: auth.jwt(),
+        // nats.go sends the public key only without a JWT (the JWT names it).
+        nkey: if auth.jwt().is_some() {
+            None
+        } else {
+            auth.nkey()
+        },
+        sig: if signs {
+            Some(sig.unwrap_or(SIGNATURE_PLACEHOLDER))
+        } else {
+            None
+        },
         verbose: o.verbose,
         pedantic: o.pedantic,
         tls_required: o.tls_required,
@@ -501,7 +525,9 @@ struct PendingRequest {
 /// session.publish("telemetry.temp", None, None, b"21.5").unwrap();
 /// assert_eq!(session.transmit(), b"PUB telemetry.temp 4\r\n21.5\r\n");
 /// ```
-pub struct Session<S, const SUBS: usize, const REQS: usize, I = ServerInfo> {
+pub struct Session<S, const SUBS: usize, const REQS: usize, I = ServerInfo, A = NoAuth> {
+    /// Signs the nonce for NKey/JWT auth (see [`auth`]).
+    auth: A,
     options: ConnectOptions,
     out: Outbox<S>,
     subs: SubscriptionTable<SUBS>,
@@ -529,14 +555,25 @@ pub struct Session<S, const SUBS: usize, const REQS: usize, I = ServerInfo> {
     connect_len: Option<usize>,
 }
 
-impl<S, const SUBS: usize, const REQS: usize, I> Session<S, SUBS, REQS, I>
+impl<S, const SUBS: usize, const REQS: usize, I, A> Session<S, SUBS, REQS, I, A>
 where
     S: AsRef<[u8]> + AsMut<[u8]>,
     I: InfoStorage,
+    A: Authenticator,
 {
     /// A session waiting for the server's INFO; `tx` is the transmit buffer.
-    pub fn new(options: ConnectOptions, tx: S) -> Self {
+    pub fn new(options: ConnectOptions, tx: S) -> Self
+    where
+        A: Default,
+    {
+        Self::with_authenticator(options, tx, A::default())
+    }
+
+    /// A session that signs each server's nonce with `auth` (NKey or JWT
+    /// credentials, see [`auth`]).
+    pub fn with_authenticator(options: ConnectOptions, tx: S, auth: A) -> Self {
         Session {
+            auth,
             options,
             out: Outbox::new(tx),
             subs: SubscriptionTable::new(),
@@ -647,7 +684,7 @@ where
                 capacity: self.out.capacity(),
             }));
         }
-        self.write_connect()?;
+        self.write_connect(info.nonce())?;
         commands::ping(&mut Sendable(&mut self.out))?;
         self.first_ping_of_connection = self.next_ping_id;
         self.next_ping_id += 1;
@@ -658,8 +695,15 @@ where
         Ok(None)
     }
 
-    fn write_connect(&mut self) -> Result<(), Error> {
-        let fields = connect_fields(&self.options);
+    fn write_connect(&mut self, nonce: &str) -> Result<(), Error> {
+        let mut sig_text = [0u8; SIGNATURE_B64_LEN];
+        let sig = if self.auth.signs() {
+            let raw = self.auth.sign(nonce.as_bytes());
+            Some(auth::encode_signature(&raw, &mut sig_text))
+        } else {
+            None
+        };
+        let fields = connect_fields(&self.options, &self.auth, sig);
         let mut line = [0u8; CONNECT_MAX];
         let len = commands::encode_connect_line(&fields, &mut line)?;
         let line = line.get(..len).unwrap_or_default();
@@ -673,7 +717,7 @@ where
         if let Some(len) = self.connect_len {
             return Ok(len);
         }
-        let fields = connect_fields(&self.options);
+        let fields = connect_fields(&self.options, &self.auth, None);
         let mut line = [0u8; CONNECT_MAX];
         let len = commands::encode_connect_line(&fields, &mut line)?;
         self.connect_len = Some(len);
@@ -919,6 +963,18 @@ where
     pub fn options_mut(&mut self) -> &mut ConnectOptions {
         self.connect_len = None;
         &mut self.options
+    }
+
+    /// The authenticator that signs the nonce.
+    pub fn authenticator(&self) -> &A {
+        &self.auth
+    }
+
+    /// Replaces the authenticator; the next handshake uses it (e.g. other
+    /// credentials for another server).
+    pub fn set_authenticator(&mut self, auth: A) {
+        self.connect_len = None;
+        self.auth = auth;
     }
 
     /// Counters.

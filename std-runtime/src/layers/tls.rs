@@ -1,12 +1,18 @@
 //! TLS client over byte buffers (rustls, ring provider). Verification is
 //! on: the caller gives the CA certificates that sign the server's
-//! certificate, and optionally a client certificate for mutual TLS.
+//! certificate (or asks for the Mozilla roots of `webpki-roots`), and
+//! optionally a client certificate for mutual TLS. PEM is read with
+//! `rustls-pki-types` (the maintained successor of `rustls-pemfile`).
 
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 
 use super::LayerError;
 
@@ -14,6 +20,8 @@ use super::LayerError;
 #[derive(Clone, Default)]
 pub struct TlsConfig {
     ca: Vec<CertificateDer<'static>>,
+    system_roots: bool,
+    insecure: bool,
     client_chain: Vec<CertificateDer<'static>>,
     client_key: Option<Arc<PrivateKeyDer<'static>>>,
     server_name: Option<String>,
@@ -24,6 +32,8 @@ impl std::fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsConfig")
             .field("ca_certs", &self.ca.len())
+            .field("system_roots", &self.system_roots)
+            .field("insecure", &self.insecure)
             .field("client_cert", &!self.client_chain.is_empty())
             .field("server_name", &self.server_name)
             .finish()
@@ -31,7 +41,7 @@ impl std::fmt::Debug for TlsConfig {
 }
 
 fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, LayerError> {
-    let certs = rustls_pemfile::certs(&mut &*pem)
+    let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| LayerError::TlsConfig(format!("cannot read PEM certificates: {e}")))?;
     if certs.is_empty() {
@@ -43,7 +53,8 @@ fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, LayerError> {
 }
 
 impl TlsConfig {
-    /// Verification against no CA yet: add one with [`TlsConfig::ca_pem`].
+    /// Verification against no CA yet: add one with [`TlsConfig::ca_pem`]
+    /// or use [`TlsConfig::system_roots`].
     pub fn new() -> Self {
         Self::default()
     }
@@ -54,13 +65,37 @@ impl TlsConfig {
         Ok(self)
     }
 
+    /// Also trusts the Mozilla root certificates (`webpki-roots`), for
+    /// servers with a certificate from a public CA.
+    pub fn system_roots(mut self, on: bool) -> Self {
+        self.system_roots = on;
+        self
+    }
+
+    /// True when some root of trust is configured (CA, system roots, a
+    /// prebuilt configuration or the insecure switch).
+    pub fn has_roots(&self) -> bool {
+        !self.ca.is_empty() || self.system_roots || self.insecure || self.prebuilt.is_some()
+    }
+
+    /// FOR TESTS ONLY: accepts any server certificate (no chain, no name
+    /// check; the handshake signatures are still checked). Logs a warning
+    /// every time a configuration is built with it.
+    pub fn danger_accept_invalid_certs(mut self, on: bool) -> Self {
+        self.insecure = on;
+        self
+    }
+
     /// Presents this certificate chain and private key (PEM) to servers
-    /// that ask for one (nsqd's `--tls-client-auth-policy`).
+    /// that ask for one (nsqd's `--tls-client-auth-policy`, nats-server's
+    /// `verify: true`).
     pub fn client_cert_pem(mut self, chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, LayerError> {
         self.client_chain = parse_certs(chain_pem)?;
-        let key = rustls_pemfile::private_key(&mut &*key_pem)
-            .map_err(|e| LayerError::TlsConfig(format!("cannot read the PEM private key: {e}")))?
-            .ok_or_else(|| LayerError::TlsConfig("no PRIVATE KEY block in the PEM".into()))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| {
+            LayerError::TlsConfig(format!(
+                "cannot read the PEM private key (PKCS#8, PKCS#1 or SEC1 block expected): {e}"
+            ))
+        })?;
         self.client_key = Some(Arc::new(key));
         Ok(self)
     }
@@ -84,10 +119,10 @@ impl TlsConfig {
         if let Some(c) = &self.prebuilt {
             return Ok(c.clone());
         }
-        if self.ca.is_empty() {
+        if !self.has_roots() {
             return Err(LayerError::TlsConfig(
-                "no CA certificate configured: give the CA that signs nsqd's certificate \
-                 (TlsConfig::ca_pem)"
+                "no CA certificate configured: give the CA that signs the server's certificate \
+                 (TlsConfig::ca_pem) or trust the system roots (TlsConfig::system_roots)"
                     .into(),
             ));
         }
@@ -97,11 +132,24 @@ impl TlsConfig {
                 .add(cert.clone())
                 .map_err(|e| LayerError::TlsConfig(format!("unusable CA certificate: {e}")))?;
         }
+        if self.system_roots {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider)
+        let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(LayerError::Tls)?
-            .with_root_certificates(roots);
+            .map_err(LayerError::Tls)?;
+        let builder = if self.insecure {
+            log::warn!(
+                "TLS certificate verification is DISABLED (danger_accept_invalid_certs): \
+                 any server can impersonate the real one; use this only in tests"
+            );
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+        } else {
+            builder.with_root_certificates(roots)
+        };
         let config = match &self.client_key {
             Some(key) => builder
                 .with_client_auth_cert(self.client_chain.clone(), key.clone_key())
@@ -111,11 +159,61 @@ impl TlsConfig {
         Ok(Arc::new(config))
     }
 
-    /// The server name to verify: the configured one, else `host`.
+    /// The server name to verify: the configured one, else `host` (an IP
+    /// address literal verifies against the certificate's IP addresses).
     pub fn name_for(&self, host: &str) -> Result<ServerName<'static>, LayerError> {
         let name = self.server_name.as_deref().unwrap_or(host);
         ServerName::try_from(name.to_string())
             .map_err(|e| LayerError::TlsConfig(format!("invalid server name {name:?}: {e}")))
+    }
+}
+
+/// The test-only verifier: any certificate, signatures still verified.
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -35,8 +35,13 @@ pub const MAX_SUBSCRIPTIONS: usize = 1024;
 /// Requests one client can have waiting for replies at once.
 pub const MAX_PENDING_REQUESTS: usize = 1024;
 
-pub(crate) type CoreSession =
-    core_nats::Session<Box<[u8]>, MAX_SUBSCRIPTIONS, MAX_PENDING_REQUESTS>;
+pub(crate) type CoreSession = core_nats::Session<
+    Box<[u8]>,
+    MAX_SUBSCRIPTIONS,
+    MAX_PENDING_REQUESTS,
+    core_nats::ServerInfo,
+    super::auth::AuthOptions,
+>;
 
 /// Events kept for one [`EventStream`] that is not being read.
 const EVENT_STREAM_CAPACITY: usize = 1024;
@@ -431,7 +436,11 @@ fn new_inner(servers: Vec<ServerAddr>, options: ConnectOptions) -> Rc<Inner> {
     // The transmit buffer also holds publishes made while disconnected.
     let tx =
         vec![0u8; options.transmit_buffer_size + options.reconnect_buffer_size].into_boxed_slice();
-    let session = Box::new(CoreSession::new(core_options(&options), tx));
+    let session = Box::new(CoreSession::with_authenticator(
+        core_options(&options),
+        tx,
+        options.auth.clone(),
+    ));
     Rc::new(Inner {
         shared: RefCell::new(Shared {
             session,

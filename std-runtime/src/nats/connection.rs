@@ -14,6 +14,7 @@
 //! the kernel accepted before the server died are counted as unconfirmed
 //! (see the module docs of `nats`).
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use tokio::sync::oneshot;
 
 use super::client::{apply_credentials, ConnectionState, Inner, Shared};
 use super::options::Event;
+use super::tls::{self, NatsTls};
 use super::url::ServerAddr;
 use super::Error;
 use crate::transport::{self, ReadBuffer, ReadHalf, WriteHalf};
@@ -52,6 +54,8 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
     let mut failed_attempts = 0usize;
     let mut round = 0u32;
     let mut ever_connected = false;
+    // Servers that refused the credentials (reported once each).
+    let mut refused_by = Vec::new();
 
     'outer: loop {
         let servers = inner.shared.borrow().servers.clone();
@@ -75,6 +79,7 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
                     was_connected,
                 } => {
                     lost(&inner, &server, &error, was_connected);
+                    super::auth::report_refusal(&inner, &mut refused_by, &server, &error);
                     if was_connected {
                         ever_connected = true;
                         failed_attempts = 0;
@@ -303,6 +308,14 @@ async fn connect_once(
         return failed(last_error.unwrap_or(Error::NoServers));
     };
     rx.clear();
+    let tls = {
+        let sh = inner.shared.borrow();
+        let any_tls = sh.servers.iter().any(ServerAddr::is_tls);
+        match NatsTls::new(&sh.options, server, any_tls) {
+            Ok(t) => RefCell::new(t),
+            Err(e) => return failed(e),
+        }
+    };
     {
         let mut sh = inner.shared.borrow_mut();
         sh.leaving = None;
@@ -316,12 +329,13 @@ async fn connect_once(
             inner,
             reader,
             rx,
+            &tls,
             server,
             first,
             ever_connected,
             &mut connected,
         );
-        let write = write_loop(inner, writer, wbuf, handshake_deadline);
+        let write = write_loop(inner, writer, wbuf, &tls, handshake_deadline);
         futures::pin_mut!(read, write);
         match futures::future::select(read, write).await {
             futures::future::Either::Left((r, _)) => r,
@@ -349,10 +363,12 @@ async fn connect_once(
 
 /// Reads and feeds the session until the connection fails or closes.
 /// `Ok(())` means a requested close.
+#[allow(clippy::too_many_arguments)] // the connection's parts, borrowed for its life
 async fn read_loop(
     inner: &Inner,
     mut reader: ReadHalf,
     rx: &mut ReadBuffer,
+    tls: &RefCell<NatsTls>,
     server: &ServerAddr,
     first: &mut Option<oneshot::Sender<Result<(), Error>>>,
     ever_connected: bool,
@@ -366,7 +382,7 @@ async fn read_loop(
             inner.writer.notify_one();
             inner.tx_space.notified().await;
         } else {
-            let n = reader.read(rx).await?;
+            let n = tls::read(tls, &mut reader, rx).await?;
             if n == 0 {
                 return Err(Error::Io(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
@@ -392,6 +408,15 @@ async fn read_loop(
             };
             let processed = process_input(&mut sh, rx)?;
             blocked = processed.blocked;
+            if sh.session.state() != State::AwaitingInfo {
+                // TLS or plaintext, decided before the writer can see the
+                // CONNECT the INFO just queued.
+                let (requires, offers) = sh
+                    .session
+                    .server_info()
+                    .map_or((false, false), |i| (i.tls_required, i.tls_available));
+                tls.borrow_mut().after_info(requires, offers, rx.len())?;
+            }
             if processed.info_updated {
                 learn_servers(&mut sh);
             }
@@ -442,7 +467,10 @@ async fn read_loop(
         }
         // Wake the writer only for something to send (PONG, CONNECT, the
         // released publishes) or a new state; not on every read.
-        if became_connected || !inner.shared.borrow().session.transmit().is_empty() {
+        if became_connected
+            || !inner.shared.borrow().session.transmit().is_empty()
+            || tls.borrow().has_wire()
+        {
             inner.writer.notify_one();
         }
         inner.dispatch_events();
@@ -617,9 +645,11 @@ fn on_event(
                 }
             }
         }
-        CoreEvent::ServerError { kind, message } => pending_events.push(Event::Error {
-            message: format!("server error ({kind:?}): {message}"),
-        }),
+        CoreEvent::ServerError { kind, message } => pending_events.push(
+            super::auth::permission_violation(kind, message).unwrap_or_else(|| Event::Error {
+                message: format!("server error ({kind:?}): {message}"),
+            }),
+        ),
         CoreEvent::Connected {
             max_payload_warning: Some(w),
             ..
@@ -640,6 +670,7 @@ async fn write_loop(
     inner: &Inner,
     mut writer: WriteHalf,
     wbuf: &mut Vec<u8>,
+    tls: &RefCell<NatsTls>,
     handshake_deadline: tokio::time::Instant,
 ) -> Result<(), Error> {
     let mut parts: Vec<Bytes> = Vec::with_capacity(3);
@@ -662,11 +693,25 @@ async fn write_loop(
         };
         if let Some((prefix, payload, trailer)) = vectored {
             let prefix_len = prefix.len();
-            parts.clear();
-            parts.extend([prefix, payload, trailer]);
-            let (res, back) = writer.write_vectored_all(std::mem::take(&mut parts)).await;
-            parts = back;
-            res?;
+            if tls.borrow().is_active() {
+                // One TLS stream: encrypt the three parts in order.
+                wbuf.clear();
+                {
+                    let mut t = tls.borrow_mut();
+                    for part in [&prefix, &payload, &trailer] {
+                        t.seal(part, wbuf)?;
+                    }
+                }
+                let (res, back) = writer.write_all(std::mem::take(wbuf)).await;
+                *wbuf = back;
+                res?;
+            } else {
+                parts.clear();
+                parts.extend([prefix, payload, trailer]);
+                let (res, back) = writer.write_vectored_all(std::mem::take(&mut parts)).await;
+                parts = back;
+                res?;
+            }
             let mut sh = inner.shared.borrow_mut();
             sh.session.transmitted(prefix_len);
             if let Some(v) = sh.vectored.take() {
@@ -682,14 +727,16 @@ async fn write_loop(
             let sh = inner.shared.borrow();
             let pending = sh.session.transmit();
             wbuf.clear();
-            wbuf.extend_from_slice(pending);
+            // Handshake records first, then the commands (encrypted once
+            // TLS is up).
+            tls.borrow_mut().seal(pending, wbuf)?;
             pending.len()
         };
-        if batch > 0 {
+        if !wbuf.is_empty() {
             let (res, back) = writer.write_all(std::mem::take(wbuf)).await;
             *wbuf = back;
             res?;
-            {
+            if batch > 0 {
                 let mut sh = inner.shared.borrow_mut();
                 sh.session.transmitted(batch);
                 sh.statistics.written_bytes += batch as u64;

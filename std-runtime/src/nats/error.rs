@@ -85,6 +85,15 @@ pub enum Error {
         /// Failed attempts made.
         attempts: usize,
     },
+    /// TLS with a server failed or cannot be used: certificate refused,
+    /// handshake aborted, TLS required by one side and not configured or
+    /// offered by the other. Nothing was sent in plaintext.
+    Tls {
+        /// The server (no credentials shown).
+        server: String,
+        /// What happened and which option to set.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -150,6 +159,7 @@ impl fmt::Display for Error {
                 "gave up reconnecting after {attempts} failed attempts: the client is closed; \
                  raise ConnectOptions::max_reconnects or check the servers"
             ),
+            Error::Tls { server, reason } => write!(f, "TLS with {server}: {reason}"),
         }
     }
 }

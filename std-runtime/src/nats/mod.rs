@@ -57,11 +57,28 @@
 //! that subscriber are dropped, counted ([`Subscriber::dropped`]) and
 //! reported once per overflow episode as [`Event::SlowConsumer`].
 //!
+//! # TLS and authentication
+//!
+//! `tls://` URLs, [`ConnectOptions::tls`] / [`ConnectOptions::tls_ca_file`]
+//! (verified against the dialled host; mutual TLS with
+//! [`ConnectOptions::tls_client_cert_files`]) and
+//! [`ConnectOptions::tls_first`]; see the `tls` module docs for when TLS
+//! starts and why it never falls back to plaintext. Token and
+//! user/password travel in CONNECT (inside TLS when TLS is on); NKey and
+//! JWT `.creds` ([`ConnectOptions::nkey_file`],
+//! [`ConnectOptions::credentials_file`], [`NkeyAuth`]) sign each server's
+//! nonce, again on every reconnect. Refused credentials are
+//! [`Error::AuthorizationViolation`] at connect and
+//! [`Event::AuthorizationViolation`] (once per server) on reconnects;
+//! permission violations are [`Event::PermissionViolation`] and leave the
+//! connection up. Delivery guarantees are the same over TLS.
+//!
 //! One connection task per client owns the socket (io_uring or epoll), the
 //! receive buffer and the core session; [`Client`] handles write commands
 //! straight into the session's transmit buffer. See [`Error`] for what each
 //! failure means, and [`Event`] for connection events.
 
+mod auth;
 mod client;
 mod connection;
 mod error;
@@ -69,8 +86,11 @@ pub mod jetstream;
 mod message;
 mod options;
 mod subscriber;
+mod tls;
 mod url;
 
+pub use crate::layers::TlsConfig;
+pub use auth::NkeyAuth;
 pub use client::{
     connect, Client, ConnectionState, EventStream, Statistics, MAX_PENDING_REQUESTS,
     MAX_SUBSCRIPTIONS, VECTORED_PAYLOAD_MIN,

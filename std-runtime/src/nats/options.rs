@@ -69,6 +69,24 @@ pub enum Event {
         /// What happened.
         message: String,
     },
+    /// The server refused a publish or a subscription for lack of
+    /// permission (`-ERR 'Permissions Violation ...'`). Non-fatal: the
+    /// connection stays up; that publish was dropped by the server, that
+    /// subscription receives nothing.
+    PermissionViolation {
+        /// `"publish"` or `"subscribe"`.
+        operation: String,
+        /// The subject refused.
+        subject: String,
+    },
+    /// A server refused the credentials (Authorization Violation), at
+    /// connect or on a reconnect; reported once per server until it
+    /// accepts them again. The client keeps trying with backoff (see
+    /// [`Event::ConnectFailed`]); fix the credentials or close.
+    AuthorizationViolation {
+        /// The server (no credentials shown).
+        server: String,
+    },
     /// The server is in lame duck mode: it will shut down soon and asks
     /// clients to move. When another server is known (URLs given, INFO
     /// connect_urls) courier writes what is pending, leaves it at once
@@ -127,6 +145,16 @@ impl fmt::Display for Event {
                  dropped so far; consume faster or raise the pending limits"
             ),
             Event::Error { message } => f.write_str(message),
+            Event::AuthorizationViolation { server } => write!(
+                f,
+                "{server} refused the credentials (Authorization Violation): check the \
+                 user/password, token, NKey or .creds"
+            ),
+            Event::PermissionViolation { operation, subject } => write!(
+                f,
+                "the server refused to {operation} {subject:?} (Permissions Violation): the \
+                 connection stays up; grant the permission or use another subject"
+            ),
             Event::LameDuckMode { server } => {
                 write!(f, "{server} entered lame duck mode and will shut down soon")
             }
@@ -189,6 +217,8 @@ pub struct ConnectOptions {
     pub(crate) ignore_discovered_servers: bool,
     pub(crate) callbacks: Vec<Callback>,
     pub(crate) on_connect: Option<OnConnect>,
+    pub(crate) tls: super::tls::TlsOptions,
+    pub(crate) auth: super::auth::AuthOptions,
 }
 
 impl fmt::Debug for ConnectOptions {
@@ -249,6 +279,8 @@ impl ConnectOptions {
             ignore_discovered_servers: false,
             callbacks: Vec::new(),
             on_connect: None,
+            tls: Default::default(),
+            auth: Default::default(),
         }
     }
 
@@ -422,7 +454,12 @@ impl ConnectOptions {
     /// Called for errors and slow consumers.
     pub fn error_callback(self, f: impl Fn(&Event) + 'static) -> Self {
         self.event_callback(move |e| {
-            if matches!(e, Event::Error { .. } | Event::SlowConsumer { .. }) {
+            if matches!(
+                e,
+                Event::Error { .. }
+                    | Event::SlowConsumer { .. }
+                    | Event::PermissionViolation { .. }
+            ) {
                 f(e)
             }
         })

@@ -1,6 +1,6 @@
-//! Server addresses: `nats://[user:pass@|token@]host[:port]`, IPv6 in
-//! brackets, default port 4222; also bare `host:port` as INFO's
-//! `connect_urls` lists them.
+//! Server addresses: `nats://[user:pass@|token@]host[:port]` and
+//! `tls://...` (TLS required), IPv6 in brackets, default port 4222; also
+//! bare `host:port` as INFO's `connect_urls` lists them.
 
 use std::fmt;
 
@@ -17,6 +17,7 @@ pub struct ServerAddr {
     user: Option<String>,
     pass: Option<String>,
     token: Option<String>,
+    tls: bool,
 }
 
 impl fmt::Debug for ServerAddr {
@@ -27,34 +28,38 @@ impl fmt::Debug for ServerAddr {
 }
 
 impl fmt::Display for ServerAddr {
-    /// `nats://host:port` without credentials (safe to log).
+    /// `nats://host:port` (or `tls://`) without credentials (safe to log).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "tls" } else { "nats" };
         if self.host.contains(':') {
-            write!(f, "nats://[{}]:{}", self.host, self.port)
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
         } else {
-            write!(f, "nats://{}:{}", self.host, self.port)
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
         }
     }
 }
 
 impl ServerAddr {
     /// Parses one URL. Schemes `nats://` and `tcp://` are accepted, and no
-    /// scheme at all; `tls://` is refused (TLS is not implemented yet).
+    /// scheme at all; `tls://` requires TLS with that server (verified
+    /// against the system roots unless a CA is configured); websocket
+    /// schemes are refused.
     pub fn parse(url: &str) -> Result<Self, Error> {
         let bad = |reason: &'static str| Error::InvalidUrl {
             url: redact(url),
             reason,
         };
         let trimmed = url.trim();
-        let rest = match trimmed.split_once("://") {
+        let (tls, rest) = match trimmed.split_once("://") {
             Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
-                "nats" | "tcp" => rest,
-                "tls" | "wss" | "ws" => {
-                    return Err(bad("only nats:// is supported (no TLS or websocket yet)"))
+                "nats" | "tcp" => (false, rest),
+                "tls" => (true, rest),
+                "wss" | "ws" => {
+                    return Err(bad("websocket is not supported: use nats:// or tls://"))
                 }
-                _ => return Err(bad("the scheme must be nats://")),
+                _ => return Err(bad("the scheme must be nats:// or tls://")),
             },
-            None => trimmed,
+            None => (false, trimmed),
         };
         // Drop any path or trailing slash ("nats://host:4222/").
         let rest = rest.split('/').next().unwrap_or("");
@@ -116,7 +121,13 @@ impl ServerAddr {
             user,
             pass,
             token,
+            tls,
         })
+    }
+
+    /// True for `tls://` URLs: TLS is required with this server.
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// Host name or IP literal (IPv6 without brackets).
@@ -217,6 +228,13 @@ mod tests {
         assert_eq!((a.host(), a.port()), ("10.0.0.1", 5222));
         let a = ServerAddr::parse("nats://host:4222/").unwrap();
         assert_eq!(a.port(), 4222);
+        assert!(!a.is_tls());
+        let a = ServerAddr::parse("tls://u:p@nats.example:4443").unwrap();
+        assert!(a.is_tls());
+        assert_eq!((a.host(), a.port()), ("nats.example", 4443));
+        assert_eq!(a.to_string(), "tls://nats.example:4443");
+        let a = ServerAddr::parse("TLS://127.0.0.1").unwrap();
+        assert!(a.is_tls() && a.port() == DEFAULT_PORT);
     }
 
     #[test]
@@ -231,7 +249,7 @@ mod tests {
                 "nats://::1:4222",
                 "write IPv6 addresses in brackets: nats://[::1]:4222",
             ),
-            ("http://h", "the scheme must be nats://"),
+            ("http://h", "the scheme must be nats:// or tls://"),
             ("nats://[::1", "an IPv6 address needs a closing ']'"),
         ] {
             match ServerAddr::parse(url) {

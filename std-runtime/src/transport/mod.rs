@@ -99,6 +99,21 @@ impl ReadBuffer {
         self.len() == self.capacity
     }
 
+    /// Copies as much of `data` as fits after the held bytes (decrypted
+    /// TLS records); returns how many bytes were taken.
+    pub fn append(&mut self, data: &[u8]) -> usize {
+        let spare = self.prepare_spare();
+        let n = data.len().min(spare.len());
+        if let (Some(dst), Some(src)) = (
+            self.storage.get_mut(spare.start..spare.start + n),
+            data.get(..n),
+        ) {
+            dst.copy_from_slice(src);
+        }
+        self.filled(n);
+        n
+    }
+
     /// Makes the spare room contiguous at the end and returns its range.
     fn prepare_spare(&mut self) -> std::ops::Range<usize> {
         if self.storage.len() != self.capacity {
