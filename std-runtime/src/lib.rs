@@ -14,6 +14,8 @@
 //! - [`nats`]: async NATS client (publish, subscribe, request/reply, flush,
 //!   drain, reconnect with bounded buffering) over `courier_core::nats`.
 //! - [`nsq`]: NSQ producer and consumer over `courier_core::nsq`.
+//! - [`reconnect`]: the one backoff-with-jitter policy every protocol's
+//!   reconnect loop uses, and the filter that says a repeated error once.
 //! - [`transport`]: the TCP transport with one API over io_uring and epoll.
 //! - [`runtime`]: backend detection, [`run`], [`Runtime`], [`spawn`].
 //! - [`stats()`]: syscalls and bytes of the runtime on this thread, for
@@ -26,6 +28,7 @@
 pub mod layers;
 pub mod nats;
 pub mod nsq;
+pub mod reconnect;
 pub mod runtime;
 pub mod stats;
 pub mod transport;

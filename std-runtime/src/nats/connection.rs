@@ -15,7 +15,6 @@
 //! (see the module docs of `nats`).
 
 use std::rc::Rc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use courier_core::nats::{Error as CoreError, Event as CoreEvent, State};
@@ -25,6 +24,7 @@ use super::client::{apply_credentials, ConnectionState, Inner, Shared};
 use super::options::Event;
 use super::url::ServerAddr;
 use super::Error;
+use crate::reconnect::{Backoff, BackoffPolicy};
 use crate::transport::{self, ReadBuffer, ReadHalf, WriteHalf};
 
 /// How one connection ended.
@@ -49,8 +49,15 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
     let mut wbuf: Vec<u8> = Vec::with_capacity(tx_size);
     let mut first = Some(first);
     let mut failures = Vec::new();
-    let mut failed_attempts = 0usize;
-    let mut round = 0u32;
+    let mut backoff = {
+        let o = &inner.shared.borrow().options;
+        Backoff::new(
+            BackoffPolicy::new(o.reconnect_delay_min, o.reconnect_delay_max)
+                .healthy_after(o.reconnect_healthy_after)
+                .max_attempts(o.max_reconnects),
+        )
+    };
+    let mut round = 0usize;
     let mut ever_connected = false;
 
     'outer: loop {
@@ -59,6 +66,7 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
             if inner.shared.borrow().close_requested {
                 break 'outer;
             }
+            let started = std::time::Instant::now();
             let ended = connect_once(
                 &inner,
                 &server,
@@ -77,11 +85,17 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
                     lost(&inner, &server, &error, was_connected);
                     if was_connected {
                         ever_connected = true;
-                        failed_attempts = 0;
-                        round = 0;
                         failures.clear();
-                        // Try the servers again at once, from the top.
-                        continue 'outer;
+                        // A connection that died within its first seconds
+                        // (handshake fine, then garbage or a close) is a
+                        // failed attempt: the backoff keeps growing. Either
+                        // way the next attempt waits a jittered step.
+                        if backoff.connection_ended(started.elapsed()) {
+                            round = 0;
+                        } else {
+                            failures.push(format!("{server}: {error}"));
+                        }
+                        break;
                     }
                     if let (Some(_), Error::AuthorizationViolation { .. }) = (&first, &error) {
                         // Wrong credentials will not get better by retrying.
@@ -90,20 +104,12 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
                         }
                         break 'outer;
                     }
-                    failed_attempts += 1;
+                    backoff.record_failure();
                     failures.push(format!("{server}: {error}"));
                 }
             }
         }
-        let (retry_initial, max, min_delay, max_delay) = {
-            let sh = inner.shared.borrow();
-            (
-                sh.options.retry_on_initial_connect,
-                sh.options.max_reconnects,
-                sh.options.reconnect_delay_min,
-                sh.options.reconnect_delay_max,
-            )
-        };
+        let retry_initial = inner.shared.borrow().options.retry_on_initial_connect;
         if first.is_some() && !retry_initial {
             if let Some(tx) = first.take() {
                 let _ = tx.send(Err(Error::Unreachable {
@@ -117,21 +123,16 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
             // go to the reconnect buffer until a server answers.
             let _ = tx.send(Ok(()));
         }
-        if let Some(max) = max {
-            if failed_attempts >= max {
-                let error = Error::MaxReconnectsExceeded {
-                    attempts: failed_attempts,
-                };
-                inner.shared.borrow_mut().emit(Event::Error {
-                    message: error.to_string(),
-                });
-                if let Some(tx) = first.take() {
-                    let _ = tx.send(Err(error));
-                }
-                break 'outer;
-            }
+        if backoff.exhausted() {
+            let error = Error::MaxReconnectsExceeded {
+                attempts: backoff.failed_attempts(),
+            };
+            inner.shared.borrow_mut().emit(Event::Error {
+                message: error.to_string(),
+            });
+            break 'outer;
         }
-        let delay = backoff(round, min_delay, max_delay);
+        let delay = backoff.delay_for(round);
         round = round.saturating_add(1);
         let sleep = tokio::time::sleep(delay);
         let woken = inner.writer.notified();
@@ -165,14 +166,6 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
     inner.shared.borrow_mut().shut_down();
     inner.wake_all();
     inner.dispatch_events();
-}
-
-/// Exponential backoff from `min`, doubling per round up to `max`, plus up
-/// to 50% jitter.
-fn backoff(round: u32, min: Duration, max: Duration) -> Duration {
-    let base = min.saturating_mul(1u32 << round.min(16)).min(max);
-    let jitter = base.mul_f64(fastrand::f64() * 0.5);
-    base + jitter
 }
 
 /// Bookkeeping after a connection ended with an error.

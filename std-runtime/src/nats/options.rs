@@ -180,6 +180,7 @@ pub struct ConnectOptions {
     pub(crate) max_reconnects: Option<usize>,
     pub(crate) reconnect_delay_min: Duration,
     pub(crate) reconnect_delay_max: Duration,
+    pub(crate) reconnect_healthy_after: Duration,
     pub(crate) retry_on_initial_connect: bool,
     pub(crate) inbox_prefix: String,
     pub(crate) pending_limits: PendingLimits,
@@ -240,6 +241,7 @@ impl ConnectOptions {
             max_reconnects: Some(60),
             reconnect_delay_min: Duration::from_millis(50),
             reconnect_delay_max: Duration::from_secs(2),
+            reconnect_healthy_after: Duration::from_secs(5),
             retry_on_initial_connect: false,
             inbox_prefix: format!("_INBOX.{}", random_token()),
             pending_limits: PendingLimits::default(),
@@ -330,11 +332,23 @@ impl ConnectOptions {
     }
 
     /// Backoff between reconnect rounds: starts at `min`, doubles per failed
-    /// round up to `max`, each delay jittered by up to half of itself so a
-    /// fleet of clients does not reconnect in lockstep.
+    /// round up to `max`, each delay jittered between half and all of itself
+    /// so a fleet of clients does not reconnect in lockstep (the shared
+    /// [`crate::reconnect`] policy). Every reconnect waits, also the first
+    /// one after a lost connection.
     pub fn reconnect_delay(mut self, min: Duration, max: Duration) -> Self {
         self.reconnect_delay_min = min;
         self.reconnect_delay_max = max.max(min);
+        self
+    }
+
+    /// A connection that dies before it was up this long (default 5 s)
+    /// counts as a failed attempt: the backoff keeps growing and it counts
+    /// against [`max_reconnects`](Self::max_reconnects). A server that
+    /// completes the handshake and then sends garbage or closes is retried
+    /// a few times a second at most, never in a tight loop.
+    pub fn reconnect_healthy_after(mut self, after: Duration) -> Self {
+        self.reconnect_healthy_after = after;
         self
     }
 
