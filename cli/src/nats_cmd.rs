@@ -5,6 +5,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use courier::nats::{Client, ConnectOptions, Error, Event, HeaderMap, Subscriber};
+use courier::reconnect::RepeatFilter;
 
 use crate::args::{AuthArgs, InfoArgs, PubArgs, ReplyArgs, ReqArgs, SubArgs};
 use crate::fail::{unreachable, CliResult, Failure, Kind};
@@ -201,32 +202,36 @@ async fn subscribe(
 /// Long runs tell the person on stderr when the connection drops and comes
 /// back, and when messages were dropped (slow consumer); the client
 /// reconnects by itself, so these are notes, not failures.
+///
+/// The same note is said once, then counted: a server that keeps failing
+/// right after the handshake gives one line per kind of failure per
+/// minute (with how often it repeated), not a line per attempt.
 fn report_events(client: &Client) {
     let mut events = client.events();
     courier::spawn(async move {
         use futures::StreamExt;
-        // One failed attempt says enough; the rest would repeat it every
-        // backoff step until the server is back.
-        let mut attempt_reported = false;
+        let mut repeats = RepeatFilter::new(REPEAT_QUIET);
         while let Some(event) = events.next().await {
-            match event {
-                Event::Connected { .. } | Event::Closed => {}
+            let line = match event {
+                Event::Connected { .. } | Event::Closed => continue,
                 Event::Error { message } if message.starts_with("connecting to") => {
-                    if !attempt_reported {
-                        eprintln!("courier: {message} (retrying until it is back)");
-                        attempt_reported = true;
-                    }
+                    format!("{message} (retrying until it is back)")
                 }
-                e => {
-                    if matches!(e, Event::Reconnected { .. }) {
-                        attempt_reported = false;
-                    }
-                    eprintln!("courier: {e}");
+                e => e.to_string(),
+            };
+            if let Some(suppressed) = repeats.check(&line, std::time::Instant::now()) {
+                if suppressed > 0 {
+                    eprintln!("courier: {line} (and {suppressed} more like it in the last minute)");
+                } else {
+                    eprintln!("courier: {line}");
                 }
             }
         }
     });
 }
+
+/// A repeated stderr note is shown again at most once per this period.
+const REPEAT_QUIET: Duration = Duration::from_secs(60);
 
 /// `courier sub nats://...`
 pub async fn sub(target: &NatsTarget, args: &SubArgs) -> CliResult {
