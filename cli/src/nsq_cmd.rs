@@ -23,6 +23,10 @@ use crate::target::HostPort;
 /// How long a TCP connect or an HTTP request may take.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Failed reconnects in a row before `pub` gives up (backoff 100 ms
+/// doubling to 2 s, jittered: about 10 s in all).
+const PUB_RECONNECT_ATTEMPTS: usize = 9;
+
 /// Where `tail` finds nsqd nodes.
 pub enum Source {
     /// One nsqd, given by its TCP address.
@@ -55,6 +59,12 @@ fn config(auth: &AuthArgs, layers: &NsqArgs) -> CliResult<Config> {
         client_id: Some("courier-cli".into()),
         user_agent: concat!("courier-cli/", env!("CARGO_PKG_VERSION")).into(),
         connect_timeout: TIMEOUT,
+        // A restarted nsqd is reconnected to within a fraction of a second;
+        // one that stays away ends `pub` (exit 3) after about 10 s of
+        // retrying.
+        reconnect_delay: Duration::from_millis(100),
+        reconnect_delay_max: Duration::from_secs(2),
+        reconnect_attempts: Some(PUB_RECONNECT_ATTEMPTS),
         auth_secret: auth.token.as_ref().map(|t| t.as_bytes().to_vec()),
         tls,
         compression: layers.compression.unwrap_or_default(),
@@ -188,7 +198,17 @@ pub fn publish(target: &HostPort, args: &PubArgs) -> CliResult {
                 } else {
                     producer.multi_publish(topic, &bodies).await
                 };
-                result.map_err(|e| failure(e, &addr))?;
+                result.map_err(|e| {
+                    let mut f = failure(e, &addr);
+                    f.message.push_str(&format!(
+                        " ({sent} message{} confirmed by nsqd before this; the {} in this \
+                         publish {} not confirmed)",
+                        if sent == 1 { " was" } else { "s were" },
+                        bodies.len(),
+                        if bodies.len() == 1 { "was" } else { "were" },
+                    ));
+                    f
+                })?;
                 sent += bodies.len() as u64;
                 bar.inc(bodies.len() as u64);
                 bodies.clear();
@@ -198,7 +218,19 @@ pub fn publish(target: &HostPort, args: &PubArgs) -> CliResult {
             }
         }
         bar.finish_and_clear();
+        let resent = producer.resent_publishes();
         producer.stop().await;
+        if resent > 0 {
+            // At-least-once: a command caught by a lost connection was sent
+            // again; nsqd may hold both copies.
+            eprintln!(
+                "courier: {resent} publish command{} sent again after nsqd reconnects; \
+                 up to {} message{} may be duplicated",
+                if resent == 1 { " was" } else { "s were" },
+                resent * batch as u64,
+                if resent * batch as u64 == 1 { "" } else { "s" },
+            );
+        }
         if progress::interactive() {
             eprintln!("published {sent} message(s) to topic {topic:?} on nsq://{addr}");
         }

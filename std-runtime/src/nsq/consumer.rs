@@ -20,8 +20,10 @@ use courier_core::time::Duration as CoreDuration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use super::config::reconnect_policy;
 use super::conn::{self, now, Conn, ConnInfo, Sink};
 use super::{lookup, Callbacks, Config, Error, NoCallbacks};
+use crate::reconnect::Backoff;
 
 /// Most connections one consumer tracks (nodes x couplets).
 pub const MAX_CONNS: usize = 512;
@@ -640,7 +642,7 @@ async fn keep_connected<H: Handler>(
     retired: Rc<Cell<bool>>,
     current: Rc<RefCell<Option<Rc<Conn>>>>,
 ) {
-    let mut delay = inner.config.reconnect_delay;
+    let mut backoff = Backoff::new(reconnect_policy(&inner.config));
     let mut first = true;
     loop {
         if retired.get() || inner.state.borrow().stopping {
@@ -658,8 +660,10 @@ async fn keep_connected<H: Handler>(
             topic: Some(topic),
             channel: Some(channel),
         };
+        let started = std::time::Instant::now();
         match conn::open(info, inner.config.clone(), false).await {
             Err(e) => {
+                backoff.record_failure();
                 log::warn!("nsqd {addr}: {e}");
                 if first {
                     first_round_done(&mut inner.state.borrow_mut(), Some(format!("{addr}: {e}")));
@@ -695,8 +699,13 @@ async fn keep_connected<H: Handler>(
                     Err(e) => e,
                 };
                 inner.callbacks.broken(&conn.info, &error);
-                if subscribed {
-                    delay = inner.config.reconnect_delay;
+                // A subscription that died within its first seconds (nsqd
+                // shakes hands, then sends garbage or closes) is a failed
+                // attempt: the backoff keeps growing.
+                if !subscribed {
+                    backoff.record_failure();
+                } else {
+                    backoff.connection_ended(started.elapsed());
                 }
                 log::info!("nsqd {addr} connection ended: {error}");
             }
@@ -705,11 +714,13 @@ async fn keep_connected<H: Handler>(
         if retired.get() || inner.state.borrow().stopping {
             break;
         }
+        // Every reconnect waits a jittered step, growing with the
+        // failures since the last healthy connection.
+        let delay = backoff.delay_for(backoff.failed_attempts().saturating_sub(1));
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = inner.stop_wake.notified() => {}
         }
-        delay = (delay * 2).min(Duration::from_secs(30));
     }
 }
 
