@@ -7,6 +7,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::Duration;
 
+use courier::layers::LayerError;
 use courier::nsq::{
     Config, Consumer, Error, ErrorCode, Handler, HandlerError, LookupNodes, Message, Producer,
     ServerNodes, TlsConfig,
@@ -43,14 +44,19 @@ fn config(auth: &AuthArgs, layers: &NsqArgs) -> CliResult<Config> {
     let tls = match &layers.tls_ca {
         None => None,
         Some(ca) => {
-            let bad = |e: courier::layers::LayerError| Failure::usage(e.to_string());
             let mut tls = TlsConfig::new()
                 .ca_pem(&read(ca, "--tls-ca")?)
-                .map_err(bad)?;
+                .map_err(|e| Failure::usage(format!("--tls-ca {}: {e}", ca.display())))?;
             if let (Some(cert), Some(key)) = (&layers.tls_cert, &layers.tls_key) {
                 tls = tls
                     .client_cert_pem(&read(cert, "--tls-cert")?, &read(key, "--tls-key")?)
-                    .map_err(bad)?;
+                    .map_err(|e| {
+                        Failure::usage(format!(
+                            "--tls-cert {} / --tls-key {}: {e}",
+                            cert.display(),
+                            key.display()
+                        ))
+                    })?;
             }
             Some(tls)
         }
@@ -90,8 +96,49 @@ fn failure(error: Error, what: &str) -> Failure {
                 ErrorCode::AuthFailed | ErrorCode::Unauthorized | ErrorCode::AuthFirst
             ) =>
         {
-            Failure::new(Kind::Auth, format!("nsq://{what} refused: {e}"))
+            Failure::new(
+                Kind::Auth,
+                format!(
+                    "nsq://{what} refused the credentials ({e}); give a secret its auth server \
+                     accepts with --token (or COURIER_TOKEN)"
+                ),
+            )
         }
+        Error::NotNsqd { detail, .. } => Failure::new(
+            Kind::Unreachable,
+            format!(
+                "nsq://{what} accepted the connection but does not speak the NSQ TCP protocol \
+                 ({detail}); is it an nsqd TCP port? (nsqd listens on 4150 by default, 4151 is \
+                 its HTTP port)"
+            ),
+        ),
+        Error::TimedOut {
+            operation: "nsqd handshake",
+            after,
+        } => Failure::new(
+            Kind::Unreachable,
+            format!(
+                "nsq://{what} accepts TCP connections but did not finish the NSQ handshake \
+                 within {}; is it an nsqd TCP port, and is nsqd responsive?",
+                humantime::format_duration(after)
+            ),
+        ),
+        Error::Layer(LayerError::Tls(rustls::Error::InvalidCertificate(e))) => {
+            Failure::other(format!(
+                "nsq://{what}: TLS: the server's certificate was refused ({e:?}); pass \
+                 --tls-ca FILE with the CA that signed it, and connect by the name the \
+                 certificate is for"
+            ))
+        }
+        Error::Layer(LayerError::Tls(rustls::Error::AlertReceived(alert))) => {
+            Failure::other(format!(
+                "nsq://{what}: TLS: nsqd aborted the handshake ({alert:?}); if it requires a \
+                 client certificate, pass --tls-cert FILE and --tls-key FILE"
+            ))
+        }
+        Error::Layer(e @ (LayerError::Tls(_) | LayerError::TlsConfig(_))) => Failure::other(
+            format!("nsq://{what}: {e} (check --tls-ca, --tls-cert and --tls-key)"),
+        ),
         Error::Server(e) if e.code == ErrorCode::Invalid && e.text.contains("TLS required") => {
             Failure::other(format!(
                 "nsq://{what} requires TLS: pass --tls-ca FILE with the CA that signed its \

@@ -376,6 +376,7 @@ impl Producer {
         loop {
             let error = match self.send_once(&mut command).await {
                 Err(e @ (Error::Disconnected | Error::Unreachable { .. })) => e,
+                Err(e) if e.is_handshake_timeout() => e,
                 other => return other,
             };
             let (stopped, was_connected) = {
@@ -529,6 +530,7 @@ impl Producer {
         let n = self.inner.nodes.len();
         let start = self.inner.state.borrow().next_node;
         let mut attempts = Vec::new();
+        let mut definite = None;
         for k in 0..n {
             let i = (start + k) % n;
             let addr = self.inner.nodes[i].clone();
@@ -541,10 +543,15 @@ impl Producer {
                 Err(e) => {
                     log::warn!("nsqd {addr}: {e}");
                     attempts.push(format!("{addr}: {e}"));
+                    if definite.is_none() && e.is_definite() {
+                        definite = Some(e);
+                    }
                 }
             }
         }
-        Err(Error::Unreachable { attempts })
+        // A node that answered but refused (credentials, TLS, not nsqd)
+        // says more than "unreachable", and retrying will not change it.
+        Err(definite.unwrap_or(Error::Unreachable { attempts }))
     }
 
     async fn connect_node(&self, addr: &str) -> Result<Rc<Conn>, Error> {
