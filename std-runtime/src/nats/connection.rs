@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 
 use super::client::{apply_credentials, ConnectionState, Inner, Shared};
 use super::options::Event;
+use super::unconfirmed::parse_publish;
 use super::url::ServerAddr;
 use super::Error;
 use crate::reconnect::{Backoff, BackoffPolicy};
@@ -213,6 +214,15 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
         );
         sh.emit(Event::Error { message });
     }
+    let written = sh.statistics.written_bytes;
+    let (wires, unconfirmed_publishes) = sh.unconfirmed.take_lost(written);
+    if sh.options.resend_unconfirmed {
+        let resent = resend(&mut sh, server, &wires);
+        sh.statistics.resent_publishes += resent as u64;
+        sh.statistics.unconfirmed_publishes += (unconfirmed_publishes - resent) as u64;
+    } else {
+        sh.statistics.unconfirmed_publishes += unconfirmed_publishes as u64;
+    }
     if was_connected {
         // Publishes kept from the lost connection count against the
         // reconnect buffer, like the ones made during the outage.
@@ -228,6 +238,7 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
             server: server.to_string(),
             reason: error.to_string(),
             unconfirmed_bytes,
+            unconfirmed_publishes,
             kept_publishes,
             discarded_publishes,
         });
@@ -245,6 +256,48 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
     let _ = run_timers(inner);
     inner.wake_all();
     inner.dispatch_events();
+}
+
+/// Queues the unconfirmed publishes of a lost connection again
+/// (`resend_unconfirmed`); returns how many were queued.
+fn resend(sh: &mut Shared, server: &ServerAddr, wires: &[Vec<u8>]) -> usize {
+    let mut resent = 0;
+    for wire in wires {
+        let queued = match parse_publish(wire) {
+            Some(p) => sh
+                .session
+                .publish(p.subject, p.reply, p.headers, p.payload)
+                .map_err(|e| e.to_string()),
+            None => Err("it could not be parsed back".to_string()),
+        };
+        match queued {
+            Ok(()) => resent += 1,
+            Err(e) => {
+                let message = format!(
+                    "an unconfirmed publish written to {server} could not be queued again ({e}); \
+                     it may be lost"
+                );
+                sh.emit(Event::Error { message });
+            }
+        }
+    }
+    resent
+}
+
+/// After a write: queue a confirmation PING if one is due, so the
+/// unconfirmed window stays bounded.
+fn confirmation_point(sh: &mut Shared) {
+    if sh.state != ConnectionState::Connected && sh.state != ConnectionState::Draining {
+        return;
+    }
+    let written = sh.statistics.written_bytes;
+    if !sh.unconfirmed.ping_due(written) {
+        return;
+    }
+    if let Ok(id) = sh.session.ping() {
+        let position = written + sh.session.queued_bytes() as u64;
+        sh.unconfirmed.pinged(id, position);
+    }
 }
 
 async fn connect_once(
@@ -476,6 +529,22 @@ fn process_input(sh: &mut Shared, rx: &mut ReadBuffer) -> Result<Processed, Erro
                 info_updated = true;
                 lame_duck = true;
             }
+            Some(CoreEvent::Pong { ping }) => {
+                on_event(
+                    &mut sh.pending_events,
+                    &mut sh.subs,
+                    &mut sh.requests,
+                    &mut sh.flushes,
+                    &mut sh.slab,
+                    &mut sh.statistics,
+                    CoreEvent::Pong { ping },
+                );
+                // A flush's or a confirmation ping's PONG: every publish
+                // written before it reached the server.
+                let at = sh.unconfirmed.pong(ping).max(sh.statistics.confirmed_bytes);
+                sh.statistics.confirmed_bytes = at;
+                sh.unconfirmed.confirm(at);
+            }
             Some(event) => on_event(
                 &mut sh.pending_events,
                 &mut sh.subs,
@@ -657,6 +726,7 @@ async fn write_loop(
             let prefix_len = prefix.len();
             parts.clear();
             parts.extend([prefix, payload, trailer]);
+            let prefix_bytes = parts.first().cloned().unwrap_or_default();
             let (res, back) = writer.write_vectored_all(std::mem::take(&mut parts)).await;
             parts = back;
             res?;
@@ -665,6 +735,10 @@ async fn write_loop(
             if let Some(v) = sh.vectored.take() {
                 sh.statistics.written_bytes +=
                     (prefix_len + v.payload.len() + v.trailer.len()) as u64;
+                let end = sh.statistics.written_bytes;
+                sh.unconfirmed
+                    .wrote_publish(end, || [&prefix_bytes[..], &v.payload, v.trailer].concat());
+                confirmation_point(&mut sh);
             }
             drop(sh);
             inner.tx_space.notify_waiters();
@@ -685,7 +759,10 @@ async fn write_loop(
             {
                 let mut sh = inner.shared.borrow_mut();
                 sh.session.transmitted(batch);
+                let start = sh.statistics.written_bytes;
                 sh.statistics.written_bytes += batch as u64;
+                sh.unconfirmed.wrote(start, &wbuf[..batch]);
+                confirmation_point(&mut sh);
             }
             inner.tx_space.notify_waiters();
             run_timers(inner)?;

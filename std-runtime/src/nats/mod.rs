@@ -67,6 +67,7 @@ mod error;
 mod message;
 mod options;
 mod subscriber;
+mod unconfirmed;
 mod url;
 
 pub use client::{
