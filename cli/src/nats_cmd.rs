@@ -21,8 +21,18 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Long-running commands (`sub`, `reply`) reconnect forever, as a person
 /// watching a subject expects after a server restart.
 async fn connect(target: &NatsTarget, command: &str, auth: &AuthArgs) -> CliResult<Client> {
+    connect_with(target, command, auth, ConnectOptions::new()).await
+}
+
+/// [`connect`] starting from `options`.
+async fn connect_with(
+    target: &NatsTarget,
+    command: &str,
+    auth: &AuthArgs,
+    options: ConnectOptions,
+) -> CliResult<Client> {
     let long_running = matches!(command, "sub" | "reply");
-    let mut options = ConnectOptions::new()
+    let mut options = options
         .name(format!("courier-cli {command}"))
         .connect_timeout(CONNECT_TIMEOUT)
         .max_reconnects(if long_running { None } else { Some(60) });
@@ -148,7 +158,9 @@ pub async fn publish(target: &NatsTarget, args: &PubArgs) -> CliResult {
     }
     let headers = parse_headers(&args.header)?;
     let mut source = PayloadSource::open(args)?;
-    let client = connect(target, "pub", &args.auth).await?;
+    let options = ConnectOptions::new().resend_unconfirmed(args.resend_unconfirmed);
+    let client = connect_with(target, "pub", &args.auth, options).await?;
+    let discarded = count_discarded(&client);
     let bar = progress::bar(source.total(), "publishing");
     let mut pacer = Pacer::new(args.rate);
     let mut sent = 0u64;
@@ -171,15 +183,61 @@ pub async fn publish(target: &NatsTarget, args: &PubArgs) -> CliResult {
     // Only a round trip proves the server has every message.
     client.flush().await.map_err(|e| failure(e, target))?;
     bar.finish_and_clear();
-    if progress::interactive() {
+    let stats = client.statistics();
+    let _ = client.close().await;
+    // Written to a server that died before confirming them (and not
+    // resent), or dropped in a disconnect: not counted as published.
+    let in_doubt = stats.unconfirmed_publishes + discarded.get();
+    let confirmed = sent.saturating_sub(in_doubt);
+    if stats.resent_publishes > 0 {
         eprintln!(
-            "published {sent} message{} ({bytes} bytes) to {:?} on {target}",
-            if sent == 1 { "" } else { "s" },
+            "courier: {} publishes were sent again after a reconnect (--resend-unconfirmed); \
+             subscribers may see up to that many duplicates",
+            stats.resent_publishes
+        );
+    }
+    if progress::interactive() || in_doubt > 0 {
+        eprintln!(
+            "published {confirmed} message{} ({bytes} bytes queued) to {:?} on {target}",
+            if confirmed == 1 { "" } else { "s" },
             args.subject
         );
     }
-    let _ = client.close().await;
+    if in_doubt > 0 {
+        let message = format!(
+            "{in_doubt} of {sent} publishes were written to a server that went away before \
+             confirming them and may be lost (core NATS is at-most-once); pass \
+             --resend-unconfirmed to send them again after the reconnect (duplicates possible), \
+             or --allow-unconfirmed to accept the loss"
+        );
+        if args.allow_unconfirmed {
+            eprintln!("courier: warning: {message}");
+        } else {
+            return Err(Failure::other(message));
+        }
+    }
     Ok(())
+}
+
+/// Counts publishes a disconnect discarded (never written), from the
+/// client's events.
+fn count_discarded(client: &Client) -> std::rc::Rc<std::cell::Cell<u64>> {
+    let count = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let seen = count.clone();
+    let mut events = client.events();
+    courier::spawn(async move {
+        use futures::StreamExt;
+        while let Some(event) = events.next().await {
+            if let Event::Disconnected {
+                discarded_publishes,
+                ..
+            } = event
+            {
+                seen.set(seen.get() + discarded_publishes as u64);
+            }
+        }
+    });
+    count
 }
 
 async fn subscribe(

@@ -187,6 +187,12 @@ fn no_user_password(auth: &AuthArgs) -> CliResult {
 /// batches of `--batch`; every publish waits for nsqd's OK.
 pub fn publish(target: &HostPort, args: &PubArgs) -> CliResult {
     no_user_password(&args.auth)?;
+    if args.resend_unconfirmed || args.allow_unconfirmed {
+        return Err(Failure::usage(
+            "--resend-unconfirmed and --allow-unconfirmed are for NATS (nats://): NSQ publishes \
+             are confirmed one by one and re-sent after a reconnect",
+        ));
+    }
     if !args.header.is_empty() {
         return Err(Failure::usage(
             "NSQ messages have no headers; drop --header",

@@ -285,3 +285,95 @@ fn nsq_auth_failures_exit_4_and_name_the_token_flag() {
     let (status, stderr) = run_bounded(&["pub", &url, "t", "p", "--token", "good"], guard);
     assert_eq!(status, Some(0), "{stderr}");
 }
+
+/// What a scripted NATS peer received per connection: PUB payloads.
+type Received = Arc<Mutex<Vec<usize>>>;
+
+/// The first connection takes 10 publishes and closes without confirming
+/// them; later ones answer PINGs and take everything.
+fn crashing_nats_peer() -> (ScriptedPeer, Received) {
+    let received: Received = Arc::default();
+    let log = received.clone();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let peer = ScriptedPeer::start(move |mut conn| {
+        let n = conns.fetch_add(1, Ordering::SeqCst);
+        let slot = {
+            let mut r = log.lock().unwrap();
+            r.push(0);
+            r.len() - 1
+        };
+        if !handshake(&mut conn) {
+            return;
+        }
+        while let Some(line) = conn.read_line() {
+            if line.starts_with("PING") {
+                if n > 0 {
+                    conn.send(b"PONG\r\n");
+                }
+            } else if line.starts_with("PUB ") {
+                if conn.read_line().is_none() {
+                    return;
+                }
+                log.lock().unwrap()[slot] += 1;
+                if n == 0 && log.lock().unwrap()[slot] == 10 {
+                    return; // "killed": the rest written to it is lost
+                }
+            }
+        }
+    });
+    (peer, received)
+}
+
+/// `courier pub nats://` whose server dies mid-stream: the publishes it
+/// wrote and the server never confirmed are reported, not counted as
+/// published, and the exit code says so (issue 7, defect 2).
+#[test]
+fn pub_reports_publishes_lost_with_a_dead_server() {
+    let args = |url: &str, extra: &[&str]| {
+        let mut a = vec!["pub", url, "s", "p", "--count", "40", "--rate", "200"];
+        a.extend_from_slice(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let guard = Duration::from_secs(30);
+
+    // Default: warning, exit 1, "published" counts only the confirmed.
+    let (peer, received) = crashing_nats_peer();
+    let a = args(&peer.nats_url(), &[]);
+    let (status, stderr) = run_bounded(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>(), guard);
+    let r = received.lock().unwrap().clone();
+    eprintln!("default: {status:?} {stderr} {r:?}");
+    // The 40 are either confirmed by a later connection or reported in
+    // doubt (a publish caught in mid-write is kept and sent again whole).
+    let later: usize = r[1..].iter().sum();
+    let lost = 40 - later;
+    assert!(lost >= 1 && lost <= r[0], "{r:?}");
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("published {later} messages")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "courier: {lost} of 40 publishes were written to a server"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--resend-unconfirmed"), "{stderr}");
+
+    // Opted out: the same warning, exit 0.
+    let (peer, _) = crashing_nats_peer();
+    let a = args(&peer.nats_url(), &["--allow-unconfirmed"]);
+    let (status, stderr) = run_bounded(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>(), guard);
+    assert_eq!(status, Some(0), "{stderr}");
+    assert!(stderr.contains("courier: warning: "), "{stderr}");
+
+    // Resend: the later connection gets all 40, the duplicates are said.
+    let (peer, received) = crashing_nats_peer();
+    let a = args(&peer.nats_url(), &["--resend-unconfirmed"]);
+    let (status, stderr) = run_bounded(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>(), guard);
+    let r = received.lock().unwrap().clone();
+    eprintln!("resend: {status:?} {stderr} {r:?}");
+    assert_eq!(status, Some(0), "{stderr}");
+    assert_eq!(r[1..].iter().sum::<usize>(), 40, "{r:?}");
+    assert!(stderr.contains("publishes were sent again"), "{stderr}");
+}
