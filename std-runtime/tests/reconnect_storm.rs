@@ -109,3 +109,76 @@ fn close_mid_frame_after_the_handshake_backs_off() {
 fn err_then_close_after_the_handshake_backs_off() {
     assert_backs_off("-ERR then close", b"-ERR 'Unknown Protocol Operation'\r\n");
 }
+
+/// An NSQ frame: size, type, data.
+fn nsq_frame(kind: u32, data: &[u8]) -> Vec<u8> {
+    let mut f = ((data.len() + 4) as u32).to_be_bytes().to_vec();
+    f.extend_from_slice(&kind.to_be_bytes());
+    f.extend_from_slice(data);
+    f
+}
+
+/// An nsqd that completes IDENTIFY and SUB, then sends an unknown frame
+/// type 50 ms later: the consumer's subscription dies young every time.
+/// Before the shared policy a subscription reset the delay to
+/// `reconnect_delay`, so it reconnected every 100 ms forever.
+#[test]
+fn nsq_consumer_backs_off_after_a_subscription_that_died_young() {
+    use courier::nsq::{Config, Consumer, Handler, HandlerError, Message, ServerNodes};
+
+    struct Ignore;
+    impl Handler for Ignore {
+        type Class = ();
+        type Context = ();
+        fn classify(&self, _: &Message) -> Option<((), ())> {
+            Some(((), ()))
+        }
+        async fn handle(&self, _: (), _: (), _: &Message) -> Result<(), HandlerError> {
+            Ok(())
+        }
+    }
+
+    const IDENTIFY_OK: &[u8] = br#"{"max_rdy_count":2500,"version":"1.3.0","max_msg_timeout":900000,"msg_timeout":60000,"tls_v1":false,"deflate":false,"deflate_level":6,"max_deflate_level":6,"snappy":false,"sample_rate":0,"auth_required":false,"output_buffer_size":16384,"output_buffer_timeout":250}"#;
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let peer = ScriptedPeer::start(move |mut conn| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        if conn.read_exact(4).is_none() || conn.read_until_line_starting("IDENTIFY").is_none() {
+            return;
+        }
+        let Some(len) = conn.read_exact(4) else {
+            return;
+        };
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if conn.read_exact(len).is_none() {
+            return;
+        }
+        conn.send(&nsq_frame(0, IDENTIFY_OK));
+        if conn.read_until_line_starting("SUB").is_none() {
+            return;
+        }
+        conn.send(&nsq_frame(0, b"OK"));
+        std::thread::sleep(Duration::from_millis(50));
+        conn.send(&nsq_frame(7, b"xx"));
+    });
+    let addr = peer.addr().to_string();
+    courier::run(async move {
+        let config = Config {
+            reconnect_delay: Duration::from_millis(100),
+            ..Config::default()
+        };
+        let consumer = Consumer::builder([("storm", "c")], ServerNodes::new([addr]), 10, Ignore)
+            .config(config)
+            .start()
+            .await
+            .expect("the first subscription succeeds");
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        consumer.stop().await;
+    });
+    let accepted = accepted.load(Ordering::SeqCst);
+    eprintln!("nsq: {accepted} connections in 4 s");
+    // 100 ms doubling (jittered between half and all of each step): about
+    // 6 attempts in 4 s; a fixed 100 ms delay makes about 25.
+    assert!(accepted >= 2, "it must keep reconnecting: {accepted}");
+    assert!(accepted <= 12, "{accepted} connections in 4 s: no backoff");
+}

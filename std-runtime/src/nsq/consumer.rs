@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use super::config::reconnect_policy;
 use super::conn::{self, now, Conn, ConnInfo, Sink};
 use super::{lookup, Callbacks, Config, Error, NoCallbacks};
-use crate::reconnect::Backoff;
+use crate::reconnect::{Backoff, RepeatFilter};
 
 /// Most connections one consumer tracks (nodes x couplets).
 pub const MAX_CONNS: usize = 512;
@@ -667,6 +667,18 @@ async fn keep_connected<H: Handler>(
     current: Rc<RefCell<Option<Rc<Conn>>>>,
 ) {
     let mut backoff = Backoff::new(reconnect_policy(&inner.config));
+    // The same failure is logged once a minute with its count, not per
+    // attempt.
+    let mut repeats = RepeatFilter::new(Duration::from_secs(60));
+    let mut warn = |line: String| {
+        if let Some(n) = repeats.check(&line, std::time::Instant::now()) {
+            if n > 0 {
+                log::warn!("{line} (and {n} more like it in the last minute)");
+            } else {
+                log::warn!("{line}");
+            }
+        }
+    };
     let mut first = true;
     loop {
         if retired.get() || inner.state.borrow().stopping {
@@ -688,7 +700,7 @@ async fn keep_connected<H: Handler>(
         match conn::open(info, inner.config.clone(), false).await {
             Err(e) => {
                 backoff.record_failure();
-                log::warn!("nsqd {addr}: {e}");
+                warn(format!("nsqd {addr}: {e}"));
                 let mut st = inner.state.borrow_mut();
                 st.last_failure = Some(format!("{addr}: {e}"));
                 if first {
