@@ -136,6 +136,15 @@ pub struct PubArgs {
     /// NSQ: deliver after this delay (DPUB; e.g. 30s, 5m).
     #[arg(long, value_name = "DURATION", conflicts_with = "batch")]
     pub defer: Option<humantime::Duration>,
+    /// NATS: after a reconnect, send again the publishes written to a server
+    /// that went away before confirming them (at-least-once: some may
+    /// arrive twice).
+    #[arg(long)]
+    pub resend_unconfirmed: bool,
+    /// NATS: exit 0 even when publishes may have been lost in a disconnect
+    /// (the warning is still printed).
+    #[arg(long)]
+    pub allow_unconfirmed: bool,
     /// NSQ TLS and compression.
     #[command(flatten)]
     pub nsq: NsqArgs,

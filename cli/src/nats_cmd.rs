@@ -5,6 +5,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use courier::nats::{Client, ConnectOptions, Error, Event, HeaderMap, Subscriber};
+use courier::reconnect::RepeatFilter;
 
 use crate::args::{AuthArgs, InfoArgs, PubArgs, ReplyArgs, ReqArgs, SubArgs, TlsArgs};
 use crate::fail::{unreachable, CliResult, Failure, Kind};
@@ -25,8 +26,19 @@ async fn connect(
     auth: &AuthArgs,
     tls: &TlsArgs,
 ) -> CliResult<Client> {
+    connect_with(target, command, auth, tls, ConnectOptions::new()).await
+}
+
+/// [`connect`] starting from `options`.
+async fn connect_with(
+    target: &NatsTarget,
+    command: &str,
+    auth: &AuthArgs,
+    tls: &TlsArgs,
+    options: ConnectOptions,
+) -> CliResult<Client> {
     let long_running = matches!(command, "sub" | "reply");
-    let mut options = ConnectOptions::new()
+    let mut options = options
         .name(format!("courier-cli {command}"))
         .connect_timeout(CONNECT_TIMEOUT)
         .max_reconnects(if long_running { None } else { Some(60) });
@@ -154,7 +166,9 @@ pub async fn publish(target: &NatsTarget, args: &PubArgs) -> CliResult {
     }
     let headers = parse_headers(&args.header)?;
     let mut source = PayloadSource::open(args)?;
-    let client = connect(target, "pub", &args.auth, &args.nsq.tls()).await?;
+    let options = ConnectOptions::new().resend_unconfirmed(args.resend_unconfirmed);
+    let client = connect_with(target, "pub", &args.auth, &args.nsq.tls(), options).await?;
+    let discarded = count_discarded(&client);
     let bar = progress::bar(source.total(), "publishing");
     let mut pacer = Pacer::new(args.rate);
     let mut sent = 0u64;
@@ -177,15 +191,61 @@ pub async fn publish(target: &NatsTarget, args: &PubArgs) -> CliResult {
     // Only a round trip proves the server has every message.
     client.flush().await.map_err(|e| failure(e, target))?;
     bar.finish_and_clear();
-    if progress::interactive() {
+    let stats = client.statistics();
+    let _ = client.close().await;
+    // Written to a server that died before confirming them (and not
+    // resent), or dropped in a disconnect: not counted as published.
+    let in_doubt = stats.unconfirmed_publishes + discarded.get();
+    let confirmed = sent.saturating_sub(in_doubt);
+    if stats.resent_publishes > 0 {
         eprintln!(
-            "published {sent} message{} ({bytes} bytes) to {:?} on {target}",
-            if sent == 1 { "" } else { "s" },
+            "courier: {} publishes were sent again after a reconnect (--resend-unconfirmed); \
+             subscribers may see up to that many duplicates",
+            stats.resent_publishes
+        );
+    }
+    if progress::interactive() || in_doubt > 0 {
+        eprintln!(
+            "published {confirmed} message{} ({bytes} bytes queued) to {:?} on {target}",
+            if confirmed == 1 { "" } else { "s" },
             args.subject
         );
     }
-    let _ = client.close().await;
+    if in_doubt > 0 {
+        let message = format!(
+            "{in_doubt} of {sent} publishes were written to a server that went away before \
+             confirming them and may be lost (core NATS is at-most-once); pass \
+             --resend-unconfirmed to send them again after the reconnect (duplicates possible), \
+             or --allow-unconfirmed to accept the loss"
+        );
+        if args.allow_unconfirmed {
+            eprintln!("courier: warning: {message}");
+        } else {
+            return Err(Failure::other(message));
+        }
+    }
     Ok(())
+}
+
+/// Counts publishes a disconnect discarded (never written), from the
+/// client's events.
+fn count_discarded(client: &Client) -> std::rc::Rc<std::cell::Cell<u64>> {
+    let count = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let seen = count.clone();
+    let mut events = client.events();
+    courier::spawn(async move {
+        use futures::StreamExt;
+        while let Some(event) = events.next().await {
+            if let Event::Disconnected {
+                discarded_publishes,
+                ..
+            } = event
+            {
+                seen.set(seen.get() + discarded_publishes as u64);
+            }
+        }
+    });
+    count
 }
 
 async fn subscribe(
@@ -208,32 +268,36 @@ async fn subscribe(
 /// Long runs tell the person on stderr when the connection drops and comes
 /// back, and when messages were dropped (slow consumer); the client
 /// reconnects by itself, so these are notes, not failures.
+///
+/// The same note is said once, then counted: a server that keeps failing
+/// right after the handshake gives one line per kind of failure per
+/// minute (with how often it repeated), not a line per attempt.
 fn report_events(client: &Client) {
     let mut events = client.events();
     courier::spawn(async move {
         use futures::StreamExt;
-        // One failed attempt says enough; the rest would repeat it every
-        // backoff step until the server is back.
-        let mut attempt_reported = false;
+        let mut repeats = RepeatFilter::new(REPEAT_QUIET);
         while let Some(event) = events.next().await {
-            match event {
-                Event::Connected { .. } | Event::Closed => {}
+            let line = match event {
+                Event::Connected { .. } | Event::Closed => continue,
                 Event::Error { message } if message.starts_with("connecting to") => {
-                    if !attempt_reported {
-                        eprintln!("courier: {message} (retrying until it is back)");
-                        attempt_reported = true;
-                    }
+                    format!("{message} (retrying until it is back)")
                 }
-                e => {
-                    if matches!(e, Event::Reconnected { .. }) {
-                        attempt_reported = false;
-                    }
-                    eprintln!("courier: {e}");
+                e => e.to_string(),
+            };
+            if let Some(suppressed) = repeats.check(&line, std::time::Instant::now()) {
+                if suppressed > 0 {
+                    eprintln!("courier: {line} (and {suppressed} more like it in the last minute)");
+                } else {
+                    eprintln!("courier: {line}");
                 }
             }
         }
     });
 }
+
+/// A repeated stderr note is shown again at most once per this period.
+const REPEAT_QUIET: Duration = Duration::from_secs(60);
 
 /// `courier sub nats://...`
 pub async fn sub(target: &NatsTarget, args: &SubArgs) -> CliResult {

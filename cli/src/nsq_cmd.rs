@@ -7,6 +7,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::Duration;
 
+use courier::layers::LayerError;
 use courier::nsq::{
     Config, Consumer, Error, ErrorCode, Handler, HandlerError, LookupNodes, Message, Producer,
     ServerNodes, TlsConfig,
@@ -22,6 +23,10 @@ use crate::target::HostPort;
 
 /// How long a TCP connect or an HTTP request may take.
 const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Failed reconnects in a row before `pub` gives up (backoff 100 ms
+/// doubling to 2 s, jittered: about 10 s in all).
+const PUB_RECONNECT_ATTEMPTS: usize = 9;
 
 /// Where `tail` finds nsqd nodes.
 pub enum Source {
@@ -39,14 +44,19 @@ fn config(auth: &AuthArgs, layers: &NsqArgs) -> CliResult<Config> {
     let tls = match &layers.tls_ca {
         None => None,
         Some(ca) => {
-            let bad = |e: courier::layers::LayerError| Failure::usage(e.to_string());
             let mut tls = TlsConfig::new()
                 .ca_pem(&read(ca, "--tls-ca")?)
-                .map_err(bad)?;
+                .map_err(|e| Failure::usage(format!("--tls-ca {}: {e}", ca.display())))?;
             if let (Some(cert), Some(key)) = (&layers.tls_cert, &layers.tls_key) {
                 tls = tls
                     .client_cert_pem(&read(cert, "--tls-cert")?, &read(key, "--tls-key")?)
-                    .map_err(bad)?;
+                    .map_err(|e| {
+                        Failure::usage(format!(
+                            "--tls-cert {} / --tls-key {}: {e}",
+                            cert.display(),
+                            key.display()
+                        ))
+                    })?;
             }
             Some(tls)
         }
@@ -55,6 +65,12 @@ fn config(auth: &AuthArgs, layers: &NsqArgs) -> CliResult<Config> {
         client_id: Some("courier-cli".into()),
         user_agent: concat!("courier-cli/", env!("CARGO_PKG_VERSION")).into(),
         connect_timeout: TIMEOUT,
+        // A restarted nsqd is reconnected to within a fraction of a second;
+        // one that stays away ends `pub` (exit 3) after about 10 s of
+        // retrying.
+        reconnect_delay: Duration::from_millis(100),
+        reconnect_delay_max: Duration::from_secs(2),
+        reconnect_attempts: Some(PUB_RECONNECT_ATTEMPTS),
         auth_secret: auth.token.as_ref().map(|t| t.as_bytes().to_vec()),
         tls,
         compression: layers.compression.unwrap_or_default(),
@@ -80,8 +96,49 @@ fn failure(error: Error, what: &str) -> Failure {
                 ErrorCode::AuthFailed | ErrorCode::Unauthorized | ErrorCode::AuthFirst
             ) =>
         {
-            Failure::new(Kind::Auth, format!("nsq://{what} refused: {e}"))
+            Failure::new(
+                Kind::Auth,
+                format!(
+                    "nsq://{what} refused the credentials ({e}); give a secret its auth server \
+                     accepts with --token (or COURIER_TOKEN)"
+                ),
+            )
         }
+        Error::NotNsqd { detail, .. } => Failure::new(
+            Kind::Unreachable,
+            format!(
+                "nsq://{what} accepted the connection but does not speak the NSQ TCP protocol \
+                 ({detail}); is it an nsqd TCP port? (nsqd listens on 4150 by default, 4151 is \
+                 its HTTP port)"
+            ),
+        ),
+        Error::TimedOut {
+            operation: "nsqd handshake",
+            after,
+        } => Failure::new(
+            Kind::Unreachable,
+            format!(
+                "nsq://{what} accepts TCP connections but did not finish the NSQ handshake \
+                 within {}; is it an nsqd TCP port, and is nsqd responsive?",
+                humantime::format_duration(after)
+            ),
+        ),
+        Error::Layer(LayerError::Tls(rustls::Error::InvalidCertificate(e))) => {
+            Failure::other(format!(
+                "nsq://{what}: TLS: the server's certificate was refused ({e:?}); pass \
+                 --tls-ca FILE with the CA that signed it, and connect by the name the \
+                 certificate is for"
+            ))
+        }
+        Error::Layer(LayerError::Tls(rustls::Error::AlertReceived(alert))) => {
+            Failure::other(format!(
+                "nsq://{what}: TLS: nsqd aborted the handshake ({alert:?}); if it requires a \
+                 client certificate, pass --tls-cert FILE and --tls-key FILE"
+            ))
+        }
+        Error::Layer(e @ (LayerError::Tls(_) | LayerError::TlsConfig(_))) => Failure::other(
+            format!("nsq://{what}: {e} (check --tls-ca, --tls-cert and --tls-key)"),
+        ),
         Error::Server(e) if e.code == ErrorCode::Invalid && e.text.contains("TLS required") => {
             Failure::other(format!(
                 "nsq://{what} requires TLS: pass --tls-ca FILE with the CA that signed its \
@@ -130,6 +187,12 @@ fn no_user_password(auth: &AuthArgs) -> CliResult {
 /// batches of `--batch`; every publish waits for nsqd's OK.
 pub fn publish(target: &HostPort, args: &PubArgs) -> CliResult {
     no_user_password(&args.auth)?;
+    if args.resend_unconfirmed || args.allow_unconfirmed {
+        return Err(Failure::usage(
+            "--resend-unconfirmed and --allow-unconfirmed are for NATS (nats://): NSQ publishes \
+             are confirmed one by one and re-sent after a reconnect",
+        ));
+    }
     if !args.header.is_empty() {
         return Err(Failure::usage(
             "NSQ messages have no headers; drop --header",
@@ -188,7 +251,17 @@ pub fn publish(target: &HostPort, args: &PubArgs) -> CliResult {
                 } else {
                     producer.multi_publish(topic, &bodies).await
                 };
-                result.map_err(|e| failure(e, &addr))?;
+                result.map_err(|e| {
+                    let mut f = failure(e, &addr);
+                    f.message.push_str(&format!(
+                        " ({sent} message{} confirmed by nsqd before this; the {} in this \
+                         publish {} not confirmed)",
+                        if sent == 1 { " was" } else { "s were" },
+                        bodies.len(),
+                        if bodies.len() == 1 { "was" } else { "were" },
+                    ));
+                    f
+                })?;
                 sent += bodies.len() as u64;
                 bar.inc(bodies.len() as u64);
                 bodies.clear();
@@ -198,7 +271,19 @@ pub fn publish(target: &HostPort, args: &PubArgs) -> CliResult {
             }
         }
         bar.finish_and_clear();
+        let resent = producer.resent_publishes();
         producer.stop().await;
+        if resent > 0 {
+            // At-least-once: a command caught by a lost connection was sent
+            // again; nsqd may hold both copies.
+            eprintln!(
+                "courier: {resent} publish command{} sent again after nsqd reconnects; \
+                 up to {} message{} may be duplicated",
+                if resent == 1 { " was" } else { "s were" },
+                resent * batch as u64,
+                if resent * batch as u64 == 1 { "" } else { "s" },
+            );
+        }
         if progress::interactive() {
             eprintln!("published {sent} message(s) to topic {topic:?} on nsq://{addr}");
         }

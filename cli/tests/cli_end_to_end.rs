@@ -545,6 +545,9 @@ fn nsq_over_tls_with_snappy_and_a_wrong_ca_refused() {
     let stderr = stderr_of(&out);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+    // The CLI flag that fixes it, not the Rust API (issue 7).
+    assert!(stderr.contains("--tls-ca FILE"), "{stderr}");
+    assert!(!stderr.contains("TlsConfig::"), "{stderr}");
 }
 
 #[test]

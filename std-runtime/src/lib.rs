@@ -15,6 +15,8 @@
 //!   drain, reconnect with bounded buffering) over `courier_core::nats`.
 //! - [`nsq`]: NSQ producer and consumer over `courier_core::nsq`.
 //! - [`outbox`]: durable client outbox (spool directory) for JetStream and NSQ.
+//! - [`reconnect`]: the one backoff-with-jitter policy every protocol's
+//!   reconnect loop uses, and the filter that says a repeated error once.
 //! - [`transport`]: the TCP transport with one API over io_uring and epoll.
 //! - [`runtime`]: backend detection, [`run`], [`Runtime`], [`spawn`].
 //! - [`stats()`]: syscalls and bytes of the runtime on this thread, for
@@ -29,6 +31,7 @@ pub mod layers;
 pub mod nats;
 pub mod nsq;
 pub mod outbox;
+pub mod reconnect;
 pub mod runtime;
 pub mod stats;
 pub mod transport;

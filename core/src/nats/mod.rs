@@ -29,6 +29,7 @@ pub mod subscriptions;
 pub use error::{Error, HeaderError, InfoError, ProtocolError, ServerErrorKind, SubjectError};
 pub use headers::{HeaderWriter, Headers};
 pub use info::{EssentialInfo, InfoStorage, ServerInfo};
+pub use outbox::client_command;
 pub use session::{
     required_tx_capacity, set_str, ConnectOptions, Credentials, Event, MaxPayloadWarning, Message,
     OptionTooLong, PingId, RequestId, ResetReport, Session, State, Stats,

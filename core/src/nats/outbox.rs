@@ -268,6 +268,16 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> CommandSink for Held<'_, S> {
     }
 }
 
+/// The client command our encoders wrote at the front of `bytes`: its
+/// length and whether it is a publish (`PUB`/`HPUB`); `None` while `bytes`
+/// holds less than one whole command. A driver scans what it wrote with
+/// this to count the publishes written since the last confirmation point
+/// (PING/PONG), and to keep them for a resend after a reconnect.
+pub fn client_command(bytes: &[u8]) -> Option<(usize, bool)> {
+    let len = command_len(bytes)?;
+    (len <= bytes.len()).then(|| (len, is_publish(bytes)))
+}
+
 fn is_publish(command: &[u8]) -> bool {
     command.starts_with(b"PUB ") || command.starts_with(b"HPUB ")
 }
@@ -287,6 +297,20 @@ fn command_len(bytes: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_command_finds_whole_commands_and_publishes() {
+        let wire =
+            b"PUB a 5\r\nhello\r\nPING\r\nHPUB b r 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPUB c 3\r\nab";
+        assert_eq!(client_command(wire), Some((16, true)));
+        assert_eq!(client_command(&wire[16..]), Some((6, false)));
+        assert_eq!(client_command(&wire[22..]), Some((32, true)));
+        // A publish cut before its payload ends is not whole yet.
+        assert_eq!(client_command(&wire[54..]), None);
+        assert_eq!(&wire[54..58], b"PUB ");
+        assert_eq!(client_command(b"PUB a 5\r\nhel"), None);
+        assert_eq!(client_command(b"PIN"), None);
+    }
     use crate::buf::TxBuf;
     use crate::nats::commands;
 

@@ -27,6 +27,7 @@ use tokio::sync::{oneshot, Notify};
 use super::message::Slab;
 use super::options::{Callback, ConnectOptions, Event};
 use super::subscriber::{SharedQueue, SubQueue, Subscriber};
+use super::unconfirmed::Unconfirmed;
 use super::url::ServerAddr;
 use super::{Error, HeaderMap, Message};
 
@@ -92,6 +93,8 @@ pub(crate) struct Shared {
     /// buffer.
     pub(crate) vectored: Option<VectoredPublish>,
     pub(crate) statistics: Statistics,
+    /// Publishes written and not yet confirmed (see `unconfirmed.rs`).
+    pub(crate) unconfirmed: Unconfirmed,
 }
 
 /// Message counters of one client (payload bytes, headers excluded).
@@ -112,9 +115,16 @@ pub struct Statistics {
     /// included).
     pub written_bytes: u64,
     /// How many of `written_bytes` a server confirmed having processed (the
-    /// PONG of the latest completed flush). The difference may or may not
-    /// have reached a server that went away.
+    /// PONG of the latest completed flush or confirmation ping). The
+    /// difference may or may not have reached a server that went away.
     pub confirmed_bytes: u64,
+    /// Publishes written to a server that went away before confirming
+    /// them, and not resent: each may or may not have been processed
+    /// (at-most-once). Zero with [`ConnectOptions::resend_unconfirmed`].
+    pub unconfirmed_publishes: u64,
+    /// Publishes queued again after a disconnect
+    /// ([`ConnectOptions::resend_unconfirmed`]): each may arrive twice.
+    pub resent_publishes: u64,
 }
 
 /// A header-only publish waiting for the writer: `prefix_len` bytes of the
@@ -441,6 +451,11 @@ fn new_inner(servers: Vec<ServerAddr>, options: ConnectOptions) -> Rc<Inner> {
         tx,
         options.auth.clone(),
     ));
+    let unconfirmed = Unconfirmed::new(
+        options.resend_unconfirmed,
+        options.confirm_bytes,
+        options.confirm_interval,
+    );
     Rc::new(Inner {
         shared: RefCell::new(Shared {
             session,
@@ -461,6 +476,7 @@ fn new_inner(servers: Vec<ServerAddr>, options: ConnectOptions) -> Rc<Inner> {
             leaving: None,
             vectored: None,
             statistics: Statistics::default(),
+            unconfirmed,
             options,
         }),
         writer: Notify::new(),
@@ -1058,6 +1074,13 @@ impl Client {
     /// Messages and bytes in and out, and reconnects.
     pub fn statistics(&self) -> Statistics {
         self.inner.shared.borrow().statistics
+    }
+
+    /// Publishes written to the current connection and not yet confirmed
+    /// by a PONG (a flush or a confirmation ping): if the server dies now,
+    /// these are in doubt (see [`ConnectOptions::resend_unconfirmed`]).
+    pub fn unconfirmed_publishes(&self) -> usize {
+        self.inner.shared.borrow().unconfirmed.count()
     }
 
     /// Bytes of commands not yet written to a socket: publishes waiting in

@@ -16,7 +16,6 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use courier_core::nats::{Error as CoreError, Event as CoreEvent, State};
@@ -25,8 +24,10 @@ use tokio::sync::oneshot;
 use super::client::{apply_credentials, ConnectionState, Inner, Shared};
 use super::options::Event;
 use super::tls::{self, NatsTls};
+use super::unconfirmed::parse_publish;
 use super::url::ServerAddr;
 use super::Error;
+use crate::reconnect::{Backoff, BackoffPolicy};
 use crate::transport::{self, ReadBuffer, ReadHalf, WriteHalf};
 
 /// How one connection ended.
@@ -51,8 +52,15 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
     let mut wbuf: Vec<u8> = Vec::with_capacity(tx_size);
     let mut first = Some(first);
     let mut failures = Vec::new();
-    let mut failed_attempts = 0usize;
-    let mut round = 0u32;
+    let mut backoff = {
+        let o = &inner.shared.borrow().options;
+        Backoff::new(
+            BackoffPolicy::new(o.reconnect_delay_min, o.reconnect_delay_max)
+                .healthy_after(o.reconnect_healthy_after)
+                .max_attempts(o.max_reconnects),
+        )
+    };
+    let mut round = 0usize;
     let mut ever_connected = false;
     // Servers that refused the credentials (reported once each).
     let mut refused_by = Vec::new();
@@ -63,6 +71,7 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
             if inner.shared.borrow().close_requested {
                 break 'outer;
             }
+            let started = std::time::Instant::now();
             let ended = connect_once(
                 &inner,
                 &server,
@@ -82,11 +91,17 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
                     super::auth::report_refusal(&inner, &mut refused_by, &server, &error);
                     if was_connected {
                         ever_connected = true;
-                        failed_attempts = 0;
-                        round = 0;
                         failures.clear();
-                        // Try the servers again at once, from the top.
-                        continue 'outer;
+                        // A connection that died within its first seconds
+                        // (handshake fine, then garbage or a close) is a
+                        // failed attempt: the backoff keeps growing. Either
+                        // way the next attempt waits a jittered step.
+                        if backoff.connection_ended(started.elapsed()) {
+                            round = 0;
+                        } else {
+                            failures.push(format!("{server}: {error}"));
+                        }
+                        break;
                     }
                     if let (Some(_), Error::AuthorizationViolation { .. }) = (&first, &error) {
                         // Wrong credentials will not get better by retrying.
@@ -95,20 +110,12 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
                         }
                         break 'outer;
                     }
-                    failed_attempts += 1;
+                    backoff.record_failure();
                     failures.push(format!("{server}: {error}"));
                 }
             }
         }
-        let (retry_initial, max, min_delay, max_delay) = {
-            let sh = inner.shared.borrow();
-            (
-                sh.options.retry_on_initial_connect,
-                sh.options.max_reconnects,
-                sh.options.reconnect_delay_min,
-                sh.options.reconnect_delay_max,
-            )
-        };
+        let retry_initial = inner.shared.borrow().options.retry_on_initial_connect;
         if first.is_some() && !retry_initial {
             if let Some(tx) = first.take() {
                 let _ = tx.send(Err(Error::Unreachable {
@@ -122,21 +129,16 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
             // go to the reconnect buffer until a server answers.
             let _ = tx.send(Ok(()));
         }
-        if let Some(max) = max {
-            if failed_attempts >= max {
-                let error = Error::MaxReconnectsExceeded {
-                    attempts: failed_attempts,
-                };
-                inner.shared.borrow_mut().emit(Event::Error {
-                    message: error.to_string(),
-                });
-                if let Some(tx) = first.take() {
-                    let _ = tx.send(Err(error));
-                }
-                break 'outer;
-            }
+        if backoff.exhausted() {
+            let error = Error::MaxReconnectsExceeded {
+                attempts: backoff.failed_attempts(),
+            };
+            inner.shared.borrow_mut().emit(Event::Error {
+                message: error.to_string(),
+            });
+            break 'outer;
         }
-        let delay = backoff(round, min_delay, max_delay);
+        let delay = backoff.delay_for(round);
         round = round.saturating_add(1);
         let sleep = tokio::time::sleep(delay);
         let woken = inner.writer.notified();
@@ -170,14 +172,6 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
     inner.shared.borrow_mut().shut_down();
     inner.wake_all();
     inner.dispatch_events();
-}
-
-/// Exponential backoff from `min`, doubling per round up to `max`, plus up
-/// to 50% jitter.
-fn backoff(round: u32, min: Duration, max: Duration) -> Duration {
-    let base = min.saturating_mul(1u32 << round.min(16)).min(max);
-    let jitter = base.mul_f64(fastrand::f64() * 0.5);
-    base + jitter
 }
 
 /// Bookkeeping after a connection ended with an error.
@@ -225,6 +219,15 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
         );
         sh.emit(Event::Error { message });
     }
+    let written = sh.statistics.written_bytes;
+    let (wires, unconfirmed_publishes) = sh.unconfirmed.take_lost(written);
+    if sh.options.resend_unconfirmed {
+        let resent = resend(&mut sh, server, &wires);
+        sh.statistics.resent_publishes += resent as u64;
+        sh.statistics.unconfirmed_publishes += (unconfirmed_publishes - resent) as u64;
+    } else {
+        sh.statistics.unconfirmed_publishes += unconfirmed_publishes as u64;
+    }
     if was_connected {
         // Publishes kept from the lost connection count against the
         // reconnect buffer, like the ones made during the outage.
@@ -240,6 +243,7 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
             server: server.to_string(),
             reason: error.to_string(),
             unconfirmed_bytes,
+            unconfirmed_publishes,
             kept_publishes,
             discarded_publishes,
         });
@@ -257,6 +261,48 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
     let _ = run_timers(inner);
     inner.wake_all();
     inner.dispatch_events();
+}
+
+/// Queues the unconfirmed publishes of a lost connection again
+/// (`resend_unconfirmed`); returns how many were queued.
+fn resend(sh: &mut Shared, server: &ServerAddr, wires: &[Vec<u8>]) -> usize {
+    let mut resent = 0;
+    for wire in wires {
+        let queued = match parse_publish(wire) {
+            Some(p) => sh
+                .session
+                .publish(p.subject, p.reply, p.headers, p.payload)
+                .map_err(|e| e.to_string()),
+            None => Err("it could not be parsed back".to_string()),
+        };
+        match queued {
+            Ok(()) => resent += 1,
+            Err(e) => {
+                let message = format!(
+                    "an unconfirmed publish written to {server} could not be queued again ({e}); \
+                     it may be lost"
+                );
+                sh.emit(Event::Error { message });
+            }
+        }
+    }
+    resent
+}
+
+/// After a write: queue a confirmation PING if one is due, so the
+/// unconfirmed window stays bounded.
+fn confirmation_point(sh: &mut Shared) {
+    if sh.state != ConnectionState::Connected && sh.state != ConnectionState::Draining {
+        return;
+    }
+    let written = sh.statistics.written_bytes;
+    if !sh.unconfirmed.ping_due(written) {
+        return;
+    }
+    if let Ok(id) = sh.session.ping() {
+        let position = written + sh.session.queued_bytes() as u64;
+        sh.unconfirmed.pinged(id, position);
+    }
 }
 
 async fn connect_once(
@@ -511,6 +557,22 @@ fn process_input(sh: &mut Shared, rx: &mut ReadBuffer) -> Result<Processed, Erro
                 info_updated = true;
                 lame_duck = true;
             }
+            Some(CoreEvent::Pong { ping }) => {
+                on_event(
+                    &mut sh.pending_events,
+                    &mut sh.subs,
+                    &mut sh.requests,
+                    &mut sh.flushes,
+                    &mut sh.slab,
+                    &mut sh.statistics,
+                    CoreEvent::Pong { ping },
+                );
+                // A flush's or a confirmation ping's PONG: every publish
+                // written before it reached the server.
+                let at = sh.unconfirmed.pong(ping).max(sh.statistics.confirmed_bytes);
+                sh.statistics.confirmed_bytes = at;
+                sh.unconfirmed.confirm(at);
+            }
             Some(event) => on_event(
                 &mut sh.pending_events,
                 &mut sh.subs,
@@ -693,6 +755,8 @@ async fn write_loop(
         };
         if let Some((prefix, payload, trailer)) = vectored {
             let prefix_len = prefix.len();
+            // What a resend needs: the plaintext control line.
+            let prefix_bytes = prefix.clone();
             if tls.borrow().is_active() {
                 // One TLS stream: encrypt the three parts in order.
                 wbuf.clear();
@@ -717,6 +781,10 @@ async fn write_loop(
             if let Some(v) = sh.vectored.take() {
                 sh.statistics.written_bytes +=
                     (prefix_len + v.payload.len() + v.trailer.len()) as u64;
+                let end = sh.statistics.written_bytes;
+                sh.unconfirmed
+                    .wrote_publish(end, || [&prefix_bytes[..], &v.payload, v.trailer].concat());
+                confirmation_point(&mut sh);
             }
             drop(sh);
             inner.tx_space.notify_waiters();
@@ -738,8 +806,14 @@ async fn write_loop(
             res?;
             if batch > 0 {
                 let mut sh = inner.shared.borrow_mut();
-                sh.session.transmitted(batch);
+                let start = sh.statistics.written_bytes;
                 sh.statistics.written_bytes += batch as u64;
+                // Record the plaintext (wbuf may hold TLS records).
+                let shared = &mut *sh;
+                let written = shared.session.transmit().get(..batch).unwrap_or_default();
+                shared.unconfirmed.wrote(start, written);
+                shared.session.transmitted(batch);
+                confirmation_point(&mut sh);
             }
             inner.tx_space.notify_waiters();
             run_timers(inner)?;

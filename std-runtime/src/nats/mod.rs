@@ -87,6 +87,7 @@ mod message;
 mod options;
 mod subscriber;
 mod tls;
+mod unconfirmed;
 mod url;
 
 pub use crate::layers::TlsConfig;

@@ -26,6 +26,13 @@ pub enum Event {
         /// they may or may not have been processed (TCP cannot tell). Flush
         /// after important publishes to keep this at zero.
         unconfirmed_bytes: u64,
+        /// Publishes written to that server after the last confirmation
+        /// point (a PONG): the server may or may not have processed them.
+        /// With [`ConnectOptions::resend_unconfirmed`] they are queued again
+        /// for the next connection (they may arrive twice); otherwise they
+        /// may be lost, and are counted in
+        /// [`Statistics::unconfirmed_publishes`](super::Statistics::unconfirmed_publishes).
+        unconfirmed_publishes: usize,
         /// Publishes not yet written, kept (with those made during the
         /// outage) for the next connection.
         kept_publishes: usize,
@@ -109,14 +116,16 @@ impl fmt::Display for Event {
                 server,
                 reason,
                 unconfirmed_bytes,
+                unconfirmed_publishes,
                 kept_publishes,
                 discarded_publishes,
             } => {
                 write!(
                     f,
-                    "disconnected from {server}: {reason}; reconnecting ({unconfirmed_bytes} bytes \
-                     written since the last confirmed flush may not have been processed; \
-                     {kept_publishes} unsent publishes kept for the next connection"
+                    "disconnected from {server}: {reason}; reconnecting ({unconfirmed_publishes} \
+                     publishes ({unconfirmed_bytes} bytes) written since the last confirmation \
+                     may not have been processed; {kept_publishes} unsent publishes kept for the \
+                     next connection"
                 )?;
                 if *discarded_publishes > 0 {
                     write!(f, ", {discarded_publishes} publishes lost")?;
@@ -208,6 +217,10 @@ pub struct ConnectOptions {
     pub(crate) max_reconnects: Option<usize>,
     pub(crate) reconnect_delay_min: Duration,
     pub(crate) reconnect_delay_max: Duration,
+    pub(crate) reconnect_healthy_after: Duration,
+    pub(crate) resend_unconfirmed: bool,
+    pub(crate) confirm_interval: Duration,
+    pub(crate) confirm_bytes: usize,
     pub(crate) retry_on_initial_connect: bool,
     pub(crate) inbox_prefix: String,
     pub(crate) pending_limits: PendingLimits,
@@ -270,6 +283,10 @@ impl ConnectOptions {
             max_reconnects: Some(60),
             reconnect_delay_min: Duration::from_millis(50),
             reconnect_delay_max: Duration::from_secs(2),
+            reconnect_healthy_after: Duration::from_secs(5),
+            resend_unconfirmed: false,
+            confirm_interval: Duration::from_secs(1),
+            confirm_bytes: 1024 * 1024,
             retry_on_initial_connect: false,
             inbox_prefix: format!("_INBOX.{}", random_token()),
             pending_limits: PendingLimits::default(),
@@ -362,11 +379,54 @@ impl ConnectOptions {
     }
 
     /// Backoff between reconnect rounds: starts at `min`, doubles per failed
-    /// round up to `max`, each delay jittered by up to half of itself so a
-    /// fleet of clients does not reconnect in lockstep.
+    /// round up to `max`, each delay jittered between half and all of itself
+    /// so a fleet of clients does not reconnect in lockstep (the shared
+    /// [`crate::reconnect`] policy). Every reconnect waits, also the first
+    /// one after a lost connection.
     pub fn reconnect_delay(mut self, min: Duration, max: Duration) -> Self {
         self.reconnect_delay_min = min;
         self.reconnect_delay_max = max.max(min);
+        self
+    }
+
+    /// Core NATS is at-most-once: a publish written to a server that then
+    /// dies may or may not have been processed. The client counts those
+    /// (written after the last confirmation point, see
+    /// [`confirm_interval`](Self::confirm_interval)) and reports them in
+    /// [`Event::Disconnected`]`::unconfirmed_publishes`.
+    ///
+    /// With `resend` on, they are queued again for the next connection
+    /// instead: **at-least-once**. A publish the old server did process is
+    /// then delivered twice (subscribers must tolerate duplicates), and the
+    /// resent publishes go out behind the ones made (or kept unwritten)
+    /// during the outage, so order across the outage is not kept. The
+    /// bytes of every unconfirmed publish are kept in memory until
+    /// confirmed (bounded by the confirmation window). Off by default.
+    pub fn resend_unconfirmed(mut self, resend: bool) -> Self {
+        self.resend_unconfirmed = resend;
+        self
+    }
+
+    /// The confirmation point that bounds the unconfirmed window: while
+    /// publishes are unconfirmed, a PING goes out once `bytes` were written
+    /// since the last one, or `every` passed (defaults: 1 MiB, 1 s); its
+    /// PONG confirms everything written before it. Smaller is fewer
+    /// messages in doubt (and resent) per outage, for one extra PING per
+    /// window. [`Client::flush`](super::Client::flush) is a confirmation
+    /// point too.
+    pub fn confirm_interval(mut self, every: Duration, bytes: usize) -> Self {
+        self.confirm_interval = every;
+        self.confirm_bytes = bytes.max(1);
+        self
+    }
+
+    /// A connection that dies before it was up this long (default 5 s)
+    /// counts as a failed attempt: the backoff keeps growing and it counts
+    /// against [`max_reconnects`](Self::max_reconnects). A server that
+    /// completes the handshake and then sends garbage or closes is retried
+    /// a few times a second at most, never in a tight loop.
+    pub fn reconnect_healthy_after(mut self, after: Duration) -> Self {
+        self.reconnect_healthy_after = after;
         self
     }
 

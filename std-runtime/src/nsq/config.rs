@@ -52,8 +52,18 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// How long a publish waits for nsqd's answer.
     pub publish_timeout: Duration,
-    /// Delay between reconnect attempts to an nsqd (doubles up to 30 s).
+    /// First delay between reconnect attempts to an nsqd; it doubles per
+    /// failed attempt up to `reconnect_delay_max`, jittered (the shared
+    /// [`crate::reconnect`] policy). A connection that dies within its
+    /// first 5 s counts as a failed attempt.
     pub reconnect_delay: Duration,
+    /// Longest delay between reconnect attempts.
+    pub reconnect_delay_max: Duration,
+    /// Producer: failed reconnects in a row after which a publish caught by
+    /// a lost connection gives up with [`Error::Unreachable`](super::Error)
+    /// (`None`: retry until `stop`). Only after the producer was connected
+    /// once: the first connect fails at once.
+    pub reconnect_attempts: Option<usize>,
     /// Consumer: deliveries after which the give-up hook runs and the
     /// message is FIN'd (0: never give up).
     pub max_attempts: u16,
@@ -95,6 +105,8 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(5),
             publish_timeout: Duration::from_secs(10),
             reconnect_delay: Duration::from_secs(1),
+            reconnect_delay_max: Duration::from_secs(30),
+            reconnect_attempts: Some(10),
             max_attempts: 5,
             auto_finish: true,
             requeue_delay: Duration::from_secs(1),
@@ -105,6 +117,12 @@ impl Default for Config {
             stop_timeout: Duration::from_secs(30),
         }
     }
+}
+
+/// The shared reconnect policy with this configuration's knobs.
+pub(crate) fn reconnect_policy(config: &Config) -> crate::reconnect::BackoffPolicy {
+    crate::reconnect::BackoffPolicy::new(config.reconnect_delay, config.reconnect_delay_max)
+        .max_attempts(config.reconnect_attempts)
 }
 
 pub(crate) fn host_name() -> String {

@@ -106,6 +106,8 @@ pub(crate) struct Conn {
     /// Close requested: the writer exits once `out` is flushed.
     shutting_down: Cell<bool>,
     ended: Cell<bool>,
+    /// nsqd answered IDENTIFY: from then on the peer is known to be nsqd.
+    identified: Cell<bool>,
 }
 
 impl Conn {
@@ -336,6 +338,7 @@ pub(crate) async fn open(
         wake_writer: Notify::new(),
         shutting_down: Cell::new(false),
         ended: Cell::new(false),
+        identified: Cell::new(false),
     });
     conn.wake_writer.notify_one();
     Ok((conn, read, write))
@@ -456,6 +459,29 @@ async fn read_loop<S: Sink>(conn: &Rc<Conn>, mut read: ReadHalf, sink: &S) -> Re
     }
 }
 
+/// A session error before nsqd answered IDENTIFY means the peer is not
+/// nsqd at all (its HTTP port answers `HTTP/1.1 400`, which reads as a
+/// 1.2 GB frame): say that instead of the frame error. nsqd's own errors
+/// (`E_BAD_BODY`...) stay what they are.
+fn handshake_error(conn: &Conn, input: &[u8], error: SessionError) -> Error {
+    if conn.identified.get() || matches!(error, SessionError::Server(_)) {
+        return error.into();
+    }
+    let detail = if input.starts_with(b"HTTP/") {
+        "it answered with HTTP".to_string()
+    } else {
+        let shown: String = String::from_utf8_lossy(&input[..input.len().min(24)])
+            .chars()
+            .map(|c| if c.is_control() { '.' } else { c })
+            .collect();
+        format!("it sent {shown:?}: {error}")
+    };
+    Error::NotNsqd {
+        addr: conn.info.addr.clone(),
+        detail,
+    }
+}
+
 enum Step {
     StartTls,
     StartCompression(courier_core::nsq::Compression),
@@ -483,7 +509,14 @@ fn process<S: Sink>(
             !st.stack.is_passthrough()
         };
         let input: &[u8] = if layered { plain.data() } else { rx.data() };
-        let (consumed, event) = conn.state.borrow_mut().session.handle_input(input, now())?;
+        let handled = conn.state.borrow_mut().session.handle_input(input, now());
+        let (consumed, event) = match handled {
+            Ok(r) => r,
+            Err(e) => return Err(handshake_error(conn, input, e)),
+        };
+        if matches!(event, Some(Event::Identified)) {
+            conn.identified.set(true);
+        }
         let step = match event {
             None if consumed == 0 => Step::NeedMore,
             None => Step::Continue,

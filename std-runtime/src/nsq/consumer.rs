@@ -20,8 +20,10 @@ use courier_core::time::Duration as CoreDuration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use super::config::reconnect_policy;
 use super::conn::{self, now, Conn, ConnInfo, Sink};
 use super::{lookup, Callbacks, Config, Error, NoCallbacks};
+use crate::reconnect::{Backoff, RepeatFilter};
 
 /// Most connections one consumer tracks (nodes x couplets).
 pub const MAX_CONNS: usize = 512;
@@ -282,6 +284,12 @@ struct State {
     keepers: HashMap<(String, usize), Keeper>,
     first_round_pending: usize,
     first_round_failures: Vec<String>,
+    /// The first failure of the first round that retrying will not fix
+    /// (credentials, TLS, not an nsqd): `start` returns it as it is.
+    first_round_definite: Option<Error>,
+    /// The last connection failure (`addr: error`), so a `start` whose
+    /// connections all died right after subscribing can say why.
+    last_failure: Option<String>,
     max_seen_in_flight: u32,
 }
 
@@ -358,6 +366,8 @@ impl<H: Handler> ConsumerBuilder<H> {
                 keepers: HashMap::new(),
                 first_round_pending: 0,
                 first_round_failures: Vec::new(),
+                first_round_definite: None,
+                last_failure: None,
                 max_seen_in_flight: 0,
             }),
             work: Notify::new(),
@@ -383,10 +393,26 @@ impl<H: Handler> ConsumerBuilder<H> {
                 }
                 consumer.wait_first_round().await;
                 if !consumer.is_alive() {
-                    let attempts =
-                        std::mem::take(&mut inner.state.borrow_mut().first_round_failures);
+                    let error = {
+                        let mut st = inner.state.borrow_mut();
+                        let mut attempts = std::mem::take(&mut st.first_round_failures);
+                        if attempts.is_empty() {
+                            // Subscribed, then lost before start returned.
+                            attempts.extend(st.last_failure.take());
+                        }
+                        if attempts.is_empty() {
+                            attempts.push(format!(
+                                "no connection was subscribed within {:?} (nsqd did not \
+                                 finish the handshake)",
+                                inner.config.connect_timeout
+                            ));
+                        }
+                        st.first_round_definite
+                            .take()
+                            .unwrap_or(Error::Unreachable { attempts })
+                    };
                     consumer.stop().await;
-                    return Err(Error::Unreachable { attempts });
+                    return Err(error);
                 }
             }
             Nodes::Lookup(lookupds) => {
@@ -640,7 +666,19 @@ async fn keep_connected<H: Handler>(
     retired: Rc<Cell<bool>>,
     current: Rc<RefCell<Option<Rc<Conn>>>>,
 ) {
-    let mut delay = inner.config.reconnect_delay;
+    let mut backoff = Backoff::new(reconnect_policy(&inner.config));
+    // The same failure is logged once a minute with its count, not per
+    // attempt.
+    let mut repeats = RepeatFilter::new(Duration::from_secs(60));
+    let mut warn = |line: String| {
+        if let Some(n) = repeats.check(&line, std::time::Instant::now()) {
+            if n > 0 {
+                log::warn!("{line} (and {n} more like it in the last minute)");
+            } else {
+                log::warn!("{line}");
+            }
+        }
+    };
     let mut first = true;
     loop {
         if retired.get() || inner.state.borrow().stopping {
@@ -658,11 +696,18 @@ async fn keep_connected<H: Handler>(
             topic: Some(topic),
             channel: Some(channel),
         };
+        let started = std::time::Instant::now();
         match conn::open(info, inner.config.clone(), false).await {
             Err(e) => {
-                log::warn!("nsqd {addr}: {e}");
+                backoff.record_failure();
+                warn(format!("nsqd {addr}: {e}"));
+                let mut st = inner.state.borrow_mut();
+                st.last_failure = Some(format!("{addr}: {e}"));
                 if first {
-                    first_round_done(&mut inner.state.borrow_mut(), Some(format!("{addr}: {e}")));
+                    first_round_done(&mut st, Some(format!("{addr}: {e}")));
+                    if e.is_definite() && st.first_round_definite.is_none() {
+                        st.first_round_definite = Some(e);
+                    }
                 }
             }
             Ok((conn, read, write)) => {
@@ -672,7 +717,29 @@ async fn keep_connected<H: Handler>(
                     inner: inner.clone(),
                     first: Cell::new(first),
                 };
-                let result = conn::drive(conn.clone(), read, write, &sink).await;
+                let result = {
+                    // nsqd must finish the handshake (IDENTIFY, AUTH, SUB)
+                    // within connect_timeout, as for the producer: an nsqd
+                    // that never answers IDENTIFY is an error, not silence.
+                    let limit = inner.config.connect_timeout;
+                    let drive = conn::drive(conn.clone(), read, write, &sink);
+                    let watchdog = async {
+                        tokio::time::sleep(limit).await;
+                        if inner.state.borrow().conns.contains_key(&id) {
+                            std::future::pending::<()>().await;
+                        }
+                    };
+                    tokio::select! {
+                        r = drive => r,
+                        _ = watchdog => {
+                            conn.shutdown();
+                            Err(Error::TimedOut {
+                                operation: "nsqd handshake",
+                                after: limit,
+                            })
+                        }
+                    }
+                };
                 *current.borrow_mut() = None;
                 let subscribed = {
                     let mut st = inner.state.borrow_mut();
@@ -680,12 +747,19 @@ async fn keep_connected<H: Handler>(
                     st.close_waited.remove(&id);
                     st.rdy.remove_connection(id, now());
                     apply_rdy(&mut st);
+                    let reason = match &result {
+                        Ok(()) => "closed during the handshake".to_string(),
+                        Err(e) => e.to_string(),
+                    };
+                    st.last_failure = Some(format!("{addr}: {reason}"));
                     if sink.first.get() {
-                        let reason = match &result {
-                            Ok(()) => "closed during the handshake".to_string(),
-                            Err(e) => e.to_string(),
-                        };
                         first_round_done(&mut st, Some(format!("{addr}: {reason}")));
+                        if let Err(e) = &result {
+                            if e.is_definite() && st.first_round_definite.is_none() {
+                                // Re-made: Error is not Clone (io::Error).
+                                st.first_round_definite = definite_copy(e);
+                            }
+                        }
                     }
                     was
                 };
@@ -695,8 +769,13 @@ async fn keep_connected<H: Handler>(
                     Err(e) => e,
                 };
                 inner.callbacks.broken(&conn.info, &error);
-                if subscribed {
-                    delay = inner.config.reconnect_delay;
+                // A subscription that died within its first seconds (nsqd
+                // shakes hands, then sends garbage or closes) is a failed
+                // attempt: the backoff keeps growing.
+                if !subscribed {
+                    backoff.record_failure();
+                } else {
+                    backoff.connection_ended(started.elapsed());
                 }
                 log::info!("nsqd {addr} connection ended: {error}");
             }
@@ -705,12 +784,38 @@ async fn keep_connected<H: Handler>(
         if retired.get() || inner.state.borrow().stopping {
             break;
         }
+        // Every reconnect waits a jittered step, growing with the
+        // failures since the last healthy connection.
+        let delay = backoff.delay_for(backoff.failed_attempts().saturating_sub(1));
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = inner.stop_wake.notified() => {}
         }
-        delay = (delay * 2).min(Duration::from_secs(30));
     }
+}
+
+/// A copy of a definite error (see [`Error::is_definite`]) for `start`.
+fn definite_copy(e: &Error) -> Option<Error> {
+    Some(match e {
+        Error::AuthRequired => Error::AuthRequired,
+        Error::NotNsqd { addr, detail } => Error::NotNsqd {
+            addr: addr.clone(),
+            detail: detail.clone(),
+        },
+        Error::Config(c) => Error::Config(c.clone()),
+        Error::Server(s) => Error::Server(s.clone()),
+        Error::TimedOut { operation, after } => Error::TimedOut {
+            operation,
+            after: *after,
+        },
+        Error::Layer(crate::layers::LayerError::Tls(t)) => {
+            Error::Layer(crate::layers::LayerError::Tls(t.clone()))
+        }
+        Error::Layer(crate::layers::LayerError::TlsConfig(t)) => {
+            Error::Layer(crate::layers::LayerError::TlsConfig(t.clone()))
+        }
+        _ => return None,
+    })
 }
 
 struct ConsumerSink<H: Handler> {

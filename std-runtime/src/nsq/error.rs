@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use courier_core::nsq::{ServerError, SessionError};
+use courier_core::nsq::{ErrorCode, ServerError, SessionError};
 
 use crate::layers::LayerError;
 
@@ -36,6 +36,14 @@ pub enum Error {
     Server(ServerError),
     /// nsqd requires AUTH and no secret is configured.
     AuthRequired,
+    /// The peer accepted the TCP connection but did not answer IDENTIFY
+    /// like nsqd (e.g. nsqd's HTTP port, or another service).
+    NotNsqd {
+        /// `host:port` as given.
+        addr: String,
+        /// What it sent instead, or why it could not be read.
+        detail: String,
+    },
     /// The connection closed while waiting: a publish may or may not have
     /// reached nsqd.
     Disconnected,
@@ -74,6 +82,12 @@ impl fmt::Display for Error {
                 f,
                 "nsqd requires AUTH: set Config::auth_secret to a secret its auth server accepts"
             ),
+            Error::NotNsqd { addr, detail } => write!(
+                f,
+                "{addr} accepted the connection but does not speak the NSQ TCP protocol \
+                 ({detail}); is it an nsqd TCP port (nsqd's default is 4150; 4151 is its HTTP \
+                 port)?"
+            ),
             Error::Disconnected => write!(
                 f,
                 "the connection to nsqd was lost before it answered: the command may or may not \
@@ -86,6 +100,45 @@ impl fmt::Display for Error {
             Error::Lookup(e) => write!(f, "nsqlookupd query failed: {e}"),
             Error::Config(e) => write!(f, "invalid configuration: {e}"),
         }
+    }
+}
+
+impl Error {
+    /// A failure that says more about a node than "unreachable": it
+    /// answered and refused (credentials, TLS, configuration, not an nsqd),
+    /// or accepted the connection and never finished the handshake.
+    pub fn is_definite(&self) -> bool {
+        self.is_refusal() || self.is_handshake_timeout()
+    }
+
+    /// It answered and refused (see [`is_definite`](Self::is_definite)).
+    fn is_refusal(&self) -> bool {
+        match self {
+            Error::AuthRequired
+            | Error::NotNsqd { .. }
+            | Error::Config(_)
+            | Error::InvalidAddress { .. } => true,
+            Error::Layer(LayerError::Tls(_) | LayerError::TlsConfig(_)) => true,
+            Error::Server(e) => matches!(
+                e.code,
+                ErrorCode::AuthFailed | ErrorCode::Unauthorized | ErrorCode::AuthFirst
+            ),
+            _ => false,
+        }
+    }
+}
+
+impl Error {
+    /// The TCP connection was accepted but IDENTIFY (or AUTH, SUB) was not
+    /// answered in time.
+    pub fn is_handshake_timeout(&self) -> bool {
+        matches!(
+            self,
+            Error::TimedOut {
+                operation: "nsqd handshake",
+                ..
+            }
+        )
     }
 }
 

@@ -9,17 +9,32 @@ use std::time::Duration;
 use courier_core::nsq::{ConnId, Event, PublishId, SessionError};
 use tokio::sync::{oneshot, Notify};
 
+use super::config::reconnect_policy;
 use super::conn::{self, Conn, ConnInfo, Sink};
 use super::{Callbacks, Config, Error, NoCallbacks};
+use crate::reconnect::Backoff;
 
 /// Publishes to nsqd. Each publish returns once nsqd answered `OK`.
 ///
 /// Publishes go to one nsqd at a time (the first reachable of the list);
 /// when it fails, the next publish connects to the next node (failover),
-/// so a producer survives an nsqd going down while another is up. A publish
-/// in flight when its connection breaks returns [`Error::Disconnected`]
-/// (nsqd may or may not have it) and is not retried automatically, so a
-/// message is never published twice behind the caller's back.
+/// so a producer survives an nsqd going down while another is up.
+///
+/// # Delivery: at-least-once
+///
+/// A publish returns `Ok` only once nsqd answered `OK`: that message is
+/// confirmed. When the connection breaks before the answer (nsqd killed or
+/// restarted), the producer reconnects with jittered, growing backoff (the
+/// shared [`crate::reconnect`] policy over `Config::reconnect_delay`
+/// ..`reconnect_delay_max`) and sends the same command again, to the same
+/// or the next node. nsqd may already have had the first copy, so a
+/// message can arrive twice (count them with
+/// [`Producer::resent_publishes`]); none is lost while the publish is
+/// retrying. After `Config::reconnect_attempts` failed reconnects in a row
+/// the publish returns [`Error::Unreachable`]; `stop` ends the retrying
+/// with [`Error::Disconnected`]. Retrying starts only once the producer was
+/// connected: a first connect that fails returns at once. Each attempt
+/// waits at most `Config::publish_timeout` for its answer.
 ///
 /// # Throughput
 ///
@@ -106,6 +121,11 @@ struct State {
     pending: HashMap<PublishKey, Slot>,
     stopped: bool,
     next_conn_id: u64,
+    /// A connection completed its handshake once: from then on a lost
+    /// connection is retried.
+    ever_connected: bool,
+    /// Commands sent again after a lost connection (possible duplicates).
+    resent: u64,
 }
 
 type PublishKey = (ConnId, PublishId);
@@ -262,6 +282,8 @@ impl Producer {
                     pending: HashMap::new(),
                     stopped: false,
                     next_conn_id: 0,
+                    ever_connected: false,
+                    resent: 0,
                 }),
                 changed: Notify::new(),
             }),
@@ -271,6 +293,12 @@ impl Producer {
     /// Connects now (otherwise the first publish does).
     pub async fn connect(&self) -> Result<(), Error> {
         self.connection().await.map(|_| ())
+    }
+
+    /// Commands (PUB, MPUB, DPUB) sent again after their connection was
+    /// lost before nsqd answered: each may have reached nsqd twice.
+    pub fn resent_publishes(&self) -> u64 {
+        self.inner.state.borrow().resent
     }
 
     /// The address of the nsqd currently published to, if connected.
@@ -334,9 +362,69 @@ impl Producer {
         self.inner.changed.notify_waiters();
     }
 
+    /// Sends `command` and waits for nsqd's answer. When the connection is
+    /// lost before the answer (or cannot be re-established) and the
+    /// producer was connected before, it backs off (jittered, growing) and
+    /// sends the command again on a new connection: at-least-once, nsqd
+    /// may have the first copy. Gives up after `Config::reconnect_attempts`
+    /// failed reconnects in a row, or at `stop`.
     async fn send(
         &self,
         mut command: impl FnMut(&mut conn::CoreSession) -> Result<PublishId, SessionError>,
+    ) -> Result<(), Error> {
+        let mut backoff: Option<Backoff> = None;
+        loop {
+            let error = match self.send_once(&mut command).await {
+                Err(e @ (Error::Disconnected | Error::Unreachable { .. })) => e,
+                Err(e) if e.is_handshake_timeout() => e,
+                other => return other,
+            };
+            let (stopped, was_connected) = {
+                let st = self.inner.state.borrow();
+                (st.stopped, st.ever_connected)
+            };
+            if stopped || !was_connected {
+                return Err(error);
+            }
+            let backoff =
+                backoff.get_or_insert_with(|| Backoff::new(reconnect_policy(&self.inner.config)));
+            if backoff.exhausted() {
+                return Err(match error {
+                    e @ Error::Unreachable { .. } => e,
+                    _ => Error::Unreachable {
+                        attempts: vec![format!(
+                            "gave up after {} reconnect attempts",
+                            backoff.failed_attempts()
+                        )],
+                    },
+                });
+            }
+            let delay = backoff.next_delay();
+            log::info!("nsq publish: {error}; sending it again in {delay:?}");
+            self.inner.state.borrow_mut().resent += 1;
+            let stop = self.inner.changed.notified();
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.wait_stopped(stop) => return Err(error),
+            }
+        }
+    }
+
+    /// Resolves once `stop` was called (`notified` armed before checking).
+    async fn wait_stopped(&self, notified: tokio::sync::futures::Notified<'_>) {
+        let mut notified = std::pin::pin!(notified);
+        loop {
+            if self.inner.state.borrow().stopped {
+                return;
+            }
+            notified.as_mut().await;
+            notified.set(self.inner.changed.notified());
+        }
+    }
+
+    async fn send_once(
+        &self,
+        command: &mut impl FnMut(&mut conn::CoreSession) -> Result<PublishId, SessionError>,
     ) -> Result<(), Error> {
         let timeout = self.inner.config.publish_timeout;
         let mut registration = Registration {
@@ -352,9 +440,9 @@ impl Producer {
                 // which batches them into one write.
                 let alone = self.inner.state.borrow().pending.is_empty();
                 let sent = if alone {
-                    conn.with_session_now(&mut command)
+                    conn.with_session_now(&mut *command)
                 } else {
-                    conn.with_session(&mut command)
+                    conn.with_session(&mut *command)
                 };
                 match sent {
                     Ok(id) => break (conn.info.id, id),
@@ -431,6 +519,7 @@ impl Producer {
         st.connecting = false;
         if let Ok(c) = &result {
             st.current = Some(c.clone());
+            st.ever_connected = true;
         }
         drop(st);
         self.inner.changed.notify_waiters();
@@ -441,6 +530,7 @@ impl Producer {
         let n = self.inner.nodes.len();
         let start = self.inner.state.borrow().next_node;
         let mut attempts = Vec::new();
+        let mut definite = None;
         for k in 0..n {
             let i = (start + k) % n;
             let addr = self.inner.nodes[i].clone();
@@ -453,10 +543,15 @@ impl Producer {
                 Err(e) => {
                     log::warn!("nsqd {addr}: {e}");
                     attempts.push(format!("{addr}: {e}"));
+                    if definite.is_none() && e.is_definite() {
+                        definite = Some(e);
+                    }
                 }
             }
         }
-        Err(Error::Unreachable { attempts })
+        // A node that answered but refused (credentials, TLS, not nsqd)
+        // says more than "unreachable", and retrying will not change it.
+        Err(definite.unwrap_or(Error::Unreachable { attempts }))
     }
 
     async fn connect_node(&self, addr: &str) -> Result<Rc<Conn>, Error> {
