@@ -58,3 +58,9 @@ pub fn take<'a>(stream: &mut &'a [u8], n: usize) -> &'a [u8] {
     *stream = tail;
     head
 }
+
+/// `FUZZ_TRACE=1` makes the stateful targets print each operation (to read
+/// a crash: `FUZZ_TRACE=1 fuzz/target/*/release/<target> <crash file>`).
+pub fn trace() -> bool {
+    std::env::var_os("FUZZ_TRACE").is_some()
+}

@@ -123,6 +123,9 @@ pub fn nats_session(data: &[u8]) {
     while !u.is_empty() && steps < 2_000 {
         steps += 1;
         let Ok(op) = Op::arbitrary(&mut u) else { break };
+        if crate::trace() {
+            eprintln!("{op:?}");
+        }
         d.apply(op, &mut stream);
         d.check_output();
     }

@@ -84,13 +84,17 @@ pub fn nsq_session(data: &[u8]) {
         0 => None,
         ms => Some(i64::from(ms)),
     };
-    let (session, tx_capacity) = open(
+    // Session::new refuses a bad IDENTIFY (e.g. a heartbeat of 1..1000 ms)
+    // with a typed error: then there is nothing to drive.
+    let Some((session, tx_capacity)) = open(
         tx_capacity,
         rx_capacity,
         identify_heartbeat,
         setup.feature_negotiation,
         Instant::from_millis(1),
-    );
+    ) else {
+        return;
+    };
     let mut d = Driver {
         session,
         tx_capacity,
@@ -107,6 +111,9 @@ pub fn nsq_session(data: &[u8]) {
     while !u.is_empty() && steps < 2_000 {
         steps += 1;
         let Ok(op) = Op::arbitrary(&mut u) else { break };
+        if crate::trace() {
+            eprintln!("{op:?}");
+        }
         d.apply(op, &mut stream);
         d.check();
     }
@@ -123,21 +130,18 @@ pub fn nsq_session(data: &[u8]) {
 }
 
 /// A session over a `tx`-byte transmit buffer, or over 16 KiB when `tx`
-/// cannot hold IDENTIFY (a typed error, checked here).
+/// cannot hold IDENTIFY; None when IDENTIFY itself is refused (a typed
+/// error, e.g. a heartbeat between 1 and 999 ms).
 fn open(
     tx: usize,
     rx: usize,
     heartbeat: Option<i64>,
     feature_negotiation: bool,
     now: Instant,
-) -> (Session<Vec<u8>, PENDING>, usize) {
+) -> Option<(Session<Vec<u8>, PENDING>, usize)> {
     match new_session(tx, rx, heartbeat, feature_negotiation, now) {
-        Some(s) => (s, tx),
-        None => (
-            new_session(16384, rx, heartbeat, feature_negotiation, now)
-                .expect("IDENTIFY fits 16 KiB"),
-            16384,
-        ),
+        Some(s) => Some((s, tx)),
+        None => new_session(16384, rx, heartbeat, feature_negotiation, now).map(|s| (s, 16384)),
     }
 }
 
@@ -265,7 +269,8 @@ impl Driver {
             self.identify_heartbeat,
             self.feature_negotiation,
             self.now,
-        );
+        )
+        .expect("the same IDENTIFY was accepted at the start");
         self.session = session;
         self.tx_capacity = tx_capacity;
     }

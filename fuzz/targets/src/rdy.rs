@@ -79,6 +79,9 @@ pub fn rdy(data: &[u8]) {
     while !u.is_empty() && steps < 5_000 {
         steps += 1;
         let Ok(op) = Op::arbitrary(&mut u) else { break };
+        if crate::trace() {
+            eprintln!("{op:?}");
+        }
         m.apply(op);
         m.apply_updates();
         m.check();

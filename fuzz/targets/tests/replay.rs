@@ -34,16 +34,10 @@ fn replay(folder: &str) -> usize {
 }
 
 #[test]
-fn every_corpus_file_passes_its_target() {
-    let n = replay("corpus");
+fn every_corpus_and_regression_file_passes_its_target() {
+    let n = replay("corpus") + replay("regressions");
     // The seeds alone are more than this; an empty run means a wrong path.
     assert!(n >= 20, "only {n} corpus files found");
-}
-
-#[test]
-fn every_regression_passes_its_target() {
-    let n = replay("regressions");
-    eprintln!("{n} regression inputs replayed");
 }
 
 #[test]
@@ -55,4 +49,18 @@ fn every_target_has_a_seed_corpus() {
             .unwrap_or(0);
         assert!(n > 0, "fuzz/corpus/{name} is empty");
     }
+}
+
+/// Inputs that break an invariant in code this branch may not change
+/// (`fuzz/known-defects/<target>/`): each moves to `fuzz/regressions/`
+/// with its fix. `url/host-with-bracket*`: `ServerAddr::parse` accepts a
+/// host containing `[` (`nats://[[x]` gives host `[x`, control characters
+/// included in the fuzzer's find), which then prints as `nats://[x:4222`,
+/// a URL that does not parse; std-runtime/src/nats/url.rs should refuse
+/// `[`, `]`, whitespace and control characters in a host.
+#[test]
+#[ignore = "known defect in std-runtime/src/nats/url.rs (owned by issue 7 part 1): see fuzz/known-defects"]
+fn known_defects_are_fixed() {
+    let n = replay("known-defects");
+    assert!(n >= 1);
 }
