@@ -57,6 +57,8 @@ if [ ! -x "$bin/nats" ]; then
   build_go natscli github.com/nats-io/natscli/nats
 fi
 
+bash "$root/scripts/setup/toxiproxy.sh"  # fault proxy for tests/faults_* and scripts/soak.sh
+
 if ! python3 -c 'import nats, nsq' >/dev/null 2>&1; then
   say "installing nats-py and pynsq (PyPI)"
   python3 -m pip install --quiet --disable-pip-version-check -r "$root/scripts/requirements.txt"

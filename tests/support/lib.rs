@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 pub mod jetstream;
 pub mod rabbitmq;
 pub use rabbitmq::RabbitMq;
+pub mod toxiproxy;
 
 /// The repository root (where `.tools/bin` lives).
 pub fn repo_root() -> PathBuf {

@@ -643,6 +643,15 @@ impl<const CONNS: usize, P: RdyPolicy> RdyController<CONNS, P> {
             }
         }
         let mut free = self.config.max_in_flight.saturating_sub(self.reserved());
+        // Budget left once every lowered RDY has settled. Raising a
+        // connection back up to its unsettled ceiling costs nothing now,
+        // but keeps that budget for good: without this bound a removed
+        // connection's in-flight messages plus the raised RDYs exceeded
+        // max_in_flight after settling (found by the `rdy` fuzz target).
+        let settled = self.conns.iter().fold(self.orphans, |sum, c| {
+            sum.saturating_add(c.in_flight.max(c.rdy))
+        });
+        let mut free_settled = self.config.max_in_flight.saturating_sub(settled);
         let mut order: Vec<usize, CONNS> = (0..self.conns.len()).collect();
         order.sort_unstable_by_key(|&i| (self.conns[i].rdy > 0, self.conns[i].waiting_since, i));
         for i in order {
@@ -653,7 +662,10 @@ impl<const CONNS: usize, P: RdyPolicy> RdyController<CONNS, P> {
                 continue;
             }
             let before = c.reserved();
-            let granted = target.min(before.saturating_add(free));
+            let before_settled = c.in_flight.max(c.rdy);
+            let granted = target
+                .min(before.saturating_add(free))
+                .min(before_settled.saturating_add(free_settled));
             if granted <= c.rdy {
                 continue;
             }
@@ -667,6 +679,7 @@ impl<const CONNS: usize, P: RdyPolicy> RdyController<CONNS, P> {
             c.ceiling = c.ceiling.max(granted);
             c.dirty = true;
             free = free.saturating_sub(c.reserved() - before);
+            free_settled = free_settled.saturating_sub(c.in_flight.max(c.rdy) - before_settled);
         }
     }
 }

@@ -1,0 +1,102 @@
+//! RDY controller regressions found by the `rdy` fuzz target
+//! (fuzz/targets/src/rdy.rs): nsqd is modelled as applying each RDY the
+//! controller hands out and sending while a connection's in-flight count
+//! is below it.
+
+use courier_core::nsq::{Admission, ConnId, RdyConfig, RdyController};
+use courier_core::time::{Duration, Instant};
+
+struct Nsqd {
+    /// (connection, RDY applied, in flight)
+    conns: Vec<(ConnId, u32, u32)>,
+}
+
+impl Nsqd {
+    fn apply(&mut self, rdy: &mut RdyController<4>) {
+        while let Some((id, n)) = rdy.poll_update() {
+            if let Some(c) = self.conns.iter_mut().find(|c| c.0 == id) {
+                c.1 = n;
+            }
+        }
+    }
+
+    /// nsqd sends one message on `id` if its RDY allows.
+    fn deliver(&mut self, rdy: &mut RdyController<4>, id: ConnId, now: Instant) {
+        let c = self.conns.iter_mut().find(|c| c.0 == id).unwrap();
+        if c.2 < c.1 {
+            c.2 += 1;
+            assert_eq!(rdy.on_message(id, now), Admission::Within);
+        }
+        self.apply(rdy);
+    }
+}
+
+fn run_timers(
+    rdy: &mut RdyController<4>,
+    nsqd: &mut Nsqd,
+    from: Instant,
+    until: Instant,
+) -> Instant {
+    let mut now = from;
+    while let Some(t) = rdy.poll_timeout().filter(|&t| t <= until) {
+        now = now.max(t);
+        rdy.handle_timeout(now);
+        nsqd.apply(rdy);
+    }
+    rdy.handle_timeout(until);
+    nsqd.apply(rdy);
+    until
+}
+
+/// Found by fuzzing: max_in_flight lowered from 5 to 3, then a connection
+/// with a message still in flight removed. A connection whose lowered RDY
+/// was still settling was raised back to its old value "for free" (that
+/// budget looked reserved by the unsettled ceiling), so after every RDY
+/// settled the controller kept sum(RDY) + the orphaned message = 4 > 3:
+/// nsqd could have 4 messages out against max_in_flight 3.
+#[test]
+fn removing_a_connection_while_lowered_rdys_settle_keeps_max_in_flight() {
+    let config = RdyConfig {
+        max_in_flight: 5,
+        idle_timeout: Duration::from_millis(50),
+        max_turn: Duration::from_millis(100),
+        settle: Duration::from_millis(20),
+        backoff_base: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(80),
+    };
+    let (a, b, c) = (ConnId(1), ConnId(2), ConnId(0));
+    let mut rdy = RdyController::<4>::new(config);
+    let mut nsqd = Nsqd {
+        conns: vec![(a, 0, 0), (b, 0, 0), (c, 0, 0)],
+    };
+    let mut now = Instant::from_millis(1);
+    rdy.add_connection(a, 2500, now).unwrap();
+    nsqd.apply(&mut rdy);
+    rdy.add_connection(b, 2, now).unwrap();
+    nsqd.apply(&mut rdy);
+    nsqd.deliver(&mut rdy, a, now);
+    nsqd.deliver(&mut rdy, b, now);
+    nsqd.deliver(&mut rdy, a, now);
+    rdy.add_connection(c, 1, now).unwrap();
+    nsqd.apply(&mut rdy);
+    now = run_timers(&mut rdy, &mut nsqd, now, Instant::from_millis(16));
+    now = run_timers(&mut rdy, &mut nsqd, now, now + Duration::from_millis(1000));
+    nsqd.deliver(&mut rdy, a, now);
+    // Finish one of a's messages.
+    nsqd.conns[0].2 -= 1;
+    rdy.on_finished(a, true, now);
+    nsqd.apply(&mut rdy);
+    rdy.set_max_in_flight(3, now);
+    nsqd.apply(&mut rdy);
+    rdy.remove_connection(a, now);
+    nsqd.conns.remove(0);
+    nsqd.apply(&mut rdy);
+    now = run_timers(&mut rdy, &mut nsqd, now, now + Duration::from_millis(1000));
+    let _ = now;
+    assert!(
+        rdy.reserved() <= 3,
+        "reserved {} (in flight {}) above max_in_flight 3 after every RDY settled",
+        rdy.reserved(),
+        rdy.in_flight()
+    );
+}
