@@ -2,16 +2,17 @@
 //! scenario as a separate measured process, and collects the report.
 
 use crate::process::{Launcher, Outcome, Running};
-use crate::rawproto::{DrainServer, SourceServer};
 use crate::report::{Latency, Measurement, Report, WorkerResult, COURIER};
 use crate::servers::{find_bin, NatsServer, Nsqd};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Series names of the reference clients.
 pub const NATS_CLI: &str = "nats bench";
-/// async-nats harness series.
+/// async-nats harness series (multi-thread tokio runtime).
 pub const ASYNC_NATS: &str = "async-nats";
+/// async-nats harness series on a current-thread tokio runtime.
+pub const ASYNC_NATS_CT: &str = "async-nats current-thread";
 /// courier forced onto its epoll fallback (the `courier` series runs io_uring when the kernel allows).
 pub const COURIER_EPOLL: &str = "courier epoll";
 /// courier on io_uring with registered (fixed) buffers.
@@ -20,8 +21,9 @@ pub const COURIER_FIXED: &str = "courier uring-fixed";
 pub const COURIER_ZC: &str = "courier uring-zc";
 /// courier's NSQ core session under a bench-local blocking driver (no runtime).
 pub const COURIER_CORE: &str = "courier-core blocking";
-/// Raw loopback TCP ceiling series.
-pub const RAW_TCP: &str = "raw tcp";
+/// Broker-bound ceiling: pre-encoded frames written to the same server and
+/// ended with a round trip (or the same feed read unparsed).
+pub const BROKER_CEILING: &str = "broker ceiling";
 /// nsq module's bench_writer series.
 pub const BENCH_WRITER: &str = "bench_writer";
 /// nsq module's bench_reader series.
@@ -101,15 +103,24 @@ impl Plan {
 /// Runs the plan and returns the report.
 pub struct Bench {
     plan: Plan,
+    /// Starts the client under test (on CPU 1 when pinned).
     launcher: Launcher,
+    /// Starts counterparts: feeder, responder, prefiller (on CPU 0, with the
+    /// broker, when pinned).
+    counterparts: Launcher,
     self_exe: PathBuf,
     report: Report,
     counter: u32,
+    /// Round number (0-based): the order of the series in each group is
+    /// rotated by it (A B C, B C A, ...).
+    round: usize,
+    /// Broker on CPU 0 and the client under test on CPU 1 (`taskset`).
+    pinned: bool,
 }
 
 impl Bench {
-    /// Prepares a run.
-    pub fn new(plan: Plan, launcher: Launcher) -> Result<Self, String> {
+    /// Prepares one pass: round `round` (0-based), pinned or unpinned.
+    pub fn new(plan: Plan, launcher: Launcher, round: usize, pinned: bool) -> Result<Self, String> {
         let self_exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
         let report = Report {
             mode: if plan.quick {
@@ -122,10 +133,13 @@ impl Bench {
         };
         Ok(Bench {
             plan,
-            launcher,
+            counterparts: launcher.on_cpu(pinned.then_some(0)),
+            launcher: launcher.on_cpu(pinned.then_some(1)),
             self_exe,
             report,
             counter: 0,
+            round,
+            pinned,
         })
     }
 
@@ -135,7 +149,7 @@ impl Bench {
         self.report.state_sizes = crate::courier_client::state_sizes();
         self.collect_versions();
         if self.any_wanted("nats") {
-            match NatsServer::start() {
+            match NatsServer::start(self.pinned.then_some(0)) {
                 Ok(server) => self.nats_scenarios(&server),
                 Err(e) => self
                     .report
@@ -144,7 +158,7 @@ impl Bench {
             }
         }
         if self.any_wanted("nsq") {
-            match Nsqd::start() {
+            match Nsqd::start(self.pinned.then_some(0)) {
                 Ok(nsqd) => self.nsq_scenarios(&nsqd),
                 Err(e) => self
                     .report
@@ -155,13 +169,102 @@ impl Bench {
         self.report
     }
 
-    /// The in-process NATS clients of this run.
-    fn nats_clients(&self) -> Vec<&'static str> {
-        let mut clients = vec![ASYNC_NATS, COURIER];
-        if self.plan.courier_epoll && self.plan.transport == "auto" {
+    /// The in-process NATS clients of this pass that can run worker
+    /// `scenario` (courier's transport variants only unpinned).
+    fn nats_clients(&mut self, scenario: &str) -> Vec<&'static str> {
+        let mut clients = vec![ASYNC_NATS, ASYNC_NATS_CT, COURIER];
+        if !self.pinned && self.plan.courier_epoll && self.plan.transport == "auto" {
             clients.extend([COURIER_EPOLL, COURIER_FIXED, COURIER_ZC]);
         }
+        clients.retain(|c| self.available(c, scenario));
         clients
+    }
+
+    /// `nats` or `nats pinned` (the pinned pass is its own table).
+    fn proto(&self, base: &str) -> String {
+        if self.pinned {
+            format!("{base} pinned")
+        } else {
+            base.to_string()
+        }
+    }
+
+    /// Runs one (scenario, size) group: every series in `series`, in an
+    /// order rotated by the round number, each measured by `run`. With a
+    /// NATS `server`, its `/varz` counters are read before and after each
+    /// series and must have grown by exactly what the run claims
+    /// (`in_expected`, else the measurement's own claim; `out_expected`).
+    fn run_group<F>(
+        &mut self,
+        server: Option<&NatsServer>,
+        mut series: Vec<&'static str>,
+        in_expected: Option<u64>,
+        out_expected: Option<u64>,
+        mut run: F,
+    ) where
+        F: FnMut(&mut Self, &'static str) -> Measurement,
+    {
+        if series.is_empty() {
+            return;
+        }
+        let turn = self.round % series.len();
+        series.rotate_left(turn);
+        for client in series {
+            let before = server.map(NatsServer::counters);
+            let mut m = run(self, client);
+            if let (Some(server), Some(before)) = (server, before) {
+                let after = server.counters();
+                self.check_nats_counts(&mut m, before, after, in_expected, out_expected);
+            }
+            self.push(m);
+        }
+    }
+
+    /// Fails `m` loudly (and counts the mismatch for the exit code) when
+    /// nats-server's counters did not grow by what the run claims.
+    fn check_nats_counts(
+        &mut self,
+        m: &mut Measurement,
+        before: Result<(u64, u64), String>,
+        after: Result<(u64, u64), String>,
+        in_expected: Option<u64>,
+        out_expected: Option<u64>,
+    ) {
+        if m.error.is_some() {
+            return;
+        }
+        let (before, after) = match (before, after) {
+            (Ok(b), Ok(a)) => (b, a),
+            (Err(e), _) | (_, Err(e)) => {
+                m.error = Some(format!("server counters unreadable: {e}"));
+                return;
+            }
+        };
+        let (grew_in, grew_out) = (after.0 - before.0, after.1 - before.1);
+        let mut problems = Vec::new();
+        if let Some(claim) = in_expected.or(m.claimed_in_msgs) {
+            if grew_in != claim {
+                problems.push(format!(
+                    "nats-server in_msgs grew by {grew_in}, the run claims {claim} published"
+                ));
+            }
+        }
+        if let Some(claim) = out_expected {
+            if grew_out != claim {
+                problems.push(format!(
+                    "nats-server out_msgs grew by {grew_out}, the run claims {claim} delivered"
+                ));
+            }
+        }
+        if problems.is_empty() {
+            m.server_counts = Some(format!("/varz in_msgs +{grew_in}, out_msgs +{grew_out}"));
+        } else {
+            m.error = Some(format!(
+                "COUNT MISMATCH: {}: messages lost or miscounted",
+                problems.join("; ")
+            ));
+            self.report.count_mismatches += 1;
+        }
     }
 
     fn any_wanted(&self, protocol: &str) -> bool {
@@ -270,6 +373,17 @@ impl Bench {
         )
     }
 
+    /// A raw counterpart (feeder, responder, prefiller): beside the broker
+    /// when pinned, so the client under test has its CPU to itself.
+    fn spawn_counterpart(&self, args: Vec<String>) -> Result<Running, String> {
+        self.counterparts.spawn(
+            &self.self_exe,
+            &args,
+            &[],
+            self.plan.timeout + Duration::from_secs(5),
+        )
+    }
+
     fn spawn_tool(&self, bin: &Path, args: &[String]) -> Result<Running, String> {
         self.launcher.spawn(bin, args, &[], self.plan.timeout)
     }
@@ -290,6 +404,7 @@ impl Bench {
         size: usize,
         outcome: Outcome,
     ) -> Measurement {
+        let protocol = &self.proto(protocol);
         match parse_worker(&outcome) {
             Ok(w) => {
                 let mut m = Measurement::from_counts(
@@ -306,6 +421,11 @@ impl Bench {
                 add_process_counters(&mut m, &[&outcome], per);
                 m.transport = w.transport;
                 m.note = w.note;
+                m.claimed_in_msgs = Some(
+                    w.server_in_msgs
+                        .or(w.process_messages)
+                        .unwrap_or(w.messages),
+                );
                 m
             }
             Err(e) => Measurement::failed(protocol, scenario, client, size, e),
@@ -348,7 +468,7 @@ impl Bench {
     ) -> Measurement {
         match self.spawn_worker(args) {
             Ok(running) => self.measure_worker(protocol, scenario, client, size, running.wait()),
-            Err(e) => Measurement::failed(protocol, scenario, client, size, e),
+            Err(e) => Measurement::failed(&self.proto(protocol), scenario, client, size, e),
         }
     }
 
@@ -362,28 +482,56 @@ impl Bench {
                 "natscli (`nats`) not found: run scripts/setup.sh; its series is missing".into(),
             );
         }
+        let with_cli = |series: &mut Vec<&'static str>| {
+            if natscli.is_some() {
+                series.insert(0, NATS_CLI);
+            }
+        };
         if self.plan.wants("nats", "publish") {
             self.log("nats publish");
-            for size in self.plan.publish_sizes.clone() {
+            let sizes = if self.pinned {
+                self.plan.sizes.clone()
+            } else {
+                self.plan.publish_sizes.clone()
+            };
+            for size in sizes {
                 let n = self.plan.messages(size);
-                self.nats_publish_ceiling(size, n);
-                if let Some(cli) = &natscli {
-                    let subject = self.unique("pub");
-                    let m = self.natscli_run(cli, &url, "publish", size, n, &["pub", &subject]);
-                    self.push(m);
-                }
-                for client in self.nats_clients() {
-                    if !self.available(client, "publish") {
-                        continue;
+                let mut series = self.nats_clients("publish");
+                with_cli(&mut series);
+                series.insert(0, BROKER_CEILING);
+                self.run_group(Some(server), series, None, None, |bench, client| {
+                    let subject = bench.unique("pub");
+                    match client {
+                        NATS_CLI => {
+                            let cli = natscli.as_deref().expect("natscli present");
+                            let mut m =
+                                bench.natscli_run(cli, &url, "publish", size, n, &["pub", &subject]);
+                            m.claimed_in_msgs = Some(n);
+                            m
+                        }
+                        BROKER_CEILING => {
+                            let args = bench.worker_args(
+                                "raw",
+                                "ceiling-publish",
+                                &url,
+                                &subject,
+                                size,
+                                n,
+                            );
+                            let mut m = bench.worker("nats", "publish", BROKER_CEILING, size, args);
+                            m.note = Some("ceiling: the same PUB frames pre-encoded, written in 64 KiB batches to the same nats-server, ended with a PING/PONG round trip".into());
+                            m
+                        }
+                        client => {
+                            let args =
+                                bench.worker_args(client, "publish", &url, &subject, size, n);
+                            bench.worker("nats", "publish", client, size, args)
+                        }
                     }
-                    let subject = self.unique("pub");
-                    let args = self.worker_args(client, "publish", &url, &subject, size, n);
-                    let m = self.worker("nats", "publish", client, size, args);
-                    self.push(m);
-                }
+                });
             }
         }
-        if self.plan.wants("nats", "publish x4") {
+        if !self.pinned && self.plan.wants("nats", "publish x4") {
             let conns = crate::worker::PUBLISH_CONNECTIONS;
             self.log(&format!(
                 "nats publish x{conns} ({conns} connections in one process)"
@@ -391,10 +539,18 @@ impl Bench {
             let scenario = format!("publish x{conns}");
             for size in self.plan.sizes.clone() {
                 let n = self.plan.messages(size);
-                if let Some(cli) = &natscli {
-                    let subject = self.unique("pubc");
+                let mut series = self.nats_clients("publish-conns");
+                with_cli(&mut series);
+                self.run_group(Some(server), series, None, None, |bench, client| {
+                    let subject = bench.unique("pubc");
+                    if client != NATS_CLI {
+                        let args =
+                            bench.worker_args(client, "publish-conns", &url, &subject, size, n);
+                        return bench.worker("nats", &scenario, client, size, args);
+                    }
+                    let cli = natscli.as_deref().expect("natscli present");
                     let clients = conns.to_string();
-                    let mut m = match self.natscli_spawn(
+                    let mut m = match bench.natscli_spawn(
                         cli,
                         &url,
                         size,
@@ -403,7 +559,9 @@ impl Bench {
                     ) {
                         Ok((running, csv)) => {
                             let outcome = running.wait();
-                            let mut m = natscli_measurement(&scenario, size, n, &[&outcome], &csv);
+                            let proto = bench.proto("nats");
+                            let mut m =
+                                natscli_measurement(&proto, &scenario, size, n, &[&outcome], &csv);
                             // The aggregate line covers all clients start to end.
                             if let Some(rate) = natscli_aggregate_rate(&outcome.stdout) {
                                 m.msgs_per_s = rate;
@@ -411,95 +569,94 @@ impl Bench {
                             }
                             m
                         }
-                        Err(e) => Measurement::failed("nats", &scenario, NATS_CLI, size, e),
+                        Err(e) => {
+                            Measurement::failed(&bench.proto("nats"), &scenario, NATS_CLI, size, e)
+                        }
                     };
                     m.latency_us = None;
-                    self.push(m);
-                }
-                for client in self.nats_clients() {
-                    if !self.available(client, "publish-conns") {
-                        continue;
-                    }
-                    let subject = self.unique("pubc");
-                    let args = self.worker_args(client, "publish-conns", &url, &subject, size, n);
-                    let m = self.worker("nats", &scenario, client, size, args);
-                    self.push(m);
-                }
+                    m.claimed_in_msgs = Some(n);
+                    m
+                });
             }
         }
         if self.plan.wants("nats", "subscribe") {
             self.log("nats subscribe");
             for size in self.plan.sizes.clone() {
                 let n = self.plan.messages(size);
-                self.nats_subscribe_ceiling(size, n);
-                if let Some(cli) = &natscli {
-                    let m = self.fed_subscriber(server, size, n, 1, |bench, subject| {
-                        bench.natscli_spawn(cli, &url, size, n, &["sub", subject])
+                let mut series = self.nats_clients("subscribe");
+                with_cli(&mut series);
+                series.insert(0, BROKER_CEILING);
+                self.run_group(Some(server), series, Some(n), Some(n), |bench, client| {
+                    let proto = bench.proto("nats");
+                    let fed = bench.fed_subscriber(server, size, n, 1, |bench, subject| {
+                        match client {
+                            NATS_CLI => {
+                                let cli = natscli.as_deref().expect("natscli present");
+                                bench.natscli_spawn(cli, &url, size, n, &["sub", subject])
+                            }
+                            BROKER_CEILING => {
+                                let args = bench.worker_args(
+                                    "raw",
+                                    "ceiling-subscribe",
+                                    &url,
+                                    subject,
+                                    size,
+                                    n,
+                                );
+                                bench.spawn_worker(args).map(|r| (r, None))
+                            }
+                            client => {
+                                let args =
+                                    bench.worker_args(client, "subscribe", &url, subject, size, n);
+                                bench.spawn_worker(args).map(|r| (r, None))
+                            }
+                        }
                     });
-                    let m = m.map_or_else(
-                        |e| Measurement::failed("nats", "subscribe", NATS_CLI, size, e),
-                        |(outcome, csv)| {
-                            natscli_measurement("subscribe", size, n, &[&outcome], &csv)
-                        },
-                    );
-                    self.push(m);
-                }
-                for client in self.nats_clients() {
-                    if !self.available(client, "subscribe") {
-                        continue;
+                    match fed {
+                        Err(e) => Measurement::failed(&proto, "subscribe", client, size, e),
+                        Ok((outcome, csv)) if client == NATS_CLI => {
+                            natscli_measurement(&proto, "subscribe", size, n, &[&outcome], &csv)
+                        }
+                        Ok((outcome, _)) => {
+                            let mut m = bench.measure_worker("nats", "subscribe", client, size, outcome);
+                            if client == BROKER_CEILING {
+                                m.note = Some("ceiling: subscribed on the same nats-server, reads the MSG bytes of the same feed without parsing them".into());
+                            }
+                            m
+                        }
                     }
-                    let m = self.fed_subscriber(server, size, n, 1, |bench, subject| {
-                        let args = bench.worker_args(
-                            worker_name(client),
-                            "subscribe",
-                            &url,
-                            subject,
-                            size,
-                            n,
-                        );
-                        bench.spawn_worker(args).map(|r| (r, None))
-                    });
-                    let m = m.map_or_else(
-                        |e| Measurement::failed("nats", "subscribe", client, size, e),
-                        |(outcome, _)| {
-                            self.measure_worker("nats", "subscribe", client, size, outcome)
-                        },
-                    );
-                    self.push(m);
-                }
+                });
             }
         }
         if self.plan.wants("nats", "pubsub") {
             self.log("nats pubsub (publisher and subscriber in the same run)");
             for size in self.plan.sizes.clone() {
                 let n = self.plan.messages(size);
-                if let Some(cli) = &natscli {
-                    let m = self.natscli_pubsub(server, cli, size, n);
-                    self.push(m);
-                }
-                for client in self.nats_clients() {
-                    if !self.available(client, "pubsub") {
-                        continue;
+                let mut series = self.nats_clients("pubsub");
+                with_cli(&mut series);
+                self.run_group(Some(server), series, None, Some(n), |bench, client| {
+                    if client == NATS_CLI {
+                        let cli = natscli.as_deref().expect("natscli present");
+                        let mut m = bench.natscli_pubsub(server, cli, size, n);
+                        m.claimed_in_msgs = Some(n);
+                        return m;
                     }
-                    let subject = self.unique("pubsub");
-                    let args = self.worker_args(client, "pubsub", &url, &subject, size, n);
-                    let m = self.worker("nats", "pubsub", client, size, args);
-                    self.push(m);
-                }
+                    let subject = bench.unique("pubsub");
+                    let args = bench.worker_args(client, "pubsub", &url, &subject, size, n);
+                    bench.worker("nats", "pubsub", client, size, args)
+                });
             }
         }
-        if self.plan.wants("nats", "queue") {
+        if !self.pinned && self.plan.wants("nats", "queue") {
             self.log(&format!(
                 "nats queue ({} queue-group members in one process, one shared raw feeder)",
                 crate::worker::QUEUE_MEMBERS
             ));
             for size in self.plan.sizes.clone() {
                 let n = self.plan.messages(size);
-                for client in self.nats_clients() {
-                    if !self.available(client, "queue") {
-                        continue;
-                    }
-                    let m = self.fed_subscriber(
+                let series = self.nats_clients("queue");
+                self.run_group(Some(server), series, Some(n), Some(n), |bench, client| {
+                    let fed = bench.fed_subscriber(
                         server,
                         size,
                         n,
@@ -509,12 +666,15 @@ impl Bench {
                             bench.spawn_worker(args).map(|r| (r, None))
                         },
                     );
-                    let m = m.map_or_else(
-                        |e| Measurement::failed("nats", "queue", client, size, e),
-                        |(outcome, _)| self.measure_worker("nats", "queue", client, size, outcome),
-                    );
-                    self.push(m);
-                }
+                    match fed {
+                        Err(e) => {
+                            Measurement::failed(&bench.proto("nats"), "queue", client, size, e)
+                        }
+                        Ok((outcome, _)) => {
+                            bench.measure_worker("nats", "queue", client, size, outcome)
+                        }
+                    }
+                });
             }
             let note = "nats queue: no `nats bench` series (natscli 0.5 `bench sub` has no queue-group option)".to_string();
             if !self.report.notes.contains(&note) {
@@ -527,7 +687,7 @@ impl Bench {
                 let n = self.plan.requests;
                 let subject = self.unique("svc");
                 let responder = match self
-                    .spawn_worker(self.worker_args("raw", "respond", &url, &subject, size, 0))
+                    .spawn_counterpart(self.worker_args("raw", "respond", &url, &subject, size, 0))
                 {
                     Ok(r) => r,
                     Err(e) => {
@@ -547,58 +707,28 @@ impl Bench {
                         .push(format!("request/reply skipped: responder: {e}"));
                     continue;
                 }
-                if let Some(cli) = &natscli {
-                    let m = self.natscli_run(
-                        cli,
-                        &url,
-                        "request",
-                        size,
-                        n,
-                        &["service", "request", &subject],
-                    );
-                    self.push(m);
-                }
-                for client in self.nats_clients() {
-                    if !self.available(client, "request") {
-                        continue;
+                let mut series = self.nats_clients("request");
+                with_cli(&mut series);
+                // Requests are judged by latency; the server's counters
+                // include the responder's replies, so no count check here.
+                self.run_group(None, series, None, None, |bench, client| {
+                    if client == NATS_CLI {
+                        let cli = natscli.as_deref().expect("natscli present");
+                        return bench.natscli_run(
+                            cli,
+                            &url,
+                            "request",
+                            size,
+                            n,
+                            &["service", "request", &subject],
+                        );
                     }
-                    let args = self.worker_args(client, "request", &url, &subject, size, n);
-                    let m = self.worker("nats", "request", client, size, args);
-                    self.push(m);
-                }
+                    let args = bench.worker_args(client, "request", &url, &subject, size, n);
+                    bench.worker("nats", "request", client, size, args)
+                });
                 responder.stop();
             }
         }
-    }
-
-    fn nats_publish_ceiling(&mut self, size: usize, n: u64) {
-        let drain = DrainServer::start();
-        let args = self.worker_args(
-            "raw",
-            "ceiling-publish",
-            &drain.addr.to_string(),
-            "-",
-            size,
-            n,
-        );
-        let mut m = self.worker("nats", "publish", RAW_TCP, size, args);
-        m.note = Some("ceiling: the same PUB frames pre-encoded, written to a loopback socket that only drains (no server)".into());
-        self.push(m);
-    }
-
-    fn nats_subscribe_ceiling(&mut self, size: usize, n: u64) {
-        let source = SourceServer::start(size, n);
-        let args = self.worker_args(
-            "raw",
-            "ceiling-subscribe",
-            &source.addr.to_string(),
-            "-",
-            size,
-            n,
-        );
-        let mut m = self.worker("nats", "subscribe", RAW_TCP, size, args);
-        m.note = Some("ceiling: the same MSG frames pre-encoded, read from a loopback socket and not parsed (no server)".into());
-        self.push(m);
     }
 
     /// Starts a subscriber (via `start`), waits until the server holds its
@@ -630,7 +760,7 @@ impl Bench {
             ));
         }
         let feed = self.worker_args("raw", "feed", &server.url(), &subject, size, n);
-        let feeder = self.spawn_worker(feed)?.wait();
+        let feeder = self.spawn_counterpart(feed)?.wait();
         if !feeder.success {
             return Err(format!(
                 "feeder failed ({}): {}",
@@ -677,8 +807,15 @@ impl Bench {
         sub_args: &[&str],
     ) -> Measurement {
         match self.natscli_spawn(cli, url, size, n, sub_args) {
-            Ok((running, csv)) => natscli_measurement(scenario, size, n, &[&running.wait()], &csv),
-            Err(e) => Measurement::failed("nats", scenario, NATS_CLI, size, e),
+            Ok((running, csv)) => natscli_measurement(
+                &self.proto("nats"),
+                scenario,
+                size,
+                n,
+                &[&running.wait()],
+                &csv,
+            ),
+            Err(e) => Measurement::failed(&self.proto("nats"), scenario, NATS_CLI, size, e),
         }
     }
 
@@ -698,14 +835,22 @@ impl Bench {
             let (publisher, _) = self.natscli_spawn(cli, &url, size, n, &["pub", &subject])?;
             let pub_outcome = publisher.wait();
             let sub_outcome = sub.wait();
-            let mut m =
-                natscli_measurement("pubsub", size, n, &[&sub_outcome, &pub_outcome], &sub_csv);
+            let mut m = natscli_measurement(
+                &self.proto("nats"),
+                "pubsub",
+                size,
+                n,
+                &[&sub_outcome, &pub_outcome],
+                &sub_csv,
+            );
             if m.error.is_none() {
                 m.note = Some("two processes: `nats bench sub` and `nats bench pub`; rate seen by the subscriber; CPU and syscalls of both".into());
             }
             Ok(m)
         };
-        run().unwrap_or_else(|e| Measurement::failed("nats", "pubsub", NATS_CLI, size, e))
+        run().unwrap_or_else(|e| {
+            Measurement::failed(&self.proto("nats"), "pubsub", NATS_CLI, size, e)
+        })
     }
 
     // ---- NSQ ---------------------------------------------------------------
@@ -719,65 +864,82 @@ impl Bench {
                 .push("bench_writer / bench_reader not found: run scripts/setup.sh; their series are missing".into());
         }
         // (scenario, batch, compression, clients besides the reference)
-        let publish_runs: [(&str, usize, &str, &[&str]); 4] = [
+        let publish_runs: [(&str, usize, &str, &[&'static str]); 4] = [
             ("mpub", 200, "none", &[COURIER, COURIER_CORE]),
             ("pub", 1, "none", &[COURIER, COURIER_CORE]),
             ("mpub snappy", 200, "snappy", &[COURIER]),
             ("mpub deflate", 200, "deflate", &[COURIER]),
         ];
         for (scenario, batch, compression, clients) in publish_runs {
-            if !self.plan.wants("nsq", scenario) {
+            if !self.plan.wants("nsq", scenario) || (self.pinned && compression != "none") {
                 continue;
             }
             self.log(&format!("nsq {scenario} (batch {batch})"));
             for size in self.plan.sizes.clone() {
-                if compression == "none" {
-                    if let Some(bin) = &writer {
-                        let m = self.bench_writer(nsqd, bin, scenario, size, batch);
-                        self.push(m);
-                    }
-                }
                 let n = match (batch, self.plan.quick) {
                     (1, true) => 2_000,
                     (1, false) => 20_000,
                     _ => self.plan.messages(size).min(500_000),
                 };
+                let mut series: Vec<&'static str> = Vec::new();
+                if compression == "none" {
+                    if writer.is_some() {
+                        series.push(BENCH_WRITER);
+                    }
+                    series.push(BROKER_CEILING);
+                }
                 for &client in clients {
                     let worker_scenario = if client == COURIER_CORE {
                         "nsq-core-publish"
                     } else {
                         "nsq-publish"
                     };
-                    if !self.available(client, worker_scenario) {
-                        continue;
+                    if self.available(client, worker_scenario) {
+                        series.push(client);
                     }
-                    let topic = self.unique("pub");
-                    let mut args = self.worker_args(
-                        client,
-                        worker_scenario,
-                        &nsqd.tcp_addr(),
-                        &topic,
-                        size,
-                        n,
-                    );
-                    args.extend([
-                        "--batch".into(),
-                        batch.to_string(),
-                        "--compression".into(),
-                        compression.into(),
-                    ]);
-                    let m = self.worker("nsq", scenario, client, size, args);
-                    self.push(m);
                 }
+                self.run_group(None, series, None, None, |bench, client| {
+                    if client == BENCH_WRITER {
+                        let bin = writer.as_deref().expect("bench_writer present");
+                        return bench.bench_writer(nsqd, bin, scenario, size, batch);
+                    }
+                    let topic = bench.unique("pub");
+                    let mut args = if client == BROKER_CEILING {
+                        bench.worker_args("raw", "nsq-prefill", &nsqd.tcp_addr(), &topic, size, n)
+                    } else {
+                        let worker_scenario = if client == COURIER_CORE {
+                            "nsq-core-publish"
+                        } else {
+                            "nsq-publish"
+                        };
+                        let mut args = bench.worker_args(
+                            client,
+                            worker_scenario,
+                            &nsqd.tcp_addr(),
+                            &topic,
+                            size,
+                            n,
+                        );
+                        args.extend(["--compression".into(), compression.into()]);
+                        args
+                    };
+                    args.extend(["--batch".into(), batch.to_string()]);
+                    let mut m = bench.worker("nsq", scenario, client, size, args);
+                    if client == BROKER_CEILING {
+                        m.note = Some(format!("ceiling: pre-encoded {} frames of {batch} to the same nsqd, each waiting for its OK", if batch == 1 { "PUB" } else { "MPUB" }));
+                    }
+                    bench.check_nsq_count(&mut m, nsqd, &topic);
+                    m
+                });
             }
         }
-        let consume_runs: [(&str, &str, &[&str]); 3] = [
+        let consume_runs: [(&str, &str, &[&'static str]); 3] = [
             ("consume", "none", &[COURIER, COURIER_CORE]),
             ("consume snappy", "snappy", &[COURIER]),
             ("consume deflate", "deflate", &[COURIER]),
         ];
         for (scenario, compression, clients) in consume_runs {
-            if !self.plan.wants("nsq", scenario) {
+            if !self.plan.wants("nsq", scenario) || (self.pinned && compression != "none") {
                 continue;
             }
             self.log(&format!(
@@ -791,13 +953,9 @@ impl Bench {
                 } else {
                     300_000
                 };
-                if compression == "none" {
-                    if let Some(bin) = &reader {
-                        // bench_reader runs for a fixed time: give it twice the
-                        // messages so it does not run dry (which its note flags).
-                        let m = self.bench_reader(nsqd, bin, size, prefill * 2);
-                        self.push(m);
-                    }
+                let mut series: Vec<&'static str> = Vec::new();
+                if compression == "none" && reader.is_some() {
+                    series.push(BENCH_READER);
                 }
                 for &client in clients {
                     let worker_scenario = if client == COURIER_CORE {
@@ -805,32 +963,132 @@ impl Bench {
                     } else {
                         "nsq-consume"
                     };
-                    if !self.available(client, worker_scenario) {
-                        continue;
+                    if self.available(client, worker_scenario) {
+                        series.push(client);
                     }
-                    let topic = self.unique("consume");
-                    let m = match self.prefill(nsqd, &topic, size, prefill) {
-                        Ok(()) => {
-                            let mut args = self.worker_args(
-                                client,
-                                worker_scenario,
-                                &nsqd.tcp_addr(),
-                                &topic,
-                                size,
-                                prefill,
-                            );
-                            args.extend([
-                                "--max-in-flight".into(),
-                                "2500".into(),
-                                "--compression".into(),
-                                compression.into(),
-                            ]);
-                            self.worker("nsq", scenario, client, size, args)
-                        }
-                        Err(e) => Measurement::failed("nsq", scenario, client, size, e),
-                    };
-                    self.push(m);
                 }
+                self.run_group(None, series, None, None, |bench, client| {
+                    let topic = bench.unique("consume");
+                    if let Err(e) = bench.prefill(nsqd, &topic, size, prefill) {
+                        return Measurement::failed(&bench.proto("nsq"), scenario, client, size, e);
+                    }
+                    if client == BENCH_READER {
+                        let bin = reader.as_deref().expect("bench_reader present");
+                        return bench.bench_reader(nsqd, bin, &topic, size, prefill);
+                    }
+                    let worker_scenario = if client == COURIER_CORE {
+                        "nsq-core-consume"
+                    } else {
+                        "nsq-consume"
+                    };
+                    let mut args = bench.worker_args(
+                        client,
+                        worker_scenario,
+                        &nsqd.tcp_addr(),
+                        &topic,
+                        size,
+                        prefill,
+                    );
+                    args.extend([
+                        "--max-in-flight".into(),
+                        "2500".into(),
+                        "--compression".into(),
+                        compression.into(),
+                    ]);
+                    let started = Instant::now();
+                    let running = match bench.spawn_worker(args) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            return Measurement::failed(
+                                &bench.proto("nsq"),
+                                scenario,
+                                client,
+                                size,
+                                e,
+                            )
+                        }
+                    };
+                    let mark = bench.consume_mark(nsqd, &topic, prefill, started, &running);
+                    let outcome = running.wait();
+                    let mut m = bench.measure_worker("nsq", scenario, client, size, outcome);
+                    if m.error.is_none() {
+                        match mark {
+                            Ok(elapsed) => {
+                                let own = m.msgs_per_s;
+                                let messages = crate::worker::nsq_consume_mark(prefill);
+                                m.messages = messages;
+                                m.elapsed_s = elapsed.as_secs_f64();
+                                m.msgs_per_s = messages as f64 / m.elapsed_s;
+                                m.mb_per_s = m.msgs_per_s * size as f64 / 1e6;
+                                m.note = Some(format!(
+                                    "{CONSUME_CLOCK}; its own first-to-last clock said {}; {}",
+                                    crate::report::human_rate(own),
+                                    m.note.take().unwrap_or_default()
+                                ));
+                            }
+                            Err(e) => m.error = Some(e),
+                        }
+                    }
+                    m
+                });
+            }
+        }
+    }
+
+    /// Waits until nsqd's /stats shows 95% of the `prefill` messages of
+    /// `topic`'s channel finished (neither queued nor in flight) and returns
+    /// the time since `started` (just before the consumer was spawned).
+    fn consume_mark(
+        &self,
+        nsqd: &Nsqd,
+        topic: &str,
+        prefill: u64,
+        started: Instant,
+        running: &Running,
+    ) -> Result<Duration, String> {
+        let left_at_mark = prefill - crate::worker::nsq_consume_mark(prefill);
+        let deadline = started + self.plan.timeout;
+        loop {
+            if let Some(left) = nsqd.channel_unfinished(topic, "ch") {
+                if left <= left_at_mark {
+                    return Ok(started.elapsed());
+                }
+            }
+            if running.has_exited() {
+                // The worker may have finished between two polls.
+                return match nsqd.channel_unfinished(topic, "ch") {
+                    Some(left) if left <= left_at_mark => Ok(started.elapsed()),
+                    left => Err(format!(
+                        "the consumer exited with {left:?} of {prefill} messages unfinished"
+                    )),
+                };
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "nsqd did not see 95% of {prefill} messages finished within {:?}",
+                    self.plan.timeout
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Fails `m` loudly when nsqd counted a different number of messages
+    /// into `topic` than the client claims it published.
+    fn check_nsq_count(&mut self, m: &mut Measurement, nsqd: &Nsqd, topic: &str) {
+        if m.error.is_some() {
+            return;
+        }
+        let claimed = m.claimed_in_msgs.unwrap_or(m.messages);
+        match nsqd.topic_message_count(topic) {
+            Some(count) if count == claimed => {
+                m.server_counts = Some(format!("nsqd message_count {count}"));
+            }
+            count => {
+                m.error = Some(format!(
+                    "COUNT MISMATCH: nsqd's message_count for the topic is {count:?}, the client claims {claimed} published"
+                ));
+                self.report.count_mismatches += 1;
             }
         }
     }
@@ -839,7 +1097,7 @@ impl Bench {
         nsqd.create_channel(topic, "ch")?;
         let mut args = self.worker_args("raw", "nsq-prefill", &nsqd.tcp_addr(), topic, size, count);
         args.extend(["--batch".into(), "200".into()]);
-        let outcome = self.spawn_worker(args)?.wait();
+        let outcome = self.spawn_counterpart(args)?.wait();
         if !outcome.success {
             return Err(format!(
                 "prefill failed ({}): {}",
@@ -858,6 +1116,7 @@ impl Bench {
         size: usize,
         batch: usize,
     ) -> Measurement {
+        let proto = self.proto("nsq");
         let topic = self.unique("bw");
         let runfor = self.plan.nsq_runfor;
         let args = vec![
@@ -869,11 +1128,11 @@ impl Bench {
         ];
         let outcome = match self.spawn_go_nsq_tool(bin, &args) {
             Ok(r) => r.wait(),
-            Err(e) => return Measurement::failed("nsq", scenario, BENCH_WRITER, size, e),
+            Err(e) => return Measurement::failed(&proto, scenario, BENCH_WRITER, size, e),
         };
         let Some((elapsed, _ops)) = parse_go_bench(&outcome) else {
             return Measurement::failed(
-                "nsq",
+                &proto,
                 scenario,
                 BENCH_WRITER,
                 size,
@@ -882,59 +1141,81 @@ impl Bench {
         };
         let messages = nsqd.topic_message_count(&topic).unwrap_or(0);
         let mut m =
-            Measurement::from_counts("nsq", scenario, BENCH_WRITER, size, messages, elapsed);
+            Measurement::from_counts(&proto, scenario, BENCH_WRITER, size, messages, elapsed);
         add_process_counters(&mut m, &[&outcome], messages.max(1) as f64);
+        m.server_counts = Some(format!(
+            "nsqd message_count {messages} (its rate's numerator)"
+        ));
         m.note = Some(format!(
             "GOMAXPROCS=1: 1 connection like courier; MPUB batch {batch}, each waits for OK; runs {runfor:?}; count from nsqd stats"
         ));
         m
     }
 
-    fn bench_reader(&mut self, nsqd: &Nsqd, bin: &Path, size: usize, prefill: u64) -> Measurement {
-        let topic = self.unique("br");
-        if let Err(e) = self.prefill(nsqd, &topic, size, prefill) {
-            return Measurement::failed("nsq", "consume", BENCH_READER, size, e);
-        }
-        let runfor = self.plan.nsq_runfor / 2;
+    /// bench_reader on a topic prefilled with `prefill` messages, on the
+    /// same clock as courier's consume runs (see [`CONSUME_CLOCK`]): it runs
+    /// until nsqd shows 95% finished, then it is stopped.
+    fn bench_reader(
+        &mut self,
+        nsqd: &Nsqd,
+        bin: &Path,
+        topic: &str,
+        size: usize,
+        prefill: u64,
+    ) -> Measurement {
+        let proto = self.proto("nsq");
         let args = vec![
             format!("-nsqd-tcp-address={}", nsqd.tcp_addr()),
             format!("-topic={topic}"),
             "-channel=ch".to_string(),
             format!("-size={size}"),
             "-rdy=2500".to_string(),
-            format!("-runfor={}ms", runfor.as_millis()),
+            format!("-runfor={}ms", self.plan.timeout.as_millis()),
         ];
-        let outcome = match self.spawn_go_nsq_tool(bin, &args) {
-            Ok(r) => r.wait(),
-            Err(e) => return Measurement::failed("nsq", "consume", BENCH_READER, size, e),
+        let started = Instant::now();
+        let running = match self.spawn_go_nsq_tool(bin, &args) {
+            Ok(r) => r,
+            Err(e) => return Measurement::failed(&proto, "consume", BENCH_READER, size, e),
         };
-        let Some((elapsed, ops)) = parse_go_bench(&outcome) else {
-            return Measurement::failed(
-                "nsq",
-                "consume",
-                BENCH_READER,
-                size,
-                tool_failure(&outcome),
-            );
+        let mark = self.consume_mark(nsqd, topic, prefill, started, &running);
+        let outcome = running.stop();
+        let elapsed = match mark {
+            Ok(elapsed) => elapsed,
+            Err(e) => {
+                return Measurement::failed(
+                    &proto,
+                    "consume",
+                    BENCH_READER,
+                    size,
+                    format!("{e} ({})", tool_failure(&outcome)),
+                )
+            }
         };
-        let messages = (ops * elapsed).round() as u64;
-        let mut m =
-            Measurement::from_counts("nsq", "consume", BENCH_READER, size, messages, elapsed);
+        let messages = crate::worker::nsq_consume_mark(prefill);
+        let mut m = Measurement::from_counts(
+            &proto,
+            "consume",
+            BENCH_READER,
+            size,
+            messages,
+            elapsed.as_secs_f64(),
+        );
         add_process_counters(&mut m, &[&outcome], messages.max(1) as f64);
-        let depth = nsqd.channel_depth(&topic, "ch");
-        m.note = Some(if depth == Some(0) {
-            format!("GOMAXPROCS=1: 1 connection × RDY 2500, like courier; drained all {prefill} prefilled messages before its {runfor:?} ended: rate is a LOWER BOUND")
-        } else {
-            format!("GOMAXPROCS=1: 1 connection × RDY 2500, like courier; runs {runfor:?} on {prefill} prefilled messages")
-        });
+        m.note = Some(format!(
+            "GOMAXPROCS=1: 1 connection × RDY 2500, like courier; {CONSUME_CLOCK}; stopped at the mark"
+        ));
         m
     }
 }
+
+/// How NSQ consume runs are timed, the same for every client.
+const CONSUME_CLOCK: &str = "clock: from starting the consumer process to nsqd's /stats showing 95% of the prefill finished (polled every 2 ms)";
 
 /// Worker `--client` value for a series name.
 fn worker_name(client: &str) -> &str {
     match client {
         ASYNC_NATS => "async-nats",
+        ASYNC_NATS_CT => "async-nats-ct",
         COURIER | COURIER_EPOLL | COURIER_FIXED | COURIER_ZC | COURIER_CORE => "courier",
         _ => "raw",
     }
@@ -980,13 +1261,14 @@ fn add_process_counters(m: &mut Measurement, outcomes: &[&Outcome], per: f64) {
 
 /// natscli CSV row: MsgsPerSec, DurationSecs and (when present) latency.
 fn natscli_measurement(
+    protocol: &str,
     scenario: &str,
     size: usize,
     n: u64,
     outcomes: &[&Outcome],
     csv: &Option<tempfile::NamedTempFile>,
 ) -> Measurement {
-    let fail = |e: String| Measurement::failed("nats", scenario, NATS_CLI, size, e);
+    let fail = |e: String| Measurement::failed(protocol, scenario, NATS_CLI, size, e);
     if let Some(bad) = outcomes.iter().find(|o| !o.success) {
         return fail(tool_failure(bad));
     }
@@ -1010,7 +1292,7 @@ fn natscli_measurement(
     let (Some(rate), Some(duration)) = (field("MsgsPerSec"), field("DurationSecs")) else {
         return fail(format!("unexpected natscli CSV header {header:?}"));
     };
-    let mut m = Measurement::from_counts("nats", scenario, NATS_CLI, size, n, duration);
+    let mut m = Measurement::from_counts(protocol, scenario, NATS_CLI, size, n, duration);
     // natscli's own rate is what it reports; keep it rather than n/duration
     // (for requests its MsgCount counts both directions).
     m.msgs_per_s = rate;
@@ -1121,7 +1403,7 @@ mod tests {
             syscalls: Some(50_000),
             cpu: Some(Duration::from_millis(500)),
         };
-        let m = natscli_measurement("request", 16, 5000, &[&outcome], &Some(csv));
+        let m = natscli_measurement("nats", "request", 16, 5000, &[&outcome], &Some(csv));
         assert_eq!(m.error, None);
         assert_eq!(m.msgs_per_s, 5290.0);
         let l = m.latency_us.unwrap();
