@@ -14,6 +14,7 @@ mod courier_nsq;
 mod machine;
 mod plot;
 mod process;
+mod ratios;
 mod rawproto;
 mod report;
 mod scenarios;
