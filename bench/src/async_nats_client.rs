@@ -1,6 +1,8 @@
 //! The async-nats harness: the same publish / subscribe / pub+sub /
 //! request-reply scenarios as courier, written the way an async-nats user
-//! would (multi-threaded tokio runtime, `Bytes` payloads).
+//! would (`Bytes` payloads), on a multi-thread tokio runtime (worker client
+//! `async-nats`) or a current-thread one (`async-nats-ct`). Every run that
+//! publishes ends with a server round trip, as courier's and nats bench's do.
 
 use crate::report::WorkerResult;
 use crate::worker::{latency_histogram, warmup_count, Section, WorkerArgs};
@@ -10,17 +12,31 @@ use std::time::{Duration, Instant};
 
 /// Runs one async-nats scenario.
 pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let current_thread = args.client == "async-nats-ct";
+    let runtime = if current_thread {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
+    .enable_all()
+    .build()
+    .map_err(|e| format!("tokio runtime: {e}"))?;
     let timeout = Duration::from_secs(args.timeout_s);
-    runtime.block_on(async {
+    let mut result = runtime.block_on(async {
         match tokio::time::timeout(timeout, scenario(args)).await {
             Ok(result) => result,
             Err(_) => Err(crate::worker::timeout_error(timeout, args.msgs)),
         }
-    })
+    })?;
+    result.transport = Some(
+        if current_thread {
+            "tokio current-thread runtime"
+        } else {
+            "tokio multi-thread runtime"
+        }
+        .into(),
+    );
+    Ok(result)
 }
 
 async fn connect(args: &WorkerArgs) -> Result<async_nats::Client, String> {
@@ -36,17 +52,25 @@ async fn connect(args: &WorkerArgs) -> Result<async_nats::Client, String> {
 
 /// async-nats' `flush` only empties the client's buffer; a request to a
 /// subject nobody serves comes back (no responders) after a server round
-/// trip, so everything sent before it, such as a SUB, is in effect.
-async fn server_round_trip(client: &async_nats::Client) {
-    let _ = client
+/// trip, so everything sent before it, such as a SUB, is in effect. The
+/// request is one message more in the server's `in_msgs` (see
+/// `server_in_msgs` in the results).
+async fn server_round_trip(client: &async_nats::Client) -> Result<(), String> {
+    client.flush().await.map_err(|e| e.to_string())?;
+    match client
         .request("_courier_bench.round_trip", Bytes::new())
-        .await;
+        .await
+    {
+        Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(()),
+        Err(e) => Err(format!("round trip: {e}")),
+        Ok(_) => Err("round trip: someone answered _courier_bench.round_trip".into()),
+    }
 }
 
 async fn scenario(args: &WorkerArgs) -> Result<WorkerResult, String> {
     let subject = async_nats::Subject::from(args.subject.as_str());
     let payload = Bytes::from(vec![b'x'; args.size]);
-    let mut result = match args.scenario.as_str() {
+    let result = match args.scenario.as_str() {
         "publish" => {
             let client = connect(args).await?;
             for _ in 0..warmup_count(args.msgs) {
@@ -55,7 +79,7 @@ async fn scenario(args: &WorkerArgs) -> Result<WorkerResult, String> {
                     .await
                     .map_err(|e| e.to_string())?;
             }
-            client.flush().await.map_err(|e| e.to_string())?;
+            server_round_trip(&client).await?;
             let mut hist = latency_histogram();
             let section = Section::start();
             for _ in 0..args.msgs {
@@ -66,9 +90,10 @@ async fn scenario(args: &WorkerArgs) -> Result<WorkerResult, String> {
                     .map_err(|e| e.to_string())?;
                 hist.saturating_record(t.elapsed().as_nanos() as u64);
             }
-            client.flush().await.map_err(|e| e.to_string())?;
+            server_round_trip(&client).await?;
             let mut result = section.finish(args.msgs, Some(&hist));
             result.process_messages = Some(args.msgs + warmup_count(args.msgs));
+            result.server_in_msgs = Some(args.msgs + warmup_count(args.msgs) + 2);
             result
         }
         "subscribe" => {
@@ -96,7 +121,7 @@ async fn scenario(args: &WorkerArgs) -> Result<WorkerResult, String> {
                 .subscribe(subject.clone())
                 .await
                 .map_err(|e| e.to_string())?;
-            server_round_trip(&subscriber).await;
+            server_round_trip(&subscriber).await?;
             let msgs = args.msgs;
             let section = Section::start();
             let receiver = tokio::spawn(async move {
@@ -114,9 +139,11 @@ async fn scenario(args: &WorkerArgs) -> Result<WorkerResult, String> {
                     .await
                     .map_err(|e| e.to_string())?;
             }
-            publisher.flush().await.map_err(|e| e.to_string())?;
+            server_round_trip(&publisher).await?;
             let end = receiver.await.map_err(|e| e.to_string())??;
-            section.finish_at(end, msgs, None)
+            let mut result = section.finish_at(end, msgs, None);
+            result.server_in_msgs = Some(msgs + 2);
+            result
         }
         "publish-conns" => {
             // PUBLISH_CONNECTIONS connections, each publishing its share on
@@ -137,13 +164,16 @@ async fn scenario(args: &WorkerArgs) -> Result<WorkerResult, String> {
                             .await
                             .map_err(|e| e.to_string())?;
                     }
-                    client.flush().await.map_err(|e| e.to_string())
+                    server_round_trip(&client).await
                 }));
             }
             for task in tasks {
                 task.await.map_err(|e| e.to_string())??;
             }
-            section.finish(share * crate::worker::PUBLISH_CONNECTIONS as u64, None)
+            let conns = crate::worker::PUBLISH_CONNECTIONS as u64;
+            let mut result = section.finish(share * conns, None);
+            result.server_in_msgs = Some(share * conns + conns);
+            result
         }
         "queue" => {
             use crate::worker::{QueueTally, QUEUE_MEMBERS};
@@ -197,6 +227,5 @@ async fn scenario(args: &WorkerArgs) -> Result<WorkerResult, String> {
         }
         other => return Err(format!("async-nats has no scenario {other:?}")),
     };
-    result.transport = Some("tokio multi-thread runtime".into());
     Ok(result)
 }

@@ -14,6 +14,7 @@ mod courier_nsq;
 mod machine;
 mod plot;
 mod process;
+mod ratios;
 mod rawproto;
 mod report;
 mod scenarios;
@@ -27,7 +28,7 @@ use std::path::PathBuf;
 pub const ASYNC_NATS_VERSION: &str = "0.42";
 
 /// Benchmarks courier against nats bench (natscli), async-nats, the nsq
-/// module's bench_writer/bench_reader and a raw loopback TCP ceiling.
+/// module's bench_writer/bench_reader and a broker-bound ceiling.
 ///
 /// Examples:
 ///   courier-bench --quick --json out.json --plot out.svg
@@ -58,10 +59,16 @@ struct Cli {
     /// courier transport: auto (io_uring, epoll when refused), uring, epoll.
     #[arg(long, default_value = "auto")]
     transport: String,
-    /// Run everything this many times and report each series' median run
-    /// (default: 3 for a full run, 1 with --quick).
+    /// Rounds: every group runs its clients interleaved once per round, in
+    /// an order rotated each round; ratios are medians of the per-round
+    /// paired ratios (default: 7 for a full run, 1 with --quick).
     #[arg(long, value_name = "N")]
     repeat: Option<usize>,
+    /// `both` (each round: an unpinned pass, then a pinned pass of the
+    /// headline scenarios), `unpinned` or `pinned` (broker on CPU 0, client
+    /// under test on CPU 1, via taskset). Default: both; unpinned with --quick.
+    #[arg(long, value_name = "MODE")]
+    pinning: Option<String>,
     /// Do not wrap clients in `perf stat` (no syscall counts).
     #[arg(long)]
     no_perf: bool,
@@ -141,13 +148,54 @@ fn run(cli: Cli, command_line: &str) -> Result<(), String> {
             plan.only = cli.only.clone();
             plan.transport = cli.transport.clone();
             let launcher = process::Launcher::probe(!cli.no_perf);
-            let repeat = cli.repeat.unwrap_or(if cli.quick { 1 } else { 3 }).max(1);
+            let repeat = cli.repeat.unwrap_or(if cli.quick { 1 } else { 7 }).max(1);
+            let pinning = cli
+                .pinning
+                .clone()
+                .unwrap_or_else(|| if cli.quick { "unpinned" } else { "both" }.into());
+            let passes: &[bool] = match pinning.as_str() {
+                "both" => &[false, true],
+                "unpinned" => &[false],
+                "pinned" => &[true],
+                other => return Err(format!("--pinning {other:?}: use both, unpinned or pinned")),
+            };
+            if passes.contains(&true) && machine::describe().cpus < 2 {
+                return Err("--pinning needs at least 2 CPUs (broker on 0, client on 1)".into());
+            }
             let mut runs = Vec::new();
-            for round in 1..=repeat {
-                if repeat > 1 {
-                    eprintln!("courier-bench: round {round} of {repeat}");
+            for round in 0..repeat {
+                let mut merged: Option<report::Report> = None;
+                for &pinned in passes {
+                    let pass = if pinned { "pinned" } else { "unpinned" };
+                    eprintln!("courier-bench: round {} of {repeat}, {pass}", round + 1);
+                    let before = (machine::loadavg(), machine::busiest_processes(5));
+                    let mut r =
+                        scenarios::Bench::new(plan.clone(), launcher.clone(), round, pinned)?.run();
+                    let after = (machine::loadavg(), machine::busiest_processes(5));
+                    r.load.push(format!(
+                        "round {} {pass}: loadavg {} before, {} after; busiest before: {}; after: {}",
+                        round + 1,
+                        before.0,
+                        after.0,
+                        before.1,
+                        after.1
+                    ));
+                    merged = Some(match merged {
+                        None => r,
+                        Some(mut m) => {
+                            m.results.extend(r.results);
+                            m.load.extend(r.load);
+                            m.count_mismatches += r.count_mismatches;
+                            for n in r.notes {
+                                if !m.notes.contains(&n) {
+                                    m.notes.push(n);
+                                }
+                            }
+                            m
+                        }
+                    });
                 }
-                runs.push(scenarios::Bench::new(plan.clone(), launcher.clone())?.run());
+                runs.extend(merged);
             }
             let mut report = report::Report::median_of(runs);
             report.command = command_line.clone();
@@ -168,6 +216,13 @@ fn run(cli: Cli, command_line: &str) -> Result<(), String> {
     if let Some(path) = &cli.plot {
         let svg = plot::render_svg(&report)?;
         std::fs::write(path, svg).map_err(|e| format!("write {}: {e}", path.display()))?;
+    }
+    if report.count_mismatches > 0 {
+        return Err(format!(
+            "{} series FAILED the server-side count check (the server's count differs from \
+             the client's claim): see their errors above; their numbers are not results",
+            report.count_mismatches
+        ));
     }
     Ok(())
 }

@@ -42,6 +42,18 @@ enum CounterKind {
 #[derive(Debug, Clone)]
 pub struct Launcher {
     counter: Option<(CounterKind, PathBuf)>,
+    /// When set, every process it starts runs on this CPU alone
+    /// (`taskset -c CPU`, outermost, so the counter and its child inherit it).
+    cpu: Option<u32>,
+}
+
+/// `command` run under `taskset -c CPU` (taskset execs it: same pid, so
+/// process-group signals and wait4 still reach it).
+pub fn pinned_to(cpu: u32, command: &Command) -> Command {
+    let mut c = Command::new("taskset");
+    c.arg("-c").arg(cpu.to_string()).arg(command.get_program());
+    c.args(command.get_args());
+    c
 }
 
 const PERF_EVENTS: &str = "raw_syscalls:sys_enter,task-clock";
@@ -93,7 +105,15 @@ impl Launcher {
         } else {
             None
         };
-        Launcher { counter }
+        Launcher { counter, cpu: None }
+    }
+
+    /// The same launcher, starting its processes on `cpu` only (None: anywhere).
+    pub fn on_cpu(&self, cpu: Option<u32>) -> Self {
+        Launcher {
+            counter: self.counter.clone(),
+            cpu,
+        }
     }
 
     /// Which counter source is in use, for the report.
@@ -138,6 +158,9 @@ impl Launcher {
                 c
             }
         };
+        if let Some(cpu) = self.cpu {
+            command = pinned_to(cpu, &command);
+        }
         command
             .envs(env.iter().copied())
             .stdin(Stdio::null())

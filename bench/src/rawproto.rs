@@ -1,12 +1,12 @@
 //! Hand-rolled blocking protocol pieces that no client under test owns, so
 //! every client meets the same counterpart: the NATS feeder for subscribe
 //! runs, the NATS responder for request/reply, the NSQ prefiller for consume
-//! runs, and the raw loopback TCP ceiling (pre-encoded frames written to a
-//! socket that only drains, and read from a socket that only writes).
+//! runs, and the broker-bound ceilings (pre-encoded frames written to the
+//! same nats-server and ended with a round trip; MSG bytes read from it
+//! unparsed).
 
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::thread::{self, JoinHandle};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// Bytes per write for pre-encoded batches: large enough to amortise the
@@ -183,99 +183,41 @@ pub fn nats_respond(url: &str, subject: &str) -> Result<(), String> {
     }
 }
 
-/// A loopback listener that accepts connections and throws away whatever
-/// arrives: the far end of the raw publish ceiling.
-pub struct DrainServer {
-    /// Address to connect to.
-    pub addr: SocketAddr,
-    _accept: JoinHandle<()>,
-}
-
-impl DrainServer {
-    /// Listens on 127.0.0.1 and a free port.
-    pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind drain server");
-        let addr = listener.local_addr().expect("drain server address");
-        let accept = thread::spawn(move || {
-            for mut stream in listener.incoming().flatten() {
-                thread::spawn(move || {
-                    let mut sink = vec![0u8; 256 * 1024];
-                    while let Ok(n) = stream.read(&mut sink) {
-                        if n == 0 {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-        DrainServer {
-            addr,
-            _accept: accept,
-        }
-    }
-}
-
-/// A loopback listener that writes `count` pre-encoded `MSG` frames to each
-/// connection and closes it: the far end of the raw subscribe ceiling.
-pub struct SourceServer {
-    /// Address to connect to.
-    pub addr: SocketAddr,
-    _accept: JoinHandle<()>,
-}
-
-impl SourceServer {
-    /// Listens on 127.0.0.1 and a free port.
-    pub fn start(size: usize, count: u64) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind source server");
-        let addr = listener.local_addr().expect("source server address");
-        let frame = nats_msg_frame("bench.ceiling", &payload(size));
-        let accept = thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let frame = frame.clone();
-                thread::spawn(move || {
-                    let mut stream = stream;
-                    let _ = write_frames(&mut stream, &frame, count);
-                });
-            }
-        });
-        SourceServer {
-            addr,
-            _accept: accept,
-        }
-    }
-}
-
-/// The publish ceiling: writes `count` pre-encoded PUB frames to `addr` (a
-/// [`DrainServer`]). Returns the time it took.
-pub fn ceiling_publish(addr: &str, size: usize, count: u64) -> Result<Duration, String> {
-    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-    let frame = nats_pub_frame("bench.ceiling", &payload(size));
-    let started = Instant::now();
-    write_frames(&mut stream, &frame, count).map_err(|e| format!("write: {e}"))?;
-    Ok(started.elapsed())
-}
-
-/// The subscribe ceiling: reads `count` MSG frames' worth of bytes from `addr`
-/// (a [`SourceServer`]) without parsing. Returns the time from connecting
-/// (the source starts writing on accept) to the last byte.
-pub fn ceiling_subscribe(addr: &str, size: usize, count: u64) -> Result<Duration, String> {
-    let started = Instant::now();
-    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-    let expected = nats_msg_frame("bench.ceiling", &payload(size)).len() as u64 * count;
+/// The broker-bound subscribe ceiling: subscribes to `subject` on the
+/// NATS server at `url` and reads the bytes of `count` `MSG` frames of
+/// `size` bytes without parsing them. Returns the time from the first byte
+/// to the last (the same clock as the clients' subscribe runs).
+pub fn ceiling_subscribe(
+    url: &str,
+    subject: &str,
+    size: usize,
+    count: u64,
+) -> Result<Duration, String> {
+    let mut conn = RawNats::connect(url)?;
+    conn.send(format!("SUB {subject} 1\r\n").as_bytes())?;
+    conn.round_trip()?;
+    let expected = nats_msg_frame(subject, &payload(size)).len() as u64 * count;
     let mut buf = vec![0u8; 256 * 1024];
     let mut got = 0u64;
+    let mut started = None;
     while got < expected {
-        let n = stream.read(&mut buf).map_err(|e| format!("read: {e}"))?;
+        let n = conn
+            .reader
+            .read(&mut buf)
+            .map_err(|e| format!("read: {e}"))?;
         if n == 0 {
-            return Err(format!("source closed after {got} of {expected} bytes"));
+            return Err(format!("server closed after {got} of {expected} bytes"));
         }
+        started.get_or_insert_with(Instant::now);
         got += n as u64;
+        crate::worker::progress(got / (expected / count.max(1)).max(1));
     }
-    Ok(started.elapsed())
+    Ok(started.map(|s| s.elapsed()).unwrap_or_default())
 }
 
 /// Publishes `count` NSQ messages of `size` bytes to `topic` with MPUB
-/// batches of `batch`, waiting for each OK (the NSQ V2 protocol by hand).
+/// batches of `batch` (PUB when `batch` is 1), waiting for each OK (the NSQ
+/// V2 protocol by hand). Also the NSQ broker-bound ceiling.
 pub fn nsq_prefill(
     addr: &str,
     topic: &str,
@@ -291,13 +233,21 @@ pub fn nsq_prefill(
     let mut left = count;
     while left > 0 {
         let n = left.min(batch as u64) as usize;
-        let mut frame = format!("MPUB {topic}\n").into_bytes();
-        let total = 4 + n * (4 + size);
-        frame.extend_from_slice(&(total as u32).to_be_bytes());
-        frame.extend_from_slice(&(n as u32).to_be_bytes());
-        for _ in 0..n {
+        let mut frame;
+        if batch == 1 {
+            // One message per command: PUB, as the clients' PUB runs send.
+            frame = format!("PUB {topic}\n").into_bytes();
             frame.extend_from_slice(&(size as u32).to_be_bytes());
             frame.extend_from_slice(&body);
+        } else {
+            frame = format!("MPUB {topic}\n").into_bytes();
+            let total = 4 + n * (4 + size);
+            frame.extend_from_slice(&(total as u32).to_be_bytes());
+            frame.extend_from_slice(&(n as u32).to_be_bytes());
+            for _ in 0..n {
+                frame.extend_from_slice(&(size as u32).to_be_bytes());
+                frame.extend_from_slice(&body);
+            }
         }
         writer.write_all(&frame).map_err(|e| e.to_string())?;
         writer.flush().map_err(|e| e.to_string())?;

@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
+pub use crate::ratios::{paired_ratios, PairedRatio};
+
 /// The client name courier's own results carry; ratios are relative to it.
 pub const COURIER: &str = "courier";
 
@@ -69,6 +71,11 @@ pub struct WorkerResult {
     pub transport: Option<String>,
     /// Anything the reader should know about this run.
     pub note: Option<String>,
+    /// Messages this process published to the server in all (warm-up and
+    /// round-trip requests included), to check against the server's
+    /// `in_msgs`; `None` = `process_messages`.
+    #[serde(default)]
+    pub server_in_msgs: Option<u64>,
 }
 
 /// One client's result in one scenario at one payload size.
@@ -78,7 +85,7 @@ pub struct Measurement {
     pub protocol: String,
     /// e.g. `publish`, `subscribe`, `pubsub`, `request`, `mpub`, `consume`.
     pub scenario: String,
-    /// Series name: `courier`, `async-nats`, `nats bench`, `raw tcp`, ...
+    /// Series name: `courier`, `async-nats`, `nats bench`, `broker ceiling`, ...
     pub client: String,
     /// Payload size in bytes.
     pub payload_bytes: usize,
@@ -104,6 +111,13 @@ pub struct Measurement {
     pub note: Option<String>,
     /// Set when the run failed; the other figures are then zero.
     pub error: Option<String>,
+    /// Messages the client claims it published to the server in all
+    /// (checked against the server's own count).
+    #[serde(default)]
+    pub claimed_in_msgs: Option<u64>,
+    /// What the server's own counters said about this run, when checked.
+    #[serde(default)]
+    pub server_counts: Option<String>,
 }
 
 impl Measurement {
@@ -131,6 +145,8 @@ impl Measurement {
             transport: None,
             note: None,
             error: Some(error),
+            claimed_in_msgs: None,
+            server_counts: None,
         }
     }
 
@@ -199,6 +215,18 @@ pub struct Report {
     pub results: Vec<Measurement>,
     /// Remarks about the run as a whole.
     pub notes: Vec<String>,
+    /// Series whose server-side count differed from the client's claim
+    /// (the run exits non-zero when this is not 0).
+    #[serde(default)]
+    pub count_mismatches: usize,
+    /// courier ÷ each other client per group: the median of the per-round
+    /// paired ratios, with their spread.
+    #[serde(default)]
+    pub ratios: Vec<PairedRatio>,
+    /// How loaded the machine was: one line per pass (loadavg before and
+    /// after, the busiest processes).
+    #[serde(default)]
+    pub load: Vec<String>,
 }
 
 impl Report {
@@ -230,6 +258,16 @@ impl Report {
         self.results
             .iter()
             .find(|m| &m.group() == group && m.client == client)
+    }
+
+    /// The paired ratio of courier to `other` in `group`, if computed.
+    pub fn paired(&self, group: &(String, String, usize), other: &str) -> Option<&PairedRatio> {
+        self.ratios.iter().find(|p| {
+            p.protocol == group.0
+                && p.scenario == group.1
+                && p.payload_bytes == group.2
+                && p.other == other
+        })
     }
 
     /// Plain-text table for the terminal.
@@ -350,7 +388,10 @@ impl Report {
                 let courier = self.find(&group, COURIER).filter(|m| m.error.is_none());
                 for c in &others {
                     let cell = match self.find(&group, c) {
-                        Some(m) if m.error.is_none() => ratio_text(courier, m),
+                        Some(m) if m.error.is_none() => match self.paired(&group, c) {
+                            Some(p) => p.text(),
+                            None => ratio_text(courier, m),
+                        },
                         _ => "".to_string(),
                     };
                     let _ = write!(row, " {cell} |");
@@ -362,8 +403,18 @@ impl Report {
         let _ = writeln!(
             out,
             "\nRatios: throughput scenarios are courier msgs/s ÷ reference msgs/s (above 1 = courier faster); \
-             request scenarios are reference p50 ÷ courier p50 (above 1 = courier answers sooner).\n"
+             request scenarios are reference p50 ÷ courier p50 (above 1 = courier answers sooner), p99 likewise. \
+             Each is the median of the per-round paired ratios (both clients in the same round, minutes apart at most) \
+             with their min–max; the msgs/s columns are each series' median round. `pinned`: the broker (and the \
+             raw counterparts) on CPU 0, the client under test alone on CPU 1 (`taskset`).\n"
         );
+        if self.count_mismatches > 0 {
+            let _ = writeln!(
+                out,
+                "**{} series FAILED the server-side count check** (see their errors below): their numbers are not results.\n",
+                self.count_mismatches
+            );
+        }
         let _ = writeln!(out, "### Detail\n");
         let _ = writeln!(
             out,
@@ -393,6 +444,9 @@ impl Report {
             }
             if let Some(n) = &m.note {
                 notes.push(n.clone());
+            }
+            if let Some(c) = &m.server_counts {
+                notes.push(format!("server: {c}"));
             }
             let _ = writeln!(
                 out,
@@ -436,6 +490,12 @@ impl Report {
                 let _ = writeln!(out, "| `{}` | {} |", md_escape(name), bytes);
             }
         }
+        if !self.load.is_empty() {
+            let _ = writeln!(out, "\n### Machine load during the run\n");
+            for l in &self.load {
+                let _ = writeln!(out, "- {}", md_escape(l));
+            }
+        }
         if !self.notes.is_empty() {
             let _ = writeln!(out, "\n### Notes on this run\n");
             for n in &self.notes {
@@ -464,6 +524,17 @@ impl Report {
     /// request scenarios) is kept and its note gives the spread. A series
     /// that failed in every run keeps the first failure.
     pub fn median_of(runs: Vec<Report>) -> Report {
+        let ratios = paired_ratios(&runs);
+        let mismatches: usize = runs.iter().map(|r| r.count_mismatches).sum();
+        let load: Vec<String> = runs.iter().flat_map(|r| r.load.clone()).collect();
+        let mut merged = Report::median_runs(runs);
+        merged.ratios = ratios;
+        merged.count_mismatches = mismatches;
+        merged.load = load;
+        merged
+    }
+
+    fn median_runs(runs: Vec<Report>) -> Report {
         let mut runs = runs.into_iter();
         let Some(mut merged) = runs.next() else {
             return Report::default();
@@ -529,7 +600,8 @@ impl Report {
             }
         }
         merged.notes.push(format!(
-            "every series ran {total} times; the tables show each one's median run"
+            "every series ran {total} times, interleaved within each round (order rotated each round); \
+             the detail table shows each series' median run, the ratios are medians of per-round paired ratios"
         ));
         merged
     }
@@ -686,6 +758,43 @@ mod tests {
         };
         let merged = Report::median_of(vec![fail(), fail()]);
         assert_eq!(merged.results[0].error.as_deref(), Some("refused"));
+    }
+
+    #[test]
+    fn ratios_are_medians_of_per_round_pairs() {
+        // Round rates: courier 100/300/200/900, nats bench 100/100/400/300:
+        // pairs 1.0, 3.0, 0.5, 3.0 -> median 2.0, spread 0.5–3.0. The ratio
+        // of the median runs (250 / 200 = 1.25) would differ.
+        let rounds: Vec<Report> = [
+            (100.0, 100.0),
+            (300.0, 100.0),
+            (200.0, 400.0),
+            (900.0, 300.0),
+        ]
+        .iter()
+        .map(|&(c, o)| {
+            report(vec![
+                run(COURIER, "publish", c, None),
+                run("nats bench", "publish", o, None),
+            ])
+        })
+        .collect();
+        let mut with_failure = rounds.clone();
+        with_failure.push(report(vec![
+            run(COURIER, "publish", 5000.0, None),
+            Measurement::failed("nats", "publish", "nats bench", 16, "boom".into()),
+        ]));
+        let merged = Report::median_of(with_failure);
+        assert_eq!(merged.ratios.len(), 1, "{:?}", merged.ratios);
+        let p = &merged.ratios[0];
+        assert_eq!((p.median, p.min, p.max, p.rounds), (2.0, 0.5, 3.0, 4));
+        assert!(merged.markdown().contains("2.00x (0.50–3.00, 4 rounds)"));
+        // Request: their p50 over ours, p99 likewise.
+        let req = paired_ratios(&[report(vec![
+            run(COURIER, "request", 100.0, Some(50.0)),
+            run("nats bench", "request", 100.0, Some(75.0)),
+        ])]);
+        assert_eq!((req[0].median, req[0].p99_median), (1.5, Some(1.5)));
     }
 
     #[test]

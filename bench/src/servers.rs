@@ -65,9 +65,13 @@ fn wait_for_listener(addr: SocketAddr, child: &mut Child, what: &str) -> Result<
     }
 }
 
-fn spawn_quiet(bin: &Path, args: &[String]) -> Result<Child, String> {
-    Command::new(bin)
-        .args(args)
+fn spawn_quiet(bin: &Path, args: &[String], cpu: Option<u32>) -> Result<Child, String> {
+    let mut command = Command::new(bin);
+    command.args(args);
+    if let Some(cpu) = cpu {
+        command = crate::process::pinned_to(cpu, &command);
+    }
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(if std::env::var_os("COURIER_BENCH_SERVER_LOGS").is_some() {
@@ -114,8 +118,8 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts nats-server. Per-client pending buffers are raised to 1 GiB so
     /// that a subscriber slower than the publisher is measured, not cut off
-    /// as a slow consumer.
-    pub fn start() -> Result<Self, String> {
+    /// as a slow consumer. `cpu`: run it on that CPU only (`taskset`).
+    pub fn start(cpu: Option<u32>) -> Result<Self, String> {
         let bin = require_bin("nats-server")?;
         let (port, monitor_port) = (free_port(), free_port());
         let mut config = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
@@ -126,7 +130,7 @@ impl NatsServer {
         )
         .map_err(|e| e.to_string())?;
         let args = vec!["-c".to_string(), config.path().display().to_string()];
-        let mut child = spawn_quiet(&bin, &args)?;
+        let mut child = spawn_quiet(&bin, &args, cpu)?;
         wait_for_listener(
             SocketAddr::from(([127, 0, 0, 1], port)),
             &mut child,
@@ -138,6 +142,19 @@ impl NatsServer {
             monitor_port,
             _config: config,
         })
+    }
+
+    /// The server's own message counters (`/varz` `in_msgs`, `out_msgs`).
+    pub fn counters(&self) -> Result<(u64, u64), String> {
+        let body = http_request(self.monitor_port, "GET", "/varz", b"")?;
+        let varz: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| format!("/varz: {e}"))?;
+        let field = |name: &str| {
+            varz.get(name)
+                .and_then(|v| v.as_u64())
+                .ok_or_else(|| format!("/varz has no {name}"))
+        };
+        Ok((field("in_msgs")?, field("out_msgs")?))
     }
 
     /// `nats://127.0.0.1:PORT`
@@ -201,8 +218,8 @@ pub struct Nsqd {
 }
 
 impl Nsqd {
-    /// Starts nsqd.
-    pub fn start() -> Result<Self, String> {
+    /// Starts nsqd (on CPU `cpu` only, when given).
+    pub fn start(cpu: Option<u32>) -> Result<Self, String> {
         let bin = require_bin("nsqd")?;
         let (tcp_port, http_port) = (free_port(), free_port());
         let data = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -214,7 +231,7 @@ impl Nsqd {
             "--mem-queue-size=20000000".to_string(),
             "--max-rdy-count=10000".to_string(),
         ];
-        let mut child = spawn_quiet(&bin, &args)?;
+        let mut child = spawn_quiet(&bin, &args, cpu)?;
         wait_for_listener(
             SocketAddr::from(([127, 0, 0, 1], tcp_port)),
             &mut child,
@@ -251,8 +268,8 @@ impl Nsqd {
         Ok(())
     }
 
-    /// Messages waiting in `channel` of `topic` (depth), from `/stats`.
-    pub fn channel_depth(&self, topic: &str, channel: &str) -> Option<u64> {
+    /// Messages in `channel` of `topic` not yet finished (depth + in flight).
+    pub fn channel_unfinished(&self, topic: &str, channel: &str) -> Option<u64> {
         let body = http_request(
             self.http_port,
             "GET",
@@ -261,7 +278,7 @@ impl Nsqd {
         )
         .ok()?;
         let stats: serde_json::Value = serde_json::from_str(&body).ok()?;
-        stats
+        let ch = stats
             .get("topics")?
             .as_array()?
             .iter()
@@ -270,8 +287,8 @@ impl Nsqd {
             .as_array()?
             .iter()
             .find(|c| c.get("channel_name").and_then(|n| n.as_str()) == Some(channel))?
-            .get("depth")?
-            .as_u64()
+            .clone();
+        Some(ch.get("depth")?.as_u64()? + ch.get("in_flight_count")?.as_u64()?)
     }
 
     /// Messages nsqd counted into `topic` since it started.

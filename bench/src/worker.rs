@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 /// Arguments of the hidden `worker` subcommand.
 #[derive(Args, Debug, Clone)]
 pub struct WorkerArgs {
-    /// `raw`, `async-nats` or `courier`.
+    /// `raw`, `async-nats` (multi-thread tokio), `async-nats-ct`
+    /// (current-thread tokio) or `courier`.
     #[arg(long)]
     pub client: String,
     /// Scenario: publish, subscribe, pubsub, request, respond, feed,
@@ -199,6 +200,7 @@ impl Section {
             allocations: Some(allocations),
             transport: None,
             note: None,
+            server_in_msgs: None,
         }
     }
 }
@@ -207,7 +209,7 @@ impl Section {
 pub fn run(args: WorkerArgs) -> i32 {
     let outcome = match args.client.as_str() {
         "raw" => run_raw(&args),
-        "async-nats" => crate::async_nats_client::run(&args),
+        "async-nats" | "async-nats-ct" => crate::async_nats_client::run(&args),
         "courier" => crate::courier_client::run(&args),
         other => Err(format!("unknown client {other:?}")),
     };
@@ -246,12 +248,13 @@ fn run_raw(args: &WorkerArgs) -> Result<WorkerResult, String> {
             rawproto::nats_respond(&args.url, &args.subject)?;
             Ok(WorkerResult::default())
         }
+        // The broker-bound publish ceiling: what the feeder does, timed.
         "ceiling-publish" => {
-            let took = rawproto::ceiling_publish(&args.url, args.size, args.msgs)?;
+            let took = rawproto::nats_feed(&args.url, &args.subject, args.size, args.msgs)?;
             Ok(timed(args.msgs, took, allocs))
         }
         "ceiling-subscribe" => {
-            let took = rawproto::ceiling_subscribe(&args.url, args.size, args.msgs)?;
+            let took = rawproto::ceiling_subscribe(&args.url, &args.subject, args.size, args.msgs)?;
             Ok(timed(args.msgs, took, allocs))
         }
         "nsq-prefill" => {

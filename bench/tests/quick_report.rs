@@ -6,10 +6,11 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-const REFERENCE_CLIENTS: [&str; 5] = [
-    "raw tcp",
+const REFERENCE_CLIENTS: [&str; 6] = [
+    "broker ceiling",
     "nats bench",
     "async-nats",
+    "async-nats current-thread",
     "bench_writer",
     "bench_reader",
 ];
@@ -80,6 +81,35 @@ fn quick_run_writes_complete_json_svg_and_markdown() {
             "no successful {client} series in the report (clients with results: {succeeded:?}); stderr:\n{stderr}"
         );
     }
+    // The server's own counters were checked for every successful NATS
+    // throughput series and every NSQ publish series (a mismatch fails the run).
+    for r in results.iter().filter(|r| r["error"].is_null()) {
+        let counted = (r["protocol"] == "nats" && r["scenario"] != "request")
+            || (r["protocol"] == "nsq"
+                && r["scenario"].as_str().unwrap_or("").contains("pub")
+                && r["client"] != "courier-core blocking");
+        if counted {
+            let note = r["server_counts"].as_str().unwrap_or("");
+            assert!(
+                note.starts_with("/varz in_msgs +") || note.starts_with("nsqd message_count"),
+                "server count not checked: {r}"
+            );
+        }
+    }
+    assert_eq!(report["count_mismatches"], 0);
+    // Ratios are per-round paired ratios; the load of the machine is recorded.
+    let ratios = report["ratios"].as_array().expect("ratios array");
+    assert!(
+        ratios
+            .iter()
+            .any(|p| p["other"] == "nats bench" && p["rounds"] == 1),
+        "{ratios:?}"
+    );
+    let load = report["load"].as_array().expect("load array");
+    assert!(
+        load[0].as_str().unwrap_or("").contains("loadavg"),
+        "{load:?}"
+    );
     // courier's runtime series say which transport ran.
     for r in results
         .iter()
@@ -120,6 +150,41 @@ fn quick_run_writes_complete_json_svg_and_markdown() {
         assert!(
             md.contains(&format!(" {client} |")),
             "Markdown lacks {client}"
+        );
+    }
+}
+
+/// The pinned pass: broker on CPU 0, the client under test on CPU 1; its
+/// rows carry their own protocol label and the server counts still hold.
+#[test]
+fn quick_pinned_pass_labels_its_rows_and_checks_counts() {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("skipped: pinning needs 2 CPUs");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json_path = dir.path().join("pinned.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_courier-bench"))
+        .args(["--quick", "--pinning", "pinned", "--only", "nats publish"])
+        .arg("--json")
+        .arg(&json_path)
+        .output()
+        .expect("run courier-bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "courier-bench failed: {stderr}");
+    let text = std::fs::read_to_string(&json_path).expect("JSON report written");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("JSON report parses");
+    let results = report["results"].as_array().expect("results array");
+    let ok: Vec<&serde_json::Value> = results.iter().filter(|r| r["error"].is_null()).collect();
+    assert!(ok.len() >= 4, "{results:?}");
+    for r in &ok {
+        assert_eq!(r["protocol"], "nats pinned", "{r}");
+        assert!(
+            r["server_counts"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("/varz in_msgs +"),
+            "{r}"
         );
     }
 }

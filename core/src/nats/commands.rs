@@ -7,10 +7,12 @@
 
 use serde::Serialize;
 
-use crate::buf::{format_decimal, CapacityError, TxBuf};
+use crate::buf::{decimal_len, format_decimal, CapacityError, TxBuf};
 
-use super::error::Error;
-use super::subject::{validate_publish, validate_queue_group, validate_subscribe};
+use super::error::{Error, SubjectError};
+#[cfg(doc)]
+use super::subject::validate_publish;
+use super::subject::{validate_queue_group, validate_subscribe};
 
 /// The end of every command and of every payload.
 pub const CRLF: &[u8] = b"\r\n";
@@ -201,63 +203,172 @@ pub fn publish_size(
     headers: Option<&[u8]>,
     payload_len: usize,
 ) -> Result<usize, Error> {
-    validate_publish(subject)?;
+    check_publish_subject(subject)?;
     if let Some(r) = reply {
-        validate_publish(r)?;
+        check_publish_subject(r)?;
     }
-    let mut scratch = [[0u8; 20]; 2];
-    let line = control_line_parts(
-        subject,
-        reply,
-        headers.map(<[u8]>::len),
-        payload_len,
-        &mut scratch,
-    );
-    let line_len: usize = line.iter().map(|p| p.len()).sum();
-    Ok(line_len + CRLF.len() + headers.map_or(0, <[u8]>::len) + payload_len + CRLF.len())
+    let header_len = headers.map(<[u8]>::len);
+    Ok(control_line_len(subject, reply, header_len, payload_len)
+        + CRLF.len()
+        + header_len.unwrap_or(0)
+        + payload_len
+        + CRLF.len())
 }
 
-fn control_line_parts<'p>(
-    subject: &'p str,
-    reply: Option<&'p str>,
+/// Checks a publish subject (or reply subject) in ONE pass over its bytes,
+/// with the rules and error precedence of [`validate_publish`]: empty,
+/// then whitespace or control bytes anywhere, then the first bad token
+/// (empty, or a whole-token `*` / `>`). The publish path runs this for
+/// every message, so it avoids `validate_publish`'s separate byte scan and
+/// `split('.')` walk (the `prop_check_matches_validate_publish` proptest
+/// keeps the two equal).
+fn check_publish_subject(subject: &str) -> Result<(), SubjectError> {
+    let bytes = subject.as_bytes();
+    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+        return Err(SubjectError::Empty);
+    };
+    // Fast path, eight bytes at a time: nothing that could be an error (a
+    // forbidden byte, a wildcard character, a doubled or outer `.`) means
+    // the subject is valid. Anything suspicious takes the exact walk below.
+    if first != b'.' && last != b'.' && !suspicious_words(bytes) {
+        return Ok(());
+    }
+    let mut first_bad_token = None;
+    let mut token_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if forbidden(b) {
+            return Err(SubjectError::Whitespace);
+        }
+        if b == b'.' {
+            if first_bad_token.is_none() {
+                first_bad_token = bad_publish_token(bytes.get(token_start..i).unwrap_or_default());
+            }
+            token_start = i + 1;
+        }
+    }
+    if first_bad_token.is_none() {
+        first_bad_token = bad_publish_token(bytes.get(token_start..).unwrap_or_default());
+    }
+    first_bad_token.map_or(Ok(()), Err)
+}
+
+/// Space, tab, CR, LF, every other control byte, and DEL.
+#[inline(always)]
+fn forbidden(b: u8) -> bool {
+    (b <= b' ') | (b == 0x7f)
+}
+
+const ONES: u64 = u64::from_le_bytes([1; 8]);
+const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+const DOTS: u64 = u64::from_le_bytes([b'.'; 8]);
+
+/// Non-zero when some byte of `x` is below `n` (exact as to whether one
+/// is, for `n <= 128`; bytes >= 0x80 never count).
+#[inline(always)]
+fn any_below(x: u64, n: u8) -> u64 {
+    x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH
+}
+
+/// Non-zero when some byte of `x` equals `b` (exact as to whether one is).
+#[inline(always)]
+fn any_equal(x: u64, b: u8) -> u64 {
+    any_below(x ^ (ONES * u64::from(b)), 1)
+}
+
+/// Whether `bytes` hold anything that could make a publish subject
+/// invalid: a byte below `!` or DEL, a `*` or `>`, or two `.` in a row.
+/// Never false for a subject [`validate_publish`] rejects, apart from a
+/// leading or trailing `.`, which the caller checks. SWAR: eight bytes per
+/// step, no branch per byte.
+fn suspicious_words(bytes: &[u8]) -> bool {
+    let mut found = 0u64;
+    let mut prev_last = 0u64; // the byte before this word (0: not a dot)
+    let mut check = |x: u64| {
+        // Byte i of `shifted` is byte i-1 of the subject.
+        let shifted = (x << 8) | prev_last;
+        prev_last = x >> 56;
+        found |= any_below(x, b' ' + 1)
+            | any_equal(x, 0x7f)
+            | any_equal(x, b'*')
+            | any_equal(x, b'>')
+            | any_below((x ^ DOTS) | (shifted ^ DOTS), 1);
+    };
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        check(u64::from_le_bytes(w));
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        // Padding `a` is harmless: not suspicious, not a dot.
+        let mut w = [b'a'; 8];
+        if let Some(dst) = w.get_mut(..rest.len()) {
+            dst.copy_from_slice(rest);
+        }
+        check(u64::from_le_bytes(w));
+    }
+    found != 0
+}
+
+fn bad_publish_token(token: &[u8]) -> Option<SubjectError> {
+    match token {
+        [] => Some(SubjectError::EmptyToken),
+        [b'*'] | [b'>'] => Some(SubjectError::WildcardInPublish),
+        _ => None,
+    }
+}
+
+/// Length of `PUB <subject> [reply] <#bytes>` (or the HPUB line), without
+/// its CRLF.
+fn control_line_len(
+    subject: &str,
+    reply: Option<&str>,
     header_len: Option<usize>,
     payload_len: usize,
-    scratch: &'p mut [[u8; 20]; 2],
-) -> [&'p [u8]; 8] {
-    let [first, second] = scratch;
-    let (op, sizes): (&[u8], [&[u8]; 3]) = match header_len {
+) -> usize {
+    let reply_len = reply.map_or(0, |r| r.len() + 1);
+    match header_len {
         Some(h) => {
-            let total = h.saturating_add(payload_len);
-            (
-                b"HPUB ",
-                [
-                    format_decimal(h as u64, first),
-                    b" ",
-                    format_decimal(total as u64, second),
-                ],
-            )
+            b"HPUB ".len()
+                + subject.len()
+                + 1
+                + reply_len
+                + decimal_len(h as u64)
+                + 1
+                + decimal_len(h.saturating_add(payload_len) as u64)
         }
-        None => (
-            b"PUB ",
-            [format_decimal(payload_len as u64, first), b"", b""],
-        ),
-    };
-    let (reply, reply_space): (&[u8], &[u8]) = match reply {
-        Some(r) => (r.as_bytes(), b" "),
-        None => (b"", b""),
-    };
-    [
-        op,
-        subject.as_bytes(),
-        b" ",
-        reply,
-        reply_space,
-        sizes[0],
-        sizes[1],
-        sizes[2],
-    ]
+        None => b"PUB ".len() + subject.len() + 1 + reply_len + decimal_len(payload_len as u64),
+    }
 }
 
+/// Copies `bytes` to `out[*at..]` and moves `at` past them.
+#[inline(always)]
+fn put(out: &mut [u8], at: &mut usize, bytes: &[u8]) {
+    if let Some(dst) = out.get_mut(*at..*at + bytes.len()) {
+        dst.copy_from_slice(bytes);
+    }
+    *at += bytes.len();
+}
+
+/// Writes `n` as exactly `digits` decimal digits at `out[*at..]` (the
+/// caller sized it with [`decimal_len`]) and moves `at` past them.
+#[inline(always)]
+fn put_decimal(out: &mut [u8], at: &mut usize, n: usize, digits: usize) {
+    if let Some(dst) = out.get_mut(*at..*at + digits) {
+        let mut n = n;
+        for d in dst.iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    }
+    *at += digits;
+}
+
+/// The PUB/HPUB encoder: each subject is checked in one pass, the command
+/// is sized arithmetically, and the bytes are written straight into the
+/// sink's room (two `memcpy`s for subject and payload, the rest inline)
+/// instead of gathering a dozen slices and copying each.
 fn write_publish<T: CommandSink + ?Sized>(
     sink: &mut T,
     subject: &str,
@@ -266,27 +377,48 @@ fn write_publish<T: CommandSink + ?Sized>(
     payload_len: usize,
     payload: Option<&[u8]>,
 ) -> Result<(), Error> {
-    validate_publish(subject)?;
+    check_publish_subject(subject)?;
     if let Some(r) = reply {
-        validate_publish(r)?;
+        check_publish_subject(r)?;
     }
     if let Some(h) = headers {
         super::headers::Headers::parse(h)?;
     }
-    let mut scratch = [[0u8; 20]; 2];
-    let line = control_line_parts(
-        subject,
-        reply,
-        headers.map(<[u8]>::len),
-        payload_len,
-        &mut scratch,
-    );
-    let [a, b, c, d, e, f, g, h] = line;
+    let header_len = headers.map(<[u8]>::len);
     let headers = headers.unwrap_or_default();
-    match payload {
-        Some(p) => append_parts(sink, &[a, b, c, d, e, f, g, h, CRLF, headers, p, CRLF])?,
-        None => append_parts(sink, &[a, b, c, d, e, f, g, h, CRLF, headers])?,
-    }
+    let len = control_line_len(subject, reply, header_len, payload_len)
+        + CRLF.len()
+        + headers.len()
+        + payload.map_or(0, |p| p.len() + CRLF.len());
+    sink.append(len, |out| {
+        let mut at = 0;
+        let op: &[u8] = if header_len.is_some() {
+            b"HPUB "
+        } else {
+            b"PUB "
+        };
+        put(out, &mut at, op);
+        put(out, &mut at, subject.as_bytes());
+        put(out, &mut at, b" ");
+        if let Some(r) = reply {
+            put(out, &mut at, r.as_bytes());
+            put(out, &mut at, b" ");
+        }
+        if let Some(h) = header_len {
+            put_decimal(out, &mut at, h, decimal_len(h as u64));
+            put(out, &mut at, b" ");
+            let total = h.saturating_add(payload_len);
+            put_decimal(out, &mut at, total, decimal_len(total as u64));
+        } else {
+            put_decimal(out, &mut at, payload_len, decimal_len(payload_len as u64));
+        }
+        put(out, &mut at, CRLF);
+        put(out, &mut at, headers);
+        if let Some(p) = payload {
+            put(out, &mut at, p);
+            put(out, &mut at, CRLF);
+        }
+    })?;
     Ok(())
 }
 
@@ -478,6 +610,87 @@ mod tests {
             Err(Error::InvalidSubject(SubjectError::InvalidQueueGroup))
         );
         assert!(tx.is_empty());
+    }
+
+    #[test]
+    fn one_pass_subject_check_keeps_the_error_precedence() {
+        use crate::nats::subject::validate_publish;
+        for s in [
+            "",
+            "a",
+            "a.b",
+            ".a",
+            "a.",
+            "a..b",
+            "*",
+            "a.*",
+            "a.>",
+            "a.>.b",
+            "a*",
+            "a.b>",
+            "a b",
+            "a.\tb",
+            ".*",
+            "*.",
+            "a. .b",
+            "..*",
+            "a.\x7f",
+            "é.ü",
+            ">x.*",
+            "abcdefg..x",
+            "abcdefgh.",
+            "abcdefgh.*",
+            "abcdefghijklmno\x01",
+            "abcdefgh>",
+            "abcdefgh.x",
+        ] {
+            assert_eq!(check_publish_subject(s), validate_publish(s), "{s:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn prop_check_matches_validate_publish(s in "[ab.*> \t\x7f\x01é]{0,20}") {
+            proptest::prop_assert_eq!(
+                check_publish_subject(&s),
+                crate::nats::subject::validate_publish(&s)
+            );
+        }
+
+        #[test]
+        fn prop_publish_bytes_match_the_protocol(
+            subject in "[a-z]{1,8}(\\.[a-z0-9_]{1,8}){0,3}",
+            reply in proptest::option::of("_INBOX\\.[a-z0-9]{1,12}"),
+            payload in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            with_headers in proptest::bool::ANY,
+        ) {
+            let headers: &[u8] = b"NATS/1.0\r\nK: v\r\n\r\n";
+            let mut tx = TxBuf::new([0u8; 512]);
+            publish(&mut tx, &subject, reply.as_deref(), with_headers.then_some(headers), &payload)
+                .unwrap();
+            let reply_part = reply.as_ref().map(|r| std::format!("{r} ")).unwrap_or_default();
+            let mut expected = if with_headers {
+                std::format!(
+                    "HPUB {subject} {reply_part}{} {}\r\n",
+                    headers.len(),
+                    headers.len() + payload.len()
+                )
+                .into_bytes()
+            } else {
+                std::format!("PUB {subject} {reply_part}{}\r\n", payload.len()).into_bytes()
+            };
+            if with_headers {
+                expected.extend_from_slice(headers);
+            }
+            expected.extend_from_slice(&payload);
+            expected.extend_from_slice(b"\r\n");
+            proptest::prop_assert_eq!(tx.pending(), &expected[..]);
+            proptest::prop_assert_eq!(
+                publish_size(&subject, reply.as_deref(), with_headers.then_some(headers), payload.len())
+                    .unwrap(),
+                expected.len()
+            );
+        }
     }
 
     #[test]

@@ -88,6 +88,16 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Outbox<S> {
         if self.vectored_end.is_some_and(|v| self.start >= v) {
             self.vectored_end = None;
         }
+        if self.start == self.end {
+            // All written (the steady state of a publish loop): no partial
+            // command to track, so skip walking the command boundaries.
+            self.start = 0;
+            self.sendable_end = 0;
+            self.end = 0;
+            self.boundary = 0;
+            self.partial_is_publish = false;
+            return;
+        }
         while self.boundary < self.start {
             let rest = self
                 .storage
