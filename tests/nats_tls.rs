@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use courier::nats::{self, ConnectOptions, Event, Subscriber};
 use courier_tests::certs::TestPki;
-use courier_tests::{free_port, http_request, NatsServer};
+use courier_tests::{free_port, http_request, NatsServer, ScriptedPeer};
 
 /// Starts nats-server with the config file and a monitoring port.
 fn tls_server(config: &Path) -> (NatsServer, u16) {
@@ -390,4 +390,47 @@ fn nats_py_over_tls_exchanges_messages_with_courier() {
     });
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A scripted server: sends `info`, then reports every line the client
+/// writes in plaintext.
+fn plaintext_witness(info: &'static str) -> (ScriptedPeer, std::sync::mpsc::Receiver<String>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let peer = ScriptedPeer::start(move |mut conn| {
+        conn.send(info.as_bytes());
+        while let Some(line) = conn.read_line() {
+            let _ = tx.lock().unwrap().send(line);
+        }
+    });
+    (peer, rx)
+}
+
+#[test]
+fn credentials_never_leave_in_plaintext_when_tls_is_missing_on_either_side() {
+    // The server requires TLS, the client has none: refuse before CONNECT.
+    let (peer, lines) = plaintext_witness(
+        "INFO {\"server_id\":\"S\",\"tls_required\":true,\"max_payload\":1024}\r\n",
+    );
+    let e = refused(&peer.nats_url(), options().token("secret-token"));
+    assert!(e.contains("requires TLS"), "{e}");
+    // The client wants TLS, the server offers none: refuse before CONNECT.
+    let (peer2, lines2) = plaintext_witness("INFO {\"server_id\":\"S\",\"max_payload\":1024}\r\n");
+    let pki = TestPki::generate();
+    let e = refused(
+        &peer2.nats_url(),
+        options()
+            .token("secret-token")
+            .tls_ca_file(&pki.ca_file)
+            .unwrap(),
+    );
+    assert!(e.contains("does not offer TLS"), "{e}");
+    std::thread::sleep(Duration::from_millis(200));
+    let written: Vec<String> = lines.try_iter().chain(lines2.try_iter()).collect();
+    assert!(
+        written
+            .iter()
+            .all(|l| !l.contains("secret-token") && !l.starts_with("CONNECT")),
+        "written in plaintext: {written:?}"
+    );
 }

@@ -324,3 +324,81 @@ impl<T: Write> Write for RecordPatient<T> {
         self.inner.flush().map_err(PatientError::Socket)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// A socket that replays a script of reads (bytes or a timeout).
+    struct Scripted(VecDeque<Option<&'static [u8]>>);
+
+    #[derive(Debug)]
+    struct Timeout;
+
+    impl core::fmt::Display for Timeout {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str("timed out")
+        }
+    }
+
+    impl std::error::Error for Timeout {}
+
+    impl embedded_io::Error for Timeout {
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::TimedOut
+        }
+    }
+
+    impl ErrorType for Scripted {
+        type Error = Timeout;
+    }
+
+    impl Read for Scripted {
+        fn read(&mut self, buf: &mut [u8]) -> Result<usize, Timeout> {
+            match self.0.pop_front() {
+                Some(Some(bytes)) => {
+                    buf[..bytes.len()].copy_from_slice(bytes);
+                    Ok(bytes.len())
+                }
+                Some(None) => Err(Timeout),
+                None => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn timeouts_pass_only_between_records() {
+        // A 3-byte record split as: 2 header bytes, timeout, 3 header
+        // bytes, timeout, body; then a timeout at the boundary.
+        let mut socket = RecordPatient::new(Scripted(VecDeque::from([
+            Some(&[23u8, 3][..]),
+            None,
+            Some(&[3u8, 0, 3][..]),
+            None,
+            Some(&b"abc"[..]),
+            None,
+        ])));
+        let mut buf = [0u8; 16];
+        assert_eq!(socket.read(&mut buf[..2]).unwrap(), 2);
+        // Mid-header: the timeout is absorbed, the next bytes come back.
+        assert_eq!(socket.read(&mut buf[..3]).unwrap(), 3);
+        // Mid-body: absorbed too.
+        assert_eq!(socket.read(&mut buf[..3]).unwrap(), 3);
+        assert_eq!(&buf[..3], b"abc");
+        // At the record boundary the driver sees its timeout.
+        let e = socket.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimedOut);
+    }
+
+    #[test]
+    fn a_stall_mid_record_is_an_error_not_a_hang() {
+        let mut script = VecDeque::from([Some(&[23u8, 3, 3, 0, 9][..])]);
+        script.extend(std::iter::repeat_n(None, MAX_STALLS as usize + 1));
+        let mut socket = RecordPatient::new(Scripted(script));
+        let mut buf = [0u8; 16];
+        assert_eq!(socket.read(&mut buf[..5]).unwrap(), 5);
+        let e = socket.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionAborted);
+    }
+}
