@@ -19,6 +19,10 @@ use std::time::{Duration, Instant};
 
 use courier_core::nats::{client_command, PingId};
 
+use super::client::{ConnectionState, Shared};
+use super::options::Event;
+use super::url::ServerAddr;
+
 /// Publishes written before a PING (and after the previous one): the
 /// PONG to that PING confirms them all. Counting per PING, not per publish,
 /// keeps the publish path free of per-message allocations.
@@ -240,6 +244,48 @@ pub(crate) fn parse_publish(wire: &[u8]) -> Option<Resend<'_>> {
             })
         }
         _ => None,
+    }
+}
+
+/// Queues the unconfirmed publishes of a lost connection again
+/// (`resend_unconfirmed`); returns how many were queued.
+pub(crate) fn resend(sh: &mut Shared, server: &ServerAddr, wires: &[Vec<u8>]) -> usize {
+    let mut resent = 0;
+    for wire in wires {
+        let queued = match parse_publish(wire) {
+            Some(p) => sh
+                .session
+                .publish(p.subject, p.reply, p.headers, p.payload)
+                .map_err(|e| e.to_string()),
+            None => Err("it could not be parsed back".to_string()),
+        };
+        match queued {
+            Ok(()) => resent += 1,
+            Err(e) => {
+                let message = format!(
+                    "an unconfirmed publish written to {server} could not be queued again ({e}); \
+                     it may be lost"
+                );
+                sh.emit(Event::Error { message });
+            }
+        }
+    }
+    resent
+}
+
+/// After a write: queue a confirmation PING if one is due, so the
+/// unconfirmed window stays bounded.
+pub(crate) fn confirmation_point(sh: &mut Shared) {
+    if sh.state != ConnectionState::Connected && sh.state != ConnectionState::Draining {
+        return;
+    }
+    let written = sh.statistics.written_bytes;
+    if !sh.unconfirmed.ping_due(written) {
+        return;
+    }
+    if let Ok(id) = sh.session.ping() {
+        let position = written + sh.session.queued_bytes() as u64;
+        sh.unconfirmed.pinged(id, position);
     }
 }
 
