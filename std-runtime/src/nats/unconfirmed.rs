@@ -335,6 +335,60 @@ mod tests {
         assert!(parse_publish(b"PING\r\n").is_none());
     }
 
+    proptest::proptest! {
+        /// Publishes and PINGs written in arbitrary chunks: every publish
+        /// is counted once, and each parses back to what was published.
+        #[test]
+        fn any_split_counts_every_publish_and_parses_it_back(
+            msgs in proptest::collection::vec(
+                ("[a-z]{1,8}", proptest::option::of("[a-z]{1,8}"), proptest::bool::ANY,
+                 proptest::collection::vec(proptest::num::u8::ANY, 0..40)),
+                1..20,
+            ),
+            cuts in proptest::collection::vec(1usize..64, 1..40),
+        ) {
+            let mut wire = Vec::new();
+            for (i, (subject, reply, headers, payload)) in msgs.iter().enumerate() {
+                let reply = reply.as_deref().map(|r| format!(" {r}")).unwrap_or_default();
+                if *headers {
+                    let h = b"NATS/1.0\r\nK: v\r\n\r\n";
+                    wire.extend_from_slice(
+                        format!("HPUB {subject}{reply} {} {}\r\n", h.len(), h.len() + payload.len())
+                            .as_bytes(),
+                    );
+                    wire.extend_from_slice(h);
+                } else {
+                    wire.extend_from_slice(
+                        format!("PUB {subject}{reply} {}\r\n", payload.len()).as_bytes(),
+                    );
+                }
+                wire.extend_from_slice(payload);
+                wire.extend_from_slice(b"\r\n");
+                if i % 3 == 0 {
+                    wire.extend_from_slice(b"PING\r\n");
+                }
+            }
+            let mut u = Unconfirmed::new(true, 1 << 20, Duration::from_secs(60));
+            let (mut at, mut k) = (0usize, 0usize);
+            while at < wire.len() {
+                let n = cuts[k % cuts.len()].min(wire.len() - at);
+                u.wrote(at as u64, &wire[at..at + n]);
+                at += n;
+                k += 1;
+            }
+            proptest::prop_assert_eq!(u.count(), msgs.len());
+            let (wires, count) = u.take_lost(wire.len() as u64);
+            proptest::prop_assert_eq!(count, msgs.len());
+            for (w, (subject, reply, headers, payload)) in wires.iter().zip(&msgs) {
+                let p = parse_publish(w).expect("parses back");
+                proptest::prop_assert_eq!(p.subject, subject.as_str());
+                proptest::prop_assert_eq!(p.reply, reply.as_deref());
+                proptest::prop_assert_eq!(p.headers.is_some(), *headers);
+                proptest::prop_assert_eq!(p.payload, payload.as_slice());
+            }
+        }
+    }
+
     #[test]
     fn a_ping_is_due_after_enough_bytes() {
         let mut u = Unconfirmed::new(false, 20, Duration::from_secs(60));
