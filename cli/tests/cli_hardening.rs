@@ -377,3 +377,50 @@ fn pub_reports_publishes_lost_with_a_dead_server() {
     assert_eq!(r[1..].iter().sum::<usize>(), 40, "{r:?}");
     assert!(stderr.contains("publishes were sent again"), "{stderr}");
 }
+
+/// `courier pub nsq://` whose nsqd dies for good mid-stream: it retries for
+/// its budget (about 10 s), then exits 3 saying how many nsqd confirmed.
+#[test]
+fn nsq_pub_exits_3_after_the_retry_budget_with_the_confirmed_count() {
+    let mut nsqd = courier_tests::Nsqd::start();
+    let url = format!("nsq://{}", nsqd.tcp_addr());
+    let mut child = courier()
+        .args([
+            "pub", &url, "t", "p", "--count", "1000000", "--rate", "2000",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn courier");
+    std::thread::sleep(Duration::from_millis(700));
+    nsqd.kill();
+    let pipe = child.stderr.take().expect("stderr piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(pipe), &mut s);
+        s
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("courier pub still running 60 s after nsqd died");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = reader.join().unwrap_or_default();
+    let waited = started.elapsed();
+    eprintln!("after {waited:?}: {status:?} {stderr}");
+    assert_failure(
+        &(status.code(), stderr.clone()),
+        3,
+        &["cannot reach nsq://", "confirmed by nsqd before this"],
+    );
+    assert!(
+        waited >= Duration::from_secs(3),
+        "it must retry first: {waited:?}"
+    );
+}

@@ -106,6 +106,27 @@ fn close_mid_frame_after_the_handshake_backs_off() {
 }
 
 #[test]
+fn negative_size_after_the_handshake_backs_off() {
+    assert_backs_off("MSG size -5", b"MSG a 1 -5\r\n");
+}
+
+#[test]
+fn malformed_hmsg_after_the_handshake_backs_off() {
+    assert_backs_off("malformed HMSG", b"HMSG a 1 10 5\r\nNATS/1.0\r\n\r\n\r\n");
+}
+
+#[test]
+fn payload_without_its_crlf_after_the_handshake_backs_off() {
+    assert_backs_off("payload without CRLF", b"MSG a 1 3\r\nabcXY");
+}
+
+#[test]
+fn eight_mb_line_after_the_handshake_backs_off() {
+    let line: &'static [u8] = Box::leak(vec![b'A'; 8 * 1024 * 1024].into_boxed_slice());
+    assert_backs_off("8 MB line", line);
+}
+
+#[test]
 fn err_then_close_after_the_handshake_backs_off() {
     assert_backs_off("-ERR then close", b"-ERR 'Unknown Protocol Operation'\r\n");
 }

@@ -901,6 +901,7 @@ impl Client {
                                     let (tx, rx) = oneshot::channel();
                                     let position = sh.statistics.written_bytes
                                         + sh.session.queued_bytes() as u64;
+                                    sh.unconfirmed.boundary(position);
                                     sh.flushes.push_back(PendingFlush {
                                         ping: id,
                                         position,

@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use super::client::{apply_credentials, ConnectionState, Inner, Shared};
 use super::options::Event;
 use super::tls::{self, NatsTls};
-use super::unconfirmed::parse_publish;
+use super::unconfirmed::{confirmation_point, resend};
 use super::url::ServerAddr;
 use super::Error;
 use crate::reconnect::{Backoff, BackoffPolicy};
@@ -261,48 +261,6 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
     let _ = run_timers(inner);
     inner.wake_all();
     inner.dispatch_events();
-}
-
-/// Queues the unconfirmed publishes of a lost connection again
-/// (`resend_unconfirmed`); returns how many were queued.
-fn resend(sh: &mut Shared, server: &ServerAddr, wires: &[Vec<u8>]) -> usize {
-    let mut resent = 0;
-    for wire in wires {
-        let queued = match parse_publish(wire) {
-            Some(p) => sh
-                .session
-                .publish(p.subject, p.reply, p.headers, p.payload)
-                .map_err(|e| e.to_string()),
-            None => Err("it could not be parsed back".to_string()),
-        };
-        match queued {
-            Ok(()) => resent += 1,
-            Err(e) => {
-                let message = format!(
-                    "an unconfirmed publish written to {server} could not be queued again ({e}); \
-                     it may be lost"
-                );
-                sh.emit(Event::Error { message });
-            }
-        }
-    }
-    resent
-}
-
-/// After a write: queue a confirmation PING if one is due, so the
-/// unconfirmed window stays bounded.
-fn confirmation_point(sh: &mut Shared) {
-    if sh.state != ConnectionState::Connected && sh.state != ConnectionState::Draining {
-        return;
-    }
-    let written = sh.statistics.written_bytes;
-    if !sh.unconfirmed.ping_due(written) {
-        return;
-    }
-    if let Ok(id) = sh.session.ping() {
-        let position = written + sh.session.queued_bytes() as u64;
-        sh.unconfirmed.pinged(id, position);
-    }
 }
 
 async fn connect_once(

@@ -32,9 +32,16 @@
 //!   written again after the reconnect (a message in that last write may
 //!   arrive twice). Bytes the kernel already accepted when a server dies
 //!   may or may not have been processed; TCP cannot tell, so courier counts
-//!   them: [`Event::Disconnected`] carries `unconfirmed_bytes`, the bytes
-//!   written since the last flush the server confirmed
-//!   ([`Statistics::written_bytes`] / [`Statistics::confirmed_bytes`]).
+//!   them: [`Event::Disconnected`] carries `unconfirmed_publishes` (and
+//!   `unconfirmed_bytes`), what was written since the last confirmation
+//!   point, a PONG to a flush or to the PING the client sends by itself
+//!   while publishes are unconfirmed ([`ConnectOptions::confirm_interval`],
+//!   default every 1 s or 1 MiB). They add up in
+//!   [`Statistics::unconfirmed_publishes`]: never counted as delivered.
+//! - Opt-in at-least-once: [`ConnectOptions::resend_unconfirmed`] queues
+//!   those publishes again for the next connection; a publish the old
+//!   server did process then arrives twice
+//!   ([`Statistics::resent_publishes`] counts them).
 //! - [`Client::flush`] returning `Ok` means the server has processed every
 //!   earlier command (PING/PONG). It fails with [`Error::Disconnected`] if the
 //!   connection drops first and [`Error::TimedOut`] after the flush timeout:

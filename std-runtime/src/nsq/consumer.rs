@@ -757,7 +757,7 @@ async fn keep_connected<H: Handler>(
                         if let Err(e) = &result {
                             if e.is_definite() && st.first_round_definite.is_none() {
                                 // Re-made: Error is not Clone (io::Error).
-                                st.first_round_definite = definite_copy(e);
+                                st.first_round_definite = e.definite_copy();
                             }
                         }
                     }
@@ -792,30 +792,6 @@ async fn keep_connected<H: Handler>(
             _ = inner.stop_wake.notified() => {}
         }
     }
-}
-
-/// A copy of a definite error (see [`Error::is_definite`]) for `start`.
-fn definite_copy(e: &Error) -> Option<Error> {
-    Some(match e {
-        Error::AuthRequired => Error::AuthRequired,
-        Error::NotNsqd { addr, detail } => Error::NotNsqd {
-            addr: addr.clone(),
-            detail: detail.clone(),
-        },
-        Error::Config(c) => Error::Config(c.clone()),
-        Error::Server(s) => Error::Server(s.clone()),
-        Error::TimedOut { operation, after } => Error::TimedOut {
-            operation,
-            after: *after,
-        },
-        Error::Layer(crate::layers::LayerError::Tls(t)) => {
-            Error::Layer(crate::layers::LayerError::Tls(t.clone()))
-        }
-        Error::Layer(crate::layers::LayerError::TlsConfig(t)) => {
-            Error::Layer(crate::layers::LayerError::TlsConfig(t.clone()))
-        }
-        _ => return None,
-    })
 }
 
 struct ConsumerSink<H: Handler> {

@@ -129,6 +129,30 @@ impl Error {
 }
 
 impl Error {
+    /// A copy of a definite error (see [`Error::is_definite`]), for a
+    /// consumer's `start` to return; `None` for the others (`Error` is not
+    /// `Clone`: io::Error).
+    pub(crate) fn definite_copy(&self) -> Option<Error> {
+        Some(match self {
+            Error::AuthRequired => Error::AuthRequired,
+            Error::NotNsqd { addr, detail } => Error::NotNsqd {
+                addr: addr.clone(),
+                detail: detail.clone(),
+            },
+            Error::Config(c) => Error::Config(c.clone()),
+            Error::Server(s) => Error::Server(s.clone()),
+            Error::TimedOut { operation, after } => Error::TimedOut {
+                operation,
+                after: *after,
+            },
+            Error::Layer(LayerError::Tls(t)) => Error::Layer(LayerError::Tls(t.clone())),
+            Error::Layer(LayerError::TlsConfig(t)) => {
+                Error::Layer(LayerError::TlsConfig(t.clone()))
+            }
+            _ => return None,
+        })
+    }
+
     /// The TCP connection was accepted but IDENTIFY (or AUTH, SUB) was not
     /// answered in time.
     pub fn is_handshake_timeout(&self) -> bool {
