@@ -40,7 +40,9 @@ natscli pub async cbench.n --msgs "$msgs" --size 16 --storage memory --create --
 n3="$(natscli fetch --msgs "$msgs" --batch 500 --stream NBENCH)"
 row "fetch 16 B, batch 500, explicit ack" "$c3" "$n3"
 c4="$("$courier" "$url" consume "$msgs" 16 500 | awk '{print $5}')"
-n4="$(natscli consume --msgs "$msgs" --batch 500 --stream NBENCH)"
+# A fresh stream and consumer: fetch above consumed the durable's messages.
+natscli pub async cbench.n --msgs "$msgs" --size 16 --storage memory --create --purge --stream NBENCH2 >/dev/null
+n4="$(natscli consume --msgs "$msgs" --batch 500 --stream NBENCH2 --consumer nats-bench-consume)"
 row "consume stream 16 B, 500 outstanding, explicit ack" "$c4" "$n4"
 spool="$(mktemp -d)"
 c5="$("$courier" "$url" outbox "$msgs" 16 256 "$spool" | awk '{print $5}')"
