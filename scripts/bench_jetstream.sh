@@ -41,7 +41,7 @@ n3="$(natscli fetch --msgs "$msgs" --batch 500 --stream NBENCH)"
 row "fetch 16 B, batch 500, explicit ack" "$c3" "$n3"
 c4="$("$courier" "$url" consume "$msgs" 16 500 | awk '{print $5}')"
 # A fresh stream and consumer: fetch above consumed the durable's messages.
-natscli pub async cbench.n --msgs "$msgs" --size 16 --storage memory --create --purge --stream NBENCH2 >/dev/null
+natscli pub async cbench.m --msgs "$msgs" --size 16 --storage memory --create --purge --stream NBENCH2 >/dev/null
 n4="$(natscli consume --msgs "$msgs" --batch 500 --stream NBENCH2)"
 row "consume stream 16 B, 500 outstanding, explicit ack" "$c4" "$n4"
 c5="$("$courier" "$url" pub "$msgs" 16 256 | awk '{print $5}')"
