@@ -569,6 +569,77 @@ fn messages_stream_resumes_after_a_server_restart() {
     });
 }
 
+#[test]
+fn missed_heartbeats_reissue_the_pull_without_a_reconnect() {
+    // The server is frozen (SIGSTOP) longer than two heartbeats while the
+    // connection stays up: the stream must notice and pull again, not
+    // wait forever for a pull the server may have dropped (nats.go #1621).
+    let server = JetStreamServer::start();
+    let url = server.url();
+    courier::run(async {
+        let js = js(&server).await;
+        stream(&js, "HB", &["hb.>"]).await;
+        for i in 0..10 {
+            js.publish("hb.x", format!("{i}")).await.unwrap();
+        }
+        let c = js
+            .create_consumer("HB", &ConsumerOptions::durable("hb"))
+            .await
+            .unwrap();
+        let mut msgs = c
+            .messages(PullOptions {
+                batch: 5,
+                max_bytes: None,
+                expires: Duration::from_secs(10),
+                idle_heartbeat: Duration::from_millis(200),
+            })
+            .await
+            .unwrap();
+        for _ in 0..10 {
+            within("message", msgs.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .ack()
+                .await
+                .unwrap();
+        }
+        let before = msgs.repulls();
+        let pid = server.pid().unwrap().to_string();
+        let signal = |sig: &str| {
+            let ok = std::process::Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        };
+        signal("-STOP");
+        // Wait on the stream while the server is frozen: no message can come.
+        let frozen = tokio::time::timeout(Duration::from_millis(1000), msgs.next()).await;
+        assert!(frozen.is_err(), "a message arrived from a frozen server");
+        signal("-CONT");
+        assert!(
+            msgs.repulls() > before,
+            "two missed heartbeats did not re-issue the pull"
+        );
+        let other = nats::connect([url.as_str()]).await.unwrap();
+        let js2 = jetstream::new(other);
+        for i in 10..15 {
+            js2.publish("hb.x", format!("{i}")).await.unwrap();
+        }
+        for _ in 0..5 {
+            let m = within("message after the freeze", msgs.next())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(m.metadata().stream_seq > 10);
+            m.ack().await.unwrap();
+        }
+        // The connection never dropped: this was the heartbeat path.
+        assert_eq!(js.client().statistics().reconnects, 0);
+    });
+}
+
 const PY_JS: &str = r#"
 import asyncio, sys, nats
 async def main():

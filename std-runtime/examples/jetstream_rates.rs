@@ -5,10 +5,12 @@
 //!
 //! - `pub`: publish with acks into a fresh memory stream; window 1 waits
 //!   for each ack, larger windows keep that many acks outstanding.
+//!   `pubid`: the same with a `Nats-Msg-Id` on each (as the outbox sets).
 //! - `fetch` / `consume`: publishes `msgs` first, then pulls them with
 //!   explicit acks (fetch batches, or the messages() stream).
 //! - `outbox`: publishes through the durable outbox in batches of `window`
-//!   with one fsync per batch, until every record is confirmed.
+//!   with one fsync per batch, until every record is confirmed
+//!   (`OUTBOX_NO_FSYNC=1`: never fsync, to split the cost).
 //!
 //! Prints one line: `<mode> <msgs> <size> <window> <msgs/s>`.
 
@@ -48,11 +50,14 @@ fn main() {
                     js.publish("cbench", &payload).await.unwrap();
                 }
             }
-            "pub" => {
+            "pub" | "pubid" => {
                 let w = js.publish_window(window);
-                let opts = Default::default();
+                let mut opts = jetstream::PublishOptions::default();
                 let payload = bytes::Bytes::from(payload.clone());
-                for _ in 0..msgs {
+                for i in 0..msgs {
+                    if mode == "pubid" {
+                        opts.msg_id = Some(format!("id-{i}"));
+                    }
                     drop(w.publish("cbench", payload.clone(), &opts).await.unwrap());
                 }
                 let s = w.wait_all(Duration::from_secs(60)).await.unwrap();
@@ -102,6 +107,9 @@ fn main() {
                 let dir = spool.expect("spool dir");
                 let mut o = OutboxOptions::new(&dir);
                 o.window = 256;
+                if std::env::var_os("OUTBOX_NO_FSYNC").is_some() {
+                    o.fsync = courier::outbox::FsyncPolicy::Never;
+                }
                 let (outbox, _) = Outbox::jetstream(js.clone(), o).await.unwrap();
                 let mut sent = 0;
                 while sent < msgs {

@@ -45,6 +45,14 @@
 //!   after later ones.
 //! - The outbox only publishes: it starts no receive dispatch of its own
 //!   (the relay seed's `auto_start=False`).
+//!
+//! # Cost
+//!
+//! `publish`/`publish_batch` write (and, per policy, fsync) the spool on
+//! the runtime's thread: batch publishes to pay one fsync per batch. A
+//! tight loop of appends that never waits delays sending until it awaits
+//! something that parks the thread (a timer, a socket); the crash test's
+//! publisher sleeps 1 ms between batches of 256.
 
 mod spool;
 
