@@ -397,7 +397,7 @@ fn reject_without_requeue_goes_to_the_dead_letter_exchange() {
         conn.flush().await.unwrap();
         assert_eq!(broker().wait_queue(&vh, "dead", |c| c.0 == 1).0, 1);
         assert_eq!(
-            broker().wait_queue(&vh, "live", |c| c.0 == 0 && c.1 == 0),
+            broker().wait_queue(&vh, "live", |c| c == (0, 0, 1)),
             (0, 0, 1)
         );
         let dead = conn.channel().await.unwrap();
