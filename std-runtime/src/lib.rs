@@ -14,6 +14,8 @@
 //! - [`nats`]: async NATS client (publish, subscribe, request/reply, flush,
 //!   drain, reconnect with bounded buffering) over `courier_core::nats`.
 //! - [`nsq`]: NSQ producer and consumer over `courier_core::nsq`.
+//! - [`amqp`]: AMQP 0-9-1 (RabbitMQ) connection, channels, confirms, consumers,
+//!   reconnect with topology recovery, over `courier_core::amqp`.
 //! - [`transport`]: the TCP transport with one API over io_uring and epoll.
 //! - [`runtime`]: backend detection, [`run`], [`Runtime`], [`spawn`].
 //! - [`stats()`]: syscalls and bytes of the runtime on this thread, for
