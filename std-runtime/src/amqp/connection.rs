@@ -406,10 +406,30 @@ impl Inner {
 /// A connection to RabbitMQ; cheap to clone (all clones share it).
 ///
 /// Not `Send`: it lives on the runtime thread that made it, like the NATS
-/// and NSQ clients.
+/// and NSQ clients. When the last handle (connection, channel or consumer)
+/// is dropped, the connection is closed (connection.close, then the socket)
+/// and its tasks end.
 #[derive(Clone)]
 pub struct Connection {
     pub(crate) inner: Rc<Inner>,
+    _last: Rc<LastHandle>,
+}
+
+/// Closes the connection when the last handle goes (the IO tasks hold
+/// `Inner` too, so it would otherwise live as long as the socket).
+struct LastHandle(std::rc::Weak<Inner>);
+
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        let Some(inner) = self.0.upgrade() else {
+            return;
+        };
+        if inner.shared.borrow().closed.is_some() {
+            return;
+        }
+        let _ = inner.shared.borrow_mut().session.close(now());
+        inner.fail(Error::Disconnected("the connection was dropped".into()));
+    }
 }
 
 impl Connection {
@@ -471,7 +491,15 @@ impl Connection {
         });
         spawn_io(&inner, read, write, 1);
         match rx.await {
-            Ok(Ok(())) => Ok(Connection { inner }),
+            Ok(Ok(())) => Ok(Connection {
+                _last: Rc::new(LastHandle(Rc::downgrade(&inner))),
+                inner,
+            }),
+            Ok(Err(e)) if inner.shared.borrow().closed.is_none() => {
+                // Failed before the handshake completed: stop the tasks.
+                inner.fail(e.clone());
+                Err(e)
+            }
             Ok(Err(e)) => Err(e),
             Err(_) => Err(Error::Disconnected("connection task ended".into())),
         }
