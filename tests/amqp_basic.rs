@@ -397,7 +397,7 @@ fn reject_without_requeue_goes_to_the_dead_letter_exchange() {
         conn.flush().await.unwrap();
         assert_eq!(broker().wait_queue(&vh, "dead", |c| c.0 == 1).0, 1);
         assert_eq!(
-            broker().wait_queue(&vh, "live", |c| c.0 == 0 && c.1 == 0),
+            broker().wait_queue(&vh, "live", |c| c == (0, 0, 1)),
             (0, 0, 1)
         );
         let dead = conn.channel().await.unwrap();
@@ -654,5 +654,42 @@ fn a_passive_declare_of_a_missing_queue_closes_only_that_channel() {
             .await
             .unwrap();
         conn.close().await.unwrap();
+    });
+}
+
+#[test]
+fn dropping_the_last_handle_closes_the_connection() {
+    let vh = broker().vhost("drop");
+    let listed = |vh: &str| {
+        broker()
+            .api(&format!("/api/vhosts/{vh}/connections"))
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    run(async {
+        let (conn, ch) = open(&vh).await;
+        ch.queue_declare("q", DeclareOptions::default(), FieldTable::EMPTY)
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while listed(&vh) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the broker never listed the connection"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        drop(ch);
+        drop(conn);
+        // Let the writer send connection.close and shut the socket.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while listed(&vh) != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the connection stayed open"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     });
 }

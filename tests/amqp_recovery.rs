@@ -3,11 +3,14 @@
 //! kept alive by heartbeats. These tests change the whole node, so this
 //! binary has its own RabbitMQ and runs its tests one at a time.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use courier::amqp::{ConnectOptions, Connection, DeclareOptions, Error};
-use courier_core::amqp::{FieldTable, Properties, PublishFlags};
+use courier_core::amqp::{ConsumeFlags, FieldTable, Properties, PublishFlags};
 use courier_tests::RabbitMq;
 
 /// One test at a time: they alarm or kill the node.
@@ -107,6 +110,8 @@ fn a_block_longer_than_the_deadline_is_a_typed_error() {
     courier::run(async {
         let mut o = ConnectOptions::new(&broker().url(&vh));
         o.blocked_timeout = Some(Duration::from_secs(2));
+        // Without reconnecting, the error stays visible on the connection.
+        o.reconnect = false;
         let conn = Connection::connect_with(o).await.unwrap();
         let ch = conn.channel().await.unwrap();
         ch.confirm_select().await.unwrap();
@@ -161,6 +166,113 @@ fn heartbeats_keep_an_idle_connection_open() {
         // The broker enforces what tune-ok said: 1 s, so it would have
         // dropped a silent client after 2 s.
         assert_eq!(conn.tune().heartbeat, 1);
+        conn.close().await.unwrap();
+    });
+}
+
+#[test]
+fn the_broker_killed_and_restarted_mid_stream_the_client_recovers_and_nothing_confirmed_is_lost() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let vh = broker().vhost("restart");
+    courier::run(async {
+        let mut o = ConnectOptions::new(&broker().url(&vh));
+        o.heartbeat = 2;
+        o.max_backoff = Duration::from_secs(1);
+        let conn = Connection::connect_with(o).await.unwrap();
+        let publisher = conn.channel().await.unwrap();
+        publisher.confirm_select().await.unwrap();
+        let durable = DeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        publisher
+            .exchange_declare("orders", "direct", durable)
+            .await
+            .unwrap();
+        publisher
+            .queue_declare("orders-q", durable, FieldTable::EMPTY)
+            .await
+            .unwrap();
+        publisher
+            .queue_bind("orders-q", "orders", "new", FieldTable::EMPTY)
+            .await
+            .unwrap();
+        let sub = conn.channel().await.unwrap();
+        sub.qos(100).await.unwrap();
+        let mut consumer = sub
+            .consume("orders-q", ConsumeFlags::default())
+            .await
+            .unwrap();
+        let received = Rc::new(RefCell::new(HashSet::new()));
+        let stale_acks = Rc::new(RefCell::new(0u32));
+        let (r, stale) = (received.clone(), stale_acks.clone());
+        courier::spawn(async move {
+            while let Some(item) = consumer.next().await {
+                let Ok(m) = item else { continue };
+                r.borrow_mut()
+                    .insert(u32::from_be_bytes(m.body[..4].try_into().unwrap()));
+                // An ack for a message of the dead connection is refused
+                // (the broker redelivers it), never sent with a stale tag.
+                if m.ack().is_err() {
+                    *stale.borrow_mut() += 1;
+                }
+            }
+        });
+        const N: u32 = 2000;
+        let mut confirmed = HashSet::new();
+        let mut unconfirmed_at_cut = 0u32;
+        let mut restart = None;
+        let props = Properties::default().persistent();
+        for i in 0..N {
+            if i == 500 {
+                restart = Some(std::thread::spawn(|| broker().restart()));
+            }
+            loop {
+                match publisher
+                    .publish("orders", "new", &props, &i.to_be_bytes())
+                    .await
+                {
+                    Ok(()) => {
+                        confirmed.insert(i);
+                        break;
+                    }
+                    // Not confirmed: it may or may not be stored; send it again.
+                    Err(Error::Disconnected(_)) => unconfirmed_at_cut += 1,
+                    Err(e) => panic!("publish {i}: {e}"),
+                }
+            }
+        }
+        let restart = restart.unwrap();
+        while !restart.is_finished() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        restart.join().unwrap();
+        assert_eq!(confirmed.len(), N as usize);
+        assert!(unconfirmed_at_cut >= 1, "the cut happened mid-stream");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while received.borrow().len() < N as usize && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let got = received.borrow().clone();
+        let missing: Vec<_> = confirmed.difference(&got).take(10).collect();
+        assert!(
+            missing.is_empty(),
+            "confirmed but never consumed: {missing:?}"
+        );
+        conn.flush().await.unwrap();
+        // The broker's view: the re-declared topology, nothing left behind.
+        let counts = broker().wait_queue(&vh, "orders-q", |c| c == (0, 0, 1));
+        assert_eq!(counts, (0, 0, 1), "all acked, the consumer re-established");
+        let bindings = broker().api(&format!("/api/exchanges/{vh}/orders/bindings/source"));
+        assert_eq!(
+            bindings.as_array().map(Vec::len),
+            Some(1),
+            "binding re-declared: {bindings}"
+        );
+        eprintln!(
+            "unconfirmed at the cut: {unconfirmed_at_cut}; stale acks refused: {}",
+            stale_acks.borrow()
+        );
         conn.close().await.unwrap();
     });
 }

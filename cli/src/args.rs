@@ -130,6 +130,9 @@ pub struct PubArgs {
     /// A NATS header NAME:VALUE (repeatable).
     #[arg(long, value_name = "NAME:VALUE")]
     pub header: Vec<String>,
+    /// AMQP: the exchange to publish to (default: the default exchange "").
+    #[arg(long, value_name = "EXCHANGE")]
+    pub exchange: Option<String>,
     /// NSQ: send MPUB batches of N messages instead of one PUB each.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = positive_usize)]
     pub batch: usize,
@@ -274,9 +277,15 @@ pub struct SubArgs {
     /// Exit after N messages.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
-    /// Join queue group GROUP: each message goes to one member.
+    /// Join queue group GROUP: each message goes to one member (AMQP: the queue to consume).
     #[arg(long, value_name = "GROUP")]
     pub queue: Option<String>,
+    /// AMQP: bind to this exchange with SUBJECT as the binding key.
+    #[arg(long, value_name = "EXCHANGE")]
+    pub exchange: Option<String>,
+    /// AMQP: at most N unacked messages at once.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub prefetch: u16,
     /// Output format.
     #[command(flatten)]
     pub output: FormatArgs,

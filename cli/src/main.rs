@@ -1,8 +1,9 @@
-//! `courier`: the command line of courier (NATS and NSQ).
+//! `courier`: the command line of courier (NATS, NSQ and AMQP).
 //!
 //! Every failure ends as one line on stderr (`courier: ...`) and a distinct
 //! exit code: 1 other, 2 usage or bad URL, 3 unreachable, 4 auth refused.
 
+mod amqp_cmd;
 mod args;
 mod fail;
 mod nats_cmd;
@@ -45,12 +46,14 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Command::Pub(a) => match Target::parse(&a.url)? {
             Target::Nats(t) => in_runtime(nats_cmd::publish(&t, &a)),
             Target::Nsqd(t) => nsq_cmd::publish(&t, &a),
+            Target::Amqp(url) => in_runtime(amqp_cmd::publish(&url, &a)),
             Target::Lookupd(_) => Err(Failure::usage(
                 "publish to an nsqd (nsq://host:4150), not to nsqlookupd",
             )),
         },
         Command::Sub(a) => match Target::parse(&a.url)? {
             Target::Nats(t) => in_runtime(nats_cmd::sub(&t, &a)),
+            Target::Amqp(url) => in_runtime(amqp_cmd::sub(&url, &a)),
             _ => Err(Failure::usage(
                 "sub is for NATS; for NSQ topics use `courier tail nsq://host:4150/TOPIC`",
             )),
@@ -66,14 +69,15 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Command::Tail(a) => match Target::parse(&a.url)? {
             Target::Nsqd(t) => nsq_cmd::tail(nsq_cmd::Source::Nsqd(t), &a),
             Target::Lookupd(t) => nsq_cmd::tail(nsq_cmd::Source::Lookupd(t), &a),
-            Target::Nats(_) => Err(Failure::usage(
-                "tail is for NSQ topics; for NATS use `courier sub nats://... SUBJECT`",
+            Target::Nats(_) | Target::Amqp(_) => Err(Failure::usage(
+                "tail is for NSQ topics; for NATS or AMQP use `courier sub URL ...`",
             )),
         },
         Command::Info(a) => match Target::parse(&a.url)? {
             Target::Nats(t) => nats_cmd::info(&t, &a),
             Target::Nsqd(t) => nsq_cmd::nsqd_info(&t, &a),
             Target::Lookupd(t) => nsq_cmd::lookupd_info(&t),
+            Target::Amqp(url) => in_runtime(amqp_cmd::info(&url, &a)),
         },
         #[cfg(feature = "bench")]
         Command::Bench(a) => return Ok(forward_to_bench("courier bench", None, a.args)),

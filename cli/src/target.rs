@@ -23,6 +23,8 @@ pub enum Target {
     Nsqd(HostPort),
     /// nsqlookupd, by its HTTP address.
     Lookupd(HostPort),
+    /// An AMQP broker: `amqp://user:pass@host:port/vhost` as given.
+    Amqp(String),
 }
 
 /// NATS servers as given (credentials included, for connecting) and as
@@ -66,7 +68,7 @@ impl HostPort {
 }
 
 const EXPECTED: &str =
-    "use nats://HOST:PORT, tls://HOST:PORT (NATS over TLS), nsq://HOST:PORT (nsqd) or nsqlookupd://HOST:PORT (its HTTP port)";
+    "use nats://HOST:PORT, tls://HOST:PORT (NATS over TLS), nsq://HOST:PORT (nsqd), nsqlookupd://HOST:PORT (its HTTP port) or amqp://HOST:PORT/VHOST";
 
 impl Target {
     /// Parses a URL; every failure is a usage error that names the problem.
@@ -83,6 +85,9 @@ impl Target {
             "nsqlookupd" | "lookupd" => host_port(rest, LOOKUPD_DEFAULT_PORT)
                 .map(Target::Lookupd)
                 .map_err(|r| bad(&r)),
+            "amqp" | "amqps" => courier::amqp::AmqpUrl::parse(url.trim())
+                .map(|_| Target::Amqp(url.trim().to_string()))
+                .map_err(|e| Failure::usage(e.to_string())),
             other => Err(bad(&format!("unknown scheme {other}://; {EXPECTED}"))),
         }
     }

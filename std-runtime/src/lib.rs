@@ -17,6 +17,8 @@
 //! - [`outbox`]: durable client outbox (spool directory) for JetStream and NSQ.
 //! - [`reconnect`]: the one backoff-with-jitter policy every protocol's
 //!   reconnect loop uses, and the filter that says a repeated error once.
+//! - [`amqp`]: AMQP 0-9-1 (RabbitMQ) connection, channels, confirms, consumers,
+//!   reconnect with topology recovery, over `courier_core::amqp`.
 //! - [`transport`]: the TCP transport with one API over io_uring and epoll.
 //! - [`runtime`]: backend detection, [`run`], [`Runtime`], [`spawn`].
 //! - [`stats()`]: syscalls and bytes of the runtime on this thread, for

@@ -179,7 +179,8 @@ impl RabbitMq {
     pub fn kill(&self) {
         if let Some(mut child) = self.child.lock().unwrap().take() {
             let _ = Command::new("kill")
-                .args(["-9", &format!("-{}", child.id())])
+                // `--`: a negative number is a process group, not an option.
+                .args(["-9", "--", &format!("-{}", child.id())])
                 .status();
             let _ = child.wait();
         }

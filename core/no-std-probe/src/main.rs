@@ -8,6 +8,7 @@
 
 use core::panic::PanicInfo;
 
+use courier_core::amqp;
 use courier_core::drivers::{blocking::NatsClient, Clock, DriverOptions};
 use courier_core::nats::{self, ConnectOptions};
 use courier_core::nsq::{self, rdy::ConnId, rdy::RdyConfig, rdy::RdyController};
@@ -100,14 +101,25 @@ fn nsq_round() -> bool {
         && written > 4
 }
 
+fn amqp_round() -> bool {
+    let mut s: amqp::Session<[u8; 512], 2, 1> =
+        amqp::Session::new(amqp::Options::default(), [0u8; 512]);
+    s.start(Instant(0));
+    // A heartbeat frame before connection.start is answered by nothing.
+    s.transmit() == b"AMQP\x00\x00\x09\x01"
+        && s.handle_input(&[8, 0, 0, 0, 0, 0, 0, 0xCE], Instant(0))
+            .is_ok()
+}
+
 /// Entry point called by the C runtime (the probe links libc only for
 /// `memcpy`-style intrinsics and start-up on this host target; the core
 /// itself has no such dependency).
 #[no_mangle]
 pub extern "C" fn main(_argc: isize, _argv: *const *const u8) -> isize {
-    match (nats_round(), nsq_round()) {
-        (true, true) => 0,
-        (false, _) => 1,
-        (_, false) => 2,
+    match (nats_round(), nsq_round(), amqp_round()) {
+        (true, true, true) => 0,
+        (false, _, _) => 1,
+        (_, false, _) => 2,
+        (_, _, false) => 3,
     }
 }

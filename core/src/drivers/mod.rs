@@ -33,6 +33,7 @@
 //! credentials) and bounds batching, not message size, since a publish
 //! too large for it is written straight from the caller's payload.
 
+pub mod amqp_blocking;
 pub mod asynch;
 pub mod blocking;
 pub mod nsq;

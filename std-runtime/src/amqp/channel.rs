@@ -73,6 +73,10 @@ impl Channel {
         self.id
     }
 
+    fn record(&self, f: impl FnOnce(&mut super::recovery::Topology)) {
+        f(&mut self.conn.inner.shared.borrow_mut().topology);
+    }
+
     /// Sends a method and waits for its reply.
     pub async fn rpc(&self, method: Method<'_>) -> Result<Reply, Error> {
         let (tx, rx) = oneshot::channel();
@@ -112,8 +116,9 @@ impl Channel {
             }
             .into(),
         )
-        .await
-        .map(drop)
+        .await?;
+        self.record(|t| t.exchange(name, kind, o));
+        Ok(())
     }
 
     /// Deletes an exchange.
@@ -126,8 +131,9 @@ impl Channel {
             }
             .into(),
         )
-        .await
-        .map(drop)
+        .await?;
+        self.record(|t| t.exchange_deleted(name));
+        Ok(())
     }
 
     /// Declares a queue ("" lets the broker name it) with `arguments`
@@ -157,11 +163,14 @@ impl Channel {
                 queue,
                 message_count,
                 consumer_count,
-            } => Ok(QueueInfo {
-                name: queue.to_string(),
-                messages: message_count,
-                consumers: consumer_count,
-            }),
+            } => {
+                self.record(|t| t.queue(name, &queue, o, arguments));
+                Ok(QueueInfo {
+                    name: queue.to_string(),
+                    messages: message_count,
+                    consumers: consumer_count,
+                })
+            }
             other => Err(Error::Disconnected(format!("unexpected reply {other:?}"))),
         }
     }
@@ -185,8 +194,9 @@ impl Channel {
             }
             .into(),
         )
-        .await
-        .map(drop)
+        .await?;
+        self.record(|t| t.bind(queue, exchange, key, arguments));
+        Ok(())
     }
 
     /// Removes a binding.
@@ -200,8 +210,9 @@ impl Channel {
             }
             .into(),
         )
-        .await
-        .map(drop)
+        .await?;
+        self.record(|t| t.unbind(queue, exchange, key));
+        Ok(())
     }
 
     /// Drops a queue's ready messages; how many.
@@ -235,7 +246,10 @@ impl Channel {
             )
             .await?
         {
-            Reply::QueueDeleted { message_count } => Ok(message_count),
+            Reply::QueueDeleted { message_count } => {
+                self.record(|t| t.queue_deleted(queue));
+                Ok(message_count)
+            }
             other => Err(Error::Disconnected(format!("unexpected reply {other:?}"))),
         }
     }
@@ -250,8 +264,9 @@ impl Channel {
             }
             .into(),
         )
-        .await
-        .map(drop)
+        .await?;
+        self.record(|t| t.qos(self.id, prefetch));
+        Ok(())
     }
 
     /// Puts the channel in confirm mode: from now on publishes are
@@ -271,8 +286,9 @@ impl Channel {
             })
             .await?;
         rx.await
-            .map_err(|_| Error::Disconnected("connection ended".into()))?
-            .map(drop)
+            .map_err(|_| Error::Disconnected("connection ended".into()))??;
+        self.record(|t| t.confirm(id));
+        Ok(())
     }
 
     /// Publishes and, in confirm mode, returns the pending [`Confirmation`]
@@ -372,6 +388,7 @@ impl Channel {
                 .remove(&(self.id, tag));
             return Err(e);
         }
+        self.record(|t| t.consumer(self.id, &tag, queue, flags));
         Ok(Consumer {
             channel: self.clone(),
             tag,
@@ -382,6 +399,7 @@ impl Channel {
     /// Closes the channel.
     pub async fn close(&self) -> Result<(), Error> {
         let id = self.id;
+        self.record(|t| t.channel_closed(id));
         self.conn
             .inner
             .with_room(|sh| sh.session.close_channel(id))
@@ -419,8 +437,10 @@ impl Consumer {
                 }
                 .into(),
             )
-            .await
-            .map(drop)
+            .await?;
+        self.channel
+            .record(|t| t.forget_consumer(self.channel.id, &self.tag));
+        Ok(())
     }
 }
 

@@ -61,6 +61,14 @@ pub struct ConnectOptions {
     pub blocked_timeout: Option<Duration>,
     /// Longest the handshake may take. Default 10 s.
     pub handshake_timeout: Duration,
+    /// Reconnect after a lost connection (not after a refused login or
+    /// [`Connection::close`]), with backoff and jitter, and restore what
+    /// this connection declared: channels (confirm mode, QoS), exchanges,
+    /// queues, bindings and consumers. Default on.
+    pub reconnect: bool,
+    /// Longest wait between reconnect attempts (the wait doubles from
+    /// 100 ms up to this, each with ±50 % jitter). Default 5 s.
+    pub max_backoff: Duration,
 }
 
 impl ConnectOptions {
@@ -74,7 +82,15 @@ impl ConnectOptions {
             tx_capacity: 4 << 20,
             blocked_timeout: Some(Duration::from_secs(60)),
             handshake_timeout: Duration::from_secs(10),
+            reconnect: true,
+            max_backoff: Duration::from_secs(5),
         }
+    }
+}
+
+impl Shared {
+    pub(crate) fn set_connected_waiter(&mut self, tx: oneshot::Sender<Result<(), Error>>) {
+        self.connected = Some(tx);
     }
 }
 
@@ -96,6 +112,14 @@ pub(crate) struct Shared {
     pub channel_errors: HashMap<ChannelId, amqp::CloseReason>,
     /// The writer has bytes in flight.
     writing: bool,
+    /// Connection generation: 1, then +1 per reconnect. IO tasks of an older
+    /// one stop; acks of messages from an older one are not sent.
+    pub epoch: u64,
+    /// A reconnect is under way: calls wait for it instead of failing.
+    pub recovering: bool,
+    /// What to restore after a reconnect.
+    pub topology: super::recovery::Topology,
+    connected_once: bool,
 }
 
 pub(crate) struct Inner {
@@ -122,7 +146,14 @@ impl Inner {
                 if let Some(e) = &sh.closed {
                     return Err(e.clone());
                 }
-                match f(&mut sh) {
+                // While reconnecting, wait for the restore (room is
+                // notified when it is done).
+                let result = if sh.recovering {
+                    Err(amqp::Error::NotConnected)
+                } else {
+                    f(&mut sh)
+                };
+                match result {
                     Ok(v) => {
                         drop(sh);
                         self.wake_writer.notify_one();
@@ -130,6 +161,7 @@ impl Inner {
                     }
                     Err(amqp::Error::BufferFull(c)) if c.needed <= sh.session.tx_capacity() => {}
                     Err(amqp::Error::ConfirmWindowFull { .. } | amqp::Error::Blocked) => {}
+                    Err(amqp::Error::NotConnected) if sh.recovering => {}
                     Err(amqp::Error::ChannelNotOpen(ch)) => {
                         return Err(match sh.channel_errors.get(&ch) {
                             Some(r) => Error::ChannelClosed(r.clone()),
@@ -144,9 +176,79 @@ impl Inner {
         }
     }
 
+    /// The connection of generation `epoch` ended with `error`: reconnect
+    /// when that is wanted and possible, else end for good.
+    pub fn lost(&self, epoch: u64, error: Error) {
+        let recover = {
+            let mut sh = self.shared.borrow_mut();
+            if sh.epoch != epoch || sh.closed.is_some() {
+                return;
+            }
+            if sh.recovering {
+                // A reconnect attempt failed: wake the recovery task, which
+                // waits on these, and stop this attempt's IO tasks.
+                let gone = Error::Disconnected(error.to_string());
+                sh.epoch += 1;
+                if let Some(c) = sh.connected.take() {
+                    let _ = c.send(Err(gone.clone()));
+                }
+                for (_, w) in sh.opens.drain() {
+                    let _ = w.send(Err(gone.clone()));
+                }
+                for (_, q) in sh.replies.drain() {
+                    for w in q {
+                        let _ = w.send(Err(gone.clone()));
+                    }
+                }
+                return;
+            }
+            let refused = matches!(
+                error,
+                Error::Protocol(
+                    amqp::Error::AccessRefused(_)
+                        | amqp::Error::MechanismNotOffered { .. }
+                        | amqp::Error::FrameTooLarge { .. }
+                )
+            );
+            sh.topology.options.reconnect && sh.connected_once && !refused
+        };
+        if !recover {
+            self.fail(error);
+            return;
+        }
+        let gone = Error::Disconnected(error.to_string());
+        {
+            let mut sh = self.shared.borrow_mut();
+            sh.recovering = true;
+            sh.epoch += 1;
+            for (_, w) in sh.opens.drain() {
+                let _ = w.send(Err(gone.clone()));
+            }
+            for (_, q) in sh.replies.drain() {
+                for w in q {
+                    let _ = w.send(Err(gone.clone()));
+                }
+            }
+            // Unconfirmed at the cut: each waiting publisher hears it.
+            for (_, m) in sh.confirms.drain() {
+                for (_, w) in m {
+                    let _ = w.send(Err(gone.clone()));
+                }
+            }
+            sh.returned.clear();
+        }
+        log::warn!("amqp: connection lost ({error}); reconnecting");
+        self.room.notify_waiters();
+        self.wake_writer.notify_one();
+        if let Some(me) = self.me.upgrade() {
+            crate::spawn(super::recovery::recover(me));
+        }
+    }
+
     /// Ends the connection with `error`: every waiter gets it.
     pub fn fail(&self, error: Error) {
         let mut sh = self.shared.borrow_mut();
+        sh.recovering = false;
         if sh.closed.is_none() {
             sh.closed = Some(error.clone());
         }
@@ -185,6 +287,7 @@ impl Inner {
                 if let Some(tx) = sh.consumers.get(&(d.channel, tag)) {
                     let mut m = Message::from_delivery(&d);
                     m.conn = self.me.clone();
+                    m.epoch = sh.epoch;
                     let _ = tx.send(Ok(m));
                 }
                 // No consumer (cancelled by us): unacked, requeued by the
@@ -208,6 +311,7 @@ impl Inner {
     fn on_event(&self, sh: &mut Shared, event: Event) {
         match event {
             Event::Connected { .. } => {
+                sh.connected_once = true;
                 if let Some(c) = sh.connected.take() {
                     let _ = c.send(Ok(()));
                 }
@@ -227,6 +331,7 @@ impl Inner {
                 if let Some(r) = reason {
                     sh.channel_errors.insert(channel, r);
                 }
+                sh.topology.channel_closed(channel);
                 if let Some(w) = sh.opens.remove(&channel) {
                     let _ = w.send(Err(err.clone()));
                 }
@@ -287,6 +392,7 @@ impl Inner {
                 consumer_tag,
             } => {
                 let tag = consumer_tag.to_string();
+                sh.topology.forget_consumer(channel, &tag);
                 if let Some(tx) = sh.consumers.remove(&(channel, tag.clone())) {
                     let _ = tx.send(Err(Error::ConsumerCancelled { consumer_tag: tag }));
                 }
@@ -300,10 +406,30 @@ impl Inner {
 /// A connection to RabbitMQ; cheap to clone (all clones share it).
 ///
 /// Not `Send`: it lives on the runtime thread that made it, like the NATS
-/// and NSQ clients.
+/// and NSQ clients. When the last handle (connection, channel or consumer)
+/// is dropped, the connection is closed (connection.close, then the socket)
+/// and its tasks end.
 #[derive(Clone)]
 pub struct Connection {
     pub(crate) inner: Rc<Inner>,
+    _last: Rc<LastHandle>,
+}
+
+/// Closes the connection when the last handle goes (the IO tasks hold
+/// `Inner` too, so it would otherwise live as long as the socket).
+struct LastHandle(std::rc::Weak<Inner>);
+
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        let Some(inner) = self.0.upgrade() else {
+            return;
+        };
+        if inner.shared.borrow().closed.is_some() {
+            return;
+        }
+        let _ = inner.shared.borrow_mut().session.close(now());
+        inner.fail(Error::Disconnected("the connection was dropped".into()));
+    }
 }
 
 impl Connection {
@@ -355,20 +481,25 @@ impl Connection {
                 consumers: HashMap::new(),
                 channel_errors: HashMap::new(),
                 writing: false,
+                epoch: 1,
+                recovering: false,
+                topology: super::recovery::Topology::new(addr, options.clone()),
+                connected_once: false,
             }),
             wake_writer: Notify::new(),
             room: Notify::new(),
         });
-        crate::spawn(reader(
-            inner.clone(),
-            read,
-            ReadBuffer::new(options.rx_capacity),
-        ));
-        crate::spawn(writer(inner.clone(), write, options.tx_capacity));
-        crate::spawn(timer(Rc::downgrade(&inner)));
-        inner.wake_writer.notify_one();
+        spawn_io(&inner, read, write, 1);
         match rx.await {
-            Ok(Ok(())) => Ok(Connection { inner }),
+            Ok(Ok(())) => Ok(Connection {
+                _last: Rc::new(LastHandle(Rc::downgrade(&inner))),
+                inner,
+            }),
+            Ok(Err(e)) if inner.shared.borrow().closed.is_none() => {
+                // Failed before the handshake completed: stop the tasks.
+                inner.fail(e.clone());
+                Err(e)
+            }
             Ok(Err(e)) => Err(e),
             Err(_) => Err(Error::Disconnected("connection task ended".into())),
         }
@@ -390,6 +521,7 @@ impl Connection {
             .await?;
         rx.await
             .map_err(|_| Error::Disconnected("connection ended".into()))??;
+        self.inner.shared.borrow_mut().topology.channel_opened(id);
         Ok(Channel::new(self.clone(), id))
     }
 
@@ -443,18 +575,32 @@ impl Connection {
     }
 }
 
-async fn reader(inner: Rc<Inner>, mut read: ReadHalf, mut buf: ReadBuffer) {
+/// Starts the reader, writer and timer of connection generation `epoch`.
+pub(crate) fn spawn_io(inner: &Rc<Inner>, read: ReadHalf, write: WriteHalf, epoch: u64) {
+    let o = &inner.shared.borrow().topology.options;
+    let (rx, tx) = (o.rx_capacity, o.tx_capacity);
+    crate::spawn(reader(inner.clone(), read, ReadBuffer::new(rx), epoch));
+    crate::spawn(writer(inner.clone(), write, tx, epoch));
+    crate::spawn(timer(Rc::downgrade(inner), epoch));
+    inner.wake_writer.notify_one();
+}
+
+async fn reader(inner: Rc<Inner>, mut read: ReadHalf, mut buf: ReadBuffer, epoch: u64) {
     loop {
-        match read.read(&mut buf).await {
+        let res = read.read(&mut buf).await;
+        if inner.shared.borrow().epoch != epoch {
+            return;
+        }
+        match res {
             Ok(0) => {
                 let e = inner.shared.borrow_mut().session.connection_lost();
-                inner.fail(Error::Protocol(e));
+                inner.lost(epoch, Error::Protocol(e));
                 return;
             }
             Ok(_) => {}
             Err(e) => {
                 inner.shared.borrow_mut().session.connection_lost();
-                inner.fail(Error::Io(e.to_string()));
+                inner.lost(epoch, Error::Io(e.to_string()));
                 return;
             }
         }
@@ -471,7 +617,8 @@ async fn reader(inner: Rc<Inner>, mut read: ReadHalf, mut buf: ReadBuffer) {
                 }
                 Err(e) => {
                     drop(guard);
-                    inner.fail(Error::Protocol(e));
+                    inner.wake_writer.notify_one();
+                    inner.lost(epoch, Error::Protocol(e));
                     return;
                 }
             };
@@ -497,9 +644,13 @@ async fn reader(inner: Rc<Inner>, mut read: ReadHalf, mut buf: ReadBuffer) {
     }
 }
 
-async fn writer(inner: Rc<Inner>, mut write: WriteHalf, capacity: usize) {
+async fn writer(inner: Rc<Inner>, mut write: WriteHalf, capacity: usize, epoch: u64) {
     let mut out = Vec::with_capacity(capacity);
     loop {
+        if inner.shared.borrow().epoch != epoch {
+            let _ = write.shutdown();
+            return;
+        }
         // None: nothing to write; Some(done): the connection ended.
         let idle = {
             let mut sh = inner.shared.borrow_mut();
@@ -532,19 +683,19 @@ async fn writer(inner: Rc<Inner>, mut write: WriteHalf, capacity: usize) {
         inner.shared.borrow_mut().writing = false;
         inner.room.notify_waiters();
         if let Err(e) = res {
-            inner.fail(Error::Io(e.to_string()));
+            inner.lost(epoch, Error::Io(e.to_string()));
             return;
         }
     }
 }
 
-async fn timer(inner: std::rc::Weak<Inner>) {
+async fn timer(inner: std::rc::Weak<Inner>, epoch: u64) {
     loop {
         let Some(strong) = inner.upgrade() else {
             return;
         };
         let at = strong.shared.borrow().session.poll_timeout();
-        if strong.shared.borrow().closed.is_some() {
+        if strong.shared.borrow().closed.is_some() || strong.shared.borrow().epoch != epoch {
             return;
         }
         drop(strong);
@@ -558,11 +709,15 @@ async fn timer(inner: std::rc::Weak<Inner>) {
         let Some(strong) = inner.upgrade() else {
             return;
         };
+        if strong.shared.borrow().epoch != epoch {
+            return;
+        }
         let result = strong.shared.borrow_mut().session.handle_timeout(now());
         match result {
             Ok(()) => strong.wake_writer.notify_one(),
             Err(e) => {
-                strong.fail(Error::Protocol(e));
+                strong.wake_writer.notify_one();
+                strong.lost(epoch, Error::Protocol(e));
                 return;
             }
         }

@@ -93,6 +93,8 @@ pub struct Message {
     pub body: Vec<u8>,
     pub(crate) channel: ChannelId,
     pub(crate) conn: Weak<Inner>,
+    /// Connection generation it arrived on.
+    pub(crate) epoch: u64,
 }
 
 impl Message {
@@ -123,6 +125,7 @@ impl Message {
             body,
             channel: d.channel,
             conn: Weak::new(),
+            epoch: 0,
         }
     }
 
@@ -138,6 +141,14 @@ impl Message {
             let mut sh = conn.shared.borrow_mut();
             if let Some(e) = &sh.closed {
                 return Err(e.clone());
+            }
+            if sh.epoch != self.epoch || sh.recovering {
+                // Its delivery tag belonged to a connection that is gone:
+                // the broker redelivers the message; acking it on the new
+                // connection would close the channel (406 unknown tag).
+                return Err(Error::Disconnected(
+                    "the message arrived before a reconnect; the broker redelivers it".into(),
+                ));
             }
             f(&mut sh.session)
         };

@@ -27,6 +27,7 @@ mod channel;
 mod connection;
 mod error;
 mod message;
+mod recovery;
 mod url;
 
 pub use channel::{Channel, Confirmation, Consumer, DeclareOptions, QueueInfo};
