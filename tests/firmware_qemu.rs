@@ -45,10 +45,28 @@ fn firmware(name: &str) -> PathBuf {
     elf
 }
 
-/// Runs firmware `name` in QEMU with UART0 connected to 127.0.0.1:`port`
-/// (QEMU reconnects one second after the peer closes), in a thread; the
+/// How QEMU connects UART0.
+enum Serial {
+    /// No serial line.
+    None,
+    /// To 127.0.0.1:port before the firmware starts (the broker must be
+    /// listening): for NSQ, where the client speaks first and bytes written
+    /// before the connection is up would be lost.
+    Connected(u16),
+    /// To 127.0.0.1:port in the background, and again one second after the
+    /// peer closes: a link that comes and goes (NATS: the server speaks
+    /// first, so the device waits for its INFO).
+    Reconnecting(u16),
+}
+
+/// Runs firmware `name` in QEMU with UART0 on `serial`, in a thread; the
 /// run is killed after `limit`. The result arrives on the returned channel.
-fn start_qemu(name: &str, port: u16, limit: Duration) -> mpsc::Receiver<Run> {
+fn start_qemu(name: &str, serial: Serial, limit: Duration) -> mpsc::Receiver<Run> {
+    let serial = match serial {
+        Serial::None => "null".to_string(),
+        Serial::Connected(port) => format!("tcp:127.0.0.1:{port}"),
+        Serial::Reconnecting(port) => format!("tcp:127.0.0.1:{port},reconnect=1"),
+    };
     let elf = firmware(name);
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
@@ -56,7 +74,7 @@ fn start_qemu(name: &str, port: u16, limit: Duration) -> mpsc::Receiver<Run> {
             .args(["-M", "mps2-an386", "-nographic", "-monitor", "none"])
             .args(["-semihosting-config", "enable=on,target=native"])
             .arg("-serial")
-            .arg(format!("tcp:127.0.0.1:{port},reconnect=1"))
+            .arg(&serial)
             .arg("-kernel")
             .arg(&elf)
             .stdin(Stdio::null())
@@ -118,7 +136,11 @@ fn run_device(
             .await
             .unwrap();
         client.flush().await.unwrap();
-        let run = start_qemu(name, device_port, Duration::from_secs(90));
+        let run = start_qemu(
+            name,
+            Serial::Reconnecting(device_port),
+            Duration::from_secs(90),
+        );
 
         let mut got = Vec::new();
         for _ in 0..READINGS {
@@ -280,7 +302,7 @@ fn telemetry_firmware_reports_garbage_and_oversized_frames_and_reconnects() {
 #[test]
 #[ignore = "needs the firmware and QEMU: run through scripts/embedded.sh"]
 fn a_hard_fault_ends_the_run_with_exit_code_3() {
-    let run = start_qemu("fault_probe", 9, Duration::from_secs(30))
+    let run = start_qemu("fault_probe", Serial::None, Duration::from_secs(30))
         .recv()
         .unwrap();
     assert_eq!(run.code, Some(3), "{:#?}", run.log);
@@ -331,9 +353,13 @@ fn nsq_stats(nsqd: &Nsqd, topic: &str) -> serde_json::Value {
 #[ignore = "needs the firmware and QEMU: run through scripts/embedded.sh"]
 fn nsq_firmware_publishes_readings_that_nsqd_counts() {
     let nsqd = Nsqd::start();
-    let run = start_qemu("nsq_publisher", nsqd.tcp_port, Duration::from_secs(60))
-        .recv()
-        .unwrap();
+    let run = start_qemu(
+        "nsq_publisher",
+        Serial::Connected(nsqd.tcp_port),
+        Duration::from_secs(60),
+    )
+    .recv()
+    .unwrap();
     assert_eq!(run.code, Some(0), "firmware exit code; log: {:#?}", run.log);
     assert_eq!(
         nsq_stats(&nsqd, "telemetry")["message_count"],
@@ -354,9 +380,13 @@ fn nsq_firmware_consumes_and_fins_commands() {
             format!("set-interval {}", 10 * (i + 1)).as_bytes(),
         );
     }
-    let run = start_qemu("nsq_consumer", nsqd.tcp_port, Duration::from_secs(60))
-        .recv()
-        .unwrap();
+    let run = start_qemu(
+        "nsq_consumer",
+        Serial::Connected(nsqd.tcp_port),
+        Duration::from_secs(60),
+    )
+    .recv()
+    .unwrap();
     assert_eq!(run.code, Some(0), "firmware exit code; log: {:#?}", run.log);
     for i in 0..3 {
         let line = format!(

@@ -48,13 +48,30 @@ fn main() -> ! {
             exit(EXIT_UNREACHABLE)
         }
     };
-    let setup = nsq
-        .connect()
-        .and_then(|()| nsq.subscribe("commands", telemetry::DEVICE))
-        .and_then(|()| nsq.ready(1));
-    if let Err(e) = setup {
-        log!("subscribe failed: {}", Reason(&e));
-        exit(EXIT_UNREACHABLE)
+    log!(
+        "client state and buffers: {} bytes",
+        core::mem::size_of_val(&nsq)
+    );
+    // The client speaks first in NSQ: a magic and IDENTIFY written before
+    // the link is up are lost, so a handshake that times out is retried.
+    let mut attempts = 0;
+    loop {
+        let setup = nsq
+            .connect()
+            .and_then(|()| nsq.subscribe("commands", telemetry::DEVICE))
+            .and_then(|()| nsq.ready(1));
+        match setup {
+            Ok(()) => break,
+            Err(e) if attempts < 5 => log!("subscribe failed, retrying: {}", Reason(&e)),
+            Err(e) => {
+                log!("subscribe failed: {}", Reason(&e));
+                exit(EXIT_UNREACHABLE)
+            }
+        }
+        attempts += 1;
+        let _ = nsq.reset();
+        nsq.transport_mut()
+            .drain_until_idle(Duration::from_millis(300), Duration::from_secs(10));
     }
     let give_up = clock.now().as_millis() + WAIT_MS;
     let mut handled = 0;
