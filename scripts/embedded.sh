@@ -40,14 +40,15 @@ size_table() { # dir
       END { printf "%-20s %7d %7d %6d %6d %7d\n", bin, t, r, d, b, v+t+r+d }'
   done
 }
-bins="nats_publish_only nats_telemetry nsq_publisher nsq_consumer"
+bins="nats_publish_only nats_telemetry nsq_publisher nsq_consumer nsq_consumer_deflate"
 fw_build() { # extra cargo args
   (cd examples/firmware && deb_cargo build --quiet -Zbuild-std=core --release \
-    --target thumbv7em-none-eabihf --bins "$@")
+    --target thumbv7em-none-eabihf "$@")
 }
 
 echo "== firmware for thumbv7em-none-eabihf (mps2-an386), opt-level z, fat LTO, text logs"
-fw_build
+fw_build --bins
+fw_build --features deflate --bin nsq_consumer_deflate
 size_table "$fw"
 echo "embedded builds: $((SECONDS - start)) s"
 
@@ -56,7 +57,8 @@ if [ "${1:-}" = sizes ]; then
   # where the flash goes, crate by crate.
   echo "== the same firmware logging with defmt (what a product would ship)"
   defmt_dir="$root/target/embedded-defmt"
-  CARGO_TARGET_DIR="$defmt_dir" fw_build --features defmt
+  CARGO_TARGET_DIR="$defmt_dir" fw_build --features defmt --bins
+  CARGO_TARGET_DIR="$defmt_dir" fw_build --features defmt,deflate --bin nsq_consumer_deflate
   size_table "$defmt_dir/thumbv7em-none-eabihf/release"
   for bin in $bins; do
     echo "== flash by crate: $bin (defmt)"
