@@ -12,6 +12,8 @@
 #
 #   scripts/embedded.sh            all of the above
 #   scripts/embedded.sh build      1-3 only (no QEMU run)
+#   scripts/embedded.sh sizes      1-3, plus the defmt-logging firmware's table and
+#                                  flash by crate (scripts/elf_crates.py); no QEMU run
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -27,24 +29,47 @@ echo "== courier-core (with its defmt::Format derives) for thumbv6m-none-eabi an
 echo "   riscv32imc-unknown-none-elf (Debian rustc, build-std)"
 deb_cargo build --quiet -Zbuild-std=core --release -p courier-core --features defmt \
   --target thumbv6m-none-eabi --target riscv32imc-unknown-none-elf
-echo "== firmware for thumbv7em-none-eabihf (mps2-an386), opt-level s, fat LTO"
-(cd examples/firmware && deb_cargo build --quiet -Zbuild-std=core --release \
-  --target thumbv7em-none-eabihf --bins)
+# Flash = .vector_table + .text + .rodata + .data (what is programmed);
+# static RAM = .data + .bss. The client and its buffers live on main's stack:
+# each firmware prints its stack high-water mark when it exits in QEMU.
+size_table() { # dir
+  printf '%-20s %7s %7s %6s %6s %7s\n' firmware .text .rodata .data .bss flash
+  for bin in $bins; do
+    size -A "$1/$bin" | awk -v bin="$bin" '
+      $1==".vector_table"{v=$2} $1==".text"{t=$2} $1==".rodata"{r=$2} $1==".data"{d=$2} $1==".bss"{b=$2}
+      END { printf "%-20s %7d %7d %6d %6d %7d\n", bin, t, r, d, b, v+t+r+d }'
+  done
+}
+bins="nats_publish_only nats_telemetry nsq_publisher nsq_consumer nsq_consumer_deflate"
+fw_build() { # extra cargo args
+  (cd examples/firmware && deb_cargo build --quiet -Zbuild-std=core --release \
+    --target thumbv7em-none-eabihf "$@")
+}
 
-echo "== flash and RAM (bytes, from the ELF sections; RAM here is static data only, the"
-echo "   stack high-water mark each firmware measures is printed by its QEMU run)"
-printf '%-22s %8s %8s %8s %8s %8s\n' firmware .text .rodata .data .bss flash
-for bin in nats_publish_only nats_telemetry nsq_publisher nsq_consumer; do
-  size -A "$fw/$bin" | awk -v bin="$bin" '
-    $1==".vector_table"{v=$2} $1==".text"{t=$2} $1==".rodata"{r=$2} $1==".data"{d=$2} $1==".bss"{b=$2}
-    END { printf "%-22s %8d %8d %8d %8d %8d\n", bin, t, r, d, b, v+t+r+d }'
-done
+echo "== firmware for thumbv7em-none-eabihf (mps2-an386), opt-level z, fat LTO, text logs"
+fw_build --bins
+fw_build --features deflate --bin nsq_consumer_deflate
+size_table "$fw"
 echo "embedded builds: $((SECONDS - start)) s"
 
+if [ "${1:-}" = sizes ]; then
+  # Not in CI (a second LTO build): the production logging variant and
+  # where the flash goes, crate by crate.
+  echo "== the same firmware logging with defmt (what a product would ship)"
+  defmt_dir="$root/target/embedded-defmt"
+  CARGO_TARGET_DIR="$defmt_dir" fw_build --features defmt --bins
+  CARGO_TARGET_DIR="$defmt_dir" fw_build --features defmt,deflate --bin nsq_consumer_deflate
+  size_table "$defmt_dir/thumbv7em-none-eabihf/release"
+  for bin in $bins; do
+    echo "== flash by crate: $bin (defmt)"
+    python3 scripts/elf_crates.py "$defmt_dir/thumbv7em-none-eabihf/release/$bin"
+  done
+  exit 0
+fi
 if [ "${1:-}" = build ]; then
   exit 0
 fi
 echo "== firmware in QEMU against real brokers"
 COURIER_FIRMWARE_DIR="$fw" CARGO_TARGET_DIR="$root/target" \
-  cargo test --quiet -p courier-tests --test firmware_qemu -- --ignored --test-threads=1
+  cargo test --quiet -p courier-tests --test firmware_qemu -- --ignored --test-threads=1 --nocapture
 echo "embedded checks: $((SECONDS - start)) s"

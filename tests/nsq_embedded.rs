@@ -269,3 +269,65 @@ fn a_frame_larger_than_the_receive_buffer_is_a_typed_error() {
     assert!(err.is_fatal());
     assert!(matches!(client.next_event(), Err(Error::Disconnected)));
 }
+
+#[test]
+fn deflate_without_an_allocator_round_trips_through_nsqd() {
+    use courier_core::drivers::nsq::deflate::DeflateState;
+    let nsqd = Nsqd::start();
+    // Compressible bodies, so nsqd's DEFLATE really back-references.
+    let bodies: Vec<Vec<u8>> = (0..20)
+        .map(|i| {
+            format!(
+                "{{\"dev\":\"dev1\",\"seq\":{i},\"pad\":\"{}\"}}",
+                "ab".repeat(100)
+            )
+            .into_bytes()
+        })
+        .collect();
+    let state: &'static mut DeflateState = Box::leak(Box::new(DeflateState::new()));
+    let stream = TcpStream::connect(nsqd.tcp_addr()).unwrap();
+    stream
+        .set_read_timeout(Some(StdDuration::from_millis(50)))
+        .unwrap();
+    let identify = Identify {
+        feature_negotiation: true,
+        deflate: true,
+        deflate_level: Some(6),
+        ..Identify::default()
+    };
+    let mut client: Client = NsqClient::new(
+        HostTcp(FromStd::new(stream)),
+        HostClock(std::time::Instant::now()),
+        identify,
+        DriverOptions::default(),
+        [0; 1024],
+        [0; 512],
+    )
+    .unwrap()
+    .with_deflate(state);
+    client.connect().unwrap();
+    assert_eq!(
+        client.session().unwrap().negotiated().map(|n| n.deflate),
+        Some(true),
+        "nsqd agreed to DEFLATE"
+    );
+    // Client -> nsqd: stored blocks.
+    for body in &bodies {
+        client.publish("embedded_deflate", body).unwrap();
+    }
+    assert_eq!(stats(&nsqd, "embedded_deflate")["message_count"], 20);
+    // nsqd -> client: inflated through the 32 KiB window.
+    client.subscribe("embedded_deflate", "device").unwrap();
+    client.ready(20).unwrap();
+    let mut got = Vec::new();
+    while got.len() < bodies.len() {
+        let (id, _, body) = next_message(&mut client);
+        client.fin(&id).unwrap();
+        got.push(body);
+    }
+    assert_eq!(got, bodies, "byte-exact, in order");
+    client.close().unwrap();
+    let channel = &stats(&nsqd, "embedded_deflate")["channels"][0];
+    assert_eq!(channel["in_flight_count"], 0, "{channel}");
+    assert_eq!(channel["depth"], 0, "{channel}");
+}

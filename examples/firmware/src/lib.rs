@@ -7,6 +7,7 @@
 #![no_std]
 
 pub mod clock;
+pub mod commands;
 pub mod semihost;
 pub mod stack;
 pub mod telemetry;

@@ -33,6 +33,11 @@ pub struct NsqClient<'i, T, C, R, S, const PENDING: usize> {
     transport: T,
     clock: C,
     link: Link<'i, R, S, PENDING>,
+    /// The DEFLATE decoder, when the application gave one.
+    #[cfg(feature = "deflate")]
+    deflate: Option<&'i mut super::deflate::DeflateState>,
+    /// nsqd and the client speak DEFLATE on this connection.
+    compressed: bool,
 }
 
 impl<'i, T, C, R, S, const PENDING: usize> NsqClient<'i, T, C, R, S, PENDING>
@@ -57,7 +62,45 @@ where
             transport,
             clock,
             link,
+            #[cfg(feature = "deflate")]
+            deflate: None,
+            compressed: false,
         })
+    }
+
+    /// Lets the connection run DEFLATE when nsqd agrees (set `deflate` in
+    /// the [`Identify`]), with `state` as the decoder (~43 KiB).
+    #[cfg(feature = "deflate")]
+    pub fn with_deflate(mut self, state: &'i mut super::deflate::DeflateState) -> Self {
+        self.deflate = Some(state);
+        self
+    }
+
+    fn can_inflate(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        {
+            self.deflate.is_some()
+        }
+        #[cfg(not(feature = "deflate"))]
+        {
+            false
+        }
+    }
+
+    /// Switches the connection to DEFLATE: input not yet consumed is
+    /// compressed and moves to the decoder.
+    #[cfg(feature = "deflate")]
+    fn start_inflate(&mut self) -> Result<(), Error<T::Error>> {
+        let Some(state) = self.deflate.as_deref_mut() else {
+            return Err(Error::Unsupported("DEFLATE"));
+        };
+        state.reset();
+        if !state.absorb(self.link.rx.data()) {
+            return Err(Error::Inflate);
+        }
+        self.link.rx.clear();
+        self.compressed = true;
+        Ok(())
     }
 
     /// Writes the magic and IDENTIFY and waits, within
@@ -65,12 +108,15 @@ where
     pub fn connect(&mut self) -> Result<(), Error<T::Error>> {
         let deadline = self.link.connect_deadline(self.clock.now());
         self.write_pending()?;
+        let inflate = self.can_inflate();
         let result = self.drive_until(deadline, Wait::Connect, |event| match event {
             Event::Ready => Some(Ok(())),
             Event::StartTls => Some(Err(Error::Unsupported("TLS"))),
             Event::StartCompression(nsq::Compression::Snappy) => {
                 Some(Err(Error::Unsupported("snappy")))
             }
+            // next_event switched the stream already.
+            Event::StartCompression(nsq::Compression::Deflate { .. }) if inflate => None,
             Event::StartCompression(nsq::Compression::Deflate { .. }) => {
                 Some(Err(Error::Unsupported("DEFLATE")))
             }
@@ -86,6 +132,7 @@ where
     /// transport ([`NsqClient::transport_mut`]). Subscriptions belong to a
     /// connection in NSQ: subscribe again after connecting.
     pub fn reset(&mut self) -> Result<(), Error<T::Error>> {
+        self.compressed = false;
         let now = self.clock.now();
         Ok(self.link.reset(now)?)
     }
@@ -182,15 +229,27 @@ where
     pub fn next_event(&mut self) -> Result<Option<Event<'_>>, Error<T::Error>> {
         let now = self.clock.now();
         self.link.begin_step(now)?;
-        if !self.link.has_frame() {
-            // Handshake steps announce themselves without input.
-            let announced = self.link.session()?.handle_input(&[], now);
-            if let Some(event) = self.finish_input(announced.map(|(_, e)| e))? {
-                return Ok(Some(event));
+        // Handshake steps announce themselves without input (and before
+        // it: after StartCompression the buffered bytes are compressed).
+        let announced = self.link.session()?.handle_input(&[], now);
+        let announced = self
+            .link
+            .check(announced.map(|(_, e)| e).map_err(Error::Nsq))?;
+        if let Some(event) = announced {
+            #[cfg(feature = "deflate")]
+            if matches!(
+                event,
+                Event::StartCompression(nsq::Compression::Deflate { .. })
+            ) && self.can_inflate()
+            {
+                let switched = self.start_inflate();
+                self.link.check(switched)?;
             }
-            if !self.read_once()? || !self.link.has_frame() {
-                return Ok(None);
-            }
+            self.write_pending()?;
+            return Ok(Some(event));
+        }
+        if !self.link.has_frame() && (!self.read_once()? || !self.link.has_frame()) {
+            return Ok(None);
         }
         let now = self.clock.now();
         let transport = &mut self.transport;
@@ -213,7 +272,7 @@ where
         };
         *borrowed = used;
         // The answers the input produced (NOP for a heartbeat) go out first.
-        if let Err(e) = write_session(transport, session) {
+        if let Err(e) = write_session(transport, session, self.compressed) {
             *failed = true;
             return Err(e);
         }
@@ -233,19 +292,6 @@ where
     /// The session (negotiated settings, outstanding publishes).
     pub fn session(&mut self) -> Result<&mut nsq::Session<S, PENDING>, Error<T::Error>> {
         Ok(self.link.session()?)
-    }
-
-    /// Latches a fatal error of input handled without the buffer.
-    fn finish_input(
-        &mut self,
-        result: Result<Option<Event<'static>>, SessionError>,
-    ) -> Result<Option<Event<'static>>, Error<T::Error>> {
-        let result = result.map_err(Error::Nsq);
-        let event = self.link.check(result)?;
-        if event.is_some() {
-            self.write_pending()?;
-        }
-        Ok(event)
     }
 
     /// Calls `next_event` until `accept` takes an event or `deadline`
@@ -274,6 +320,19 @@ where
     }
 
     fn read_into_buffer(&mut self) -> Result<bool, Error<T::Error>> {
+        #[cfg(feature = "deflate")]
+        if self.compressed {
+            let transport = &mut self.transport;
+            let Some(state) = self.deflate.as_deref_mut() else {
+                return Err(Error::Inflate);
+            };
+            let n = state.read(
+                self.link.spare()?,
+                |raw| read_result(transport.read(raw)),
+                |_| Error::Inflate,
+            )?;
+            return self.link.after_read(n, self.clock.now());
+        }
         let n = read_result(self.transport.read(self.link.spare()?))?;
         self.link.after_read(n, self.clock.now())
     }
@@ -293,22 +352,52 @@ where
     fn write_pending(&mut self) -> Result<(), Error<T::Error>> {
         self.link.ensure_usable()?;
         let session = self.link.session()?;
-        let result = write_session(&mut self.transport, session);
+        let result = write_session(&mut self.transport, session, self.compressed);
         self.link.check(result)
     }
 }
 
-/// Writes everything the session has queued, then flushes the transport.
+/// Writes everything the session has queued (as stored DEFLATE blocks
+/// when `compressed`), then flushes the transport.
 fn write_session<T: Write, S: AsRef<[u8]> + AsMut<[u8]>, const PENDING: usize>(
     transport: &mut T,
     session: &mut nsq::Session<S, PENDING>,
+    compressed: bool,
 ) -> Result<(), Error<T::Error>> {
     if session.transmit().is_empty() {
         return Ok(());
     }
     while !session.transmit().is_empty() {
+        if compressed {
+            let pending = session.transmit();
+            let len = pending.len().min(usize::from(u16::MAX));
+            write_all(transport, &stored_block_header(len as u16))?;
+            write_all(transport, &pending[..len])?;
+            // An empty stored block (zlib's sync flush): Go's inflater, in
+            // nsqd, hands a block's bytes on only when the next block starts
+            // or an empty one arrives.
+            write_all(transport, &stored_block_header(0))?;
+            session.transmitted(len);
+            continue;
+        }
         let n = write_result(transport.write(session.transmit()))?;
         session.transmitted(n);
     }
     transport.flush().map_err(Error::Transport)
+}
+
+/// Writes all of `bytes` (a transport that takes none is an error).
+fn write_all<T: Write>(transport: &mut T, mut bytes: &[u8]) -> Result<(), Error<T::Error>> {
+    while !bytes.is_empty() {
+        let n = write_result(transport.write(bytes))?;
+        bytes = bytes.get(n..).unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// The header of a stored DEFLATE block of `len` bytes (BFINAL 0, BTYPE
+/// 00, padded to the byte, LEN, NLEN little-endian).
+fn stored_block_header(len: u16) -> [u8; 5] {
+    let [lo, hi] = len.to_le_bytes();
+    [0, lo, hi, !lo, !hi]
 }

@@ -12,12 +12,16 @@
 //! delivered"). Messages received are at-least-once: nsqd redelivers a
 //! message that is not `FIN`ed within its timeout or whose connection died.
 //!
-//! Not here: TLS, snappy and DEFLATE (the session reports them with
-//! [`nsq::Event::StartTls`] / [`nsq::Event::StartCompression`]; this driver
-//! refuses them with [`Error::Unsupported`]: leave them off in
-//! [`nsq::Identify`]), AUTH, and nsqlookupd discovery.
+//! DEFLATE with the `deflate` feature and a `deflate::DeflateState` given
+//! to the client (~43 KiB: the protocol's 32 KiB window). Not here: TLS,
+//! snappy (the session reports them with [`nsq::Event::StartTls`] /
+//! [`nsq::Event::StartCompression`]; this driver refuses them with
+//! [`Error::Unsupported`]: leave them off in [`nsq::Identify`]), AUTH, and
+//! nsqlookupd discovery.
 
 pub mod blocking;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 #[cfg(test)]
 mod tests;
 
@@ -71,6 +75,9 @@ pub enum Error<E> {
     /// nsqd negotiated a feature this driver does not run (TLS, snappy,
     /// DEFLATE, AUTH): turn it off in [`Identify`].
     Unsupported(&'static str),
+    /// The DEFLATE stream from nsqd is corrupt (or compressed bytes before
+    /// the switch did not fit the decoder's input buffer).
+    Inflate,
     /// An earlier fatal error ended this connection; call `reconnect`.
     Disconnected,
 }
@@ -84,6 +91,7 @@ impl<E> Error<E> {
             | Error::ConnectionClosed
             | Error::Stalled { .. }
             | Error::Unsupported(_)
+            | Error::Inflate
             | Error::Disconnected => true,
             Error::Nsq(e) => !matches!(
                 e,
@@ -137,6 +145,7 @@ impl<E: embedded_io::Error> fmt::Display for Error<E> {
                 "nsqd negotiated {what}, which this embedded driver does not run: \
                  turn it off in Identify"
             ),
+            Error::Inflate => write!(f, "the DEFLATE stream from nsqd is corrupt; reconnect"),
             Error::Disconnected => write!(
                 f,
                 "the connection failed earlier (that error was returned then); reconnect"

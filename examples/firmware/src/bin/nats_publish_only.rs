@@ -35,6 +35,10 @@ fn main() -> ! {
         [0; RX],
         [0; TX],
     );
+    log!(
+        "client state and buffers: {} bytes",
+        core::mem::size_of_val(&client)
+    );
     let mut jitter = Jitter::new(&clock);
     // At-least-once: readings since the last confirmed PING/PONG are
     // published again after a reconnect.

@@ -45,6 +45,10 @@ fn main() -> ! {
         [0; RX],
         [0; TX],
     );
+    log!(
+        "client state and buffers: {} bytes",
+        core::mem::size_of_val(&client)
+    );
     let mut jitter = Jitter::new(&clock);
     let give_up = clock.now().as_millis() + COMMAND_WAIT_MS;
     let mut reconnects = 0u32;

@@ -48,6 +48,10 @@ fn main() -> ! {
             exit(EXIT_UNREACHABLE)
         }
     };
+    log!(
+        "client state and buffers: {} bytes",
+        core::mem::size_of_val(&nsq)
+    );
     let mut jitter = Jitter::new(&clock);
     let mut confirmed = 0;
     let mut backoff = 100;
