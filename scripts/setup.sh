@@ -62,4 +62,6 @@ if ! python3 -c 'import nats, nsq' >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check -r "$root/scripts/requirements.txt"
 fi
 
+bash "$root/scripts/setup/valgrind.sh"   # callgrind for scripts/profile.sh
+
 say "ready: $(PATH="$bin:$PATH" nats-server --version), $("$bin/nsqd" --version | head -1)"
