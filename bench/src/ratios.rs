@@ -37,8 +37,9 @@ impl PairedRatio {
             .p99_median
             .map(|p| format!("; p99 {p:.2}x"))
             .unwrap_or_default();
+        let rounds = if self.rounds == 1 { "round" } else { "rounds" };
         format!(
-            "{:.2}x ({:.2}–{:.2}, {} rounds{p99})",
+            "{:.2}x ({:.2}–{:.2}, {} {rounds}{p99})",
             self.median, self.min, self.max, self.rounds
         )
     }

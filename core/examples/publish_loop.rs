@@ -10,7 +10,9 @@
 //!     target/release/examples/publish_loop nats 100000 16
 //! ```
 //!
-//! Arguments: `nats COUNT SIZE` (PUB of SIZE bytes to `bench.subject.x`).
+//! Arguments: `nats COUNT SIZE` (PUB of SIZE bytes to `bench.subject.x`),
+//! or `mpub COUNT SIZE` (COUNT messages of SIZE bytes in NSQ MPUB batches
+//! of 200, encoded into a transmit buffer that is drained after each).
 
 use courier_core::nats::session::{ConnectOptions, Session};
 use courier_core::time::Instant;
@@ -56,12 +58,33 @@ fn nats(count: u64, size: usize) {
     println!("{count} publishes of {size} B: {sent} bytes queued for the wire");
 }
 
+fn mpub(count: u64, size: usize) {
+    use courier_core::buf::TxBuf;
+    let body = vec![b'x'; size];
+    let batch: Vec<&[u8]> = vec![body.as_slice(); 200];
+    let mut tx = TxBuf::new(vec![0u8; 256 + 200 * (size + 4)]);
+    let mut sent = 0usize;
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(200) as usize;
+        courier_core::nsq::commands::encode_mpub(&mut tx, black_box("bench_topic"), &batch[..n])
+            .expect("mpub");
+        let pending = tx.pending().len();
+        black_box(tx.pending());
+        tx.consume(pending);
+        sent += pending;
+        left -= n as u64;
+    }
+    println!("{count} messages of {size} B in MPUB batches of 200: {sent} bytes");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let count: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let size: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(16);
     match args.get(1).map(String::as_str) {
         Some("nats") | None => nats(count, size),
-        Some(other) => eprintln!("unknown loop {other:?}: use nats"),
+        Some("mpub") => mpub(count, size),
+        Some(other) => eprintln!("unknown loop {other:?}: use nats or mpub"),
     }
 }

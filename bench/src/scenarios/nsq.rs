@@ -231,26 +231,6 @@ impl Bench {
         }
     }
 
-    /// Fails `m` loudly when nsqd counted a different number of messages
-    /// into `topic` than the client claims it published.
-    fn check_nsq_count(&mut self, m: &mut Measurement, nsqd: &Nsqd, topic: &str) {
-        if m.error.is_some() {
-            return;
-        }
-        let claimed = m.claimed_in_msgs.unwrap_or(m.messages);
-        match nsqd.topic_message_count(topic) {
-            Some(count) if count == claimed => {
-                m.server_counts = Some(format!("nsqd message_count {count}"));
-            }
-            count => {
-                m.error = Some(format!(
-                    "COUNT MISMATCH: nsqd's message_count for the topic is {count:?}, the client claims {claimed} published"
-                ));
-                self.report.count_mismatches += 1;
-            }
-        }
-    }
-
     fn prefill(&mut self, nsqd: &Nsqd, topic: &str, size: usize, count: u64) -> Result<(), String> {
         nsqd.create_channel(topic, "ch")?;
         let mut args = self.worker_args("raw", "nsq-prefill", &nsqd.tcp_addr(), topic, size, count);

@@ -554,8 +554,7 @@ pub fn encode_mpub<S: AsRef<[u8]> + AsMut<[u8]>>(
     topic: &str,
     messages: &[&[u8]],
 ) -> Result<(), CommandError> {
-    check_mpub(topic, messages)?;
-    let body_len = mpub_body_len(messages);
+    let body_len = check_mpub(topic, messages)?;
     let body_size = body_size(body_len)?;
     let count = messages.len() as u32;
     let header = [
@@ -596,14 +595,14 @@ pub fn encode_mpub_header<S: AsRef<[u8]> + AsMut<[u8]>>(
     topic: &str,
     messages: &[&[u8]],
 ) -> Result<(), CommandError> {
-    check_mpub(topic, messages)?;
+    let body_len = check_mpub(topic, messages)?;
     append(
         tx,
         &[
             Part::Bytes(b"MPUB "),
             Part::Bytes(topic.as_bytes()),
             Part::Bytes(b"\n"),
-            Part::Size(body_size(mpub_body_len(messages))?),
+            Part::Size(body_size(body_len)?),
             Part::Size(messages.len() as u32),
         ],
     )
@@ -614,21 +613,28 @@ pub fn mpub_message_prefix(message: &[u8]) -> [u8; 4] {
     (message.len() as u32).to_be_bytes()
 }
 
-fn check_mpub(topic: &str, messages: &[&[u8]]) -> Result<(), CommandError> {
+/// Validates an MPUB and returns its body length, in one pass over the
+/// batch (it used to take three: empty messages, then the body length
+/// twice; the profile of a 200-message MPUB showed them).
+fn check_mpub(topic: &str, messages: &[&[u8]]) -> Result<usize, CommandError> {
     topic_ok(topic)?;
     if messages.is_empty() {
         return Err(CommandError::EmptyBatch);
     }
-    if messages.iter().any(|m| m.is_empty()) {
+    let mut body_len = 4usize;
+    let mut any_empty = false;
+    for m in messages {
+        any_empty |= m.is_empty();
+        body_len = body_len.saturating_add(4).saturating_add(m.len());
+    }
+    if any_empty {
         return Err(CommandError::EmptyMessage);
     }
     if u32::try_from(messages.len()).is_err() {
-        return Err(CommandError::BodyTooLarge {
-            len: mpub_body_len(messages),
-        });
+        return Err(CommandError::BodyTooLarge { len: body_len });
     }
-    body_size(mpub_body_len(messages))?;
-    Ok(())
+    body_size(body_len)?;
+    Ok(body_len)
 }
 
 #[cfg(test)]

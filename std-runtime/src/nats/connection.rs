@@ -329,6 +329,7 @@ async fn connect_once(
     let handshake_deadline = tokio::time::Instant::now() + timeout;
     let mut connected = false;
     let result = {
+        let direct = matches!(reader.backend(), crate::runtime::Backend::Epoll);
         let read = read_loop(
             inner,
             reader,
@@ -339,7 +340,7 @@ async fn connect_once(
             ever_connected,
             &mut connected,
         );
-        let write = write_loop(inner, writer, wbuf, &tls, handshake_deadline);
+        let write = write_loop(inner, writer, wbuf, &tls, handshake_deadline, direct);
         futures::pin_mut!(read, write);
         match futures::future::select(read, write).await {
             futures::future::Either::Left((r, _)) => r,
@@ -686,12 +687,18 @@ fn on_event(
 
 /// Writes what the session has pending and runs its timers, until the
 /// connection fails or closes. `Ok(())` means a requested close.
+///
+/// `direct` (epoll): pending bytes are first written straight from the
+/// session's transmit buffer with a non-blocking write, no copy; only what
+/// the socket cannot take right now is copied to `wbuf` for the awaited
+/// write.
 async fn write_loop(
     inner: &Inner,
     mut writer: WriteHalf,
     wbuf: &mut Vec<u8>,
     tls: &RefCell<NatsTls>,
     handshake_deadline: tokio::time::Instant,
+    direct: bool,
 ) -> Result<(), Error> {
     let mut parts: Vec<Bytes> = Vec::with_capacity(3);
     loop {
@@ -748,6 +755,32 @@ async fn write_loop(
             inner.tx_space.notify_waiters();
             run_timers(inner)?;
             continue;
+        }
+        // Straight from the session's buffer only on a connection decided
+        // to stay plaintext: TLS records must go through `seal`.
+        if direct
+            && tls.borrow().is_plaintext()
+            && !inner.shared.borrow().session.transmit().is_empty()
+        {
+            let mut sh = inner.shared.borrow_mut();
+            let shared = &mut *sh;
+            let pending = shared.session.transmit();
+            let written = match writer.try_write_now(pending) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(e.into()),
+            };
+            if written > 0 {
+                let start = shared.statistics.written_bytes;
+                shared.statistics.written_bytes += written as u64;
+                shared.unconfirmed.wrote(start, &pending[..written]);
+                shared.session.transmitted(written);
+                confirmation_point(&mut sh);
+                drop(sh);
+                inner.tx_space.notify_waiters();
+                run_timers(inner)?;
+                continue;
+            }
         }
         let batch = {
             let sh = inner.shared.borrow();

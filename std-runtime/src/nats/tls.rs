@@ -179,6 +179,12 @@ impl NatsTls {
         Ok(())
     }
 
+    /// True once this connection is decided to stay plaintext (after INFO,
+    /// no TLS wanted or required): bytes may then skip [`NatsTls::seal`].
+    pub(crate) fn is_plaintext(&self) -> bool {
+        self.decided && self.layer.is_none() && self.wire.is_empty()
+    }
+
     /// True once TLS is in use on this connection.
     pub(crate) fn is_active(&self) -> bool {
         self.layer.is_some()
