@@ -36,8 +36,8 @@
 pub mod amqp_blocking;
 pub mod asynch;
 pub mod blocking;
-pub mod nsq;
 pub mod jetstream;
+pub mod nsq;
 #[cfg(test)]
 mod tests;
 
