@@ -275,6 +275,11 @@ impl Model {
         {
             return;
         }
+        // Only connections nsqd lets take more (in flight below its
+        // max_rdy_count) can be given a slot.
+        if self.conns.iter().all(|c| c.in_flight >= c.max_rdy) {
+            return;
+        }
         let open = self.conns.iter().any(|c| c.applied > c.in_flight);
         assert!(
             open,

@@ -36,6 +36,7 @@ fn replay(folder: &str) -> usize {
 #[test]
 fn every_corpus_and_regression_file_passes_its_target() {
     let n = replay("corpus") + replay("regressions");
+    eprintln!("replayed {n} corpus and regression inputs");
     // The seeds alone are more than this; an empty run means a wrong path.
     assert!(n >= 20, "only {n} corpus files found");
 }
