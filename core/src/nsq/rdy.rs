@@ -550,6 +550,8 @@ impl<const CONNS: usize, P: RdyPolicy> RdyController<CONNS, P> {
         let eligible = self.eligible();
         match self.mode {
             Mode::Backoff { .. } => {}
+            // A paused consumer (max_in_flight 0) gets no test RDY either.
+            Mode::Testing { .. } if max_in_flight == 0 => {}
             Mode::Testing { conn, .. } => {
                 if let Some(i) = self.index(conn) {
                     targets[i] = 1.min(self.conns[i].max_rdy);
