@@ -100,3 +100,87 @@ fn removing_a_connection_while_lowered_rdys_settle_keeps_max_in_flight() {
         rdy.in_flight()
     );
 }
+
+/// Found by fuzzing: max_in_flight set to 0 (pause) while the controller
+/// was testing after a backoff (its connection removed and another added
+/// meanwhile). The test connection kept its RDY 1 after every RDY settled,
+/// so a paused consumer could still receive.
+#[test]
+fn pausing_during_a_backoff_test_pauses_the_test_connection_too() {
+    let config = RdyConfig {
+        max_in_flight: 2,
+        idle_timeout: Duration::from_millis(50),
+        max_turn: Duration::from_millis(100),
+        settle: Duration::from_millis(20),
+        backoff_base: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(80),
+    };
+    let a = ConnId(0);
+    let mut rdy = RdyController::<4>::new(config);
+    let mut nsqd = Nsqd {
+        conns: vec![(a, 0, 0)],
+    };
+    let mut now = Instant::from_millis(1);
+    rdy.add_connection(a, 244, now).unwrap();
+    nsqd.apply(&mut rdy);
+    now = run_timers(&mut rdy, &mut nsqd, now, now + Duration::from_millis(2000));
+    nsqd.deliver(&mut rdy, a, now);
+    nsqd.conns[0].2 -= 1;
+    rdy.on_finished(a, false, now);
+    nsqd.apply(&mut rdy);
+    assert!(rdy.is_backing_off());
+    rdy.remove_connection(a, now);
+    nsqd.conns.clear();
+    rdy.add_connection(a, 32, now).unwrap();
+    nsqd.conns.push((a, 0, 0));
+    nsqd.apply(&mut rdy);
+    now = run_timers(&mut rdy, &mut nsqd, now, now + Duration::from_millis(1000));
+    rdy.set_max_in_flight(0, now);
+    nsqd.apply(&mut rdy);
+    let _ = run_timers(&mut rdy, &mut nsqd, now, now + Duration::from_millis(1000));
+    assert_eq!(
+        (rdy.rdy(a), rdy.reserved()),
+        (Some(0), 0),
+        "paused (max_in_flight 0) but the connection still has RDY"
+    );
+}
+
+/// Found by fuzzing: a connection removed with a message in flight, then
+/// max_in_flight lowered to 3. The remaining connection's share was the
+/// whole max_in_flight, ignoring the orphaned message: RDY 3 + 1 orphan =
+/// 4 reserved against 3, and nsqd could have 4 messages out.
+#[test]
+fn shares_leave_room_for_messages_of_removed_connections() {
+    let config = RdyConfig {
+        max_in_flight: 8,
+        idle_timeout: Duration::from_millis(50),
+        max_turn: Duration::from_millis(100),
+        settle: Duration::from_millis(20),
+        backoff_base: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(80),
+    };
+    let (a, b) = (ConnId(1), ConnId(7));
+    let mut rdy = RdyController::<4>::new(config);
+    let mut nsqd = Nsqd {
+        conns: vec![(a, 0, 0), (b, 0, 0)],
+    };
+    let mut now = Instant::from_millis(1);
+    rdy.add_connection(a, 6596, now).unwrap();
+    rdy.add_connection(b, 65535, now).unwrap();
+    nsqd.apply(&mut rdy);
+    now = run_timers(&mut rdy, &mut nsqd, now, now + Duration::from_millis(2000));
+    nsqd.deliver(&mut rdy, b, now);
+    rdy.remove_connection(b, now);
+    nsqd.conns.remove(1);
+    nsqd.apply(&mut rdy);
+    rdy.set_max_in_flight(3, now);
+    nsqd.apply(&mut rdy);
+    nsqd.deliver(&mut rdy, a, now);
+    let _ = run_timers(&mut rdy, &mut nsqd, now, now + Duration::from_millis(1000));
+    assert!(
+        rdy.reserved() <= 3,
+        "reserved {} (in flight {}) above max_in_flight 3 after every RDY settled",
+        rdy.reserved(),
+        rdy.in_flight()
+    );
+}

@@ -549,10 +549,14 @@ impl<const CONNS: usize, P: RdyPolicy> RdyController<CONNS, P> {
         for _ in 0..self.conns.len() {
             let _ = targets.push(0);
         }
-        let max_in_flight = self.config.max_in_flight;
+        // Messages of removed connections still count against the budget
+        // until they are finished: share only what is left.
+        let max_in_flight = self.config.max_in_flight.saturating_sub(self.orphans);
         let eligible = self.eligible();
         match self.mode {
             Mode::Backoff { .. } => {}
+            // A paused consumer (max_in_flight 0) gets no test RDY either.
+            Mode::Testing { .. } if max_in_flight == 0 => {}
             Mode::Testing { conn, .. } => {
                 if let Some(i) = self.index(conn) {
                     targets[i] = 1.min(self.conns[i].max_rdy);

