@@ -91,6 +91,16 @@ impl ServerAddr {
         if host.is_empty() {
             return Err(bad("the host is missing"));
         }
+        // A host with brackets, spaces or control characters would print
+        // as a URL that does not parse back (found by fuzz target `url`).
+        if host
+            .chars()
+            .any(|c| c == '[' || c == ']' || c.is_whitespace() || c.is_control())
+        {
+            return Err(bad(
+                "the host has a character no host name or address can have ([, ], space or a control character)",
+            ));
+        }
         let port = match port {
             None | Some("") => DEFAULT_PORT,
             Some(p) => p
@@ -251,6 +261,14 @@ mod tests {
             ),
             ("http://h", "the scheme must be nats:// or tls://"),
             ("nats://[::1", "an IPv6 address needs a closing ']'"),
+            (
+                "nats://[[x]",
+                "the host has a character no host name or address can have ([, ], space or a control character)",
+            ),
+            (
+                "nats://ho st:4222",
+                "the host has a character no host name or address can have ([, ], space or a control character)",
+            ),
         ] {
             match ServerAddr::parse(url) {
                 Err(Error::InvalidUrl { reason: r, .. }) => assert_eq!(r, reason, "{url}"),
