@@ -1,4 +1,4 @@
-//! The runtime's server URL parsing (`nats://[user:pass@|token@]host[:port]`).
+//! The runtime's server URL parsing (`nats|tls://[user:pass@|token@]host[:port]`).
 
 use courier::nats::ServerAddr;
 
@@ -17,10 +17,11 @@ pub fn url(data: &[u8]) {
             assert_ne!(addr.port(), 0, "parsed port 0 from {text:?}");
             let shown = addr.to_string();
             // Display and Debug never carry credentials: only host and port.
+            let scheme = if addr.is_tls() { "tls" } else { "nats" };
             let expected = if addr.host().contains(':') {
-                format!("nats://[{}]:{}", addr.host(), addr.port())
+                format!("{scheme}://[{}]:{}", addr.host(), addr.port())
             } else {
-                format!("nats://{}:{}", addr.host(), addr.port())
+                format!("{scheme}://{}:{}", addr.host(), addr.port())
             };
             assert_eq!(shown, expected);
             assert_eq!(format!("{addr:?}"), format!("ServerAddr({expected})"));
