@@ -794,7 +794,11 @@ async fn write_loop(
         if !wbuf.is_empty() {
             let (res, back) = writer.write_all(std::mem::take(wbuf)).await;
             *wbuf = back;
-            res?;
+            // A write that failed part-way may have put any prefix of the
+            // batch on the wire: count the whole batch as written (so it is
+            // reported unconfirmed and resent only on request) instead of
+            // keeping it for the next connection, which would duplicate
+            // what the server did get (at-most-once by default).
             if batch > 0 {
                 let mut sh = inner.shared.borrow_mut();
                 let start = sh.statistics.written_bytes;
@@ -804,8 +808,11 @@ async fn write_loop(
                 let written = shared.session.transmit().get(..batch).unwrap_or_default();
                 shared.unconfirmed.wrote(start, written);
                 shared.session.transmitted(batch);
-                confirmation_point(&mut sh);
+                if res.is_ok() {
+                    confirmation_point(&mut sh);
+                }
             }
+            res?;
             inner.tx_space.notify_waiters();
             run_timers(inner)?;
             continue;
