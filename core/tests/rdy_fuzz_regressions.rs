@@ -184,3 +184,54 @@ fn shares_leave_room_for_messages_of_removed_connections() {
         rdy.in_flight()
     );
 }
+
+/// Found by fuzzing: with 3 connections, one holding 2 messages in flight,
+/// max_in_flight lowered to 3. Each connection got a share of 1, so the
+/// busy one's 2 in-flight messages + 1 + 1 = 4 stayed reserved against 3
+/// until those handlers finished: nsqd could have 4 messages out.
+#[test]
+fn shares_leave_room_for_in_flight_above_a_connections_share() {
+    let config = RdyConfig {
+        max_in_flight: 6,
+        idle_timeout: Duration::from_millis(50),
+        max_turn: Duration::from_millis(100),
+        settle: Duration::from_millis(20),
+        backoff_base: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(80),
+    };
+    let (a, b, c) = (ConnId(0), ConnId(1), ConnId(2));
+    let mut rdy = RdyController::<4>::new(config);
+    let mut nsqd = Nsqd {
+        conns: vec![(a, 0, 0), (b, 0, 0), (c, 0, 0)],
+    };
+    let mut now = Instant::from_millis(1);
+    for id in [a, b, c] {
+        rdy.add_connection(id, 2500, now).unwrap();
+        nsqd.apply(&mut rdy);
+    }
+    now = run_timers(&mut rdy, &mut nsqd, now, now + Duration::from_millis(30));
+    assert_eq!(rdy.rdy(a), Some(2));
+    nsqd.deliver(&mut rdy, a, now);
+    nsqd.deliver(&mut rdy, a, now);
+    rdy.set_max_in_flight(3, now);
+    nsqd.apply(&mut rdy);
+    // a's handlers are still running after every lowered RDY settled.
+    now = run_timers(&mut rdy, &mut nsqd, now, now + Duration::from_millis(1000));
+    assert!(
+        rdy.reserved() <= 3,
+        "reserved {} (in flight {}) above max_in_flight 3 after every RDY settled",
+        rdy.reserved(),
+        rdy.in_flight()
+    );
+    // Once a's handlers finish, the budget goes back to the others.
+    for _ in 0..2 {
+        nsqd.conns[0].2 -= 1;
+        rdy.on_finished(a, true, now);
+        nsqd.apply(&mut rdy);
+    }
+    let _ = run_timers(&mut rdy, &mut nsqd, now, now + Duration::from_millis(1000));
+    assert!(rdy.reserved() <= 3);
+    for id in [a, b, c] {
+        assert!(rdy.rdy(id).unwrap() >= 1, "{id:?} starved with free budget");
+    }
+}

@@ -31,6 +31,10 @@
 //!   A connection that had room but received nothing for
 //!   [`RdyConfig::idle_timeout`] is *idle*: it keeps RDY 1 and gives the
 //!   rest to the busy ones, until a message arrives on it again.
+//! - A connection still handling more messages than its share (after
+//!   `max_in_flight` was lowered or connections were added) keeps them
+//!   reserved; the excess comes out of the other connections' shares until
+//!   those handlers finish, as do the messages of removed connections.
 //! - `n > max_in_flight`: `max_in_flight` connections hold RDY 1 at a time.
 //!   A holder gives its RDY back when idle, or when its turn
 //!   ([`RdyConfig::max_turn`]) is over, and the connection that has waited
@@ -342,6 +346,8 @@ impl<const CONNS: usize, P: RdyPolicy> RdyController<CONNS, P> {
                 let c = &mut self.conns[i];
                 // Budget is freed only if in-flight was above the window.
                 changed |= c.in_flight > c.ceiling.max(c.rdy);
+                // In flight above the share was taken from the others'.
+                changed |= c.in_flight > c.share;
                 c.in_flight = c.in_flight.saturating_sub(1);
                 c.last_activity = now;
                 changed |= self.consult_policy(i);
@@ -588,6 +594,7 @@ impl<const CONNS: usize, P: RdyPolicy> RdyController<CONNS, P> {
                     };
                     targets[i] = share.min(c.max_rdy);
                 }
+                self.leave_room_for_in_flight(&mut targets, max_in_flight);
                 return (targets, true);
             }
             Mode::Normal => {
@@ -612,9 +619,55 @@ impl<const CONNS: usize, P: RdyPolicy> RdyController<CONNS, P> {
                 for i in queue.iter().take((max_in_flight - holders) as usize) {
                     targets[*i] = 1;
                 }
+                self.leave_room_for_in_flight(&mut targets, max_in_flight);
             }
         }
         (targets, false)
+    }
+
+    /// Lowers `targets` so that, once every RDY has settled, the reserved
+    /// total fits `budget` (max_in_flight minus orphans). A connection
+    /// still handling more messages than its target (max_in_flight was
+    /// lowered, or its share shrank when connections were added) reserves
+    /// its in-flight count, not its target: the excess comes out of the
+    /// other connections' targets, cut evenly among those with room above
+    /// their own in-flight count (cutting below that frees nothing).
+    /// Without this, 3 connections with 2 messages in flight on one and
+    /// max_in_flight lowered to 3 kept 2 + 1 + 1 = 4 reserved (found by the
+    /// `rdy` fuzz target).
+    fn leave_room_for_in_flight(&self, targets: &mut [u32], budget: u32) {
+        let reserved = self
+            .conns
+            .iter()
+            .zip(targets.iter())
+            .fold(0u32, |sum, (c, &t)| sum.saturating_add(c.in_flight.max(t)));
+        let mut over = reserved.saturating_sub(budget);
+        // Each pass cuts `over / k` (at least 1) from each of the k
+        // connections with room: either one runs out of room or `over`
+        // drops below k, so this ends within CONNS + 1 passes.
+        while over > 0 {
+            let k = self
+                .conns
+                .iter()
+                .zip(targets.iter())
+                .filter(|(c, &t)| t > c.in_flight)
+                .count() as u32;
+            if k == 0 {
+                break;
+            }
+            let cut = (over / k).max(1);
+            // From the back, so the first connections keep the remainder,
+            // as in the even split.
+            for (c, t) in self.conns.iter().zip(targets.iter_mut()).rev() {
+                if over == 0 {
+                    break;
+                }
+                let room = t.saturating_sub(c.in_flight);
+                let n = cut.min(room).min(over);
+                *t -= n;
+                over -= n;
+            }
+        }
     }
 
     /// Re-decides every connection's RDY: settles, lowers, then raises

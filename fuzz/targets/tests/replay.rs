@@ -51,22 +51,3 @@ fn every_target_has_a_seed_corpus() {
         assert!(n > 0, "fuzz/corpus/{name} is empty");
     }
 }
-
-/// Inputs that break an invariant in code this branch may not change
-/// (`fuzz/known-defects/<target>/`): each moves to `fuzz/regressions/`
-/// with its fix. `url/host-with-bracket*`: `ServerAddr::parse` accepts a
-/// host containing `[` (`nats://[[x]` gives host `[x`, control characters
-/// included in the fuzzer's find), which then prints as `nats://[x:4222`,
-/// a URL that does not parse; std-runtime/src/nats/url.rs should refuse
-/// `[`, `]`, whitespace and control characters in a host.
-/// `rdy/lowered-max-in-flight-below-in-flight-plus-others-rdy`: with one
-/// connection holding 2 messages, lowering max_in_flight to 3 across 3
-/// connections gives each a share of 1, so 2 + 1 + 1 = 4 stay reserved
-/// until those handlers finish; shares() should subtract in-flight above a
-/// connection's share from the others (as it now does for orphans).
-#[test]
-#[ignore = "known defects (url.rs owned by issue 7 part 1; RDY lowering below in-flight): see fuzz/known-defects"]
-fn known_defects_are_fixed() {
-    let n = replay("known-defects");
-    assert!(n >= 1);
-}
