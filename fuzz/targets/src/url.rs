@@ -1,4 +1,5 @@
-//! The runtime's server URL parsing (`nats://[user:pass@|token@]host[:port]`).
+//! The runtime's server URL parsing (`nats://` or `tls://`, then
+//! `[user:pass@|token@]host[:port]`).
 
 use courier::nats::ServerAddr;
 
@@ -17,16 +18,18 @@ pub fn url(data: &[u8]) {
             assert_ne!(addr.port(), 0, "parsed port 0 from {text:?}");
             let shown = addr.to_string();
             // Display and Debug never carry credentials: only host and port.
+            let scheme = if addr.is_tls() { "tls" } else { "nats" };
             let expected = if addr.host().contains(':') {
-                format!("nats://[{}]:{}", addr.host(), addr.port())
+                format!("{scheme}://[{}]:{}", addr.host(), addr.port())
             } else {
-                format!("nats://{}:{}", addr.host(), addr.port())
+                format!("{scheme}://{}:{}", addr.host(), addr.port())
             };
             assert_eq!(shown, expected);
             assert_eq!(format!("{addr:?}"), format!("ServerAddr({expected})"));
             let again = ServerAddr::parse(&shown).unwrap_or_else(|e| {
                 panic!("{text:?} parsed, but its display {shown:?} does not: {e}")
             });
+            assert_eq!(again.is_tls(), addr.is_tls(), "{text:?} -> {shown:?}");
             assert!(
                 again.same_endpoint(&addr),
                 "{text:?} -> {shown:?} -> {again:?}"
