@@ -1,4 +1,5 @@
-//! Fuzz target bodies for courier's parsers and session state machines.
+//! Fuzz target bodies for courier's parsers and session state machines
+//! (NATS, NSQ, AMQP 0-9-1).
 //!
 //! Each `pub fn` takes the raw bytes libFuzzer generates and panics only when
 //! an invariant is broken. The cargo-fuzz binaries in `fuzz/fuzz_targets/`
@@ -17,6 +18,8 @@
 //! - bookkeeping matches a model (NSQ publish results in order, each once;
 //!   the RDY controller's in-flight count and `max_in_flight`).
 
+pub mod amqp_frame;
+pub mod amqp_session;
 pub mod nats_parsers;
 pub mod nats_session;
 pub mod nsq_parsers;
@@ -38,6 +41,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("nats_session", nats_session::nats_session),
     ("nsq_session", nsq_session::nsq_session),
     ("rdy", rdy::rdy),
+    ("amqp_frame", amqp_frame::amqp_frame),
+    ("amqp_session", amqp_session::amqp_session),
 ];
 
 /// Splits a stateful target's input into an operation script (for

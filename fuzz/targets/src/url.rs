@@ -1,4 +1,5 @@
-//! The runtime's server URL parsing (`nats|tls://[user:pass@|token@]host[:port]`).
+//! The runtime's server URL parsing (`nats://` or `tls://`, then
+//! `[user:pass@|token@]host[:port]`).
 
 use courier::nats::ServerAddr;
 
@@ -28,6 +29,7 @@ pub fn url(data: &[u8]) {
             let again = ServerAddr::parse(&shown).unwrap_or_else(|e| {
                 panic!("{text:?} parsed, but its display {shown:?} does not: {e}")
             });
+            assert_eq!(again.is_tls(), addr.is_tls(), "{text:?} -> {shown:?}");
             assert!(
                 again.same_endpoint(&addr),
                 "{text:?} -> {shown:?} -> {again:?}"
