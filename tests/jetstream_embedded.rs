@@ -9,65 +9,16 @@ use std::time::Duration as StdDuration;
 
 use courier_core::drivers::blocking::NatsClient;
 use courier_core::drivers::jetstream::JsPublishError;
-use courier_core::drivers::{Clock, DriverOptions, Error};
+use courier_core::drivers::{DriverOptions, Error};
 use courier_core::nats::jetstream::{
     self, decode_stream_info, encode_json, ApiErrorKind, ApiOp, ApiPrefix, JsError, PublishOptions,
     Storage, StreamConfig,
 };
 use courier_core::nats::ConnectOptions;
-use courier_core::time::{Duration, Instant};
+use courier_core::time::Duration;
+use courier_tests::host_io::{HostClock, HostTcp};
 use courier_tests::jetstream::JetStreamServer;
 use embedded_io_adapters::std::FromStd;
-
-struct HostTcp(FromStd<TcpStream>);
-
-#[derive(Debug)]
-struct HostIoError(std::io::Error);
-
-impl std::fmt::Display for HostIoError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for HostIoError {}
-
-impl embedded_io::Error for HostIoError {
-    fn kind(&self) -> embedded_io::ErrorKind {
-        match self.0.kind() {
-            std::io::ErrorKind::WouldBlock => embedded_io::ErrorKind::TimedOut,
-            other => other.into(),
-        }
-    }
-}
-
-impl embedded_io::ErrorType for HostTcp {
-    type Error = HostIoError;
-}
-
-impl embedded_io::Read for HostTcp {
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, HostIoError> {
-        self.0.read(buf).map_err(HostIoError)
-    }
-}
-
-impl embedded_io::Write for HostTcp {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, HostIoError> {
-        self.0.write(buf).map_err(HostIoError)
-    }
-    fn flush(&mut self) -> Result<(), HostIoError> {
-        self.0.flush().map_err(HostIoError)
-    }
-}
-
-#[derive(Clone, Copy)]
-struct HostClock(std::time::Instant);
-
-impl Clock for HostClock {
-    fn now(&self) -> Instant {
-        Instant::from_millis(self.0.elapsed().as_millis() as u64)
-    }
-}
 
 type Client = NatsClient<HostTcp, HostClock, [u8; 4096], [u8; 2048], 4, 2>;
 

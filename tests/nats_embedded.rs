@@ -10,81 +10,15 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration as StdDuration;
 
-use courier_core::drivers::{asynch, blocking, Clock, DriverOptions, Error, Wait};
+use courier_core::drivers::{asynch, blocking, DriverOptions, Error, Wait};
 use courier_core::nats::{self, ConnectOptions, Event, HeaderWriter};
-use courier_core::time::{Duration, Instant};
+use courier_core::time::Duration;
+use courier_tests::host_io::{HostClock, HostIoError, HostTcp};
 use courier_tests::{nats_info_line, NatsServer, PeerConn, ScriptedPeer};
 use embedded_io_adapters::std::FromStd;
 use embedded_io_adapters::tokio_1::FromTokio;
 
 // ---- host stand-ins for what a device's TCP stack and timer provide ----
-
-/// std's TcpStream through embedded-io-adapters, with one fix: std reports
-/// an expired read timeout as `WouldBlock` (EAGAIN), which embedded-io maps
-/// to `ErrorKind::Other`; the driver reads `TimedOut` as "no data yet".
-struct HostTcp(FromStd<TcpStream>);
-
-#[derive(Debug)]
-struct HostIoError(std::io::Error);
-
-impl std::fmt::Display for HostIoError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for HostIoError {}
-
-impl embedded_io::Error for HostIoError {
-    fn kind(&self) -> embedded_io::ErrorKind {
-        match self.0.kind() {
-            std::io::ErrorKind::WouldBlock => embedded_io::ErrorKind::TimedOut,
-            other => other.into(),
-        }
-    }
-}
-
-impl embedded_io::ErrorType for HostTcp {
-    type Error = HostIoError;
-}
-
-impl embedded_io::Read for HostTcp {
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, HostIoError> {
-        self.0.read(buf).map_err(HostIoError)
-    }
-}
-
-impl embedded_io::Write for HostTcp {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, HostIoError> {
-        self.0.write(buf).map_err(HostIoError)
-    }
-    fn flush(&mut self) -> Result<(), HostIoError> {
-        self.0.flush().map_err(HostIoError)
-    }
-}
-
-/// Milliseconds since the clock was made.
-#[derive(Clone, Copy)]
-struct HostClock(std::time::Instant);
-
-impl HostClock {
-    fn new() -> Self {
-        HostClock(std::time::Instant::now())
-    }
-}
-
-impl Clock for HostClock {
-    fn now(&self) -> Instant {
-        Instant::from_millis(self.0.elapsed().as_millis() as u64)
-    }
-}
-
-impl asynch::Timer for HostClock {
-    async fn sleep_until(&self, deadline: Instant) {
-        let at = self.0 + StdDuration::from_millis(deadline.as_millis());
-        tokio::time::sleep_until(at.into()).await;
-    }
-}
 
 /// 4 KiB buffers, 8 subscriptions, 4 outstanding requests: device sizes.
 type Client = blocking::NatsClient<HostTcp, HostClock, [u8; 4096], [u8; 4096], 8, 4>;

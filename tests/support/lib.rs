@@ -6,6 +6,7 @@
 //! leaves a broker behind. Binaries come from `.tools/bin` (installed by
 //! `scripts/setup.sh`) or from `PATH`.
 
+pub mod alloc_count;
 pub mod certs;
 pub mod jwt;
 
@@ -16,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+pub mod host_io;
 pub mod jetstream;
 pub mod rabbitmq;
 pub use rabbitmq::RabbitMq;
