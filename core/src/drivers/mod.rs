@@ -613,12 +613,32 @@ fn check_deadline<E>(now: Instant, deadline: Instant, wait: Wait) -> Result<(), 
     }
 }
 
+/// How one transport read or write failed, before a driver (NATS, NSQ)
+/// maps it into its own error type.
+pub(crate) enum IoEnd<E> {
+    /// The read returned 0 bytes or the write took none: the peer is gone.
+    Closed,
+    /// The transport's own error.
+    Transport(E),
+}
+
+impl<E> From<IoEnd<E>> for Error<E> {
+    fn from(end: IoEnd<E>) -> Self {
+        match end {
+            IoEnd::Closed => Error::ConnectionClosed,
+            IoEnd::Transport(e) => Error::Transport(e),
+        }
+    }
+}
+
 /// Classifies one transport read: Ok(n > 0) bytes arrived, Ok(0) nothing yet
 /// (the read timed out or was interrupted: the transport's read timeout is
 /// how a blocking driver gets control back), errors otherwise.
-fn read_result<E: embedded_io::Error>(result: Result<usize, E>) -> Result<usize, Error<E>> {
+pub(crate) fn read_step<E: embedded_io::Error>(
+    result: Result<usize, E>,
+) -> Result<usize, IoEnd<E>> {
     match result {
-        Ok(0) => Err(Error::ConnectionClosed),
+        Ok(0) => Err(IoEnd::Closed),
         Ok(n) => Ok(n),
         Err(e)
             if matches!(
@@ -628,18 +648,30 @@ fn read_result<E: embedded_io::Error>(result: Result<usize, E>) -> Result<usize,
         {
             Ok(0)
         }
-        Err(e) => Err(Error::Transport(e)),
+        Err(e) => Err(IoEnd::Transport(e)),
     }
 }
 
 /// Classifies one transport write: Ok(n > 0) bytes taken, Ok(0) retry
 /// (interrupted), errors otherwise (a write that takes nothing means the
 /// peer is gone).
-fn write_result<E: embedded_io::Error>(result: Result<usize, E>) -> Result<usize, Error<E>> {
+pub(crate) fn write_step<E: embedded_io::Error>(
+    result: Result<usize, E>,
+) -> Result<usize, IoEnd<E>> {
     match result {
-        Ok(0) => Err(Error::ConnectionClosed),
+        Ok(0) => Err(IoEnd::Closed),
         Ok(n) => Ok(n),
         Err(e) if e.kind() == embedded_io::ErrorKind::Interrupted => Ok(0),
-        Err(e) => Err(Error::Transport(e)),
+        Err(e) => Err(IoEnd::Transport(e)),
     }
+}
+
+/// [`read_step`] in the NATS drivers' error type.
+fn read_result<E: embedded_io::Error>(result: Result<usize, E>) -> Result<usize, Error<E>> {
+    read_step(result).map_err(Into::into)
+}
+
+/// [`write_step`] in the NATS drivers' error type.
+fn write_result<E: embedded_io::Error>(result: Result<usize, E>) -> Result<usize, Error<E>> {
+    write_step(result).map_err(Into::into)
 }

@@ -303,30 +303,21 @@ where
     }
 }
 
-/// Classifies one read: Ok(n > 0) bytes, Ok(0) nothing yet (read timeout),
-/// errors otherwise.
-fn read_result<E: embedded_io::Error>(result: Result<usize, E>) -> Result<usize, Error<E>> {
-    match result {
-        Ok(0) => Err(Error::ConnectionClosed),
-        Ok(n) => Ok(n),
-        Err(e)
-            if matches!(
-                e.kind(),
-                embedded_io::ErrorKind::TimedOut | embedded_io::ErrorKind::Interrupted
-            ) =>
-        {
-            Ok(0)
+impl<E> From<super::IoEnd<E>> for Error<E> {
+    fn from(end: super::IoEnd<E>) -> Self {
+        match end {
+            super::IoEnd::Closed => Error::ConnectionClosed,
+            super::IoEnd::Transport(e) => Error::Transport(e),
         }
-        Err(e) => Err(Error::Transport(e)),
     }
 }
 
-/// Classifies one write: Ok(n > 0) taken, Ok(0) retry (interrupted).
+/// One read classified as the NATS drivers do ([`super::read_step`]).
+fn read_result<E: embedded_io::Error>(result: Result<usize, E>) -> Result<usize, Error<E>> {
+    super::read_step(result).map_err(Into::into)
+}
+
+/// One write classified as the NATS drivers do ([`super::write_step`]).
 fn write_result<E: embedded_io::Error>(result: Result<usize, E>) -> Result<usize, Error<E>> {
-    match result {
-        Ok(0) => Err(Error::ConnectionClosed),
-        Ok(n) => Ok(n),
-        Err(e) if e.kind() == embedded_io::ErrorKind::Interrupted => Ok(0),
-        Err(e) => Err(Error::Transport(e)),
-    }
+    super::write_step(result).map_err(Into::into)
 }
