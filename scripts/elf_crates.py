@@ -4,7 +4,10 @@
 is charged to the crate its demangled name starts with (for `<T as Trait>`,
 T's crate). Code the linker merged or inlined lands in its caller.
 
-    scripts/elf_crates.py ELF [--top N]
+    scripts/elf_crates.py ELF [--top N] [--sum LABEL=crate,crate,...]
+
+--sum adds one line: the flash of the listed crates together (e.g. the TLS
+client's share of a firmware).
 """
 import re
 import subprocess
@@ -44,6 +47,10 @@ def main() -> None:
     for crate, size in per_crate.most_common():
         print(f"  {size:7d}  {100 * size / total:5.1f}%  {crate}")
     print(f"  {total:7d}  total of sized symbols")
+    if "--sum" in sys.argv:
+        label, crates = sys.argv[sys.argv.index("--sum") + 1].split("=", 1)
+        share = sum(per_crate[c] for c in crates.split(","))
+        print(f"  {share:7d}  {100 * share / total:5.1f}%  {label} ({crates})")
     for size, name in sorted(symbols, reverse=True)[:top]:
         print(f"    {size:6d}  {name[:110]}")
 

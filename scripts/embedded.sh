@@ -40,7 +40,10 @@ size_table() { # dir
       END { printf "%-20s %7d %7d %6d %6d %7d\n", bin, t, r, d, b, v+t+r+d }'
   done
 }
-bins="nats_publish_only nats_telemetry nsq_publisher nsq_consumer nsq_consumer_deflate"
+bins="nats_publish_only nats_telemetry nsq_publisher nsq_consumer nsq_consumer_deflate nats_tls"
+# The TLS client's crates in nats_tls (embedded-tls and the RustCrypto code
+# it pulls in), for the flash-by-crate share.
+tls_crates="embedded_tls,der,const_oid,p256,primeorder,ecdsa,elliptic_curve,crypto_bigint,sec1,aes,aes_gcm,ghash,ctr,sha2,hkdf,hmac,digest,generic_array,subtle,rand_chacha,ppv_lite86"
 fw_build() { # extra cargo args
   (cd examples/firmware && deb_cargo build --quiet -Zbuild-std=core --release \
     --target thumbv7em-none-eabihf "$@")
@@ -49,7 +52,12 @@ fw_build() { # extra cargo args
 echo "== firmware for thumbv7em-none-eabihf (mps2-an386), opt-level z, fat LTO, text logs"
 fw_build --bins
 fw_build --features deflate --bin nsq_consumer_deflate
+# TLS 1.3 (embedded-tls, feature `tls`): its own LTO build, so no other
+# firmware compiles the TLS client.
+fw_build --features tls --bin nats_tls
 size_table "$fw"
+echo "== flash by crate: nats_tls (text logs)"
+python3 scripts/elf_crates.py "$fw/nats_tls" --sum "TLS client=$tls_crates"
 echo "embedded builds: $((SECONDS - start)) s"
 
 if [ "${1:-}" = sizes ]; then
@@ -57,6 +65,7 @@ if [ "${1:-}" = sizes ]; then
   # where the flash goes, crate by crate.
   echo "== the same firmware logging with defmt (what a product would ship)"
   defmt_dir="$root/target/embedded-defmt"
+  bins="${bins% nats_tls}" # nats_tls logs text only (no defmt build yet)
   CARGO_TARGET_DIR="$defmt_dir" fw_build --features defmt --bins
   CARGO_TARGET_DIR="$defmt_dir" fw_build --features defmt,deflate --bin nsq_consumer_deflate
   size_table "$defmt_dir/thumbv7em-none-eabihf/release"

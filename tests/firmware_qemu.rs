@@ -16,6 +16,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
+use courier_tests::certs::TestPki;
 use courier_tests::{nats_info_line, NatsServer, Nsqd};
 
 /// What a firmware run ended with.
@@ -62,6 +63,16 @@ enum Serial {
 /// Runs firmware `name` in QEMU with UART0 on `serial`, in a thread; the
 /// run is killed after `limit`. The result arrives on the returned channel.
 fn start_qemu(name: &str, serial: Serial, limit: Duration) -> mpsc::Receiver<Run> {
+    start_qemu_with(name, serial, limit, Vec::new())
+}
+
+/// [`start_qemu`] with extra QEMU arguments (e.g. a `-device loader`).
+fn start_qemu_with(
+    name: &str,
+    serial: Serial,
+    limit: Duration,
+    extra: Vec<String>,
+) -> mpsc::Receiver<Run> {
     let serial = match serial {
         Serial::None => "null".to_string(),
         Serial::Connected(port) => format!("tcp:127.0.0.1:{port}"),
@@ -81,6 +92,7 @@ fn start_qemu(name: &str, serial: Serial, limit: Duration) -> mpsc::Receiver<Run
             .arg(&serial)
             .arg("-kernel")
             .arg(&elf)
+            .args(&extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -125,18 +137,40 @@ fn run_device(
     device_port: u16,
     command: bool,
 ) -> (Vec<Vec<u8>>, Option<Vec<u8>>, Run) {
-    let url = server.url();
+    let watcher = Watcher {
+        url: server.url(),
+        options: courier::nats::ConnectOptions::new(),
+    };
+    run_device_with(watcher, name, device_port, command, Vec::new())
+}
+
+/// How the test's own client reaches the server to watch the readings.
+struct Watcher {
+    url: String,
+    options: courier::nats::ConnectOptions,
+}
+
+/// [`run_device`] with the watching client's options and extra QEMU
+/// arguments.
+fn run_device_with(
+    watcher: Watcher,
+    name: &'static str,
+    device_port: u16,
+    command: bool,
+    qemu_extra: Vec<String>,
+) -> (Vec<Vec<u8>>, Option<Vec<u8>>, Run) {
     courier::run(async move {
-        let client = courier::nats::connect([url.as_str()]).await.unwrap();
+        let client = watcher.options.connect([watcher.url]).await.unwrap();
         let mut readings = client
             .subscribe("telemetry.dev1.temperature")
             .await
             .unwrap();
         client.flush().await.unwrap();
-        let run = start_qemu(
+        let run = start_qemu_with(
             name,
             Serial::Reconnecting(device_port),
             Duration::from_secs(90),
+            qemu_extra,
         );
 
         let mut got = Vec::new();
@@ -437,4 +471,149 @@ fn nsq_firmware_consumes_and_fins_commands() {
 #[ignore = "needs the firmware and QEMU: run through scripts/embedded.sh"]
 fn nsq_firmware_consumes_commands_over_deflate() {
     consume_commands("nsq_consumer_deflate");
+}
+
+// ---- nats_tls: TLS 1.3 on the device (embedded-tls, pinned CA) ----
+
+/// A nats-server with a TLS listener (TLS 1.3 only) whose certificate for
+/// `localhost` is signed by `pki`'s CA. INFO goes out in plaintext, then
+/// the TLS handshake (nats-server's default; the firmware upgrades).
+fn tls13_server(pki: &TestPki) -> NatsServer {
+    // QEMU runs the device's P-256 arithmetic in software emulation: give
+    // the handshake more than the 2 s of the shared test config.
+    let config = pki.nats_config("device.conf", "  min_version: \"1.3\"", false, "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("timeout: 2", "timeout: 20");
+    std::fs::write(&config, text).unwrap();
+    NatsServer::start_with(&["-c", config.to_str().unwrap()])
+}
+
+/// The DER bytes of a PEM certificate.
+fn pem_to_der(pem: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
+/// Writes nats_tls's provisioning block (examples/firmware/src/tls.rs):
+/// "CVPR", a fresh 32-byte RNG seed from the host's OS RNG, the CA's DER
+/// length (u32 LE) and DER; returns the QEMU arguments that load it where
+/// the firmware reads it (a device's provisioned flash sector).
+fn provision(pki: &TestPki) -> Vec<String> {
+    let der = pem_to_der(&pki.ca_pem);
+    let mut seed = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .unwrap();
+    let mut block = b"CVPR".to_vec();
+    block.extend(seed);
+    block.extend((der.len() as u32).to_le_bytes());
+    block.extend(&der);
+    assert!(block.len() <= 4096, "fits PROVISION_CAPACITY");
+    let path = pki.dir.path().join("provision.bin");
+    std::fs::write(&path, block).unwrap();
+    vec![
+        "-device".into(),
+        format!("loader,file={},addr=0x300000,force-raw=on", path.display()),
+    ]
+}
+
+/// The stack high-water mark the firmware printed at exit.
+fn stack_high_water(run: &Run) -> usize {
+    run.log
+        .iter()
+        .find_map(|l| l.strip_prefix("stack high-water: "))
+        .and_then(|l| l.trim_end_matches(" bytes").parse().ok())
+        .unwrap_or_else(|| panic!("no stack high-water line: {:#?}", run.log))
+}
+
+#[test]
+#[ignore = "needs the firmware and QEMU: run through scripts/embedded.sh"]
+fn tls_firmware_publishes_readings_over_tls13_to_the_pinned_ca_server() {
+    let pki = TestPki::generate();
+    let server = tls13_server(&pki);
+    let watcher = Watcher {
+        url: format!("tls://localhost:{}", server.port()),
+        options: courier::nats::ConnectOptions::new()
+            .tls_ca_file(&pki.ca_file)
+            .unwrap(),
+    };
+    let (got, _, run) = run_device_with(watcher, "nats_tls", server.port(), false, provision(&pki));
+    assert_eq!(got, expected_readings(), "readings byte-exact, in order");
+    assert_eq!(run.code, Some(0), "firmware exit code; log: {:#?}", run.log);
+    assert_eq!(run.logged("TLS 1.3 established"), 1, "{:#?}", run.log);
+    assert_eq!(
+        run.logged("published 5 readings over TLS, confirmed"),
+        1,
+        "{:#?}",
+        run.log
+    );
+    // The record buffers (16 KiB + 256 B receive, 4 KiB transmit) live on
+    // main's stack, so the mark holds them; it is exact (the firmware says
+    // "at least" when its painted window ran out, which does not parse).
+    // 64 KiB: the budget README reports (a board with 64 KiB of RAM for
+    // the stack), a regression guard for embedded-tls's handshake depth.
+    let stack = stack_high_water(&run);
+    assert!(
+        (16 * 1024 + 256 + 4096..64 * 1024).contains(&stack),
+        "stack high-water {stack} bytes"
+    );
+}
+
+#[test]
+#[ignore = "needs the firmware and QEMU: run through scripts/embedded.sh"]
+fn tls_firmware_refuses_a_server_certificate_from_another_ca() {
+    let device_pki = TestPki::generate();
+    // The server's certificate names localhost but is signed by a CA the
+    // device does not pin.
+    let server_pki = TestPki::generate();
+    let server = tls13_server(&server_pki);
+    let url = format!("tls://localhost:{}", server.port());
+    let ca = server_pki.ca_file.clone();
+    let port = server.port();
+    let run = courier::run(async move {
+        let client = courier::nats::ConnectOptions::new()
+            .tls_ca_file(&ca)
+            .unwrap()
+            .connect([url])
+            .await
+            .unwrap();
+        let mut readings = client.subscribe("telemetry.>").await.unwrap();
+        client.flush().await.unwrap();
+        let run = start_qemu_with(
+            "nats_tls",
+            Serial::Reconnecting(port),
+            Duration::from_secs(60),
+            provision(&device_pki),
+        );
+        let run = tokio::task::spawn_blocking(move || run.recv().unwrap())
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+        let got = tokio::time::timeout(Duration::from_millis(300), readings.next()).await;
+        assert!(got.is_err(), "nothing published to that server: {got:?}");
+        client.close().await.unwrap();
+        run
+    });
+    assert_eq!(run.code, Some(7), "EXIT_TLS_REFUSED; log: {:#?}", run.log);
+    assert_eq!(run.logged("TLS handshake refused: "), 1, "{:#?}", run.log);
+    assert_eq!(run.logged("TLS 1.3 established"), 0, "{:#?}", run.log);
+}
+
+#[test]
+#[ignore = "needs the firmware and QEMU: run through scripts/embedded.sh"]
+fn tls_firmware_without_a_provisioned_ca_does_not_connect() {
+    let run = start_qemu("nats_tls", Serial::None, Duration::from_secs(30))
+        .recv()
+        .unwrap();
+    assert_eq!(run.code, Some(8), "EXIT_NOT_PROVISIONED; {:#?}", run.log);
+    assert_eq!(
+        run.logged("no pinned CA, not connecting"),
+        1,
+        "{:#?}",
+        run.log
+    );
 }

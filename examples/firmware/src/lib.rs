@@ -11,4 +11,6 @@ pub mod commands;
 pub mod semihost;
 pub mod stack;
 pub mod telemetry;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod uart;

@@ -17,6 +17,11 @@ pub const EXIT_PANIC: u32 = 4;
 pub const EXIT_UNREACHABLE: u32 = 5;
 /// A command or confirmation did not arrive in time.
 pub const EXIT_TIMED_OUT: u32 = 6;
+/// The TLS handshake failed: the server's certificate is not vouched for
+/// by the pinned CA (or names another host), or the handshake broke.
+pub const EXIT_TLS_REFUSED: u32 = 7;
+/// No trust anchor provisioned: the device does not connect without one.
+pub const EXIT_NOT_PROVISIONED: u32 = 8;
 
 /// SYS_EXIT_EXTENDED: exit with a code, not only success/failure.
 const SYS_EXIT_EXTENDED: usize = 0x20;
@@ -26,7 +31,13 @@ const ADP_STOPPED_APPLICATION_EXIT: usize = 0x20026;
 /// Ends the QEMU run with `code` as its exit status, after logging the
 /// stack high-water mark (see [`crate::stack`]).
 pub fn exit(code: u32) -> ! {
-    crate::log!("stack high-water: {} bytes", crate::stack::high_water());
+    match crate::stack::high_water_checked() {
+        (used, false) => crate::log!("stack high-water: {} bytes", used),
+        (used, true) => crate::log!(
+            "stack high-water: at least {} bytes (the painted window was exhausted)",
+            used
+        ),
+    }
     let block = [ADP_STOPPED_APPLICATION_EXIT, code as usize];
     // SAFETY: a semihosting call with a valid parameter block; under QEMU
     // it does not return.

@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 const PAINT: u32 = 0xCCCC_CCCC;
 /// How much stack below `main`'s frame is painted and checked (the board
 /// has 4 MiB of RAM; painting all of it would only cost boot time).
-const WINDOW: usize = 32 * 1024;
+const WINDOW: usize = 64 * 1024;
 /// Left untouched below the stack pointer while painting (the painting
 /// function's own frame and an interrupt's).
 const MARGIN: usize = 256;
@@ -39,6 +39,18 @@ pub fn paint() {
         unsafe { write_volatile(at as *mut u32, PAINT) };
         at += 4;
     }
+}
+
+/// Bytes of stack used at most since [`paint`], and whether that is only
+/// a lower bound (every painted word was overwritten: the stack went at
+/// least that deep).
+pub fn high_water_checked() -> (usize, bool) {
+    let low = PAINTED_FROM.load(Ordering::Relaxed);
+    let used = high_water();
+    (
+        used,
+        low != 0 && used == addr_of!(_stack_start) as usize - low,
+    )
 }
 
 /// Bytes of stack used at most since [`paint`] (the window's size when
