@@ -479,9 +479,15 @@ fn nsq_firmware_consumes_commands_over_deflate() {
 /// `localhost` is signed by `pki`'s CA. INFO goes out in plaintext, then
 /// the TLS handshake (nats-server's default; the firmware upgrades).
 fn tls13_server(pki: &TestPki) -> NatsServer {
+    tls13_server_named(pki, false)
+}
+
+/// [`tls13_server`]; `wrong_name`: its certificate, from the same CA,
+/// names only `other.example`.
+fn tls13_server_named(pki: &TestPki, wrong_name: bool) -> NatsServer {
     // QEMU runs the device's P-256 arithmetic in software emulation: give
     // the handshake more than the 2 s of the shared test config.
-    let config = pki.nats_config("device.conf", "  min_version: \"1.3\"", false, "");
+    let config = pki.nats_config("device.conf", "  min_version: \"1.3\"", wrong_name, "");
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("timeout: 2", "timeout: 20");
@@ -503,7 +509,12 @@ fn pem_to_der(pem: &str) -> Vec<u8> {
 /// length (u32 LE) and DER; returns the QEMU arguments that load it where
 /// the firmware reads it (a device's provisioned flash sector).
 fn provision(pki: &TestPki) -> Vec<String> {
-    let der = pem_to_der(&pki.ca_pem);
+    provision_ca(pki.dir.path(), &pki.ca_pem)
+}
+
+/// [`provision`] with any CA (PEM); the block is written into `dir`.
+fn provision_ca(dir: &std::path::Path, ca_pem: &str) -> Vec<String> {
+    let der = pem_to_der(ca_pem);
     let mut seed = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut seed))
@@ -513,7 +524,7 @@ fn provision(pki: &TestPki) -> Vec<String> {
     block.extend((der.len() as u32).to_le_bytes());
     block.extend(&der);
     assert!(block.len() <= 4096, "fits PROVISION_CAPACITY");
-    let path = pki.dir.path().join("provision.bin");
+    let path = dir.join("provision.bin");
     std::fs::write(&path, block).unwrap();
     vec![
         "-device".into(),
@@ -612,6 +623,78 @@ fn tls_firmware_without_a_provisioned_ca_does_not_connect() {
     assert_eq!(run.code, Some(8), "EXIT_NOT_PROVISIONED; {:#?}", run.log);
     assert_eq!(
         run.logged("no pinned CA, not connecting"),
+        1,
+        "{:#?}",
+        run.log
+    );
+}
+
+/// A TLS 1.3 nats-server whose localhost certificate, from its own CA,
+/// expired in 2021; returns it and that CA (PEM).
+fn expired_server(dir: &std::path::Path) -> (NatsServer, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "courier expired-leaf CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    leaf.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let key = KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &ca, &ca_key).unwrap();
+    let (cert_file, key_file) = (dir.join("expired.pem"), dir.join("expired.key"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let config = dir.join("expired.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "tls {{\n  cert_file: {cert_file:?}\n  key_file: {key_file:?}\n  timeout: 20\n  min_version: \"1.3\"\n}}\n"
+        ),
+    )
+    .unwrap();
+    let server = NatsServer::start_with(&["-c", config.to_str().unwrap()]);
+    (server, ca.pem())
+}
+
+/// Runs nats_tls against `port` with `provisioning`; returns the run.
+fn run_tls_device(port: u16, provisioning: Vec<String>) -> Run {
+    start_qemu_with(
+        "nats_tls",
+        Serial::Reconnecting(port),
+        Duration::from_secs(60),
+        provisioning,
+    )
+    .recv()
+    .unwrap()
+}
+
+/// What else the device verifies: the host name (a certificate from the
+/// pinned CA for another name) and the validity dates (semihosting time;
+/// a certificate from the pinned CA for localhost that expired in 2021).
+#[test]
+#[ignore = "needs the firmware and QEMU: run through scripts/embedded.sh"]
+fn tls_firmware_refuses_a_wrong_name_and_an_expired_certificate() {
+    let pki = TestPki::generate();
+    let server = tls13_server_named(&pki, true);
+    let run = run_tls_device(server.port(), provision(&pki));
+    assert_eq!(run.code, Some(7), "wrong name; log: {:#?}", run.log);
+    assert_eq!(
+        run.logged("TLS handshake refused: InvalidCertificate"),
+        1,
+        "{:#?}",
+        run.log
+    );
+    drop(server);
+
+    let (server, ca_pem) = expired_server(pki.dir.path());
+    let run = run_tls_device(server.port(), provision_ca(pki.dir.path(), &ca_pem));
+    assert_eq!(run.code, Some(7), "expired; log: {:#?}", run.log);
+    assert_eq!(
+        run.logged("TLS handshake refused: InvalidCertificate"),
         1,
         "{:#?}",
         run.log

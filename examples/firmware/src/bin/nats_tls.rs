@@ -97,8 +97,9 @@ fn main() -> ! {
             Ok(tls) => tls,
             Err(UpgradeError::Tls(e)) if refused(&e) => {
                 log!(
-                    "TLS handshake refused: {:?}: the server's certificate is not signed by the \
-                     pinned CA for {}; not connecting to it",
+                    "TLS handshake refused: {:?}: the server's certificate failed verification \
+                     against the pinned CA (signature chain, name {}, validity dates); not \
+                     connecting to it",
                     e,
                     SERVER_NAME
                 );
