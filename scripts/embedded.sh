@@ -65,13 +65,14 @@ if [ "${1:-}" = sizes ]; then
   # where the flash goes, crate by crate.
   echo "== the same firmware logging with defmt (what a product would ship)"
   defmt_dir="$root/target/embedded-defmt"
-  bins="${bins% nats_tls}" # nats_tls logs text only (no defmt build yet)
   CARGO_TARGET_DIR="$defmt_dir" fw_build --features defmt --bins
   CARGO_TARGET_DIR="$defmt_dir" fw_build --features defmt,deflate --bin nsq_consumer_deflate
+  CARGO_TARGET_DIR="$defmt_dir" fw_build --features defmt,tls --bin nats_tls
   size_table "$defmt_dir/thumbv7em-none-eabihf/release"
   for bin in $bins; do
     echo "== flash by crate: $bin (defmt)"
-    python3 scripts/elf_crates.py "$defmt_dir/thumbv7em-none-eabihf/release/$bin"
+    python3 scripts/elf_crates.py "$defmt_dir/thumbv7em-none-eabihf/release/$bin" \
+      --sum "TLS client=$tls_crates"
   done
   exit 0
 fi

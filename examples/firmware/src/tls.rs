@@ -100,3 +100,29 @@ impl TlsClock for SemihostingClock {
         (secs != usize::MAX).then_some(secs as u64)
     }
 }
+
+/// A failed upgrade for both log back ends: `Display` as text,
+/// `defmt::Format` with the `defmt` feature.
+pub struct Upgrade<'a, E>(pub &'a UpgradeError<E>);
+
+#[cfg(not(feature = "defmt"))]
+impl<E: core::fmt::Debug> core::fmt::Display for Upgrade<'_, E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(self.0, f)
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<E: defmt::Format> defmt::Format for Upgrade<'_, E> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        match self.0 {
+            UpgradeError::Socket(e) => defmt::write!(f, "reading the server's INFO: {}", e),
+            UpgradeError::NoInfo => defmt::write!(f, "no INFO line from the server"),
+            UpgradeError::TlsNotOffered => defmt::write!(
+                f,
+                "TlsNotOffered: the server's INFO offers no TLS; refusing to continue in plaintext"
+            ),
+            UpgradeError::Tls(e) => defmt::write!(f, "{}", e),
+        }
+    }
+}

@@ -22,7 +22,7 @@ use courier_firmware::semihost::{
 };
 use courier_firmware::telemetry::{self, Jitter, Reason, READINGS, READINGS_SUBJECT};
 use courier_firmware::tls::{
-    self, open_after_info, PinnedCa, SemihostingClock, UpgradeError, RX_RECORD_SIZE,
+    self, open_after_info, PinnedCa, SemihostingClock, Upgrade, UpgradeError, RX_RECORD_SIZE,
 };
 use courier_firmware::uart::Uart;
 use embedded_tls::TlsError;
@@ -116,7 +116,7 @@ fn main() -> ! {
                 exit(EXIT_TLS_REFUSED)
             }
             Err(e) => {
-                log!("TLS upgrade failed (attempt {}): {}", attempt, e);
+                log!("TLS upgrade failed (attempt {}): {}", attempt, Upgrade(&e));
                 continue;
             }
         };
