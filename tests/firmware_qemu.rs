@@ -700,3 +700,15 @@ fn tls_firmware_refuses_a_wrong_name_and_an_expired_certificate() {
         run.log
     );
 }
+
+/// A server without TLS: the device does not fall back to plaintext.
+#[test]
+#[ignore = "needs the firmware and QEMU: run through scripts/embedded.sh"]
+fn tls_firmware_refuses_a_plaintext_server() {
+    let pki = TestPki::generate();
+    let server = NatsServer::start();
+    let run = run_tls_device(server.port(), provision(&pki));
+    assert_eq!(run.code, Some(7), "EXIT_TLS_REFUSED; log: {:#?}", run.log);
+    assert_eq!(run.logged("TlsNotOffered"), 1, "{:#?}", run.log);
+    assert_eq!(run.logged("published"), 0, "{:#?}", run.log);
+}
