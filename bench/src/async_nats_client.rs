@@ -40,7 +40,11 @@ pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
 }
 
 async fn connect(args: &WorkerArgs) -> Result<async_nats::Client, String> {
-    async_nats::ConnectOptions::new()
+    let mut options = async_nats::ConnectOptions::new();
+    if let Some(ca) = &args.tls_ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    options
         .name("courier-bench async-nats")
         // A subscriber that falls behind must queue, not drop: the run
         // counts every message.
@@ -201,6 +205,26 @@ async fn scenario(args: &WorkerArgs) -> Result<WorkerResult, String> {
             let allocs = crate::alloc_count::AllocSnapshot::now();
             done.notified().await;
             tally.result(allocs)
+        }
+        "handshake" => {
+            // Each connect: TCP, INFO, (TLS handshake), CONNECT, then a
+            // server round trip; timed to its answer, then dropped.
+            let mut hist = latency_histogram();
+            let section = Section::start();
+            for i in 0..args.msgs {
+                let t = Instant::now();
+                let client = connect(args).await?;
+                server_round_trip(&client).await?;
+                hist.saturating_record(t.elapsed().as_nanos() as u64);
+                drop(client);
+                crate::worker::progress(i + 1);
+            }
+            let mut result = section.finish(args.msgs, Some(&hist));
+            result.note = Some(
+                "connect + round trip (a no-responders request), timed to its answer, then dropped"
+                    .into(),
+            );
+            result
         }
         "request" => {
             let client = connect(args).await?;

@@ -16,6 +16,7 @@ pub fn supports(scenario: &str) -> bool {
                 | "queue"
                 | "publish-conns"
                 | "request"
+                | "handshake"
                 | "nsq-publish"
                 | "nsq-consume"
                 | "nsq-core-publish"
@@ -105,7 +106,14 @@ mod imp {
     }
 
     async fn connect(args: &WorkerArgs) -> Result<courier::nats::Client, String> {
-        ConnectOptions::new()
+        let mut options = ConnectOptions::new();
+        if let Some(ca) = &args.tls_ca {
+            // Verified against the run's CA, as a user would configure it.
+            options = options
+                .tls_ca_file(ca)
+                .map_err(|e| format!("tls_ca_file: {e}"))?;
+        }
+        options
             .name("courier-bench courier")
             // A subscriber that falls behind must queue, not drop: the run
             // counts every message.
@@ -219,6 +227,27 @@ mod imp {
                 let mut result = section.finish(args.msgs, Some(&hist));
                 result.process_messages = Some(args.msgs + warmup);
                 result.note = Some(runtime_note(counters, args.msgs));
+                result
+            }
+            "handshake" => {
+                // Each connect: TCP, INFO, (TLS handshake), CONNECT, and a
+                // PING/PONG round trip; timed to the PONG, then closed.
+                let mut hist = latency_histogram();
+                let counters = courier::stats();
+                let section = Section::start();
+                for i in 0..args.msgs {
+                    let t = Instant::now();
+                    let client = connect(args).await?;
+                    client.flush().await.map_err(e)?;
+                    hist.saturating_record(t.elapsed().as_nanos() as u64);
+                    client.close().await.map_err(e)?;
+                    crate::worker::progress(i + 1);
+                }
+                let mut result = section.finish(args.msgs, Some(&hist));
+                result.note = Some(format!(
+                    "connect + round trip, timed to the PONG, then closed; allocations include the close; {}",
+                    runtime_note(counters, args.msgs)
+                ));
                 result
             }
             "publish-conns" => {

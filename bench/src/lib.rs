@@ -19,6 +19,7 @@ mod rawproto;
 mod report;
 mod scenarios;
 mod servers;
+mod tls_pki;
 mod worker;
 
 use clap::{Parser, Subcommand};

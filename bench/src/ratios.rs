@@ -1,7 +1,7 @@
 //! Paired ratios: courier ÷ each other client, round by round (both ran in
 //! the same round, minutes apart at most), summarised by median and spread.
 
-use crate::report::{latency_scenario, Measurement, Report, COURIER};
+use crate::report::{latency_scenario, reference_only, Measurement, Report, COURIER};
 use serde::{Deserialize, Serialize};
 
 /// courier ÷ one other client in one group, over the rounds where both ran:
@@ -89,7 +89,10 @@ pub fn paired_ratios(runs: &[Report]) -> Vec<PairedRatio> {
         let mut others: Vec<String> = Vec::new();
         for r in runs {
             for m in r.results.iter().filter(|m| m.group() == group) {
-                if !m.client.starts_with(COURIER) && !others.contains(&m.client) {
+                if !m.client.starts_with(COURIER)
+                    && !reference_only(&m.client)
+                    && !others.contains(&m.client)
+                {
                     others.push(m.client.clone());
                 }
             }

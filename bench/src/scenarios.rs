@@ -4,6 +4,7 @@
 mod counts;
 mod nsq;
 mod plan;
+mod tls;
 mod tools;
 
 pub use plan::Plan;
@@ -94,6 +95,7 @@ impl Bench {
                     .push(format!("NATS scenarios skipped: {e}")),
             }
         }
+        self.nats_tls_scenarios();
         if self.any_wanted("nsq") {
             match Nsqd::start(self.pinned.then_some(0)) {
                 Ok(nsqd) => self.nsq_scenarios(&nsqd),

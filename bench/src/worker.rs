@@ -48,6 +48,9 @@ pub struct WorkerArgs {
     /// Transport for courier: `auto`, `uring` or `epoll`.
     #[arg(long, default_value = "auto")]
     pub transport: String,
+    /// TLS: trust this CA file (PEM) and require TLS (courier, async-nats).
+    #[arg(long)]
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 /// Messages the running scenario has handled so far; a timeout reports
@@ -80,6 +83,9 @@ pub fn nsq_consume_mark(msgs: u64) -> u64 {
 #[cfg_attr(not(feature = "courier"), allow(dead_code))]
 pub const NSQ_CONSUME_NOTE: &str =
     "rate over the first 95% of the prefill (nsqd flushes its last partial buffer on a 250 ms tick)";
+
+/// Connections opened (and timed) in the `handshake` scenario.
+pub const HANDSHAKES: u64 = 100;
 
 /// Publishing connections in the `publish-conns` scenario.
 pub const PUBLISH_CONNECTIONS: usize = 4;

@@ -67,6 +67,17 @@ impl Plan {
         }
     }
 
+    /// Whether any scenario of `family` (e.g. `nats tls`, `nats js`) is
+    /// selected: no `--only`, or one naming the family, a scenario in it,
+    /// or a prefix of it (`nats`).
+    pub(super) fn wants_family(&self, family: &str) -> bool {
+        self.only.is_empty()
+            || self
+                .only
+                .iter()
+                .any(|o| o.starts_with(family) || family.starts_with(o.as_str()))
+    }
+
     pub(super) fn wants(&self, protocol: &str, scenario: &str) -> bool {
         let name = format!("{protocol} {scenario}");
         self.only.is_empty() || self.only.iter().any(|o| name.contains(o.as_str()))
