@@ -39,7 +39,7 @@ pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
     Ok(result)
 }
 
-async fn connect(args: &WorkerArgs) -> Result<async_nats::Client, String> {
+pub(crate) async fn connect(args: &WorkerArgs) -> Result<async_nats::Client, String> {
     let mut options = async_nats::ConnectOptions::new();
     if let Some(ca) = &args.tls_ca {
         options = options.add_root_certificates(ca.clone()).require_tls(true);
@@ -59,7 +59,7 @@ async fn connect(args: &WorkerArgs) -> Result<async_nats::Client, String> {
 /// trip, so everything sent before it, such as a SUB, is in effect. The
 /// request is one message more in the server's `in_msgs` (see
 /// `server_in_msgs` in the results).
-async fn server_round_trip(client: &async_nats::Client) -> Result<(), String> {
+pub(crate) async fn server_round_trip(client: &async_nats::Client) -> Result<(), String> {
     client.flush().await.map_err(|e| e.to_string())?;
     match client
         .request("_courier_bench.round_trip", Bytes::new())

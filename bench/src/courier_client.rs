@@ -17,6 +17,10 @@ pub fn supports(scenario: &str) -> bool {
                 | "publish-conns"
                 | "request"
                 | "handshake"
+                | "js-publish"
+                | "js-fetch"
+                | "js-consume"
+                | "js-outbox"
                 | "nsq-publish"
                 | "nsq-consume"
                 | "nsq-core-publish"
@@ -48,7 +52,7 @@ pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
 }
 
 #[cfg(feature = "courier")]
-mod imp {
+pub(crate) mod imp {
     use super::*;
     use crate::worker::{latency_histogram, warmup_count, Section};
     use courier::nats::{ConnectOptions, PendingLimits};
@@ -105,7 +109,7 @@ mod imp {
         Ok(result)
     }
 
-    async fn connect(args: &WorkerArgs) -> Result<courier::nats::Client, String> {
+    pub(crate) async fn connect(args: &WorkerArgs) -> Result<courier::nats::Client, String> {
         let mut options = ConnectOptions::new();
         if let Some(ca) = &args.tls_ca {
             // Verified against the run's CA, as a user would configure it.
@@ -128,7 +132,7 @@ mod imp {
 
     /// Runtime counters per message, for the note (io_uring submissions are
     /// not syscalls, so perf alone under-counts the work on that backend).
-    fn runtime_note(before: courier::Stats, messages: u64) -> String {
+    pub(crate) fn runtime_note(before: courier::Stats, messages: u64) -> String {
         let after = courier::stats();
         let per = messages.max(1) as f64;
         format!(
@@ -308,6 +312,7 @@ mod imp {
                 ));
                 result
             }
+            js if js.starts_with("js-") => crate::courier_js::scenario(args).await?,
             "nsq-publish" => nsq_publish(args).await?,
             "nsq-consume" => nsq_consume(args).await?,
             other => return Err(format!("courier has no scenario {other:?} in this build")),

@@ -2,6 +2,8 @@
 //! scenario as a separate measured process, and collects the report.
 
 mod counts;
+mod jetstream;
+mod js_admin;
 mod nsq;
 mod plan;
 mod tls;
@@ -96,6 +98,7 @@ impl Bench {
             }
         }
         self.nats_tls_scenarios();
+        self.jetstream_scenarios();
         if self.any_wanted("nsq") {
             match Nsqd::start(self.pinned.then_some(0)) {
                 Ok(nsqd) => self.nsq_scenarios(&nsqd),

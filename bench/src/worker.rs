@@ -51,6 +51,18 @@ pub struct WorkerArgs {
     /// TLS: trust this CA file (PEM) and require TLS (courier, async-nats).
     #[arg(long)]
     pub tls_ca: Option<std::path::PathBuf>,
+    /// JetStream: the stream (created by the orchestrator).
+    #[arg(long, default_value = "BENCH")]
+    pub stream: String,
+    /// JetStream: the durable pull consumer the client creates and drains.
+    #[arg(long, default_value = "bench")]
+    pub consumer: String,
+    /// Outbox: the spool directory (`js-outbox` with courier).
+    #[arg(long)]
+    pub spool: Option<std::path::PathBuf>,
+    /// Outbox fsync policy: `batch` (one fsync per appended batch) or `never`.
+    #[arg(long, default_value = "batch")]
+    pub fsync: String,
 }
 
 /// Messages the running scenario has handled so far; a timeout reports
@@ -215,6 +227,9 @@ impl Section {
 pub fn run(args: WorkerArgs) -> i32 {
     let outcome = match args.client.as_str() {
         "raw" => run_raw(&args),
+        "async-nats" | "async-nats-ct" if args.scenario.starts_with("js-") => {
+            crate::async_nats_js::run(&args)
+        }
         "async-nats" | "async-nats-ct" => crate::async_nats_client::run(&args),
         "courier" => crate::courier_client::run(&args),
         other => Err(format!("unknown client {other:?}")),
