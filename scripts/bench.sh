@@ -42,6 +42,12 @@ started=$(date +%s)
 "${bench_cmd[@]}" | tee "$out/terminal.txt"
 elapsed=$(( $(date +%s) - started ))
 
+# Sections written by scripts/bench_columns.sh (TLS, JetStream) are kept.
+kept_sections="$(python3 -c '
+import re, sys
+text = open("BENCHMARKS.md").read() if __import__("os").path.exists("BENCHMARKS.md") else ""
+print("\n\n".join(m.group(0) for m in re.finditer(r"<!-- bench_columns:(\S+) begin -->.*?<!-- bench_columns:\1 end -->", text, re.S)))
+')"
 cpu_model="$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)"
 mem="$(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GiB"}')"
 {
@@ -114,4 +120,5 @@ mem="$(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GiB"}')"
   echo
   echo "Raw data: [\`$out/bench.json\`]($out/bench.json); terminal output: [\`$out/terminal.txt\`]($out/terminal.txt)."
 } > BENCHMARKS.md
+if [ -n "$kept_sections" ]; then printf '\n%s\n' "$kept_sections" >> BENCHMARKS.md; fi
 echo "bench: wrote BENCHMARKS.md, $out/bench.json, $out/bench.svg in ${elapsed} s" >&2

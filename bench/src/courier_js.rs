@@ -38,10 +38,13 @@ pub async fn scenario(args: &WorkerArgs) -> Result<WorkerResult, String> {
         }
         "js-publish" => {
             let w = js.publish_window(window);
-            let options = PublishOptions::default();
+            let mut options = PublishOptions::default();
             let payload = bytes::Bytes::from(payload);
             let section = Section::start();
             for i in 0..args.msgs {
+                if args.msg_ids {
+                    options.msg_id = Some(format!("bench-{i}"));
+                }
                 drop(
                     w.publish(subject, payload.clone(), &options)
                         .await
@@ -58,7 +61,12 @@ pub async fn scenario(args: &WorkerArgs) -> Result<WorkerResult, String> {
                 ));
             }
             r.note = Some(format!(
-                "publish_window({window}), every PubAck awaited at the end"
+                "publish_window({window}), every PubAck awaited at the end{}",
+                if args.msg_ids {
+                    "; a Nats-Msg-Id on each"
+                } else {
+                    ""
+                }
             ));
             r
         }

@@ -60,6 +60,10 @@ pub struct WorkerArgs {
     /// Outbox: the spool directory (`js-outbox` with courier).
     #[arg(long)]
     pub spool: Option<std::path::PathBuf>,
+    /// JetStream publish: a unique `Nats-Msg-Id` on each message (what the
+    /// outbox sets), so the server's de-duplication cost shows on its own.
+    #[arg(long)]
+    pub msg_ids: bool,
     /// Outbox fsync policy: `batch` (one fsync per appended batch) or `never`.
     #[arg(long, default_value = "batch")]
     pub fsync: String,

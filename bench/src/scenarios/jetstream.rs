@@ -29,6 +29,10 @@ pub const COURIER_OUTBOX_NO_FSYNC: &str = "courier outbox, fsync never";
 /// `courier ÷ no outbox` ratio is the outbox's cost.
 pub const NO_OUTBOX: &str = "no outbox (courier window 256)";
 
+/// The same with a unique `Nats-Msg-Id` on each message, as the outbox
+/// sends them: splits the server's de-duplication cost from the outbox's.
+pub const NO_OUTBOX_MSG_ID: &str = "no outbox, msg ids (courier window 256)";
+
 /// How a series' result is checked against the server.
 enum Check<'a> {
     /// STREAM.INFO of this stream must hold the claimed messages.
@@ -177,7 +181,12 @@ impl Bench {
         if self.plan.wants(NATS_JS, "outbox") && self.available(COURIER, "js-outbox") {
             let (size, n) = (16, if quick { 5_000 } else { 100_000 });
             self.log("nats js outbox 16 B (batches of 256; spool in a temp dir)");
-            let series = vec![COURIER, COURIER_OUTBOX_NO_FSYNC, NO_OUTBOX];
+            let series = vec![
+                COURIER,
+                COURIER_OUTBOX_NO_FSYNC,
+                NO_OUTBOX,
+                NO_OUTBOX_MSG_ID,
+            ];
             self.run_group(None, series, None, None, |bench, series| {
                 let (stream, subject) = (bench.unique("JSO"), bench.unique("jso"));
                 if let Err(e) = admin.create_stream(&stream, &subject) {
@@ -199,9 +208,10 @@ impl Bench {
                 let extra: Vec<&str> = match series {
                     COURIER => vec!["--spool", &spool_path, "--fsync", "batch"],
                     COURIER_OUTBOX_NO_FSYNC => vec!["--spool", &spool_path, "--fsync", "never"],
+                    NO_OUTBOX_MSG_ID => vec!["--msg-ids"],
                     _ => vec![],
                 };
-                let worker = if series == NO_OUTBOX {
+                let worker = if series.starts_with("no outbox") {
                     "js-publish"
                 } else {
                     "js-outbox"
