@@ -97,6 +97,8 @@ mem="$(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GiB"}')"
   echo "- **nsq consume**: the topic is prefilled (raw MPUB), then the client consumes with max_in_flight / RDY 2500 and FINs every message;"
   echo "  every consumer (bench_reader and courier alike) is timed from starting its process to nsqd's /stats showing 95% of the prefill finished."
   echo "- **snappy / deflate** rows: courier's producer and consumer with that compression negotiated (the Go tools have no such option)."
+  echo "- **nats tls** and **nats js** tables (issues 10 and 11): see their own sections below, which say what each column measures;"
+  echo "  \`bash scripts/bench_columns.sh tls\` / \`js\` reruns one of them alone in a few minutes."
   echo
   echo "Series: \`courier\` is the courier runtime on io_uring (the notes say which transport ran); \`courier epoll\` forces its epoll"
   echo "fallback, \`courier uring-fixed\` io_uring with registered buffers, \`courier uring-zc\` io_uring with zero-copy send for writes at or"

@@ -64,6 +64,45 @@ trap 'rm -f "$section"' EXIT
   echo "${cmd[*]}"
   echo '```'
   echo
+  case "$family" in tls | all | "nats tls"*) cat <<'TXT'
+What the TLS columns measure (table `NATS TLS`): one nats-server whose client port takes TLS and, with
+`allow_non_tls`, plaintext too; a CA and server certificate generated for the run (rcgen); every TLS client verifies
+the server against that CA (courier `tls_ca_file` with a `tls://` URL, async-nats `add_root_certificates` +
+`require_tls`, natscli `--tlsca`). `courier`, `async-nats`, `nats bench` are over TLS (TLS 1.3 where both ends
+offer it); `... plaintext` are the same clients on the same server without TLS (shown, never a ratio column).
+- **publish** 16 B / 1 KiB: one connection publishes N messages (1M at 16 B, 256 MiB of payload at 1 KiB), ended
+  by a round trip; /varz `in_msgs` must grow by exactly the claim.
+- **subscribe** 16 B: a shared plaintext raw feeder publishes N messages; rate from the first to the last received;
+  /varz in and out checked.
+- **request** 16 B: sequential requests to a shared plaintext raw responder; p50 / p99 per round trip.
+- **handshake**: 100 connects, each timed from dialling until `connect` returns, which for both courier and
+  async-nats is the server's PONG to CONNECT+PING (TCP, INFO, the TLS handshake, CONNECT, PING/PONG), then closed;
+  p50 / p99. natscli has no such bench.
+- allocs/msg (in-process clients, measured section only) and syscalls/msg (`perf stat`, whole process) in the
+  detail table are the TLS figures asked for by issue 10.
+TXT
+  ;; esac
+  case "$family" in js | all | "nats js"*) cat <<'TXT'
+What the JetStream columns measure (table `NATS JS`): one nats-server with JetStream; every series gets a fresh
+memory-storage stream created the same way by the harness's own connection (consume groups: one prefilled stream and
+a durable pull consumer per series, explicit ack, deliver all). After each series the server's own view is checked:
+STREAM.INFO must hold exactly the messages the client claims, CONSUMER.INFO must show every message delivered and
+acked; a mismatch fails the series and the run.
+- **publish window 1** (16 B, 1 KiB; 20k messages): each publish waits for its PubAck. courier `js.publish`,
+  async-nats `publish().await?.await?`, `nats bench js pub sync`.
+- **publish window 256** (200k messages): up to 256 acks outstanding. courier `publish_window(256)`, async-nats a
+  queue of 256 `PublishAckFuture`s (oldest awaited first), `nats bench js pub async --batch 256`.
+- **fetch** / **consume** 16 B (200k prefilled): batches of 500, every message acked, ended by a round trip.
+  courier `fetch(500, 1 s)` / `messages()` with batch 500, async-nats `fetch().max_messages(500)` /
+  `stream().max_messages_per_batch(500)`, `nats bench js fetch` / `js consume --batch 500`.
+- **outbox** 16 B (100k messages, batches of 256, until every record is confirmed): `courier` = the durable outbox
+  with one fsync per 256-message batch (spool in a temp dir on the machine's disk); `courier outbox, fsync never`;
+  `no outbox` = the same publishes through `publish_window(256)`; `no outbox, msg ids` = the same with a
+  `Nats-Msg-Id` on each, as the outbox sends them. `courier ÷ no outbox` is the outbox's cost: the issue 11
+  target (overhead ≤ 2× the plain JetStream publish time) means a ratio ≥ 0.5.
+TXT
+  ;; esac
+  echo
   cat "$out/tables.md"
   echo
   echo "Raw data: [\`$out/bench.json\`]($out/bench.json); terminal output: [\`$out/terminal.txt\`]($out/terminal.txt)."

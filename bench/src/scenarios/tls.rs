@@ -142,7 +142,7 @@ impl Bench {
             }
         }
         if self.plan.wants(NATS_TLS, "handshake") {
-            self.log("nats tls handshake (connect + round trip, 100 connects)");
+            self.log("nats tls handshake (connect to the first PONG, 100 connects)");
             let n = if self.plan.quick {
                 20
             } else {
