@@ -83,3 +83,34 @@ impl Plan {
         self.only.is_empty() || self.only.iter().any(|o| name.contains(o.as_str()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_only(only: &[&str]) -> Plan {
+        Plan {
+            only: only.iter().map(|s| s.to_string()).collect(),
+            ..Plan::quick()
+        }
+    }
+
+    #[test]
+    fn families_are_selected_by_their_name_a_scenario_or_a_prefix() {
+        assert!(with_only(&[]).wants_family("nats tls"));
+        assert!(with_only(&["nats"]).wants_family("nats tls"));
+        assert!(with_only(&["nats"]).wants_family("nats js"));
+        let tls_publish = with_only(&["nats tls publish"]);
+        assert!(tls_publish.wants_family("nats tls"));
+        assert!(!tls_publish.wants_family("nats js"));
+        assert!(tls_publish.wants("nats tls", "publish"));
+        assert!(!tls_publish.wants("nats tls", "handshake"));
+        assert!(!with_only(&["nsq"]).wants_family("nats js"));
+        // The plaintext table is not selected by the TLS one, nor the reverse.
+        assert!(!with_only(&["nats tls"]).wants("nats", "publish"));
+        assert!(!with_only(&["nats publish"]).wants("nats tls", "publish"));
+        let window_1 = with_only(&["nats js publish window 1"]);
+        assert!(window_1.wants("nats js", "publish window 1"));
+        assert!(!window_1.wants("nats js", "fetch"));
+    }
+}
