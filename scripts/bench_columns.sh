@@ -61,7 +61,8 @@ trap 'rm -f "$section"' EXIT
   echo "NOISY: compare the ratios (paired per round) rather than the rates, and claim no target from them."
   echo
   echo '```sh'
-  echo "${cmd[*]}"
+  printf '%q ' "${cmd[@]}" | sed 's/ $//'
+  echo
   echo '```'
   echo
   case "$family" in tls | all | "nats tls"*) cat <<'TXT'
@@ -80,6 +81,7 @@ offer it); `... plaintext` are the same clients on the same server without TLS (
   p50 / p99. natscli has no such bench.
 - allocs/msg (in-process clients, measured section only) and syscalls/msg (`perf stat`, whole process) in the
   detail table are the TLS figures asked for by issue 10.
+
 TXT
   ;; esac
   case "$family" in js | all | "nats js"*) cat <<'TXT'
@@ -100,9 +102,9 @@ acked; a mismatch fails the series and the run.
   `no outbox` = the same publishes through `publish_window(256)`; `no outbox, msg ids` = the same with a
   `Nats-Msg-Id` on each, as the outbox sends them. `courier ÷ no outbox` is the outbox's cost: the issue 11
   target (overhead ≤ 2× the plain JetStream publish time) means a ratio ≥ 0.5.
+
 TXT
   ;; esac
-  echo
   cat "$out/tables.md"
   echo
   echo "Raw data: [\`$out/bench.json\`]($out/bench.json); terminal output: [\`$out/terminal.txt\`]($out/terminal.txt)."
