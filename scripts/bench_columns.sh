@@ -27,7 +27,9 @@ case "$family" in
   all) only=(--only "nats tls" --only "nats js"); title="NATS over TLS (issue 10) and JetStream (issue 11)" ;;
   *) only=(--only "$family"); title="$family" ;;
 esac
-slug="$(printf '%s' "$family" | tr -c 'A-Za-z0-9' '-')"
+# One section per family and flag set: a pinned or --quick run does not
+# replace the unpinned full one.
+slug="$(printf '%s' "$family $*" | tr -c 'A-Za-z0-9' '-' | sed 's/-*$//')"
 out="bench/results/$slug"
 mkdir -p "$out"
 for tool in nats-server nats; do
