@@ -406,7 +406,7 @@ impl Report {
         let _ = writeln!(
             out,
             "\nRatios: throughput scenarios are courier msgs/s ÷ reference msgs/s (above 1 = courier faster); \
-             request scenarios are reference p50 ÷ courier p50 (above 1 = courier answers sooner), p99 likewise. \
+             request and handshake scenarios are reference p50 ÷ courier p50 (above 1 = courier answers sooner), p99 likewise. \
              Each is the median of the per-round paired ratios (both clients in the same round, minutes apart at most) \
              with their min–max; the msgs/s columns are each series' median round. `pinned`: the broker (and the \
              raw counterparts) on CPU 0, the client under test alone on CPU 1 (`taskset`).\n"
