@@ -42,6 +42,12 @@ started=$(date +%s)
 "${bench_cmd[@]}" | tee "$out/terminal.txt"
 elapsed=$(( $(date +%s) - started ))
 
+# Sections written by scripts/bench_columns.sh (TLS, JetStream) are kept.
+kept_sections="$(python3 -c '
+import re, sys
+text = open("BENCHMARKS.md").read() if __import__("os").path.exists("BENCHMARKS.md") else ""
+print("\n\n".join(m.group(0) for m in re.finditer(r"<!-- bench_columns:(\S+) begin -->.*?<!-- bench_columns:\1 end -->", text, re.S)))
+')"
 cpu_model="$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)"
 mem="$(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GiB"}')"
 {
@@ -91,6 +97,8 @@ mem="$(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GiB"}')"
   echo "- **nsq consume**: the topic is prefilled (raw MPUB), then the client consumes with max_in_flight / RDY 2500 and FINs every message;"
   echo "  every consumer (bench_reader and courier alike) is timed from starting its process to nsqd's /stats showing 95% of the prefill finished."
   echo "- **snappy / deflate** rows: courier's producer and consumer with that compression negotiated (the Go tools have no such option)."
+  echo "- **nats tls** and **nats js** tables (issues 10 and 11): see their own sections below, which say what each column measures;"
+  echo "  \`bash scripts/bench_columns.sh tls\` / \`js\` reruns one of them alone in a few minutes."
   echo
   echo "Series: \`courier\` is the courier runtime on io_uring (the notes say which transport ran); \`courier epoll\` forces its epoll"
   echo "fallback, \`courier uring-fixed\` io_uring with registered buffers, \`courier uring-zc\` io_uring with zero-copy send for writes at or"
@@ -114,4 +122,5 @@ mem="$(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GiB"}')"
   echo
   echo "Raw data: [\`$out/bench.json\`]($out/bench.json); terminal output: [\`$out/terminal.txt\`]($out/terminal.txt)."
 } > BENCHMARKS.md
+if [ -n "$kept_sections" ]; then printf '\n%s\n' "$kept_sections" >> BENCHMARKS.md; fi
 echo "bench: wrote BENCHMARKS.md, $out/bench.json, $out/bench.svg in ${elapsed} s" >&2

@@ -39,8 +39,12 @@ pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
     Ok(result)
 }
 
-async fn connect(args: &WorkerArgs) -> Result<async_nats::Client, String> {
-    async_nats::ConnectOptions::new()
+pub(crate) async fn connect(args: &WorkerArgs) -> Result<async_nats::Client, String> {
+    let mut options = async_nats::ConnectOptions::new();
+    if let Some(ca) = &args.tls_ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    options
         .name("courier-bench async-nats")
         // A subscriber that falls behind must queue, not drop: the run
         // counts every message.
@@ -55,7 +59,7 @@ async fn connect(args: &WorkerArgs) -> Result<async_nats::Client, String> {
 /// trip, so everything sent before it, such as a SUB, is in effect. The
 /// request is one message more in the server's `in_msgs` (see
 /// `server_in_msgs` in the results).
-async fn server_round_trip(client: &async_nats::Client) -> Result<(), String> {
+pub(crate) async fn server_round_trip(client: &async_nats::Client) -> Result<(), String> {
     client.flush().await.map_err(|e| e.to_string())?;
     match client
         .request("_courier_bench.round_trip", Bytes::new())
@@ -201,6 +205,23 @@ async fn scenario(args: &WorkerArgs) -> Result<WorkerResult, String> {
             let allocs = crate::alloc_count::AllocSnapshot::now();
             done.notified().await;
             tally.result(allocs)
+        }
+        "handshake" => {
+            // Each connect: TCP, INFO, (TLS handshake), CONNECT + PING, and
+            // the server's PONG, which async-nats' connector awaits before
+            // `connect` returns; timed to its return, then dropped.
+            let mut hist = latency_histogram();
+            let section = Section::start();
+            for i in 0..args.msgs {
+                let t = Instant::now();
+                let client = connect(args).await?;
+                hist.saturating_record(t.elapsed().as_nanos() as u64);
+                drop(client);
+                crate::worker::progress(i + 1);
+            }
+            let mut result = section.finish(args.msgs, Some(&hist));
+            result.note = Some("connect (to the PONG of CONNECT+PING), then dropped".into());
+            result
         }
         "request" => {
             let client = connect(args).await?;

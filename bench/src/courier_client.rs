@@ -16,6 +16,11 @@ pub fn supports(scenario: &str) -> bool {
                 | "queue"
                 | "publish-conns"
                 | "request"
+                | "handshake"
+                | "js-publish"
+                | "js-fetch"
+                | "js-consume"
+                | "js-outbox"
                 | "nsq-publish"
                 | "nsq-consume"
                 | "nsq-core-publish"
@@ -47,7 +52,7 @@ pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
 }
 
 #[cfg(feature = "courier")]
-mod imp {
+pub(crate) mod imp {
     use super::*;
     use crate::worker::{latency_histogram, warmup_count, Section};
     use courier::nats::{ConnectOptions, PendingLimits};
@@ -104,8 +109,15 @@ mod imp {
         Ok(result)
     }
 
-    async fn connect(args: &WorkerArgs) -> Result<courier::nats::Client, String> {
-        ConnectOptions::new()
+    pub(crate) async fn connect(args: &WorkerArgs) -> Result<courier::nats::Client, String> {
+        let mut options = ConnectOptions::new();
+        if let Some(ca) = &args.tls_ca {
+            // Verified against the run's CA, as a user would configure it.
+            options = options
+                .tls_ca_file(ca)
+                .map_err(|e| format!("tls_ca_file: {e}"))?;
+        }
+        options
             .name("courier-bench courier")
             // A subscriber that falls behind must queue, not drop: the run
             // counts every message.
@@ -120,7 +132,7 @@ mod imp {
 
     /// Runtime counters per message, for the note (io_uring submissions are
     /// not syscalls, so perf alone under-counts the work on that backend).
-    fn runtime_note(before: courier::Stats, messages: u64) -> String {
+    pub(crate) fn runtime_note(before: courier::Stats, messages: u64) -> String {
         let after = courier::stats();
         let per = messages.max(1) as f64;
         format!(
@@ -221,6 +233,27 @@ mod imp {
                 result.note = Some(runtime_note(counters, args.msgs));
                 result
             }
+            "handshake" => {
+                // Each connect: TCP, INFO, (TLS handshake), CONNECT + PING,
+                // and the server's PONG, which `connect` awaits (as
+                // async-nats' does); timed to its return, then closed.
+                let mut hist = latency_histogram();
+                let counters = courier::stats();
+                let section = Section::start();
+                for i in 0..args.msgs {
+                    let t = Instant::now();
+                    let client = connect(args).await?;
+                    hist.saturating_record(t.elapsed().as_nanos() as u64);
+                    client.close().await.map_err(e)?;
+                    crate::worker::progress(i + 1);
+                }
+                let mut result = section.finish(args.msgs, Some(&hist));
+                result.note = Some(format!(
+                    "connect (to the PONG of CONNECT+PING), then closed; allocations include the close; {}",
+                    runtime_note(counters, args.msgs)
+                ));
+                result
+            }
             "publish-conns" => {
                 // PUBLISH_CONNECTIONS clients on this one runtime thread,
                 // each publishing its share, all flushed.
@@ -279,6 +312,7 @@ mod imp {
                 ));
                 result
             }
+            js if js.starts_with("js-") => crate::courier_js::scenario(args).await?,
             "nsq-publish" => nsq_publish(args).await?,
             "nsq-consume" => nsq_consume(args).await?,
             other => return Err(format!("courier has no scenario {other:?} in this build")),

@@ -8,7 +8,10 @@
 
 mod alloc_count;
 mod async_nats_client;
+mod async_nats_js;
 mod courier_client;
+#[cfg(feature = "courier")]
+mod courier_js;
 #[cfg(feature = "courier")]
 mod courier_nsq;
 mod machine;
@@ -19,6 +22,7 @@ mod rawproto;
 mod report;
 mod scenarios;
 mod servers;
+mod tls_pki;
 mod worker;
 
 use clap::{Parser, Subcommand};

@@ -1,7 +1,7 @@
 //! Paired ratios: courier ÷ each other client, round by round (both ran in
 //! the same round, minutes apart at most), summarised by median and spread.
 
-use crate::report::{latency_scenario, Measurement, Report, COURIER};
+use crate::report::{latency_scenario, reference_only, Measurement, Report, COURIER};
 use serde::{Deserialize, Serialize};
 
 /// courier ÷ one other client in one group, over the rounds where both ran:
@@ -89,7 +89,10 @@ pub fn paired_ratios(runs: &[Report]) -> Vec<PairedRatio> {
         let mut others: Vec<String> = Vec::new();
         for r in runs {
             for m in r.results.iter().filter(|m| m.group() == group) {
-                if !m.client.starts_with(COURIER) && !others.contains(&m.client) {
+                if !m.client.starts_with(COURIER)
+                    && !reference_only(&m.client)
+                    && !others.contains(&m.client)
+                {
                     others.push(m.client.clone());
                 }
             }
@@ -125,4 +128,34 @@ pub fn paired_ratios(runs: &[Report]) -> Vec<PairedRatio> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(client: &str, rate: f64) -> Measurement {
+        Measurement::from_counts("nats tls", "publish", client, 16, rate as u64, 1.0)
+    }
+
+    #[test]
+    fn plaintext_reference_series_get_no_ratio_and_tls_ones_do() {
+        let rounds: Vec<Report> = [(300.0, 200.0, 600.0), (200.0, 400.0, 500.0)]
+            .iter()
+            .map(|&(courier, cli, plain)| Report {
+                results: vec![
+                    result(COURIER, courier),
+                    result("nats bench", cli),
+                    result("nats bench plaintext", plain),
+                ],
+                ..Report::default()
+            })
+            .collect();
+        let ratios = paired_ratios(&rounds);
+        assert_eq!(ratios.len(), 1, "{ratios:?}");
+        let r = &ratios[0];
+        assert_eq!(r.other, "nats bench");
+        assert_eq!((r.min, r.max, r.rounds), (0.5, 1.5, 2));
+        assert_eq!(r.median, 1.0);
+    }
 }

@@ -349,7 +349,10 @@ impl Report {
             clients.sort_by_key(|c| c != COURIER);
             // Ratio columns for the other clients; courier's own variants
             // (transports, the bare core) are columns without ratios.
-            let others: Vec<&String> = clients.iter().filter(|c| !c.starts_with(COURIER)).collect();
+            let others: Vec<&String> = clients
+                .iter()
+                .filter(|c| !c.starts_with(COURIER) && !reference_only(c))
+                .collect();
             let has_latency = self
                 .results
                 .iter()
@@ -403,7 +406,7 @@ impl Report {
         let _ = writeln!(
             out,
             "\nRatios: throughput scenarios are courier msgs/s ÷ reference msgs/s (above 1 = courier faster); \
-             request scenarios are reference p50 ÷ courier p50 (above 1 = courier answers sooner), p99 likewise. \
+             request and handshake scenarios are reference p50 ÷ courier p50 (above 1 = courier answers sooner), p99 likewise. \
              Each is the median of the per-round paired ratios (both clients in the same round, minutes apart at most) \
              with their min–max; the msgs/s columns are each series' median round. `pinned`: the broker (and the \
              raw counterparts) on CPU 0, the client under test alone on CPU 1 (`taskset`).\n"
@@ -609,7 +612,13 @@ impl Report {
 
 /// Whether a scenario is judged by latency rather than throughput.
 pub fn latency_scenario(scenario: &str) -> bool {
-    scenario == "request"
+    matches!(scenario, "request" | "handshake")
+}
+
+/// Series shown beside the others but never a ratio column: the same
+/// clients without TLS in the TLS table (`... plaintext`).
+pub fn reference_only(client: &str) -> bool {
+    client.ends_with(" plaintext")
 }
 
 fn headline_cell(m: &Measurement) -> String {

@@ -2,8 +2,11 @@
 //! scenario as a separate measured process, and collects the report.
 
 mod counts;
+mod jetstream;
+mod js_admin;
 mod nsq;
 mod plan;
+mod tls;
 mod tools;
 
 pub use plan::Plan;
@@ -94,6 +97,8 @@ impl Bench {
                     .push(format!("NATS scenarios skipped: {e}")),
             }
         }
+        self.nats_tls_scenarios();
+        self.jetstream_scenarios();
         if self.any_wanted("nsq") {
             match Nsqd::start(self.pinned.then_some(0)) {
                 Ok(nsqd) => self.nsq_scenarios(&nsqd),

@@ -120,13 +120,19 @@ impl NatsServer {
     /// that a subscriber slower than the publisher is measured, not cut off
     /// as a slow consumer. `cpu`: run it on that CPU only (`taskset`).
     pub fn start(cpu: Option<u32>) -> Result<Self, String> {
+        Self::start_with(cpu, "")
+    }
+
+    /// Like [`NatsServer::start`] with `extra` configuration lines (a TLS
+    /// block, `jetstream { ... }`).
+    pub fn start_with(cpu: Option<u32>, extra: &str) -> Result<Self, String> {
         let bin = require_bin("nats-server")?;
         let (port, monitor_port) = (free_port(), free_port());
         let mut config = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
         write!(
             config,
             "listen: \"127.0.0.1:{port}\"\nhttp: \"127.0.0.1:{monitor_port}\"\n\
-             max_pending: 1073741824\nwrite_deadline: \"60s\"\n"
+             max_pending: 1073741824\nwrite_deadline: \"60s\"\n{extra}\n"
         )
         .map_err(|e| e.to_string())?;
         let args = vec!["-c".to_string(), config.path().display().to_string()];
@@ -160,6 +166,11 @@ impl NatsServer {
     /// `nats://127.0.0.1:PORT`
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// `tls://127.0.0.1:PORT` (a server started with a TLS block).
+    pub fn tls_url(&self) -> String {
+        format!("tls://127.0.0.1:{}", self.port)
     }
 
     /// How many subscriptions connections hold on exactly `subject`

@@ -48,6 +48,25 @@ pub struct WorkerArgs {
     /// Transport for courier: `auto`, `uring` or `epoll`.
     #[arg(long, default_value = "auto")]
     pub transport: String,
+    /// TLS: trust this CA file (PEM) and require TLS (courier, async-nats).
+    #[arg(long)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// JetStream: the stream (created by the orchestrator).
+    #[arg(long, default_value = "BENCH")]
+    pub stream: String,
+    /// JetStream: the durable pull consumer the client creates and drains.
+    #[arg(long, default_value = "bench")]
+    pub consumer: String,
+    /// Outbox: the spool directory (`js-outbox` with courier).
+    #[arg(long)]
+    pub spool: Option<std::path::PathBuf>,
+    /// JetStream publish: a unique `Nats-Msg-Id` on each message (what the
+    /// outbox sets), so the server's de-duplication cost shows on its own.
+    #[arg(long)]
+    pub msg_ids: bool,
+    /// Outbox fsync policy: `batch` (one fsync per appended batch) or `never`.
+    #[arg(long, default_value = "batch")]
+    pub fsync: String,
 }
 
 /// Messages the running scenario has handled so far; a timeout reports
@@ -80,6 +99,9 @@ pub fn nsq_consume_mark(msgs: u64) -> u64 {
 #[cfg_attr(not(feature = "courier"), allow(dead_code))]
 pub const NSQ_CONSUME_NOTE: &str =
     "rate over the first 95% of the prefill (nsqd flushes its last partial buffer on a 250 ms tick)";
+
+/// Connections opened (and timed) in the `handshake` scenario.
+pub const HANDSHAKES: u64 = 100;
 
 /// Publishing connections in the `publish-conns` scenario.
 pub const PUBLISH_CONNECTIONS: usize = 4;
@@ -209,6 +231,9 @@ impl Section {
 pub fn run(args: WorkerArgs) -> i32 {
     let outcome = match args.client.as_str() {
         "raw" => run_raw(&args),
+        "async-nats" | "async-nats-ct" if args.scenario.starts_with("js-") => {
+            crate::async_nats_js::run(&args)
+        }
         "async-nats" | "async-nats-ct" => crate::async_nats_client::run(&args),
         "courier" => crate::courier_client::run(&args),
         other => Err(format!("unknown client {other:?}")),

@@ -97,6 +97,66 @@ fn quick_run_writes_complete_json_svg_and_markdown() {
         }
     }
     assert_eq!(report["count_mismatches"], 0);
+    // TLS (issue 10): every client over TLS beside plaintext on the same
+    // server, /varz-checked like plaintext; the handshake has percentiles.
+    if cfg!(feature = "courier") {
+        for client in ["courier", "nats bench", "async-nats", "courier plaintext"] {
+            let row = results
+                .iter()
+                .find(|r| {
+                    r["protocol"] == "nats tls"
+                        && r["scenario"] == "publish"
+                        && r["client"] == client
+                })
+                .unwrap_or_else(|| panic!("no nats tls publish row for {client}"));
+            assert!(row["error"].is_null(), "{row}");
+            let note = row["server_counts"].as_str().unwrap_or("");
+            assert!(
+                note.starts_with("/varz in_msgs +"),
+                "TLS count not checked: {row}"
+            );
+        }
+        let handshake = results
+            .iter()
+            .find(|r| {
+                r["protocol"] == "nats tls"
+                    && r["scenario"] == "handshake"
+                    && r["client"] == "courier"
+            })
+            .expect("a courier TLS handshake row");
+        assert!(
+            handshake["latency_us"]["p99_us"].as_f64().unwrap_or(0.0) > 0.0,
+            "{handshake}"
+        );
+        // JetStream (issue 11): every successful row checked against
+        // STREAM.INFO or CONSUMER.INFO, for courier and the references.
+        let js: Vec<_> = results
+            .iter()
+            .filter(|r| r["protocol"] == "nats js")
+            .collect();
+        for scenario in [
+            "publish window 1",
+            "publish window 256",
+            "fetch",
+            "consume",
+            "outbox",
+        ] {
+            assert!(
+                js.iter().any(|r| r["scenario"] == scenario
+                    && r["client"] == "courier"
+                    && r["error"].is_null()),
+                "no successful courier nats js {scenario} row"
+            );
+        }
+        for r in &js {
+            assert!(r["error"].is_null(), "{r}");
+            let note = r["server_counts"].as_str().unwrap_or("");
+            assert!(
+                note.starts_with("STREAM.INFO: ") || note.starts_with("CONSUMER.INFO: ack floor"),
+                "JetStream result not checked on the server: {r}"
+            );
+        }
+    }
     // Ratios are per-round paired ratios; the load of the machine is recorded.
     let ratios = report["ratios"].as_array().expect("ratios array");
     assert!(

@@ -67,8 +67,50 @@ impl Plan {
         }
     }
 
+    /// Whether any scenario of `family` (e.g. `nats tls`, `nats js`) is
+    /// selected: no `--only`, or one naming the family, a scenario in it,
+    /// or a prefix of it (`nats`).
+    pub(super) fn wants_family(&self, family: &str) -> bool {
+        self.only.is_empty()
+            || self
+                .only
+                .iter()
+                .any(|o| o.starts_with(family) || family.starts_with(o.as_str()))
+    }
+
     pub(super) fn wants(&self, protocol: &str, scenario: &str) -> bool {
         let name = format!("{protocol} {scenario}");
         self.only.is_empty() || self.only.iter().any(|o| name.contains(o.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_only(only: &[&str]) -> Plan {
+        Plan {
+            only: only.iter().map(|s| s.to_string()).collect(),
+            ..Plan::quick()
+        }
+    }
+
+    #[test]
+    fn families_are_selected_by_their_name_a_scenario_or_a_prefix() {
+        assert!(with_only(&[]).wants_family("nats tls"));
+        assert!(with_only(&["nats"]).wants_family("nats tls"));
+        assert!(with_only(&["nats"]).wants_family("nats js"));
+        let tls_publish = with_only(&["nats tls publish"]);
+        assert!(tls_publish.wants_family("nats tls"));
+        assert!(!tls_publish.wants_family("nats js"));
+        assert!(tls_publish.wants("nats tls", "publish"));
+        assert!(!tls_publish.wants("nats tls", "handshake"));
+        assert!(!with_only(&["nsq"]).wants_family("nats js"));
+        // The plaintext table is not selected by the TLS one, nor the reverse.
+        assert!(!with_only(&["nats tls"]).wants("nats", "publish"));
+        assert!(!with_only(&["nats publish"]).wants("nats tls", "publish"));
+        let window_1 = with_only(&["nats js publish window 1"]);
+        assert!(window_1.wants("nats js", "publish window 1"));
+        assert!(!window_1.wants("nats js", "fetch"));
     }
 }
