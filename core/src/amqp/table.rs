@@ -38,6 +38,11 @@ pub enum FieldValue<'a> {
     U32(u32),
     /// `l`
     I64(i64),
+    /// `L`: the 0-9-1 spec's long-long-uint. RabbitMQ's errata table leaves
+    /// it out, but py-amqp (kombu) writes integers beyond 32 bits with it and
+    /// Qpid uses it, so it is read (a header from kombu must not drop the
+    /// connection) and written back as `L`.
+    U64(u64),
     /// `f`
     F32(f32),
     /// `d`
@@ -75,6 +80,7 @@ impl<'a> FieldValue<'a> {
             b'I' => FieldValue::I32(r.u32()? as i32),
             b'i' => FieldValue::U32(r.u32()?),
             b'l' => FieldValue::I64(r.u64()? as i64),
+            b'L' => FieldValue::U64(r.u64()?),
             b'f' => FieldValue::F32(f32::from_bits(r.u32()?)),
             b'd' => FieldValue::F64(f64::from_bits(r.u64()?)),
             b'D' => FieldValue::Decimal {
@@ -124,6 +130,10 @@ impl<'a> FieldValue<'a> {
             FieldValue::I64(v) => {
                 w.u8(b'l');
                 w.u64(v as u64)
+            }
+            FieldValue::U64(v) => {
+                w.u8(b'L');
+                w.u64(v)
             }
             FieldValue::F32(v) => {
                 w.u8(b'f');
@@ -179,6 +189,7 @@ impl<'a> FieldValue<'a> {
             FieldValue::I32(v) => v.into(),
             FieldValue::U32(v) => v.into(),
             FieldValue::I64(v) => v,
+            FieldValue::U64(v) => i64::try_from(v).ok()?,
             FieldValue::Timestamp(v) => i64::try_from(v).ok()?,
             _ => return None,
         })
@@ -335,5 +346,28 @@ impl<'b> TableBuilder<'b> {
     pub fn finish(self) -> Result<FieldTable<'b>, EncodeError> {
         let raw = self.w.into_written()?;
         Ok(FieldTable { raw })
+    }
+}
+
+#[cfg(test)]
+mod long_long_uint {
+    use super::*;
+
+    /// What py-amqp (kombu) sends for `{"mom-timestamp": 1764417600123}`:
+    /// a table with one `L` entry. It decodes instead of failing the frame.
+    #[test]
+    fn a_py_amqp_l_entry_decodes_and_writes_back_byte_exact() {
+        let mut wire = [0u8; 64];
+        let raw: &[u8] = b"\x0dmom-timestampL\x00\x00\x01\x9a\xd1\x5e\x6f\x7b";
+        check_table(raw, 0).unwrap();
+        let mut r = Reader::new(raw);
+        assert_eq!(r.short_str().unwrap(), "mom-timestamp");
+        let value = FieldValue::read(&mut r, 0).unwrap();
+        assert_eq!(value, FieldValue::U64(0x0000_019a_d15e_6f7b));
+        assert_eq!(value.as_i64(), Some(0x0000_019a_d15e_6f7b));
+        let mut w = Writer::new(&mut wire);
+        value.write(&mut w);
+        let n = w.position();
+        assert_eq!(&wire[..n], &raw[14..]);
     }
 }

@@ -89,7 +89,7 @@ fn feed_in_pieces(s: &mut TestSession, input: &[u8], cuts: &[usize]) -> (Vec<Str
 
 fn field_value() -> impl Strategy<Value = (u8, i64, Vec<u8>)> {
     (
-        0u8..8,
+        0u8..9,
         any::<i64>(),
         proptest::collection::vec(any::<u8>(), 0..20),
     )
@@ -104,6 +104,7 @@ fn to_value(kind: u8, n: i64, bytes: &[u8]) -> FieldValue<'_> {
         4 => FieldValue::I64(n),
         5 => FieldValue::LongStr(bytes),
         6 => FieldValue::Timestamp(n as u64),
+        7 => FieldValue::U64(n as u64),
         _ => FieldValue::Bytes(bytes),
     }
 }
