@@ -209,14 +209,19 @@ impl Receiver {
                 "receiver {name:?} needs a binding (subject, topic or binding key)"
             )));
         }
+        // Boxed: the backends' connect futures are large.
         let backend = if uri.protocol.is_nats() {
             ReceiverBackend::Nats(Box::new(
-                backend_nats::NatsReceiver::connect(name, &uri, &options).await?,
+                Box::pin(backend_nats::NatsReceiver::connect(name, &uri, &options)).await?,
             ))
         } else if uri.protocol.is_nsq() {
-            ReceiverBackend::Nsq(backend_nsq::NsqReceiver::connect(name, &uri, &options).await?)
+            ReceiverBackend::Nsq(
+                Box::pin(backend_nsq::NsqReceiver::connect(name, &uri, &options)).await?,
+            )
         } else {
-            ReceiverBackend::Amqp(backend_amqp::AmqpReceiver::connect(name, &uri, &options).await?)
+            ReceiverBackend::Amqp(
+                Box::pin(backend_amqp::AmqpReceiver::connect(name, &uri, &options)).await?,
+            )
         };
         Ok(Receiver {
             name: name.to_string(),

@@ -103,7 +103,8 @@ impl Sender {
                 SenderBackend::Amqp(backend_amqp::AmqpSender::connect(&uri, &options).await?)
             })
         };
-        let backend = tokio::time::timeout(timeout, fut)
+        // Boxed: the backends' connect futures are large.
+        let backend = tokio::time::timeout(timeout, Box::pin(fut))
             .await
             .map_err(|_| Error::TimedOut {
                 op: "connect",
