@@ -284,4 +284,40 @@ mod tests {
         assert!(Serializer::Raw.serialize(&1, &mut out).is_err());
         assert!(Serializer::Json.deserialize::<Vec<u32>>(b"{").is_err());
     }
+
+    #[cfg(feature = "msgpack")]
+    #[test]
+    fn msgpack_round_trip() {
+        let mut out = Vec::new();
+        Serializer::MsgPack
+            .serialize(&("a", 7u8), &mut out)
+            .unwrap();
+        assert_eq!(out, [0x92, 0xa1, b'a', 0x07]);
+        let back: (String, u8) = Serializer::MsgPack.deserialize(&out).unwrap();
+        assert_eq!(back, ("a".to_string(), 7));
+        assert_eq!(
+            Serializer::for_content_type("application/x-msgpack"),
+            Some(Serializer::MsgPack)
+        );
+    }
+
+    #[cfg(feature = "cbor")]
+    #[test]
+    fn cbor_round_trip() {
+        let mut out = Vec::new();
+        Serializer::Cbor.serialize(&[1u8, 2], &mut out).unwrap();
+        assert_eq!(out, [0x82, 0x01, 0x02]);
+        let back: Vec<u8> = Serializer::Cbor.deserialize(&out).unwrap();
+        assert_eq!(back, vec![1, 2]);
+    }
+
+    #[test]
+    fn feature_gated_serializers_say_which_feature() {
+        #[cfg(not(feature = "msgpack"))]
+        assert!(Serializer::from_name("msgpack")
+            .unwrap_err()
+            .to_string()
+            .contains("`msgpack` feature"));
+        assert!(Serializer::from_name("pickle").is_err());
+    }
 }

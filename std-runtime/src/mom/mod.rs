@@ -78,6 +78,8 @@ mod facade;
 mod receiver;
 mod sender;
 mod uri;
+#[cfg(test)]
+mod uri_tests;
 
 pub use codec::{Compression, Serializer, MAX_DECOMPRESSED};
 pub use envelope::{header, Envelope, NSQ_FIXED_LEN, NSQ_MAGIC};
