@@ -284,3 +284,26 @@ fn config_errors_name_the_sender_and_the_problem() {
         Err(Error::Config { .. })
     ));
 }
+
+#[test]
+fn kombu_writes_and_reads_the_same_envelope() {
+    let vh = broker().vhost("mom-kombu");
+    let uri = uri_for(vh.clone())("pubsub", "");
+    let url = broker().url(&vh);
+    let key = unique("py");
+    courier::run(async {
+        let mut r = receiver("r", &uri, &key).await;
+        let mut w = python(&["amqp-write", &url, "mom", &key, "10"]);
+        Box::pin(receive_python_written(&mut r, 10)).await;
+        assert!(w.wait().unwrap().success());
+    });
+    let key = unique("py");
+    let mut child = python(&["amqp-read", &url, "mom", &key, "9"]);
+    let out = wait_ready(&mut child);
+    courier::run(async {
+        let s = sender(&uri, &key).await;
+        send_for_python(&s, 9).await;
+        s.stop(Duration::from_secs(5)).await.unwrap();
+    });
+    check_python_read(&python_lines(child, out), &key, 9);
+}

@@ -150,3 +150,26 @@ fn native_client_sees_the_envelope_headers() {
         assert_eq!(plain, b"[1,2,3]");
     });
 }
+
+#[test]
+fn nats_py_writes_and_reads_the_same_envelope() {
+    let s = server();
+    let uri = uri_for(s.port())("pubsub", "");
+    let url = s.url();
+    let key = unique("py");
+    courier::run(async {
+        let mut r = receiver("r", &uri, &key).await;
+        let mut w = python(&["nats-write", &url, &key, "10"]);
+        Box::pin(receive_python_written(&mut r, 10)).await;
+        assert!(w.wait().unwrap().success());
+    });
+    let key = unique("py");
+    let mut child = python(&["nats-read", &url, &key, "9"]);
+    let out = wait_ready(&mut child);
+    courier::run(async {
+        let s = sender(&uri, &key).await;
+        send_for_python(&s, 9).await;
+        s.stop(Duration::from_secs(5)).await.unwrap();
+    });
+    check_python_read(&python_lines(child, out), &key, 9);
+}

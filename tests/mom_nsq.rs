@@ -157,3 +157,27 @@ fn nsqlookupd_uris_discover_nsqd() {
     });
     drop(nsqd);
 }
+
+#[test]
+fn pynsq_writes_and_reads_the_same_envelope() {
+    let nsqd = nsq_support::nsqd(&[]);
+    let addr = nsqd.tcp_addr();
+    let uri = uri_for(addr.clone())("pt2pt", "queue=rs&ack=1");
+    let key = unique("py");
+    courier::run(async {
+        let mut r = receiver("r", &uri, &key).await;
+        let mut w = python(&["nsq-write", &addr, &key, "10"]);
+        Box::pin(receive_python_written(&mut r, 10)).await;
+        assert!(w.wait().unwrap().success());
+        r.stop().await;
+    });
+    let key = unique("py");
+    let mut child = python(&["nsq-read", &addr, &key, "9"]);
+    let out = wait_ready(&mut child);
+    courier::run(async {
+        let s = sender(&uri, &key).await;
+        send_for_python(&s, 9).await;
+        s.stop(Duration::from_secs(5)).await.unwrap();
+    });
+    check_python_read(&python_lines(child, out), &key, 9);
+}

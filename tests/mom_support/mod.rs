@@ -387,3 +387,109 @@ pub fn counts(v: &[String]) -> HashMap<&str, usize> {
     }
     m
 }
+
+/// Runs tests/mom_interop/envelope.py with these arguments.
+pub fn python(args: &[&str]) -> std::process::Child {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/mom_interop/envelope.py");
+    std::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("python3 (nats-py, pynsq, kombu: scripts/setup.sh installs them)")
+}
+
+/// Waits for the Python reader's "ready" line.
+pub fn wait_ready(
+    child: &mut std::process::Child,
+) -> std::io::BufReader<std::process::ChildStdout> {
+    use std::io::BufRead;
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "python reader said {line:?}");
+    out
+}
+
+/// The Python reader's JSON lines after "ready" (waits for it to exit).
+pub fn python_lines(
+    mut child: std::process::Child,
+    mut out: std::io::BufReader<std::process::ChildStdout>,
+) -> Vec<serde_json::Value> {
+    use std::io::Read;
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "python failed: {rest}");
+    rest.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Python wrote n good messages then a corrupted one: the receiver
+/// delivers the n (payload {"i": i, "src": "py"}) and reports the last.
+pub async fn receive_python_written(r: &mut Receiver, n: usize) {
+    #[derive(Deserialize)]
+    struct Py {
+        i: usize,
+        src: String,
+    }
+    for i in 0..n {
+        let d = r
+            .receive(Some(Duration::from_secs(30)))
+            .await
+            .unwrap_or_else(|e| panic!("message {i}: {e}"))
+            .expect("a message from python");
+        let p: Py = d.decode().unwrap();
+        assert_eq!((p.i, p.src.as_str()), (i, "py"));
+        let want = if i % 3 == 0 {
+            Compression::Deflate
+        } else if i % 2 == 1 {
+            Compression::Zlib
+        } else {
+            Compression::None
+        };
+        assert_eq!(d.compression, want, "message {i}");
+        assert_eq!(d.content_type.as_deref(), Some("application/json"));
+        assert_eq!(d.message_id.len(), 32);
+        let age = courier_now_ms().saturating_sub(d.timestamp_ms);
+        assert!(age < 60_000, "timestamp {} is {age} ms old", d.timestamp_ms);
+        d.ack().await.unwrap();
+    }
+    let e = r
+        .receive(Some(Duration::from_secs(30)))
+        .await
+        .expect_err("the corrupted one");
+    assert!(matches!(e, Error::Corrupted { .. }), "{e}");
+}
+
+/// Sends n messages for a Python reader: JSON, compression cycling
+/// through none/zlib/deflate (Python's zlib reads those).
+pub async fn send_for_python(s: &Sender, n: usize) {
+    for i in 0..n {
+        let c = [Compression::None, Compression::Zlib, Compression::Deflate][i % 3];
+        let o = SendOptions {
+            compression: Some(c),
+            ..Default::default()
+        };
+        s.send_with(&serde_json::json!({"i": i, "src": "rs"}), None, &o)
+            .await
+            .unwrap();
+    }
+}
+
+/// Checks what the Python reader printed for [`send_for_python`].
+pub fn check_python_read(lines: &[serde_json::Value], key: &str, n: usize) {
+    assert_eq!(lines.len(), n, "{lines:?}");
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["crc_ok"], true, "{l}");
+        assert_eq!(l["name"], key);
+        assert_eq!(l["ct"], "application/json");
+        assert_eq!(l["ce"], "utf-8");
+        let want = [None, Some("zlib"), Some("deflate")][i % 3];
+        assert_eq!(l["comp"].as_str(), want, "{l}");
+        let p: serde_json::Value = serde_json::from_str(l["payload"].as_str().unwrap()).unwrap();
+        assert_eq!(p["i"], i);
+        assert_eq!(p["src"], "rs");
+    }
+}

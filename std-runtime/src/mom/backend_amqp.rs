@@ -125,10 +125,11 @@ fn incoming(m: &Message) -> Incoming {
     Incoming {
         name: text(header::NAME),
         id: p.message_id.clone(),
-        timestamp_ms: p
-            .header(&lower(header::TIMESTAMP))
-            .and_then(|v| v.as_i64())
-            .map(|v| v as u64),
+        // A long, or a decimal string (what py-amqp can be made to write).
+        timestamp_ms: p.header(&lower(header::TIMESTAMP)).and_then(|v| match v {
+            FieldValue::LongStr(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+            v => v.as_i64().map(|v| v as u64),
+        }),
         content_type: p.content_type.clone(),
         content_encoding: p.content_encoding.clone(),
         compression: text(header::COMPRESSION).or_else(kombu_compression),
