@@ -105,8 +105,13 @@ async fn facade_round(uri: &str, key: &str, n: usize, payload: &[u8]) -> f64 {
     for _ in 0..n {
         s.send_bytes(payload, None, &none).await.unwrap();
     }
+    let sent_in = t0.elapsed();
     recv.await.unwrap();
     let rate = n as f64 / t0.elapsed().as_secs_f64();
+    println!(
+        "  facade: sends done after {sent_in:?}, all received after {:?}",
+        t0.elapsed()
+    );
     s.stop(Duration::from_secs(10)).await.unwrap();
     rate
 }
@@ -125,8 +130,13 @@ async fn native_round(url: &str, key: &str, n: usize, payload: &[u8]) -> f64 {
     for _ in 0..n {
         c.publish(key, payload).await.unwrap();
     }
+    let sent_in = t0.elapsed();
     recv.await.unwrap();
     let rate = n as f64 / t0.elapsed().as_secs_f64();
+    println!(
+        "  native: publishes done after {sent_in:?}, all received after {:?}",
+        t0.elapsed()
+    );
     c.close().await.unwrap();
     sc.close().await.unwrap();
     rate

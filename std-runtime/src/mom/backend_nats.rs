@@ -60,16 +60,27 @@ fn headers_of(m: &Outgoing<'_>, ack: bool) -> Result<HeaderMap, Error> {
 }
 
 fn incoming(h: Option<&HeaderMap>) -> Incoming {
-    let get = |n: &str| h.and_then(|h| h.get(n)).map(str::to_string);
-    Incoming {
-        name: get(header::NAME),
-        id: get(header::ID),
-        timestamp_ms: get(header::TIMESTAMP).and_then(|t| t.parse().ok()),
-        content_type: get(header::CONTENT_TYPE),
-        content_encoding: get(header::CONTENT_ENCODING),
-        compression: get(header::COMPRESSION),
-        crc: get(header::CRC32C),
+    // One pass over the header block (each `get` would parse it again).
+    let mut inc = Incoming::default();
+    for (name, value) in h.into_iter().flat_map(HeaderMap::iter) {
+        let v = Some(value.to_string());
+        if name.eq_ignore_ascii_case(header::NAME) {
+            inc.name = v;
+        } else if name.eq_ignore_ascii_case(header::ID) {
+            inc.id = v;
+        } else if name.eq_ignore_ascii_case(header::TIMESTAMP) {
+            inc.timestamp_ms = value.parse().ok();
+        } else if name.eq_ignore_ascii_case(header::CRC32C) {
+            inc.crc = v;
+        } else if name.eq_ignore_ascii_case(header::CONTENT_TYPE) {
+            inc.content_type = v;
+        } else if name.eq_ignore_ascii_case(header::CONTENT_ENCODING) {
+            inc.content_encoding = v;
+        } else if name.eq_ignore_ascii_case(header::COMPRESSION) {
+            inc.compression = v;
+        }
     }
+    inc
 }
 
 pub(crate) struct NatsSender {
@@ -201,8 +212,11 @@ impl NatsReceiver {
                         Ok(Some(Delivery::new(env, Acker::Js(m), attempt)))
                     }
                     Err(e) => {
-                        // Reported, and never redelivered as good.
-                        let _ = m.term().await;
+                        // Reported, and never redelivered as good. Spawned:
+                        // `next` must stay cancel-safe (receive may drop it).
+                        crate::spawn(async move {
+                            let _ = m.term().await;
+                        });
                         Err(e)
                     }
                 }

@@ -269,14 +269,23 @@ impl Receiver {
                 name: self.name.clone(),
             });
         }
-        let cancel = self.cancel.clone();
-        let cancelled = cancel.0.notify.notified();
-        let result = tokio::select! {
-            r = tokio::time::timeout(timeout, self.backend.next()) => match r {
-                Err(_) => Ok(None),
-                Ok(r) => r,
-            },
-            _ = cancelled => Err(Error::Cancelled { name: self.name.clone() }),
+        // Under load a message is usually there already: take it without
+        // arming a timer or a cancel waiter (the backends' `next` is
+        // cancel-safe: a queue receive).
+        let ready = futures::FutureExt::now_or_never(self.backend.next());
+        let result = match ready {
+            Some(r) => r,
+            None => {
+                let cancel = self.cancel.clone();
+                let cancelled = cancel.0.notify.notified();
+                tokio::select! {
+                    r = tokio::time::timeout(timeout, self.backend.next()) => match r {
+                        Err(_) => Ok(None),
+                        Ok(r) => r,
+                    },
+                    _ = cancelled => Err(Error::Cancelled { name: self.name.clone() }),
+                }
+            }
         };
         if matches!(result, Err(Error::Cancelled { .. })) {
             self.stop().await;

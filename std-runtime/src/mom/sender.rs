@@ -227,12 +227,17 @@ impl Sender {
                 SenderBackend::Amqp(b) => b.send(&msg).await,
             }
         };
-        tokio::time::timeout(timeout, fut)
-            .await
-            .map_err(|_| Error::TimedOut {
-                op: "send",
-                after: timeout,
-            })??;
+        // Most sends complete at once (queued): no timer for those.
+        let mut fut = std::pin::pin!(fut);
+        match futures::FutureExt::now_or_never(fut.as_mut()) {
+            Some(r) => r?,
+            None => tokio::time::timeout(timeout, fut)
+                .await
+                .map_err(|_| Error::TimedOut {
+                    op: "send",
+                    after: timeout,
+                })??,
+        }
         inner.sent.set(inner.sent.get() + 1);
         Ok(())
     }
