@@ -307,3 +307,24 @@ fn kombu_writes_and_reads_the_same_envelope() {
     });
     check_python_read(&python_lines(child, out), &key, 9);
 }
+
+#[test]
+fn a_publish_only_sender_declares_no_queue_and_no_consumer() {
+    let vh = broker().vhost("mom-pubonly");
+    let uri = uri_for(vh.clone())("pubsub", "ack=1");
+    courier::run(async {
+        let s = sender(&uri, "only.out").await;
+        for i in 0..50u32 {
+            // Confirmed by the broker (ack=1) although nothing is bound.
+            s.send(&i, None).await.unwrap();
+        }
+        assert_eq!(s.sent(), 50);
+        s.stop(Duration::from_secs(5)).await.unwrap();
+    });
+    let queues = broker().api(&format!("/api/queues/{vh}"));
+    assert_eq!(queues.as_array().map(Vec::len), Some(0), "{queues}");
+    let consumers = broker().api(&format!("/api/consumers/{vh}"));
+    assert_eq!(consumers.as_array().map(Vec::len), Some(0), "{consumers}");
+    let ex = broker().api(&format!("/api/exchanges/{vh}/mom"));
+    assert_eq!(ex["type"], "topic");
+}
