@@ -6,6 +6,7 @@
 mod amqp_cmd;
 mod args;
 mod fail;
+mod mom_cmd;
 mod nats_cmd;
 mod nats_security;
 mod nsq_cmd;
@@ -47,6 +48,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
             Target::Nats(t) => in_runtime(nats_cmd::publish(&t, &a)),
             Target::Nsqd(t) => nsq_cmd::publish(&t, &a),
             Target::Amqp(url) => in_runtime(amqp_cmd::publish(&url, &a)),
+            Target::Mom(url) => in_runtime(mom_cmd::publish(&url, &a)),
             Target::Lookupd(_) => Err(Failure::usage(
                 "publish to an nsqd (nsq://host:4150), not to nsqlookupd",
             )),
@@ -54,6 +56,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Command::Sub(a) => match Target::parse(&a.url)? {
             Target::Nats(t) => in_runtime(nats_cmd::sub(&t, &a)),
             Target::Amqp(url) => in_runtime(amqp_cmd::sub(&url, &a)),
+            Target::Mom(url) => in_runtime(mom_cmd::sub(&url, &a)),
             _ => Err(Failure::usage(
                 "sub is for NATS; for NSQ topics use `courier tail nsq://host:4150/TOPIC`",
             )),
@@ -69,7 +72,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Command::Tail(a) => match Target::parse(&a.url)? {
             Target::Nsqd(t) => nsq_cmd::tail(nsq_cmd::Source::Nsqd(t), &a),
             Target::Lookupd(t) => nsq_cmd::tail(nsq_cmd::Source::Lookupd(t), &a),
-            Target::Nats(_) | Target::Amqp(_) => Err(Failure::usage(
+            Target::Nats(_) | Target::Amqp(_) | Target::Mom(_) => Err(Failure::usage(
                 "tail is for NSQ topics; for NATS or AMQP use `courier sub URL ...`",
             )),
         },
@@ -78,6 +81,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
             Target::Nsqd(t) => nsq_cmd::nsqd_info(&t, &a),
             Target::Lookupd(t) => nsq_cmd::lookupd_info(&t),
             Target::Amqp(url) => in_runtime(amqp_cmd::info(&url, &a)),
+            Target::Mom(_) => Err(Failure::usage("info takes a broker URL, not a facade URI")),
         },
         #[cfg(feature = "bench")]
         Command::Bench(a) => return Ok(forward_to_bench("courier bench", None, a.args)),

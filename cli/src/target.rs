@@ -4,6 +4,7 @@
 //! - `tls://...`: NATS over TLS (several, comma-separated, mixable with nats://)
 //! - `nsq://host[:4150][/topic]`: one nsqd (TCP port)
 //! - `nsqlookupd://host[:4161][/topic]`: discovery through nsqlookupd (HTTP port)
+//! - `protocol-data_type://...` (`nats-pt2pt`, `amqp-pubsub`, `kombu`...): the messaging facade (`courier::mom`)
 
 use std::fmt;
 
@@ -25,6 +26,8 @@ pub enum Target {
     Lookupd(HostPort),
     /// An AMQP broker: `amqp://user:pass@host:port/vhost` as given.
     Amqp(String),
+    /// A messaging-facade URI (`nats-pt2pt://`, `amqp-pubsub://`, `kombu://`...), checked.
+    Mom(String),
 }
 
 /// NATS servers as given (credentials included, for connecting) and as
@@ -77,6 +80,11 @@ impl Target {
         let Some((scheme, rest)) = url.trim().split_once("://") else {
             return Err(bad(&format!("no scheme; {EXPECTED}")));
         };
+        if crate::mom_cmd::is_facade_scheme(scheme) {
+            return courier::mom::MomUri::parse(url.trim())
+                .map(|_| Target::Mom(url.trim().to_string()))
+                .map_err(|e| Failure::usage(e.to_string()));
+        }
         match scheme.to_ascii_lowercase().as_str() {
             "nats" | "tls" => nats(url).map(Target::Nats),
             "nsq" | "nsqd" => host_port(rest, NSQD_DEFAULT_PORT)

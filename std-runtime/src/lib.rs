@@ -19,6 +19,7 @@
 //!   reconnect loop uses, and the filter that says a repeated error once.
 //! - [`amqp`]: AMQP 0-9-1 (RabbitMQ) connection, channels, confirms, consumers,
 //!   reconnect with topology recovery, over `courier_core::amqp`.
+//! - [`mom`]: one messaging facade by URI over NATS, NSQ and AMQP.
 //! - [`transport`]: the TCP transport with one API over io_uring and epoll.
 //! - [`runtime`]: backend detection, [`run`], [`Runtime`], [`spawn`].
 //! - [`stats()`]: syscalls and bytes of the runtime on this thread, for
@@ -30,6 +31,7 @@
 
 pub mod amqp;
 pub mod layers;
+pub mod mom;
 pub mod nats;
 pub mod nsq;
 pub mod outbox;

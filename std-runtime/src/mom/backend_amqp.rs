@@ -1,0 +1,206 @@
+//! AMQP backend: a topic exchange (`exchange=`, default `mom`) declared
+//! once when a sender or receiver is created (the connection's own
+//! recovery declares it again after a reconnect). pubsub receivers each
+//! get an exclusive server-named queue bound with their binding key;
+//! pt2pt receivers share the queue `queue=` (default: the receiver's
+//! name). A pt2pt sender with `queue=` declares that queue too, bound with
+//! its default routing key (or `#`), so nothing sent before the first
+//! receiver starts is dropped. `ack=1`: publisher confirms (a send returns
+//! once the broker confirmed it) and manual acks; `ack=0`: neither.
+
+use courier_core::amqp::{ConsumeFlags, FieldTable, FieldValue, Properties, TableBuilder};
+
+use super::envelope::{header, Incoming, Outgoing};
+use super::receiver::{Acker, Delivery, ReceiverOptions};
+use super::sender::SenderOptions;
+use super::uri::{DataType, MomUri};
+use super::Error;
+use crate::amqp::{Channel, Connection, Consumer, DeclareOptions, Message};
+
+const DEFAULT_EXCHANGE: &str = "mom";
+
+async fn open(uri: &MomUri) -> Result<(Connection, Channel, String), Error> {
+    let url = uri
+        .backend_urls()
+        .into_iter()
+        .next()
+        .expect("a URI has a host");
+    let conn = Connection::connect(&url).await?;
+    let ch = conn.channel().await?;
+    let exchange = uri
+        .exchange
+        .clone()
+        .unwrap_or_else(|| DEFAULT_EXCHANGE.to_string());
+    ch.exchange_declare(&exchange, "topic", DeclareOptions::default())
+        .await?;
+    Ok((conn, ch, exchange))
+}
+
+fn lower(h: &str) -> String {
+    h.to_ascii_lowercase()
+}
+
+pub(crate) struct AmqpSender {
+    conn: Connection,
+    ch: Channel,
+    exchange: String,
+}
+
+impl AmqpSender {
+    pub async fn connect(uri: &MomUri, options: &SenderOptions) -> Result<Self, Error> {
+        let (conn, ch, exchange) = open(uri).await?;
+        if uri.ack {
+            ch.confirm_select().await?;
+        }
+        if let (DataType::Pt2Pt, Some(q)) = (uri.data_type, &uri.queue) {
+            ch.queue_declare(q, DeclareOptions::default(), FieldTable::EMPTY)
+                .await?;
+            let key = options.routing_key.as_deref().unwrap_or("#");
+            ch.queue_bind(q, &exchange, key, FieldTable::EMPTY).await?;
+        }
+        Ok(AmqpSender { conn, ch, exchange })
+    }
+
+    pub async fn send(&self, m: &Outgoing<'_>) -> Result<(), Error> {
+        let crc = format!("{:08x}", m.crc());
+        let mut buf = [0u8; 512];
+        let mut t = TableBuilder::new(&mut buf);
+        t.insert(&lower(header::NAME), FieldValue::LongStr(m.name.as_bytes()))
+            .insert(
+                &lower(header::TIMESTAMP),
+                FieldValue::I64(m.timestamp_ms as i64),
+            )
+            .insert(&lower(header::CRC32C), FieldValue::LongStr(crc.as_bytes()));
+        if let Some(c) = m.compression.name() {
+            t.insert(
+                &lower(header::COMPRESSION),
+                FieldValue::LongStr(c.as_bytes()),
+            );
+        }
+        if let Some(k) = m.compression.kombu_header() {
+            t.insert("compression", FieldValue::LongStr(k.as_bytes()));
+        }
+        let table = t
+            .finish()
+            .map_err(|e| Error::Serialize(format!("AMQP headers over 512 bytes: {e:?}")))?;
+        let props = Properties::default()
+            .content_type(m.content_type)
+            .content_encoding(m.content_encoding)
+            .message_id(&m.id)
+            .timestamp(m.timestamp_ms / 1000)
+            .headers(table);
+        self.ch
+            .publish(&self.exchange, m.name, &props, &m.body)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn stop(&self) -> Result<(), Error> {
+        self.conn.flush().await?;
+        self.conn.close().await?;
+        Ok(())
+    }
+}
+
+pub(crate) struct AmqpReceiver {
+    conn: Connection,
+    consumer: Consumer,
+    ack: bool,
+}
+
+fn incoming(m: &Message) -> Incoming {
+    let p = &m.properties;
+    let text = |k: &str| {
+        p.header(&lower(k)).and_then(|v| match v {
+            FieldValue::LongStr(b) => std::str::from_utf8(b).ok().map(str::to_string),
+            _ => v.as_str().map(str::to_string),
+        })
+    };
+    let kombu_compression = || {
+        p.header("compression").and_then(|v| match v {
+            FieldValue::LongStr(b) => std::str::from_utf8(b).ok().map(str::to_string),
+            _ => None,
+        })
+    };
+    Incoming {
+        name: text(header::NAME),
+        id: p.message_id.clone(),
+        // A long, or a decimal string (what py-amqp can be made to write).
+        timestamp_ms: p.header(&lower(header::TIMESTAMP)).and_then(|v| match v {
+            FieldValue::LongStr(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+            v => v.as_i64().map(|v| v as u64),
+        }),
+        content_type: p.content_type.clone(),
+        content_encoding: p.content_encoding.clone(),
+        compression: text(header::COMPRESSION).or_else(kombu_compression),
+        crc: text(header::CRC32C),
+    }
+}
+
+impl AmqpReceiver {
+    pub async fn connect(name: &str, uri: &MomUri, o: &ReceiverOptions) -> Result<Self, Error> {
+        let (conn, ch, exchange) = open(uri).await?;
+        let queue = match uri.data_type {
+            DataType::PubSub => {
+                let opts = DeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                };
+                ch.queue_declare("", opts, FieldTable::EMPTY).await?.name
+            }
+            DataType::Pt2Pt => {
+                let q = uri.queue.clone().unwrap_or_else(|| name.to_string());
+                ch.queue_declare(&q, DeclareOptions::default(), FieldTable::EMPTY)
+                    .await?;
+                q
+            }
+        };
+        ch.queue_bind(&queue, &exchange, &o.binding, FieldTable::EMPTY)
+            .await?;
+        if uri.ack {
+            let prefetch = uri.max_in_flight.unwrap_or(100).min(u16::MAX as u32) as u16;
+            ch.qos(prefetch).await?;
+        }
+        let flags = ConsumeFlags {
+            no_ack: !uri.ack,
+            exclusive: false,
+        };
+        let consumer = ch.consume(&queue, flags).await?;
+        Ok(AmqpReceiver {
+            conn,
+            consumer,
+            ack: uri.ack,
+        })
+    }
+
+    pub async fn next(&mut self) -> Result<Option<Delivery>, Error> {
+        let m = match self.consumer.next().await {
+            None => return Ok(None),
+            Some(r) => r?,
+        };
+        match incoming(&m).open(&m.routing_key, &m.body) {
+            Ok(env) => {
+                let attempt = if m.redelivered { 2 } else { 1 };
+                let acker = if self.ack {
+                    Acker::Amqp(m)
+                } else {
+                    Acker::None
+                };
+                Ok(Some(Delivery::new(env, acker, attempt)))
+            }
+            Err(e) => {
+                // Reported and dropped (dead-lettered if the queue says so).
+                if self.ack {
+                    let _ = m.reject(false);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    pub async fn stop(&mut self) {
+        let _ = self.consumer.cancel().await;
+        let _ = self.conn.close().await;
+    }
+}

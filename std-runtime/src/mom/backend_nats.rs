@@ -1,0 +1,238 @@
+//! NATS backend: core NATS for `ack=0` (subscription / queue group), and
+//! JetStream for `ack=1` (a stream and a durable pull consumer created from
+//! the URI's options: `stream=` (default `MOM`) stores the sender's default
+//! routing key / the receiver's binding; pt2pt receivers share the durable
+//! `queue=` (default: the receiver's name), pubsub receivers each get a
+//! durable of their own, `<name>-<random>`).
+
+use std::time::Duration;
+
+use super::envelope::{header, Incoming, Outgoing};
+use super::receiver::{Acker, Delivery, ReceiverOptions};
+use super::sender::SenderOptions;
+use super::uri::{DataType, MomUri};
+use super::Error;
+use crate::nats::jetstream::{
+    self, AckPolicy, ApiErrorKind, ConsumerOptions, JsMessage, Messages, PullOptions, StreamOptions,
+};
+use crate::nats::{Client, HeaderMap, Message, Subscriber};
+
+const DEFAULT_STREAM: &str = "MOM";
+
+async fn connect(uri: &MomUri, name: &str) -> Result<Client, Error> {
+    Ok(crate::nats::ConnectOptions::new()
+        .name(name)
+        .connect(uri.backend_urls())
+        .await?)
+}
+
+/// Creates the stream once (creating is idempotent with the same
+/// configuration; an existing stream of that name is used as it is).
+async fn ensure_stream(js: &jetstream::Context, stream: &str, subject: &str) -> Result<(), Error> {
+    match js
+        .create_stream(&StreamOptions::new(stream).subjects([subject]))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.api_kind() == Some(ApiErrorKind::StreamNameInUse) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn headers_of(m: &Outgoing<'_>, ack: bool) -> Result<HeaderMap, Error> {
+    let mut h = HeaderMap::new();
+    let crc = format!("{:08x}", m.crc());
+    let ts = m.timestamp_ms.to_string();
+    h.insert(header::NAME, m.name)?
+        .insert(header::ID, &m.id)?
+        .insert(header::TIMESTAMP, &ts)?
+        .insert(header::CRC32C, &crc)?
+        .insert(header::CONTENT_TYPE, m.content_type)?
+        .insert(header::CONTENT_ENCODING, m.content_encoding)?;
+    if let Some(c) = m.compression.name() {
+        h.insert(header::COMPRESSION, c)?;
+    }
+    if ack {
+        // JetStream drops a resend with the same id in its duplicate window.
+        h.insert("Nats-Msg-Id", &m.id)?;
+    }
+    Ok(h)
+}
+
+fn incoming(h: Option<&HeaderMap>) -> Incoming {
+    // One pass over the header block (each `get` would parse it again).
+    let mut inc = Incoming::default();
+    for (name, value) in h.into_iter().flat_map(HeaderMap::iter) {
+        let v = Some(value.to_string());
+        if name.eq_ignore_ascii_case(header::NAME) {
+            inc.name = v;
+        } else if name.eq_ignore_ascii_case(header::ID) {
+            inc.id = v;
+        } else if name.eq_ignore_ascii_case(header::TIMESTAMP) {
+            inc.timestamp_ms = value.parse().ok();
+        } else if name.eq_ignore_ascii_case(header::CRC32C) {
+            inc.crc = v;
+        } else if name.eq_ignore_ascii_case(header::CONTENT_TYPE) {
+            inc.content_type = v;
+        } else if name.eq_ignore_ascii_case(header::CONTENT_ENCODING) {
+            inc.content_encoding = v;
+        } else if name.eq_ignore_ascii_case(header::COMPRESSION) {
+            inc.compression = v;
+        }
+    }
+    inc
+}
+
+pub(crate) struct NatsSender {
+    client: Client,
+    ack: bool,
+}
+
+impl NatsSender {
+    pub async fn connect(uri: &MomUri, options: &SenderOptions) -> Result<Self, Error> {
+        let client = connect(uri, "courier-mom-sender").await?;
+        if uri.ack {
+            let key = options.routing_key.as_deref().ok_or_else(|| {
+                Error::Unsupported(
+                    "a NATS ack=1 sender needs a default routing key: the JetStream stream stores it"
+                        .into(),
+                )
+            })?;
+            let js = jetstream::new(client.clone());
+            ensure_stream(&js, uri.stream.as_deref().unwrap_or(DEFAULT_STREAM), key).await?;
+        }
+        Ok(NatsSender {
+            client,
+            ack: uri.ack,
+        })
+    }
+
+    pub async fn send(&self, m: &Outgoing<'_>, timeout: Duration) -> Result<(), Error> {
+        let h = headers_of(m, self.ack)?;
+        if !self.ack {
+            self.client
+                .publish_with_headers(m.name, &h, &m.body)
+                .await?;
+            return Ok(());
+        }
+        // A JetStream publish is a request answered with a PubAck.
+        let reply = self
+            .client
+            .request_with(m.name, Some(&h), &m.body, timeout)
+            .await?;
+        let v: serde_json::Value = serde_json::from_slice(&reply.payload).map_err(|e| {
+            Error::Unsupported(format!("JetStream answered with something not JSON: {e}"))
+        })?;
+        if let Some(err) = v.get("error") {
+            return Err(Error::Unsupported(format!(
+                "JetStream refused the message on {:?}: {err}",
+                m.name
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn stop(&self) -> Result<(), Error> {
+        self.client.flush().await?;
+        self.client.close().await?;
+        Ok(())
+    }
+}
+
+pub(crate) enum NatsReceiver {
+    Core {
+        client: Client,
+        sub: Subscriber,
+    },
+    Js {
+        client: Client,
+        messages: Box<Messages>,
+    },
+}
+
+impl NatsReceiver {
+    pub async fn connect(name: &str, uri: &MomUri, o: &ReceiverOptions) -> Result<Self, Error> {
+        let client = connect(uri, name).await?;
+        let group = uri.queue.clone().unwrap_or_else(|| name.to_string());
+        if !uri.ack {
+            let sub = match uri.data_type {
+                DataType::PubSub => client.subscribe(&o.binding).await?,
+                DataType::Pt2Pt => client.queue_subscribe(&o.binding, &group).await?,
+            };
+            // The SUB is on the wire before the receiver is reported ready.
+            client.flush().await?;
+            return Ok(NatsReceiver::Core { client, sub });
+        }
+        let js = jetstream::new(client.clone());
+        let stream = uri.stream.as_deref().unwrap_or(DEFAULT_STREAM);
+        ensure_stream(&js, stream, &o.binding).await?;
+        let durable = match uri.data_type {
+            DataType::Pt2Pt => group,
+            DataType::PubSub => format!("{name}-{:08x}", fastrand::u32(..)),
+        };
+        let mut copts = ConsumerOptions::durable(durable)
+            .ack_policy(AckPolicy::Explicit)
+            .ack_wait(Duration::from_secs(30))
+            .filter_subject(o.binding.clone());
+        if uri.data_type == DataType::PubSub {
+            copts = copts
+                .deliver(jetstream::Deliver::New)
+                .inactive_threshold(Duration::from_secs(300));
+        }
+        let consumer = js.create_consumer(stream, &copts).await?;
+        let messages = consumer
+            .messages(PullOptions {
+                batch: uri.max_in_flight.unwrap_or(100) as usize,
+                ..PullOptions::default()
+            })
+            .await?;
+        Ok(NatsReceiver::Js {
+            client,
+            messages: Box::new(messages),
+        })
+    }
+
+    pub async fn next(&mut self) -> Result<Option<Delivery>, Error> {
+        match self {
+            NatsReceiver::Core { sub, .. } => {
+                let Some(m): Option<Message> = sub.next().await else {
+                    return Ok(None);
+                };
+                let env = incoming(m.headers()).open(m.subject(), &m.payload)?;
+                Ok(Some(Delivery::new(env, Acker::None, 1)))
+            }
+            NatsReceiver::Js { messages, .. } => {
+                let m: JsMessage = match messages.next().await {
+                    None => return Ok(None),
+                    Some(r) => r?,
+                };
+                match incoming(m.headers()).open(m.subject(), m.payload()) {
+                    Ok(env) => {
+                        let attempt = m.metadata().delivered as u32;
+                        Ok(Some(Delivery::new(env, Acker::Js(m), attempt)))
+                    }
+                    Err(e) => {
+                        // Reported, and never redelivered as good. Spawned:
+                        // `next` must stay cancel-safe (receive may drop it).
+                        crate::spawn(async move {
+                            let _ = m.term().await;
+                        });
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn stop(&mut self) {
+        let client = match self {
+            NatsReceiver::Core { client, sub } => {
+                let _ = sub.unsubscribe().await;
+                client
+            }
+            NatsReceiver::Js { client, .. } => client,
+        };
+        let _ = client.flush().await;
+        let _ = client.close().await;
+    }
+}

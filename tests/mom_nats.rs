@@ -1,0 +1,175 @@
+//! The facade over NATS (core subscriptions / queue groups) and JetStream
+//! (ack=1), against a real `nats-server -js`: pubsub and pt2pt counts,
+//! typed JSON, every compression, receive timeout, callbacks, cancel by
+//! name, redelivery until acked, a corrupted envelope reported, and
+//! nats-py reading and writing the same envelope.
+
+mod mom_support;
+
+use std::time::Duration;
+
+use courier::mom::{header, Error};
+use courier::nats::HeaderMap;
+use courier_tests::jetstream::JetStreamServer;
+use mom_support::*;
+
+fn server() -> JetStreamServer {
+    JetStreamServer::start()
+}
+
+fn uri_for(port: u16) -> impl Fn(&str, &str) -> String {
+    move |dtype, query| {
+        if query.contains("ack=1") {
+            // A stream per test: its subjects are that test's key.
+            let h = query
+                .bytes()
+                .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+            format!("nats-{dtype}://127.0.0.1:{port}?{query}&stream=S{h:x}")
+        } else {
+            format!("nats-{dtype}://127.0.0.1:{port}?{query}")
+        }
+    }
+}
+
+#[test]
+fn pubsub_and_pt2pt_counts() {
+    let s = server();
+    let uri = uri_for(s.port());
+    courier::run(async {
+        Box::pin(pubsub_counts(&uri, "", 3000)).await;
+        Box::pin(pt2pt_counts(&uri, "", 3000)).await;
+        // JetStream pt2pt: a shared durable, each message once.
+        Box::pin(pt2pt_counts(&uri, "ack=1", 3000)).await;
+    });
+}
+
+#[test]
+fn json_compressions_timeout_callback_cancel() {
+    let s = server();
+    let uri = uri_for(s.port());
+    courier::run(async {
+        Box::pin(json_and_compressions(&uri, "")).await;
+        Box::pin(timeout_and_callback(&uri, "")).await;
+        Box::pin(cancel_by_name_and_all(&uri, "")).await;
+    });
+}
+
+#[test]
+fn ack_mode_redelivers_until_acked_through_jetstream() {
+    let s = server();
+    let uri = uri_for(s.port());
+    courier::run(async {
+        let attempts = ack_fails_twice(&uri, "ack=1").await;
+        // JetStream's own delivery count.
+        assert_eq!(attempts, vec![1, 2, 3]);
+    });
+}
+
+#[test]
+fn corrupted_envelope_is_reported_not_delivered() {
+    let s = server();
+    let uri = uri_for(s.port())("pubsub", "");
+    courier::run(async {
+        let key = unique("bad");
+        let mut r = receiver("r", &uri, &key).await;
+        let native = courier::nats::connect([s.url()]).await.unwrap();
+        let h = HeaderMap::new()
+            .with(header::NAME, &key)
+            .unwrap()
+            .with(header::ID, "feedfeedfeedfeedfeedfeedfeedfeed")
+            .unwrap()
+            .with(header::CRC32C, &format!("{:08x}", crc32c::crc32c(b"good")))
+            .unwrap();
+        native.publish_with_headers(&key, &h, "evil").await.unwrap();
+        native.publish(&key, "no envelope at all").await.unwrap();
+        native.flush().await.unwrap();
+        match r.receive(Some(Duration::from_secs(10))).await {
+            Err(Error::Corrupted {
+                name,
+                message_id,
+                expected,
+                actual,
+            }) => {
+                assert_eq!(name, key);
+                assert_eq!(message_id, "feedfeedfeedfeedfeedfeedfeedfeed");
+                assert_eq!(expected, crc32c::crc32c(b"good"));
+                assert_eq!(actual, crc32c::crc32c(b"evil"));
+            }
+            other => panic!("expected Corrupted, got {other:?}"),
+        }
+        let e = r.receive(Some(Duration::from_secs(10))).await.unwrap_err();
+        assert!(matches!(e, Error::NotAnEnvelope { .. }), "{e}");
+        assert!(e.to_string().contains("Mom-Crc32c"), "{e}");
+        assert_eq!(r.corrupted(), 2);
+        // A good one after them is delivered.
+        let snd = sender(&uri, &key).await;
+        snd.send(&"fine", None).await.unwrap();
+        let d = r
+            .receive(Some(Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.decode::<String>().unwrap(), "fine");
+        assert!(r
+            .receive(Some(Duration::from_millis(200)))
+            .await
+            .unwrap()
+            .is_none());
+    });
+}
+
+#[test]
+fn native_client_sees_the_envelope_headers() {
+    let s = server();
+    let uri = uri_for(s.port())("pubsub", "");
+    courier::run(async {
+        let key = unique("native");
+        let native = courier::nats::connect([s.url()]).await.unwrap();
+        let mut sub = native.subscribe(&key).await.unwrap();
+        native.flush().await.unwrap();
+        let snd = sender(&uri, &key).await;
+        let o = courier::mom::SendOptions {
+            compression: Some(courier::mom::Compression::Zlib),
+            ..Default::default()
+        };
+        snd.send_with(&vec![1, 2, 3], None, &o).await.unwrap();
+        let m = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let h = m.headers().expect("headers");
+        assert_eq!(h.get("Content-Type"), Some("application/json"));
+        assert_eq!(h.get("Content-Encoding"), Some("utf-8"));
+        assert_eq!(h.get("Mom-Compression"), Some("zlib"));
+        assert_eq!(h.get("Mom-Name"), Some(key.as_str()));
+        assert_eq!(
+            h.get("Mom-Crc32c"),
+            Some(format!("{:08x}", crc32c::crc32c(&m.payload)).as_str())
+        );
+        let plain = miniz_oxide::inflate::decompress_to_vec_zlib(&m.payload).unwrap();
+        assert_eq!(plain, b"[1,2,3]");
+    });
+}
+
+#[test]
+fn nats_py_writes_and_reads_the_same_envelope() {
+    let s = server();
+    let uri = uri_for(s.port())("pubsub", "");
+    let url = s.url();
+    let key = unique("py");
+    courier::run(async {
+        let mut r = receiver("r", &uri, &key).await;
+        let mut w = python(&["nats-write", &url, &key, "10"]);
+        Box::pin(receive_python_written(&mut r, 10)).await;
+        assert!(w.wait().unwrap().success());
+    });
+    let key = unique("py");
+    let mut child = python(&["nats-read", &url, &key, "9"]);
+    let out = wait_ready(&mut child);
+    courier::run(async {
+        let s = sender(&uri, &key).await;
+        send_for_python(&s, 9).await;
+        s.stop(Duration::from_secs(5)).await.unwrap();
+    });
+    check_python_read(&python_lines(child, out), &key, 9);
+}

@@ -1,0 +1,183 @@
+//! The facade over NSQ against a real nsqd (and nsqlookupd): pubsub (an
+//! ephemeral channel per receiver) and pt2pt (one shared channel) counts,
+//! typed JSON, every compression, receive timeout, callbacks, cancel by
+//! name, FIN/REQ ack mode, a corrupted envelope reported, discovery.
+
+mod mom_support;
+mod nsq_support;
+
+use std::time::Duration;
+
+use courier::mom::Error;
+use mom_support::*;
+
+fn uri_for(addr: String) -> impl Fn(&str, &str) -> String {
+    move |dtype, query| format!("nsq-{dtype}://{addr}?{query}")
+}
+
+#[test]
+fn pubsub_and_pt2pt_counts() {
+    let nsqd = nsq_support::nsqd(&[]);
+    let uri = uri_for(nsqd.tcp_addr());
+    courier::run(async {
+        Box::pin(pubsub_counts(&uri, "", 3000)).await;
+        Box::pin(pt2pt_counts(&uri, "ack=1", 3000)).await;
+    });
+}
+
+#[test]
+fn json_compressions_timeout_callback_cancel() {
+    let nsqd = nsq_support::nsqd(&[]);
+    let uri = uri_for(nsqd.tcp_addr());
+    courier::run(async {
+        Box::pin(json_and_compressions(&uri, "")).await;
+        Box::pin(timeout_and_callback(&uri, "")).await;
+        Box::pin(cancel_by_name_and_all(&uri, "")).await;
+    });
+}
+
+#[test]
+fn ack_mode_fins_once_after_two_reqs() {
+    let nsqd = nsq_support::nsqd(&[]);
+    let uri = uri_for(nsqd.tcp_addr());
+    courier::run(async {
+        let attempts = Box::pin(ack_fails_twice(&uri, "ack=1")).await;
+        // nsqd's attempt counter: REQ'd twice, FIN'd on the third.
+        assert_eq!(attempts, vec![1, 2, 3]);
+    });
+    let stats = nsqd.http_get("/stats?format=json");
+    let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    let topics = v["topics"].as_array().unwrap();
+    let t = topics
+        .iter()
+        .find(|t| t["topic_name"].as_str().unwrap().starts_with("ack_"))
+        .expect("the ack topic");
+    let ch = &t["channels"][0];
+    assert_eq!(ch["requeue_count"], 2, "{ch}");
+    assert_eq!(ch["depth"], 0, "{ch}");
+    assert_eq!(ch["in_flight_count"], 0, "{ch}");
+}
+
+#[test]
+fn corrupted_envelope_is_reported_and_finished() {
+    let nsqd = nsq_support::nsqd(&[]);
+    let uri = uri_for(nsqd.tcp_addr())("pubsub", "");
+    courier::run(async {
+        let key = unique("bad");
+        let mut r = receiver("r", &uri, &key).await;
+        // A good envelope from the facade, captured by a native consumer
+        // would be work; build one with a sender and flip a byte through
+        // nsqd's HTTP API instead: "MOM1" + bad CRC.
+        let mut bytes = b"MOM1\0\0\0\0".to_vec();
+        bytes.extend_from_slice(&0u64.to_be_bytes());
+        bytes.push(0);
+        for f in [
+            key.as_bytes(),
+            b"0123456789abcdef0123456789abcdef",
+            b"",
+            b"",
+        ] {
+            bytes.push(f.len() as u8);
+            bytes.extend_from_slice(f);
+        }
+        bytes.extend_from_slice(b"payload");
+        let crc = crc32c::crc32c(&bytes[8..]);
+        bytes[4..8].copy_from_slice(&crc.to_be_bytes());
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let native = courier::nsq::Producer::new([nsqd.tcp_addr()], Default::default()).unwrap();
+        native.publish(&key, &bytes).await.unwrap();
+        native.publish(&key, b"not an envelope").await.unwrap();
+        match r.receive(Some(Duration::from_secs(10))).await {
+            Err(Error::Corrupted {
+                name,
+                message_id,
+                expected,
+                ..
+            }) => {
+                assert_eq!(name, key);
+                assert_eq!(message_id, "0123456789abcdef0123456789abcdef");
+                assert_eq!(expected, crc);
+            }
+            other => panic!("expected Corrupted, got {other:?}"),
+        }
+        let e = r.receive(Some(Duration::from_secs(10))).await.unwrap_err();
+        assert!(matches!(e, Error::NotAnEnvelope { .. }), "{e}");
+        let s = sender(&uri, &key).await;
+        s.send(&"fine", None).await.unwrap();
+        let d = r
+            .receive(Some(Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.decode::<String>().unwrap(), "fine");
+        assert_eq!(r.corrupted(), 2);
+        native.stop().await;
+    });
+}
+
+#[test]
+fn nsqlookupd_uris_discover_nsqd() {
+    let lookupd = courier_tests::Nsqlookupd::start();
+    let arg = format!("--lookupd-tcp-address={}", lookupd.tcp_addr());
+    let nsqd = nsq_support::nsqd(&[arg.as_str(), "--broadcast-address=127.0.0.1"]);
+    let uri = format!("nsqlookupd-pt2pt://127.0.0.1:{}?queue=w", lookupd.http_port);
+    courier::run(async {
+        let key = unique("disc");
+        // The topic exists once something is published; the sender finds
+        // nsqd through lookupd's /nodes.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let s = loop {
+            match courier::mom::Sender::connect(
+                "s",
+                &uri,
+                courier::mom::SenderOptions {
+                    routing_key: Some(key.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            {
+                Ok(s) => break s,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        s.send(&1u32, None).await.unwrap();
+        let mut r = receiver("w", &uri, &key).await;
+        let d = r
+            .receive(Some(Duration::from_secs(15)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.decode::<u32>().unwrap(), 1);
+        r.stop().await;
+    });
+    drop(nsqd);
+}
+
+#[test]
+fn pynsq_writes_and_reads_the_same_envelope() {
+    let nsqd = nsq_support::nsqd(&[]);
+    let addr = nsqd.tcp_addr();
+    let uri = uri_for(addr.clone())("pt2pt", "queue=rs&ack=1");
+    let key = unique("py");
+    courier::run(async {
+        let mut r = receiver("r", &uri, &key).await;
+        let mut w = python(&["nsq-write", &addr, &key, "10"]);
+        Box::pin(receive_python_written(&mut r, 10)).await;
+        assert!(w.wait().unwrap().success());
+        r.stop().await;
+    });
+    let key = unique("py");
+    let mut child = python(&["nsq-read", &addr, &key, "9"]);
+    let out = wait_ready(&mut child);
+    courier::run(async {
+        let s = sender(&uri, &key).await;
+        send_for_python(&s, 9).await;
+        s.stop(Duration::from_secs(5)).await.unwrap();
+    });
+    check_python_read(&python_lines(child, out), &key, 9);
+}

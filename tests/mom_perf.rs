@@ -1,0 +1,176 @@
+//! The facade's cost, measured (not asserted) beside the native courier
+//! API on the same real server: allocations per message (in the suite,
+//! with a loose bound so a regression fails) and messages/s at 1 KiB
+//! (ignored in the suite; run it with
+//! `cargo test --release -p courier-tests --test mom_perf -- --ignored --nocapture`).
+
+mod mom_support;
+
+use std::time::{Duration, Instant};
+
+use courier::mom::SendOptions;
+use courier_tests::alloc_count::{thread_allocations, CountingAlloc};
+use courier_tests::NatsServer;
+use mom_support::*;
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+const KIB: usize = 1024;
+
+/// Allocations per message: facade send + receive vs native publish +
+/// next, raw 1 KiB payloads, no compression, NATS core.
+#[test]
+fn allocations_per_message_facade_vs_native() {
+    let nats = NatsServer::start();
+    let uri = format!("nats-pubsub://127.0.0.1:{}", nats.port());
+    courier::run(async {
+        let n = 2_000u64;
+        let payload = vec![b'x'; KIB];
+        // Facade.
+        let mut r = receiver("r", &uri, "alloc.mom").await;
+        let s = sender(&uri, "alloc.mom").await;
+        let none = SendOptions::default();
+        for _ in 0..100 {
+            s.send_bytes(&payload, None, &none).await.unwrap();
+            r.receive(Some(Duration::from_secs(5)))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let before = thread_allocations();
+        for _ in 0..n {
+            s.send_bytes(&payload, None, &none).await.unwrap();
+        }
+        let sent = thread_allocations() - before;
+        let before = thread_allocations();
+        for _ in 0..n {
+            r.receive(Some(Duration::from_secs(5)))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let received = thread_allocations() - before;
+        // Native.
+        let c = courier::nats::connect([nats.url()]).await.unwrap();
+        let mut sub = c.subscribe("alloc.native").await.unwrap();
+        c.flush().await.unwrap();
+        for _ in 0..100 {
+            c.publish("alloc.native", &payload).await.unwrap();
+            sub.next().await.unwrap();
+        }
+        let before = thread_allocations();
+        for _ in 0..n {
+            c.publish("alloc.native", &payload).await.unwrap();
+        }
+        let native_sent = thread_allocations() - before;
+        let before = thread_allocations();
+        for _ in 0..n {
+            sub.next().await.unwrap();
+        }
+        let native_received = thread_allocations() - before;
+        let per = |a: u64| a as f64 / n as f64;
+        println!(
+            "allocations per 1 KiB message on NATS: facade send {:.1} receive {:.1}; native publish {:.1} next {:.1}",
+            per(sent),
+            per(received),
+            per(native_sent),
+            per(native_received)
+        );
+        // Loose bounds: a regression (a copy per header, a map per
+        // message) fails; the note has the numbers.
+        assert!(per(sent) <= 20.0, "facade send: {:.1}", per(sent));
+        assert!(
+            per(received) <= 30.0,
+            "facade receive: {:.1}",
+            per(received)
+        );
+    });
+}
+
+async fn facade_round(uri: &str, key: &str, n: usize, payload: &[u8]) -> f64 {
+    let mut r = receiver("r", uri, key).await;
+    let s = sender(uri, key).await;
+    let none = SendOptions::default();
+    let t0 = Instant::now();
+    let recv = courier::spawn(async move {
+        for _ in 0..n {
+            r.receive(Some(Duration::from_secs(30)))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        r.stop().await;
+    });
+    for _ in 0..n {
+        s.send_bytes(payload, None, &none).await.unwrap();
+    }
+    let sent_in = t0.elapsed();
+    recv.await.unwrap();
+    let rate = n as f64 / t0.elapsed().as_secs_f64();
+    println!(
+        "  facade: sends done after {sent_in:?}, all received after {:?}",
+        t0.elapsed()
+    );
+    s.stop(Duration::from_secs(10)).await.unwrap();
+    rate
+}
+
+async fn native_round(url: &str, key: &str, n: usize, payload: &[u8]) -> f64 {
+    let sc = courier::nats::connect([url]).await.unwrap();
+    let mut sub = sc.subscribe(key).await.unwrap();
+    sc.flush().await.unwrap();
+    let c = courier::nats::connect([url]).await.unwrap();
+    let t0 = Instant::now();
+    let recv = courier::spawn(async move {
+        for _ in 0..n {
+            sub.next().await.unwrap();
+        }
+    });
+    for _ in 0..n {
+        c.publish(key, payload).await.unwrap();
+    }
+    let sent_in = t0.elapsed();
+    recv.await.unwrap();
+    let rate = n as f64 / t0.elapsed().as_secs_f64();
+    println!(
+        "  native: publishes done after {sent_in:?}, all received after {:?}",
+        t0.elapsed()
+    );
+    c.close().await.unwrap();
+    sc.close().await.unwrap();
+    rate
+}
+
+/// msgs/s through the facade and the native client, interleaved rounds,
+/// median of the per-round ratios (noisy on a shared 2-core machine).
+#[test]
+#[ignore]
+fn throughput_facade_vs_native_nats_1kib() {
+    let nats = NatsServer::start();
+    let uri = format!("nats-pubsub://127.0.0.1:{}", nats.port());
+    let url = nats.url();
+    let n = 50_000;
+    let payload = vec![b'x'; KIB];
+    courier::run(async {
+        let mut ratios = Vec::new();
+        for round in 0..5 {
+            let key = format!("perf.{round}");
+            let native = native_round(&url, &key, n, &payload).await;
+            let facade = Box::pin(facade_round(&uri, &key, n, &payload)).await;
+            println!(
+                "round {round}: native {native:.0} msgs/s, facade {facade:.0} msgs/s, ratio {:.2}",
+                facade / native
+            );
+            ratios.push(facade / native);
+        }
+        ratios.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        println!(
+            "facade/native median {:.2} (min {:.2}, max {:.2}) over {} rounds of {n} x 1 KiB",
+            ratios[ratios.len() / 2],
+            ratios[0],
+            ratios[ratios.len() - 1],
+            ratios.len()
+        );
+    });
+}
