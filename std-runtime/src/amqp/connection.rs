@@ -10,7 +10,7 @@
 //! when nothing else was (the core decides).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::ToSocketAddrs;
 use std::rc::Rc;
 use std::sync::OnceLock;
@@ -20,9 +20,11 @@ use courier_core::amqp::{
     self, ChannelId, Delivery, DeliveryKind, Event, Options as CoreOptions, Reply, Session,
 };
 use courier_core::time::{Duration as CoreDuration, Instant as CoreInstant};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{oneshot, Notify};
 
 use super::channel::Channel;
+use super::confirms::ConfirmSlab;
+use super::consumers::{Consumers, Settle, Sink};
 use super::message::Message;
 use super::url::AmqpUrl;
 use super::Error;
@@ -94,9 +96,6 @@ impl Shared {
     }
 }
 
-/// Waiters for a publish's confirm.
-pub(crate) type ConfirmWaiter = oneshot::Sender<Result<(), Error>>;
-
 pub(crate) struct Shared {
     pub session: CoreSession,
     /// Why the connection ended, once it did.
@@ -104,10 +103,13 @@ pub(crate) struct Shared {
     connected: Option<oneshot::Sender<Result<(), Error>>>,
     pub opens: HashMap<ChannelId, oneshot::Sender<Result<(), Error>>>,
     pub replies: HashMap<ChannelId, VecDeque<oneshot::Sender<Result<Reply, Error>>>>,
-    pub confirms: HashMap<ChannelId, BTreeMap<u64, ConfirmWaiter>>,
+    /// Publishes waiting for their confirm.
+    pub confirm_slab: ConfirmSlab,
+    /// Handler answers the transmit buffer had no room for, in order.
+    pub deferred: VecDeque<(ChannelId, u64, Settle)>,
     /// Returns seen on a channel and not yet matched with their confirm.
     returned: HashMap<ChannelId, VecDeque<Error>>,
-    pub consumers: HashMap<(ChannelId, String), mpsc::UnboundedSender<Result<Message, Error>>>,
+    pub consumers: Consumers,
     /// Channels the server closed, with its reason.
     pub channel_errors: HashMap<ChannelId, amqp::CloseReason>,
     /// The writer has bytes in flight.
@@ -230,11 +232,10 @@ impl Inner {
                 }
             }
             // Unconfirmed at the cut: each waiting publisher hears it.
-            for (_, m) in sh.confirms.drain() {
-                for (_, w) in m {
-                    let _ = w.send(Err(gone.clone()));
-                }
-            }
+            sh.confirm_slab.fail_all(&gone);
+            // Answers to deliveries of the dead connection: the broker
+            // redelivers those messages.
+            sh.deferred.clear();
             sh.returned.clear();
         }
         log::warn!("amqp: connection lost ({error}); reconnecting");
@@ -267,27 +268,22 @@ impl Inner {
                 let _ = w.send(Err(gone.clone()));
             }
         }
-        for (_, m) in sh.confirms.drain() {
-            for (_, w) in m {
-                let _ = w.send(Err(gone.clone()));
-            }
-        }
-        for (_, c) in sh.consumers.drain() {
-            let _ = c.send(Err(gone.clone()));
-        }
+        sh.confirm_slab.fail_all(&gone);
+        sh.consumers.end_all(&gone);
+        sh.deferred.clear();
         drop(sh);
         self.room.notify_waiters();
         self.wake_writer.notify_one();
     }
 
-    fn on_delivery(&self, sh: &mut Shared, d: Delivery<'_>) {
+    pub(crate) fn on_delivery(&self, sh: &mut Shared, d: Delivery<'_>) {
         match d.kind {
             DeliveryKind::Deliver { consumer_tag, .. } => {
-                let tag = consumer_tag.to_string();
-                if let Some(tx) = sh.consumers.get(&(d.channel, tag)) {
+                let epoch = sh.epoch;
+                if let Some(Sink::Stream(tx)) = sh.consumers.get_mut(d.channel, consumer_tag) {
                     let mut m = Message::from_delivery(&d);
                     m.conn = self.me.clone();
-                    m.epoch = sh.epoch;
+                    m.epoch = epoch;
                     let _ = tx.send(Ok(m));
                 }
                 // No consumer (cancelled by us): unacked, requeued by the
@@ -338,16 +334,10 @@ impl Inner {
                 for w in sh.replies.remove(&channel).unwrap_or_default() {
                     let _ = w.send(Err(err.clone()));
                 }
-                for (_, w) in sh.confirms.remove(&channel).unwrap_or_default() {
-                    let _ = w.send(Err(err.clone()));
-                }
+                sh.confirm_slab.fail_channel(channel, &err);
                 sh.returned.remove(&channel);
-                sh.consumers.retain(|(ch, _), tx| {
-                    if *ch == channel {
-                        let _ = tx.send(Err(err.clone()));
-                    }
-                    *ch != channel
-                });
+                sh.deferred.retain(|(ch, _, _)| *ch != channel);
+                sh.consumers.end_channel(channel, &err);
             }
             Event::Reply { channel, reply } => {
                 if let Some(w) = sh.replies.get_mut(&channel).and_then(|q| q.pop_front()) {
@@ -361,30 +351,19 @@ impl Inner {
                 ack,
                 ..
             } => {
-                let Some(waiters) = sh.confirms.get_mut(&channel) else {
-                    return;
-                };
                 // RabbitMQ sends a mandatory publish's basic.return right
                 // before the confirm whose tag is that publish.
-                let returned = sh.returned.get_mut(&channel).and_then(|q| q.pop_front());
-                let settled: Vec<u64> = if multiple {
-                    waiters.range(..=delivery_tag).map(|(t, _)| *t).collect()
-                } else {
-                    vec![delivery_tag]
-                };
-                for tag in settled {
-                    let Some(w) = waiters.remove(&tag) else {
-                        continue;
-                    };
-                    let result = if !ack {
-                        Err(Error::Nacked { delivery_tag: tag })
-                    } else if tag == delivery_tag && returned.is_some() {
-                        Err(returned.clone().unwrap_or(Error::Nacked { delivery_tag }))
-                    } else {
-                        Ok(())
-                    };
-                    let _ = w.send(result);
-                }
+                let mut returned = sh.returned.get_mut(&channel).and_then(|q| q.pop_front());
+                sh.confirm_slab
+                    .settle(channel, delivery_tag, multiple, |tag| {
+                        if !ack {
+                            Err(Error::Nacked { delivery_tag: tag })
+                        } else if tag == delivery_tag {
+                            returned.take().map_or(Ok(()), Err)
+                        } else {
+                            Ok(())
+                        }
+                    });
                 self.room.notify_waiters();
             }
             Event::ConsumerCancelled {
@@ -393,8 +372,8 @@ impl Inner {
             } => {
                 let tag = consumer_tag.to_string();
                 sh.topology.forget_consumer(channel, &tag);
-                if let Some(tx) = sh.consumers.remove(&(channel, tag.clone())) {
-                    let _ = tx.send(Err(Error::ConsumerCancelled { consumer_tag: tag }));
+                if let Some(sink) = sh.consumers.remove(channel, &tag) {
+                    sink.end(Error::ConsumerCancelled { consumer_tag: tag });
                 }
             }
             Event::Unblocked => self.room.notify_waiters(),
@@ -476,9 +455,10 @@ impl Connection {
                 connected: Some(tx),
                 opens: HashMap::new(),
                 replies: HashMap::new(),
-                confirms: HashMap::new(),
+                confirm_slab: ConfirmSlab::default(),
+                deferred: VecDeque::new(),
                 returned: HashMap::new(),
-                consumers: HashMap::new(),
+                consumers: Consumers::default(),
                 channel_errors: HashMap::new(),
                 writing: false,
                 epoch: 1,
@@ -606,12 +586,11 @@ async fn reader(inner: Rc<Inner>, mut read: ReadHalf, mut buf: ReadBuffer, epoch
         }
         loop {
             let mut guard = inner.shared.borrow_mut();
-            let sh = &mut *guard;
-            let result = sh.session.handle_input(buf.data(), now());
+            let result = guard.session.handle_input(buf.data(), now());
             let used = match result {
                 Ok((used, delivery)) => {
                     if let Some(d) = delivery {
-                        inner.on_delivery(sh, d);
+                        guard = super::consumers::deliver(&inner, guard, d);
                     }
                     used
                 }
@@ -622,6 +601,7 @@ async fn reader(inner: Rc<Inner>, mut read: ReadHalf, mut buf: ReadBuffer, epoch
                     return;
                 }
             };
+            let sh = &mut *guard;
             let mut any = false;
             while let Some(ev) = sh.session.poll_event() {
                 any = true;
@@ -654,6 +634,7 @@ async fn writer(inner: Rc<Inner>, mut write: WriteHalf, capacity: usize, epoch: 
         // None: nothing to write; Some(done): the connection ended.
         let idle = {
             let mut sh = inner.shared.borrow_mut();
+            super::consumers::write_deferred(&mut sh);
             let pending = sh.session.transmit();
             if pending.is_empty() {
                 Some(sh.closed.is_some())
