@@ -26,9 +26,10 @@ use super::channel::Channel;
 use super::confirms::ConfirmSlab;
 use super::consumers::{Consumers, Settle, Sink};
 use super::message::Message;
+use super::tls::SharedTls;
 use super::url::AmqpUrl;
 use super::Error;
-use crate::transport::{self, ReadBuffer, ReadHalf, WriteHalf};
+use crate::transport::{ReadBuffer, ReadHalf, WriteHalf};
 
 /// Channels one connection can have open at once.
 pub const MAX_CHANNELS: usize = 64;
@@ -71,6 +72,13 @@ pub struct ConnectOptions {
     /// Longest wait between reconnect attempts (the wait doubles from
     /// 100 ms up to this, each with ±50 % jitter). Default 5 s.
     pub max_backoff: Duration,
+    /// TLS for `amqps://` URLs: CA, client certificate, server name
+    /// (None: verify against the Mozilla roots). See
+    /// [`ConnectOptions::with_tls`].
+    pub tls: Option<crate::layers::TlsConfig>,
+    /// Log in with SASL EXTERNAL (the TLS client certificate names the
+    /// user) instead of PLAIN. See [`ConnectOptions::external_auth`].
+    pub external: bool,
 }
 
 impl ConnectOptions {
@@ -86,6 +94,8 @@ impl ConnectOptions {
             handshake_timeout: Duration::from_secs(10),
             reconnect: true,
             max_backoff: Duration::from_secs(5),
+            tls: None,
+            external: false,
         }
     }
 }
@@ -210,7 +220,7 @@ impl Inner {
                     amqp::Error::AccessRefused(_)
                         | amqp::Error::MechanismNotOffered { .. }
                         | amqp::Error::FrameTooLarge { .. }
-                )
+                ) | Error::Tls(_)
             );
             sh.topology.options.reconnect && sh.connected_once && !refused
         };
@@ -420,18 +430,17 @@ impl Connection {
     /// Connects, logs in and opens the URL's virtual host.
     pub async fn connect_with(options: ConnectOptions) -> Result<Connection, Error> {
         let url = AmqpUrl::parse(&options.url)?;
-        if url.tls {
-            return Err(Error::Url(
-                "amqps:// is not supported by this build yet; use amqp:// (see issue 12)".into(),
-            ));
-        }
         let addr = (url.host.as_str(), url.port)
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| Error::Url(format!("{}: no address", url.host)))?;
-        let (read, write) = transport::connect(addr).await?;
-        let mut core = CoreOptions::new(&url.user, &url.password, &url.vhost)
-            .map_err(|e| Error::Url(e.to_string()))?;
+        let (read, write, tls) = super::tls::dial(&options, addr).await?;
+        let mut core = if options.external {
+            CoreOptions::external(&url.vhost)
+        } else {
+            CoreOptions::new(&url.user, &url.password, &url.vhost)
+        }
+        .map_err(|e| Error::Url(e.to_string()))?;
         if !options.connection_name.is_empty() {
             core = core
                 .with_connection_name(&options.connection_name)
@@ -469,7 +478,7 @@ impl Connection {
             wake_writer: Notify::new(),
             room: Notify::new(),
         });
-        spawn_io(&inner, read, write, 1);
+        spawn_io(&inner, read, write, tls, 1);
         match rx.await {
             Ok(Ok(())) => Ok(Connection {
                 _last: Rc::new(LastHandle(Rc::downgrade(&inner))),
@@ -556,18 +565,31 @@ impl Connection {
 }
 
 /// Starts the reader, writer and timer of connection generation `epoch`.
-pub(crate) fn spawn_io(inner: &Rc<Inner>, read: ReadHalf, write: WriteHalf, epoch: u64) {
+pub(crate) fn spawn_io(
+    inner: &Rc<Inner>,
+    read: ReadHalf,
+    write: WriteHalf,
+    tls: Option<SharedTls>,
+    epoch: u64,
+) {
     let o = &inner.shared.borrow().topology.options;
     let (rx, tx) = (o.rx_capacity, o.tx_capacity);
-    crate::spawn(reader(inner.clone(), read, ReadBuffer::new(rx), epoch));
-    crate::spawn(writer(inner.clone(), write, tx, epoch));
+    let buf = ReadBuffer::new(rx);
+    crate::spawn(reader(inner.clone(), read, buf, tls.clone(), epoch));
+    crate::spawn(writer(inner.clone(), write, tx, tls, epoch));
     crate::spawn(timer(Rc::downgrade(inner), epoch));
     inner.wake_writer.notify_one();
 }
 
-async fn reader(inner: Rc<Inner>, mut read: ReadHalf, mut buf: ReadBuffer, epoch: u64) {
+async fn reader(
+    inner: Rc<Inner>,
+    mut read: ReadHalf,
+    mut buf: ReadBuffer,
+    tls: Option<SharedTls>,
+    epoch: u64,
+) {
     loop {
-        let res = read.read(&mut buf).await;
+        let res = super::tls::read(tls.as_ref(), &mut read, &mut buf).await;
         if inner.shared.borrow().epoch != epoch {
             return;
         }
@@ -580,7 +602,7 @@ async fn reader(inner: Rc<Inner>, mut read: ReadHalf, mut buf: ReadBuffer, epoch
             Ok(_) => {}
             Err(e) => {
                 inner.shared.borrow_mut().session.connection_lost();
-                inner.lost(epoch, Error::Io(e.to_string()));
+                inner.lost(epoch, e);
                 return;
             }
         }
@@ -624,7 +646,13 @@ async fn reader(inner: Rc<Inner>, mut read: ReadHalf, mut buf: ReadBuffer, epoch
     }
 }
 
-async fn writer(inner: Rc<Inner>, mut write: WriteHalf, capacity: usize, epoch: u64) {
+async fn writer(
+    inner: Rc<Inner>,
+    mut write: WriteHalf,
+    capacity: usize,
+    tls: Option<SharedTls>,
+    epoch: u64,
+) {
     let mut out = Vec::with_capacity(capacity);
     loop {
         if inner.shared.borrow().epoch != epoch {
@@ -636,23 +664,35 @@ async fn writer(inner: Rc<Inner>, mut write: WriteHalf, capacity: usize, epoch: 
             let mut sh = inner.shared.borrow_mut();
             super::consumers::write_deferred(&mut sh);
             let pending = sh.session.transmit();
-            if pending.is_empty() {
-                Some(sh.closed.is_some())
+            let handshake = tls.as_ref().is_some_and(|t| t.borrow().has_wire());
+            if pending.is_empty() && !handshake {
+                Some(Ok(sh.closed.is_some()))
             } else {
                 out.clear();
-                out.extend_from_slice(pending);
-                let n = out.len();
+                let sealed = match &tls {
+                    Some(t) => t.borrow_mut().seal(pending, &mut out),
+                    None => {
+                        out.extend_from_slice(pending);
+                        Ok(())
+                    }
+                };
+                let n = pending.len();
                 sh.session.transmitted(n);
                 sh.writing = true;
-                None
+                sealed.err().map(Err)
             }
         };
         match idle {
-            Some(true) => {
+            Some(Err(e)) => {
+                inner.shared.borrow_mut().writing = false;
+                inner.lost(epoch, e);
+                return;
+            }
+            Some(Ok(true)) => {
                 let _ = write.shutdown();
                 return;
             }
-            Some(false) => {
+            Some(Ok(false)) => {
                 inner.wake_writer.notified().await;
                 continue;
             }

@@ -33,6 +33,7 @@ mod consumers;
 mod error;
 mod message;
 mod recovery;
+mod tls;
 mod url;
 
 pub use channel::{Channel, Consumer, DeclareOptions, QueueInfo};

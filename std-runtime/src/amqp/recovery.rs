@@ -17,7 +17,6 @@ use tokio::sync::oneshot;
 use super::channel::DeclareOptions;
 use super::connection::{now, spawn_io, ConnectOptions, Inner};
 use super::Error;
-use crate::transport;
 
 /// One declaration to replay.
 #[derive(Clone, Debug)]
@@ -298,9 +297,10 @@ async fn restore(inner: &Rc<Inner>) -> Result<(), Error> {
 
 /// Reconnects until it works (or the connection is closed for good).
 pub(crate) async fn recover(inner: Rc<Inner>) {
-    let (addr, max) = {
+    let (addr, max, options) = {
         let sh = inner.shared.borrow();
-        (sh.topology.addr, sh.topology.options.max_backoff)
+        let o = &sh.topology.options;
+        (sh.topology.addr, o.max_backoff, o.clone())
     };
     let mut backoff = Duration::from_millis(100);
     let mut attempt = 0u32;
@@ -314,8 +314,12 @@ pub(crate) async fn recover(inner: Rc<Inner>) {
         if inner.shared.borrow().closed.is_some() {
             return;
         }
-        let Ok((read, write)) = transport::connect(addr).await else {
-            continue;
+        let (read, write, tls) = match super::tls::dial(&options, addr).await {
+            Ok(io) => io,
+            Err(e) => {
+                log::debug!("amqp: reconnect attempt {attempt}: {e}");
+                continue;
+            }
         };
         let (tx, rx) = oneshot::channel();
         let epoch = {
@@ -329,7 +333,7 @@ pub(crate) async fn recover(inner: Rc<Inner>) {
             sh.set_connected_waiter(tx);
             sh.epoch
         };
-        spawn_io(&inner, read, write, epoch);
+        spawn_io(&inner, read, write, tls, epoch);
         let ok = matches!(rx.await, Ok(Ok(())));
         if ok && restore(&inner).await.is_ok() {
             let mut sh = inner.shared.borrow_mut();
