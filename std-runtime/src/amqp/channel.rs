@@ -4,7 +4,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use courier_core::amqp::methods::{Basic, Exchange, Queue};
+use courier_core::amqp::methods::{Basic, Exchange, Queue, Tx};
 use courier_core::amqp::{
     ChannelId, ConsumeFlags, Delivery, FieldTable, Method, Properties, PublishFlags, Reply,
 };
@@ -57,6 +57,90 @@ impl Channel {
     /// The channel number.
     pub fn id(&self) -> ChannelId {
         self.id
+    }
+
+    /// The connection this channel belongs to.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// False while the server paused this channel (`channel.flow`):
+    /// publishes wait until it resumes (RabbitMQ itself uses
+    /// connection.blocked instead; other brokers send channel.flow).
+    pub fn flow_active(&self) -> bool {
+        let sh = self.conn.inner.shared.borrow();
+        sh.session.channel(self.id).is_none_or(|c| c.flow_active)
+    }
+
+    /// Binds exchange `destination` to exchange `source` with a binding
+    /// key and `arguments`: what `source` routes with that key is routed
+    /// again by `destination` (RabbitMQ's exchange-to-exchange bindings).
+    /// Restored after a reconnect.
+    pub async fn exchange_bind(
+        &self,
+        destination: &str,
+        source: &str,
+        key: &str,
+        arguments: FieldTable<'_>,
+    ) -> Result<(), Error> {
+        self.rpc(
+            Exchange::Bind {
+                destination: destination.into(),
+                source: source.into(),
+                routing_key: key.into(),
+                nowait: false,
+                arguments,
+            }
+            .into(),
+        )
+        .await?;
+        self.record(|t| t.exchange_bind(destination, source, key, arguments));
+        Ok(())
+    }
+
+    /// Removes an exchange-to-exchange binding.
+    pub async fn exchange_unbind(
+        &self,
+        destination: &str,
+        source: &str,
+        key: &str,
+    ) -> Result<(), Error> {
+        self.rpc(
+            Exchange::Unbind {
+                destination: destination.into(),
+                source: source.into(),
+                routing_key: key.into(),
+                nowait: false,
+                arguments: FieldTable::EMPTY,
+            }
+            .into(),
+        )
+        .await?;
+        self.record(|t| t.exchange_unbind(destination, source, key));
+        Ok(())
+    }
+
+    /// Puts the channel in transaction mode (tx.select): publishes and
+    /// acks take effect only at [`Channel::tx_commit`] and are dropped by
+    /// [`Channel::tx_rollback`]. A commit that returned Ok is durable like
+    /// a confirm (at-least-once); a transaction open at a connection cut is
+    /// lost (the reopened channel is in tx mode again, with nothing
+    /// pending). Not combinable with confirm mode on one channel.
+    pub async fn tx_select(&self) -> Result<(), Error> {
+        self.rpc(Tx::Select.into()).await?;
+        self.record(|t| t.tx(self.id));
+        Ok(())
+    }
+
+    /// Commits the current transaction (tx.commit).
+    pub async fn tx_commit(&self) -> Result<(), Error> {
+        self.rpc(Tx::Commit.into()).await.map(drop)
+    }
+
+    /// Abandons the current transaction (tx.rollback): its publishes are
+    /// discarded, its acks undone.
+    pub async fn tx_rollback(&self) -> Result<(), Error> {
+        self.rpc(Tx::Rollback.into()).await.map(drop)
     }
 
     fn record(&self, f: impl FnOnce(&mut super::recovery::Topology)) {

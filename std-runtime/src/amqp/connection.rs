@@ -113,6 +113,8 @@ pub(crate) struct Shared {
     connected: Option<oneshot::Sender<Result<(), Error>>>,
     pub opens: HashMap<ChannelId, oneshot::Sender<Result<(), Error>>>,
     pub replies: HashMap<ChannelId, VecDeque<oneshot::Sender<Result<Reply, Error>>>>,
+    /// Message slots of pending basic.gets (beside their reply waiters).
+    pub gets: HashMap<ChannelId, VecDeque<super::basic_get::GetWaiter>>,
     /// Publishes waiting for their confirm.
     pub confirm_slab: ConfirmSlab,
     /// Handler answers the transmit buffer had no room for, in order.
@@ -172,7 +174,11 @@ impl Inner {
                         return Ok(v);
                     }
                     Err(amqp::Error::BufferFull(c)) if c.needed <= sh.session.tx_capacity() => {}
-                    Err(amqp::Error::ConfirmWindowFull { .. } | amqp::Error::Blocked) => {}
+                    Err(
+                        amqp::Error::ConfirmWindowFull { .. }
+                        | amqp::Error::Blocked
+                        | amqp::Error::FlowPaused(_),
+                    ) => {}
                     Err(amqp::Error::NotConnected) if sh.recovering => {}
                     Err(amqp::Error::ChannelNotOpen(ch)) => {
                         return Err(match sh.channel_errors.get(&ch) {
@@ -207,6 +213,7 @@ impl Inner {
                 for (_, w) in sh.opens.drain() {
                     let _ = w.send(Err(gone.clone()));
                 }
+                sh.gets.clear();
                 for (_, q) in sh.replies.drain() {
                     for w in q {
                         let _ = w.send(Err(gone.clone()));
@@ -236,6 +243,7 @@ impl Inner {
             for (_, w) in sh.opens.drain() {
                 let _ = w.send(Err(gone.clone()));
             }
+            sh.gets.clear();
             for (_, q) in sh.replies.drain() {
                 for w in q {
                     let _ = w.send(Err(gone.clone()));
@@ -273,6 +281,7 @@ impl Inner {
         for (_, w) in sh.opens.drain() {
             let _ = w.send(Err(gone.clone()));
         }
+        sh.gets.clear();
         for (_, q) in sh.replies.drain() {
             for w in q {
                 let _ = w.send(Err(gone.clone()));
@@ -284,6 +293,11 @@ impl Inner {
         drop(sh);
         self.room.notify_waiters();
         self.wake_writer.notify_one();
+    }
+
+    /// A weak handle on itself (for messages' ack handles).
+    pub(crate) fn me(&self) -> std::rc::Weak<Inner> {
+        self.me.clone()
     }
 
     pub(crate) fn on_delivery(&self, sh: &mut Shared, d: Delivery<'_>) {
@@ -310,7 +324,7 @@ impl Inner {
                     code: reply_code,
                     text: reply_text.to_string(),
                 }),
-            DeliveryKind::Get { .. } => {}
+            DeliveryKind::Get { .. } => super::basic_get::on_get_ok(self, sh, &d),
         }
     }
 
@@ -341,6 +355,7 @@ impl Inner {
                 if let Some(w) = sh.opens.remove(&channel) {
                     let _ = w.send(Err(err.clone()));
                 }
+                sh.gets.remove(&channel);
                 for w in sh.replies.remove(&channel).unwrap_or_default() {
                     let _ = w.send(Err(err.clone()));
                 }
@@ -350,6 +365,9 @@ impl Inner {
                 sh.consumers.end_channel(channel, &err);
             }
             Event::Reply { channel, reply } => {
+                if matches!(reply, Reply::GetEmpty) {
+                    super::basic_get::on_get_empty(sh, channel);
+                }
                 if let Some(w) = sh.replies.get_mut(&channel).and_then(|q| q.pop_front()) {
                     let _ = w.send(Ok(reply));
                 }
@@ -386,7 +404,9 @@ impl Inner {
                     sink.end(Error::ConsumerCancelled { consumer_tag: tag });
                 }
             }
-            Event::Unblocked => self.room.notify_waiters(),
+            // A resumed channel.flow or an unblocked connection: publishes
+            // waiting for room retry.
+            Event::Unblocked | Event::Flow { active: true, .. } => self.room.notify_waiters(),
             _ => {}
         }
     }
@@ -464,6 +484,7 @@ impl Connection {
                 connected: Some(tx),
                 opens: HashMap::new(),
                 replies: HashMap::new(),
+                gets: HashMap::new(),
                 confirm_slab: ConfirmSlab::default(),
                 deferred: VecDeque::new(),
                 returned: HashMap::new(),

@@ -26,6 +26,7 @@
 //! # });
 //! ```
 
+mod basic_get;
 mod channel;
 mod confirms;
 mod connection;

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use courier_core::amqp::methods::{Basic, Exchange, Queue};
+use courier_core::amqp::methods::{Basic, Exchange, Queue, Tx};
 use courier_core::amqp::{ChannelId, ConsumeFlags, FieldTable, Method, Reply};
 use tokio::sync::oneshot;
 
@@ -40,12 +40,19 @@ enum Declared {
         key: String,
         arguments: Vec<u8>,
     },
+    ExchangeBind {
+        destination: String,
+        source: String,
+        key: String,
+        arguments: Vec<u8>,
+    },
 }
 
 /// Per-channel settings to restore.
 #[derive(Clone, Copy, Debug, Default)]
 struct ChannelSetup {
     confirm: bool,
+    tx: bool,
     prefetch: Option<u16>,
 }
 
@@ -84,6 +91,23 @@ impl Topology {
     pub fn confirm(&mut self, id: ChannelId) {
         self.channels.entry(id).or_default().confirm = true;
     }
+    pub fn tx(&mut self, id: ChannelId) {
+        self.channels.entry(id).or_default().tx = true;
+    }
+    pub fn exchange_bind(&mut self, dest: &str, source: &str, key: &str, args: FieldTable<'_>) {
+        self.declared.push(Declared::ExchangeBind {
+            destination: dest.into(),
+            source: source.into(),
+            key: key.into(),
+            arguments: args.as_bytes().to_vec(),
+        });
+    }
+    pub fn exchange_unbind(&mut self, dest: &str, source: &str, key: &str) {
+        self.declared.retain(|d| {
+            !matches!(d, Declared::ExchangeBind { destination: x, source: s, key: k, .. }
+                if x == dest && s == source && k == key)
+        });
+    }
     pub fn qos(&mut self, id: ChannelId, prefetch: u16) {
         self.channels.entry(id).or_default().prefetch = Some(prefetch);
     }
@@ -103,6 +127,11 @@ impl Topology {
         self.declared.retain(|d| match d {
             Declared::Exchange { name: n, .. } => n != name,
             Declared::Bind { exchange, .. } => exchange != name,
+            Declared::ExchangeBind {
+                destination,
+                source,
+                ..
+            } => destination != name && source != name,
             _ => true,
         });
     }
@@ -213,6 +242,9 @@ async fn restore(inner: &Rc<Inner>) -> Result<(), Error> {
             rx.await
                 .map_err(|_| Error::Disconnected("connection ended during recovery".into()))??;
         }
+        if setup.tx {
+            call(inner, ch, Tx::Select.into()).await?;
+        }
         if let Some(prefetch_count) = setup.prefetch {
             let qos = Basic::Qos {
                 prefetch_size: 0,
@@ -271,6 +303,21 @@ async fn restore(inner: &Rc<Inner>) -> Result<(), Error> {
                 let m = Queue::Bind {
                     queue: q.as_str().into(),
                     exchange: exchange.as_str().into(),
+                    routing_key: key.as_str().into(),
+                    nowait: false,
+                    arguments: FieldTable::from_raw(arguments).unwrap_or_default(),
+                };
+                call(inner, on, m.into()).await?;
+            }
+            Declared::ExchangeBind {
+                destination,
+                source,
+                key,
+                arguments,
+            } => {
+                let m = Exchange::Bind {
+                    destination: destination.as_str().into(),
+                    source: source.as_str().into(),
                     routing_key: key.as_str().into(),
                     nowait: false,
                     arguments: FieldTable::from_raw(arguments).unwrap_or_default(),
