@@ -4,7 +4,7 @@
 //! publish with confirms (a reused confirm slot per publish) and the
 //! borrowed-delivery consumer (`consume_with`) must allocate nothing; the
 //! owned `Message` stream copies body and routing key (bounded). Prints the
-//! numbers (`cargo test -p courier-tests --test amqp_alloc -- --nocapture`).
+//! numbers (`cargo test -p courier-tests --test amqp alloc:: -- --nocapture`).
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -13,11 +13,8 @@ use std::time::{Duration, Instant};
 
 use courier::amqp::{Connection, DeclareOptions, Settle};
 use courier_core::amqp::{ConsumeFlags, FieldTable, Properties, PublishFlags};
-use courier_tests::alloc_count::{thread_allocations, CountingAlloc};
+use courier_tests::alloc_count::thread_allocations;
 use courier_tests::RabbitMq;
-
-#[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
 
 fn allocations() -> u64 {
     thread_allocations()
