@@ -20,6 +20,8 @@ pub fn supports(scenario: &str) -> bool {
                 | "nsq-consume"
                 | "nsq-core-publish"
                 | "nsq-core-consume"
+                | "amqp-publish"
+                | "amqp-consume"
         )
 }
 
