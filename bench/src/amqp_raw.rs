@@ -232,3 +232,33 @@ impl RawAmqp {
         Ok(started.elapsed())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_give_address_credentials_and_vhost() {
+        assert_eq!(
+            parse_url("amqp://guest:pw@127.0.0.1:5672/%2f").unwrap(),
+            (
+                "127.0.0.1:5672".into(),
+                "guest".into(),
+                "pw".into(),
+                "/".into()
+            )
+        );
+        assert_eq!(
+            parse_url("amqp://u:p@h:1/vh").unwrap(),
+            ("h:1".into(), "u".into(), "p".into(), "vh".into())
+        );
+        assert!(parse_url("http://h").is_err());
+    }
+
+    #[test]
+    fn a_method_frame_is_type_channel_size_payload_and_end_octet() {
+        let mut out = Vec::new();
+        method(&mut out, 1, 85, 10, &[0]);
+        assert_eq!(out, [1, 0, 1, 0, 0, 0, 5, 0, 85, 0, 10, 0, 0xCE]);
+    }
+}
