@@ -138,9 +138,10 @@ impl RabbitNode {
 
 impl Drop for RabbitNode {
     fn drop(&mut self) {
-        // SAFETY-free: a signal to our own child's process group.
+        // SIGKILL to our own child's process group (the script, beam.smp and
+        // erl_child_setup); `--` so the negative id is read as a group.
         let _ = Command::new("kill")
-            .arg("-9")
+            .args(["-s", "KILL", "--"])
             .arg(format!("-{}", self.child.id()))
             .status();
         let _ = self.child.wait();
