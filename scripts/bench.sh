@@ -20,7 +20,7 @@ cd "$root"
 out="bench/results"
 mkdir -p "$out"
 
-for tool in nats-server nsqd nats bench_writer bench_reader; do
+for tool in nats-server nsqd nats bench_writer bench_reader amqp091-bench; do
   if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x ".tools/bin/$tool" ]; then
     echo "bench: $tool missing; running scripts/setup.sh" >&2
     bash scripts/setup.sh
@@ -99,6 +99,11 @@ mem="$(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GiB"}')"
   echo "- **snappy / deflate** rows: courier's producer and consumer with that compression negotiated (the Go tools have no such option)."
   echo "- **nats tls** and **nats js** tables (issues 10 and 11): see their own sections below, which say what each column measures;"
   echo "  \`bash scripts/bench_columns.sh tls\` / \`js\` reruns one of them alone in a few minutes."
+  echo "- **amqp publish confirms w1 / w1000** (RabbitMQ from Debian, one node per pass): declare a queue, confirm mode, a confirmed warm-up, then N publishes"
+  echo "  keeping at most 1 / 1,000 unconfirmed, timed to the last confirm; courier (publish_with), lapin 4 (tokio), amqp091-go (scripts/go/amqp091bench) and"
+  echo "  \`broker ceiling\`: pre-encoded basic.publish frames in 64 KiB batches, same window. The broker's queue depth must equal each client's claim."
+  echo "- **amqp consume prefetch 1000**: a raw prefill of N messages, then the client consumes with prefetch 1,000 and a manual ack each"
+  echo "  (courier: the borrowed-delivery handler \`consume_with\`), timed from the first delivery to the last ack; the queue must be empty afterwards."
   echo
   echo "Series: \`courier\` is the courier runtime on io_uring (the notes say which transport ran); \`courier epoll\` forces its epoll"
   echo "fallback, \`courier uring-fixed\` io_uring with registered buffers, \`courier uring-zc\` io_uring with zero-copy send for writes at or"

@@ -66,6 +66,7 @@ fi
 
 bash "$root/scripts/setup/embedded.sh"  # Debian rustc-web, lld-16, qemu-system-arm for the firmware
 bash "$root/scripts/setup/rabbitmq.sh"
+bash "$root/scripts/setup/amqp091bench.sh"  # amqp091-go harness for the AMQP benchmark
 bash "$root/scripts/setup/valgrind.sh"   # callgrind for scripts/profile.sh
 
 say "ready: $(PATH="$bin:$PATH" nats-server --version), $("$bin/nsqd" --version | head -1)"

@@ -276,3 +276,62 @@ fn the_broker_killed_and_restarted_mid_stream_the_client_recovers_and_nothing_co
         conn.close().await.unwrap();
     });
 }
+
+#[test]
+fn an_amqps_connection_reconnects_over_tls_after_a_broker_restart() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let vh = broker().vhost("tls-restart");
+    courier::run(async {
+        let mut o = ConnectOptions::new(&broker().tls_url(&vh))
+            .with_ca_file(broker().pki_file("ca.pem"))
+            .unwrap();
+        o.heartbeat = 2;
+        o.max_backoff = Duration::from_secs(1);
+        let conn = Connection::connect_with(o).await.unwrap();
+        let ch = conn.channel().await.unwrap();
+        ch.confirm_select().await.unwrap();
+        let durable = DeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare("tls-q", durable, FieldTable::EMPTY)
+            .await
+            .unwrap();
+        let props = Properties::default().persistent();
+        for i in 0..100u32 {
+            ch.publish("", "tls-q", &props, &i.to_be_bytes())
+                .await
+                .unwrap();
+        }
+        let restart = std::thread::spawn(|| broker().restart());
+        while !restart.is_finished() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        restart.join().unwrap();
+        // After the restart: publishes wait for the TLS reconnect, then go
+        // through (a Disconnected one was not confirmed: sent again).
+        let mut retried = 0;
+        let after = async {
+            for i in 100..200u32 {
+                loop {
+                    match ch.publish("", "tls-q", &props, &i.to_be_bytes()).await {
+                        Ok(()) => break,
+                        Err(Error::Disconnected(_)) => retried += 1,
+                        Err(e) => panic!("publish {i} after the restart: {e}"),
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), after)
+            .await
+            .expect("the client reconnected over TLS within 60 s");
+        assert!(retried <= 100, "{retried}");
+        conn.flush().await.unwrap();
+        let (ready, _, _) = broker().wait_queue(&vh, "tls-q", |(r, _, _)| r >= 200);
+        assert!(
+            ready >= 200,
+            "every confirmed publish is in the queue: {ready}"
+        );
+        conn.close().await.unwrap();
+    });
+}

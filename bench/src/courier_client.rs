@@ -25,6 +25,8 @@ pub fn supports(scenario: &str) -> bool {
                 | "nsq-consume"
                 | "nsq-core-publish"
                 | "nsq-core-consume"
+                | "amqp-publish"
+                | "amqp-consume"
         )
 }
 

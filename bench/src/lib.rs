@@ -7,6 +7,8 @@
 //! and the counting allocator sees only the client under test.
 
 mod alloc_count;
+mod amqp_raw;
+mod amqp_workers;
 mod async_nats_client;
 mod async_nats_js;
 mod courier_client;
@@ -17,6 +19,7 @@ mod courier_nsq;
 mod machine;
 mod plot;
 mod process;
+mod rabbitmq;
 mod ratios;
 mod rawproto;
 mod report;

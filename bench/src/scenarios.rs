@@ -1,6 +1,7 @@
 //! The orchestrator: starts the servers, runs every client through every
 //! scenario as a separate measured process, and collects the report.
 
+mod amqp;
 mod counts;
 mod jetstream;
 mod js_admin;
@@ -99,6 +100,18 @@ impl Bench {
         }
         self.nats_tls_scenarios();
         self.jetstream_scenarios();
+        // A quick run reaches AMQP only when asked (`--only amqp`): starting
+        // RabbitMQ alone takes 10-30 s, too long for the suite's smoke run.
+        let amqp_asked = !self.plan.quick || !self.plan.only.is_empty();
+        if self.any_wanted("amqp") && amqp_asked {
+            match crate::rabbitmq::RabbitNode::start(self.pinned.then_some(0)) {
+                Ok(node) => self.amqp_scenarios(&node),
+                Err(e) => self
+                    .report
+                    .notes
+                    .push(format!("AMQP scenarios skipped: {e}")),
+            }
+        }
         if self.any_wanted("nsq") {
             match Nsqd::start(self.pinned.then_some(0)) {
                 Ok(nsqd) => self.nsq_scenarios(&nsqd),
@@ -754,6 +767,7 @@ fn worker_name(client: &str) -> &str {
     match client {
         ASYNC_NATS => "async-nats",
         ASYNC_NATS_CT => "async-nats-ct",
+        amqp::LAPIN => "lapin",
         COURIER | COURIER_EPOLL | COURIER_FIXED | COURIER_ZC | COURIER_CORE => "courier",
         _ => "raw",
     }

@@ -67,6 +67,12 @@ pub struct WorkerArgs {
     /// Outbox fsync policy: `batch` (one fsync per appended batch) or `never`.
     #[arg(long, default_value = "batch")]
     pub fsync: String,
+    /// AMQP publish: unconfirmed publishes at most.
+    #[arg(long, default_value_t = 1000)]
+    pub window: usize,
+    /// AMQP consume: basic.qos prefetch.
+    #[arg(long, default_value_t = 1000)]
+    pub prefetch: u16,
 }
 
 /// Messages the running scenario has handled so far; a timeout reports
@@ -229,7 +235,11 @@ impl Section {
 
 /// Runs the worker and prints its result; the exit code says whether it worked.
 pub fn run(args: WorkerArgs) -> i32 {
+    let amqp = args.scenario.starts_with("amqp-");
     let outcome = match args.client.as_str() {
+        "raw" if amqp => crate::amqp_workers::raw(&args),
+        "courier" if amqp => crate::amqp_workers::courier(&args),
+        "lapin" => crate::amqp_workers::lapin(&args),
         "raw" => run_raw(&args),
         "async-nats" | "async-nats-ct" if args.scenario.starts_with("js-") => {
             crate::async_nats_js::run(&args)

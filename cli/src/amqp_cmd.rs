@@ -16,7 +16,7 @@ use courier::amqp::{Confirmation, ConnectOptions, Connection, DeclareOptions, Er
 use courier_core::amqp::{ConsumeFlags, FieldTable, Properties, PublishFlags};
 use serde::Serialize;
 
-use crate::args::{InfoArgs, PubArgs, SubArgs};
+use crate::args::{InfoArgs, PubArgs, SubArgs, TlsArgs};
 use crate::fail::{CliResult, Failure, Kind};
 use crate::output::{Format, JsonPayload};
 use crate::payload::{Pacer, PayloadSource};
@@ -44,6 +44,7 @@ fn failure(error: Error, url: &str) -> Failure {
     match &error {
         Error::Url(_) => Failure::usage(error.to_string()),
         Error::Io(e) => Failure::new(Kind::Unreachable, format!("cannot reach {at}: {e}")),
+        Error::Tls(_) => Failure::new(Kind::Unreachable, format!("{at}: {error}")),
         Error::Protocol(courier_core::amqp::Error::AccessRefused(_)) => {
             Failure::new(Kind::Auth, format!("{at}: {error}"))
         }
@@ -56,8 +57,22 @@ fn failure(error: Error, url: &str) -> Failure {
     }
 }
 
-async fn connect(url: &str) -> CliResult<Connection> {
+async fn connect(url: &str, tls: Option<&TlsArgs>) -> CliResult<Connection> {
     let mut o = ConnectOptions::new(url);
+    // amqps://: --tls-ca trusts a private CA (else the Mozilla roots),
+    // --tls-cert/--tls-key present a client certificate (mutual TLS).
+    if let Some(tls) = tls {
+        if let Some(ca) = &tls.tls_ca {
+            o = o
+                .with_ca_file(ca)
+                .map_err(|e| Failure::usage(e.to_string()))?;
+        }
+        if let (Some(cert), Some(key)) = (&tls.tls_cert, &tls.tls_key) {
+            o = o
+                .with_client_cert_files(cert, key)
+                .map_err(|e| Failure::usage(e.to_string()))?;
+        }
+    }
     o.connection_name = "courier-cli".into();
     // A command fails fast and says why; long-running services reconnect.
     o.reconnect = false;
@@ -74,7 +89,7 @@ pub async fn publish(url: &str, args: &PubArgs) -> CliResult {
         ));
     }
     let mut source = PayloadSource::open(args)?;
-    let conn = connect(url).await?;
+    let conn = connect(url, Some(&args.nsq.tls())).await?;
     let ch = conn.channel().await.map_err(|e| failure(e, url))?;
     ch.confirm_select().await.map_err(|e| failure(e, url))?;
     let exchange = args.exchange.as_deref().unwrap_or("");
@@ -156,7 +171,7 @@ fn print(out: &mut impl Write, format: Format, m: &Message) -> std::io::Result<(
 
 /// `courier sub amqp://...`
 pub async fn sub(url: &str, args: &SubArgs) -> CliResult {
-    let conn = connect(url).await?;
+    let conn = connect(url, Some(&args.tls)).await?;
     let ch = conn.channel().await.map_err(|e| failure(e, url))?;
     let f = |e| failure(e, url);
     ch.qos(args.prefetch).await.map_err(f)?;
@@ -229,7 +244,7 @@ pub async fn sub(url: &str, args: &SubArgs) -> CliResult {
 
 /// `courier info amqp://...`
 pub async fn info(url: &str, _args: &InfoArgs) -> CliResult {
-    let conn = connect(url).await?;
+    let conn = connect(url, None).await?;
     let t = conn.tune();
     println!(
         "{}: logged in; channel_max {}, frame_max {}, heartbeat {} s",

@@ -125,3 +125,29 @@ fn pub_sub_and_info_over_amqp_with_exit_codes() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn pub_over_amqps_verifies_the_broker_with_tls_ca() {
+    let broker = RabbitMq::shared();
+    let vh = broker.vhost("cli-tls");
+    let url = broker.tls_url(&vh);
+    let ca = broker.pki_file("ca.pem");
+    // Verified with the test CA: the publish reaches the broker over TLS and
+    // comes back as unroutable (no queue), which only a live session sees.
+    let out = courier()
+        .args(["pub", &url, "nobody", "x", "--tls-ca"])
+        .arg(&ca)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("returned"), "{stderr}");
+    // Without the CA: the certificate is refused, exit 3 (unreachable).
+    let out = courier()
+        .args(["pub", &url, "nobody", "x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("TLS"), "{stderr}");
+}

@@ -7,6 +7,7 @@
 //! `scripts/setup.sh`) or from `PATH`.
 
 pub mod alloc_count;
+pub mod amqp_proxy;
 pub mod certs;
 pub mod jwt;
 

@@ -9,6 +9,12 @@
 //! group and removes the temp dir when the test process ends for any
 //! reason (panic, abort, exit), so no Erlang node is left behind (check with
 //! `epmd -names`). Dropping a [`RabbitMq`] stops it at once.
+//!
+//! Every node also has a TLS listener (`amqps://`, [`RabbitMq::tls_url`])
+//! with a server certificate for localhost/127.0.0.1 from a CA generated at
+//! start ([`crate::certs::TestPki`], files copied into the node's dir), peer
+//! verification (a client certificate is optional) and the EXTERNAL
+//! mechanism (`rabbitmq_auth_mechanism_ssl`, user = the certificate's CN).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -32,6 +38,7 @@ pub struct RabbitMq {
     dir: PathBuf,
     node: String,
     amqp_port: u16,
+    tls_port: u16,
     dist_port: u16,
     mgmt_port: u16,
     child: Mutex<Option<Child>>,
@@ -70,6 +77,19 @@ impl RabbitMq {
             SEQ.load(Ordering::SeqCst)
         );
         let amqp_port = free_port();
+        let tls_port = free_port();
+        let pki = crate::certs::TestPki::generate();
+        let copy = |from: &Path, name: &str| {
+            std::fs::copy(from, dir.join(name)).expect("copy test certificate");
+            dir.join(name)
+        };
+        let ca = copy(&pki.ca_file, "ca.pem");
+        let cert = copy(&pki.server_cert, "server.pem");
+        let key = copy(&pki.server_key, "server.key");
+        copy(&pki.client_cert, "client.pem");
+        copy(&pki.client_key, "client.key");
+        copy(&pki.other_ca_file, "other-ca.pem");
+        drop(pki);
         let mgmt_port = free_port();
         let dist_port = free_port();
         std::fs::write(
@@ -79,21 +99,38 @@ impl RabbitMq {
                  management.tcp.port = {mgmt_port}\n\
                  management.tcp.ip = 127.0.0.1\n\
                  loopback_users = none\n\
+                 listeners.ssl.1 = 127.0.0.1:{tls_port}\n\
+                 ssl_options.cacertfile = {ca}\n\
+                 ssl_options.certfile = {cert}\n\
+                 ssl_options.keyfile = {key}\n\
+                 ssl_options.verify = verify_peer\n\
+                 ssl_options.fail_if_no_peer_cert = false\n\
+                 auth_mechanisms.1 = PLAIN\n\
+                 auth_mechanisms.2 = AMQPLAIN\n\
+                 auth_mechanisms.3 = EXTERNAL\n\
+                 ssl_cert_login_from = common_name\n\
                  collect_statistics_interval = 500\n\
                  disk_free_limit.absolute = 1MB\n\
                  log.console = false\n\
-                 log.file.level = warning\n"
+                 log.file.level = warning\n",
+                ca = ca.display(),
+                cert = cert.display(),
+                key = key.display(),
             ),
         )
         .expect("write rabbitmq.conf");
-        std::fs::write(dir.join("enabled_plugins"), "[rabbitmq_management].\n")
-            .expect("write enabled_plugins");
+        std::fs::write(
+            dir.join("enabled_plugins"),
+            "[rabbitmq_management,rabbitmq_auth_mechanism_ssl].\n",
+        )
+        .expect("write enabled_plugins");
         // An empty env file: /etc/rabbitmq's must not apply.
         std::fs::write(dir.join("rabbitmq-env.conf"), "").expect("write rabbitmq-env.conf");
         let r = RabbitMq {
             dir,
             node,
             amqp_port,
+            tls_port,
             dist_port,
             mgmt_port,
             child: Mutex::new(None),
@@ -206,6 +243,36 @@ impl RabbitMq {
     /// `amqp://guest:guest@127.0.0.1:PORT/VHOST`.
     pub fn url(&self, vhost: &str) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/{}", self.amqp_port, vhost)
+    }
+
+    /// `amqps://guest:guest@127.0.0.1:TLS_PORT/VHOST` (the server
+    /// certificate names localhost and 127.0.0.1).
+    pub fn tls_url(&self, vhost: &str) -> String {
+        format!("amqps://guest:guest@127.0.0.1:{}/{}", self.tls_port, vhost)
+    }
+
+    /// A PEM file of the test PKI: `ca.pem` (signs the server and client
+    /// certificates), `client.pem`/`client.key` (CN "client"),
+    /// `other-ca.pem` (an unrelated CA).
+    pub fn pki_file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Creates user `name` without a password (it can only log in with
+    /// EXTERNAL) with all permissions on `vhost`.
+    pub fn certificate_user(&self, name: &str, vhost: &str) {
+        let (status, body) = self.http(
+            "PUT",
+            &format!("/api/users/{name}"),
+            r#"{"password_hash":"","tags":""}"#,
+        );
+        assert!(status / 100 == 2, "create user {name}: {status} {body}");
+        let (status, body) = self.http(
+            "PUT",
+            &format!("/api/permissions/{vhost}/{name}"),
+            r#"{"configure":".*","write":".*","read":".*"}"#,
+        );
+        assert!(status / 100 == 2, "permissions of {name}: {status} {body}");
     }
 
     /// The node name (for rabbitmqctl -n).

@@ -156,6 +156,10 @@ pub enum Error {
     /// The channel is not open (never opened, closing, or closed by the
     /// server). Nothing was written.
     ChannelNotOpen(ChannelId),
+    /// The server paused content on this channel (`channel.flow` with
+    /// `active: false`); wait for [`Event::Flow`](super::Event::Flow) with
+    /// `active: true`. Nothing was written.
+    FlowPaused(ChannelId),
     /// Every channel number is taken (`channel_max` negotiated, or the
     /// session's channel table is full).
     NoFreeChannel {
@@ -190,6 +194,7 @@ impl Error {
                 | Error::NotConnected
                 | Error::Blocked
                 | Error::ChannelNotOpen(_)
+                | Error::FlowPaused(_)
                 | Error::NoFreeChannel { .. }
                 | Error::ConfirmWindowFull { .. }
                 | Error::NotCallable { .. }
@@ -271,6 +276,10 @@ impl fmt::Display for Error {
                 "the broker blocked publishing (resource alarm); wait for unblocked",
             ),
             Error::ChannelNotOpen(ch) => write!(f, "channel {ch} is not open"),
+            Error::FlowPaused(ch) => write!(
+                f,
+                "the server paused publishing on channel {ch} (channel.flow); wait for it to resume"
+            ),
             Error::NoFreeChannel { limit } => write!(f, "all {limit} channels are in use"),
             Error::ConfirmWindowFull { outstanding } => write!(
                 f,

@@ -4,13 +4,15 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use courier_core::amqp::methods::{Basic, Exchange, Queue};
+use courier_core::amqp::methods::{Basic, Exchange, Queue, Tx};
 use courier_core::amqp::{
-    ChannelId, ConsumeFlags, FieldTable, Method, Properties, PublishFlags, Reply,
+    ChannelId, ConsumeFlags, Delivery, FieldTable, Method, Properties, PublishFlags, Reply,
 };
 use tokio::sync::{mpsc, oneshot};
 
+use super::confirms::Confirmation;
 use super::connection::Connection;
+use super::consumers::{HandlerConsumer, Settle, Sink};
 use super::message::Message;
 use super::Error;
 
@@ -47,22 +49,6 @@ pub struct Channel {
     id: ChannelId,
 }
 
-/// A publish waiting for its confirm: await it (Ok once the broker took
-/// responsibility; [`Error::Nacked`], [`Error::Returned`] or
-/// [`Error::Disconnected`] otherwise).
-pub struct Confirmation {
-    rx: oneshot::Receiver<Result<(), Error>>,
-}
-
-impl std::future::Future for Confirmation {
-    type Output = Result<(), Error>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|r| r.unwrap_or_else(|_| Err(Error::Disconnected("connection ended".into()))))
-    }
-}
-
 impl Channel {
     pub(crate) fn new(conn: Connection, id: ChannelId) -> Self {
         Channel { conn, id }
@@ -71,6 +57,90 @@ impl Channel {
     /// The channel number.
     pub fn id(&self) -> ChannelId {
         self.id
+    }
+
+    /// The connection this channel belongs to.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// False while the server paused this channel (`channel.flow`):
+    /// publishes wait until it resumes (RabbitMQ itself uses
+    /// connection.blocked instead; other brokers send channel.flow).
+    pub fn flow_active(&self) -> bool {
+        let sh = self.conn.inner.shared.borrow();
+        sh.session.channel(self.id).is_none_or(|c| c.flow_active)
+    }
+
+    /// Binds exchange `destination` to exchange `source` with a binding
+    /// key and `arguments`: what `source` routes with that key is routed
+    /// again by `destination` (RabbitMQ's exchange-to-exchange bindings).
+    /// Restored after a reconnect.
+    pub async fn exchange_bind(
+        &self,
+        destination: &str,
+        source: &str,
+        key: &str,
+        arguments: FieldTable<'_>,
+    ) -> Result<(), Error> {
+        self.rpc(
+            Exchange::Bind {
+                destination: destination.into(),
+                source: source.into(),
+                routing_key: key.into(),
+                nowait: false,
+                arguments,
+            }
+            .into(),
+        )
+        .await?;
+        self.record(|t| t.exchange_bind(destination, source, key, arguments));
+        Ok(())
+    }
+
+    /// Removes an exchange-to-exchange binding.
+    pub async fn exchange_unbind(
+        &self,
+        destination: &str,
+        source: &str,
+        key: &str,
+    ) -> Result<(), Error> {
+        self.rpc(
+            Exchange::Unbind {
+                destination: destination.into(),
+                source: source.into(),
+                routing_key: key.into(),
+                nowait: false,
+                arguments: FieldTable::EMPTY,
+            }
+            .into(),
+        )
+        .await?;
+        self.record(|t| t.exchange_unbind(destination, source, key));
+        Ok(())
+    }
+
+    /// Puts the channel in transaction mode (tx.select): publishes and
+    /// acks take effect only at [`Channel::tx_commit`] and are dropped by
+    /// [`Channel::tx_rollback`]. A commit that returned Ok is durable like
+    /// a confirm (at-least-once); a transaction open at a connection cut is
+    /// lost (the reopened channel is in tx mode again, with nothing
+    /// pending). Not combinable with confirm mode on one channel.
+    pub async fn tx_select(&self) -> Result<(), Error> {
+        self.rpc(Tx::Select.into()).await?;
+        self.record(|t| t.tx(self.id));
+        Ok(())
+    }
+
+    /// Commits the current transaction (tx.commit).
+    pub async fn tx_commit(&self) -> Result<(), Error> {
+        self.rpc(Tx::Commit.into()).await.map(drop)
+    }
+
+    /// Abandons the current transaction (tx.rollback): its publishes are
+    /// discarded, its acks undone.
+    pub async fn tx_rollback(&self) -> Result<(), Error> {
+        self.rpc(Tx::Rollback.into()).await.map(drop)
     }
 
     fn record(&self, f: impl FnOnce(&mut super::recovery::Topology)) {
@@ -295,7 +365,8 @@ impl Channel {
     /// (await many for a window of outstanding confirms; the channel holds
     /// up to 2,048 and waits for room beyond). Without confirm mode the
     /// returned confirmation is already resolved once the message is queued
-    /// for writing (at-most-once).
+    /// for writing (at-most-once). No allocation per publish: the
+    /// confirmation names a reused slot of the connection.
     pub async fn publish_with(
         &self,
         exchange: &str,
@@ -305,28 +376,20 @@ impl Channel {
         body: &[u8],
     ) -> Result<Confirmation, Error> {
         let id = self.id;
-        let (tx, rx) = oneshot::channel();
-        let mut tx = Some(tx);
-        self.conn
+        let slot = self
+            .conn
             .inner
             .with_room(|sh| {
                 let tag = sh
                     .session
                     .publish(id, exchange, routing_key, flags, properties, body)?;
-                if let Some(tx) = tx.take() {
-                    match tag {
-                        Some(tag) => {
-                            sh.confirms.entry(id).or_default().insert(tag, tx);
-                        }
-                        None => {
-                            let _ = tx.send(Ok(()));
-                        }
-                    }
-                }
-                Ok(())
+                Ok(tag.map(|tag| sh.confirm_slab.insert(id, tag)))
             })
             .await?;
-        Ok(Confirmation { rx })
+        Ok(match slot {
+            Some(slot) => Confirmation::slot(std::rc::Rc::downgrade(&self.conn.inner), slot),
+            None => Confirmation::ready(Ok(())),
+        })
     }
 
     /// Publishes and waits for the confirm (in confirm mode).
@@ -351,25 +414,67 @@ impl Channel {
     /// Starts a consumer on `queue`; messages come from the returned
     /// [`Consumer`] stream.
     pub async fn consume(&self, queue: &str, flags: ConsumeFlags) -> Result<Consumer, Error> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        let tag = format!(
-            "courier-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let tag = consumer_tag();
         let (msg_tx, msg_rx) = mpsc::unbounded_channel();
+        self.start_consumer(queue, flags, &tag, Sink::Stream(msg_tx))
+            .await?;
+        Ok(Consumer {
+            channel: self.clone(),
+            tag,
+            rx: msg_rx,
+        })
+    }
+
+    /// Starts a consumer on `queue` whose deliveries go to `handler`, each
+    /// borrowed from the connection's receive buffer: no copy and no
+    /// allocation per message (the [`Channel::consume`] stream copies each
+    /// into an owned [`Message`]). The handler's [`Settle`] answer is
+    /// written right after it returns, so a consumer without `no_ack` is
+    /// at-least-once: a message is acked only after its handler ran, and
+    /// one whose answer did not reach the broker is redelivered.
+    ///
+    /// The handler runs on the connection's reader: while it runs, no other
+    /// input is read (keep it short; hand long work to a task). It may call
+    /// this connection's methods (spawn the async ones). After a reconnect
+    /// it keeps receiving from the re-established consumer.
+    pub async fn consume_with(
+        &self,
+        queue: &str,
+        flags: ConsumeFlags,
+        handler: impl FnMut(&Delivery<'_>) -> Settle + 'static,
+    ) -> Result<HandlerConsumer, Error> {
+        let tag = consumer_tag();
+        let (ended_tx, ended) = oneshot::channel();
+        let sink = Sink::Handler {
+            handler: Some(Box::new(handler)),
+            ended: Some(ended_tx),
+        };
+        self.start_consumer(queue, flags, &tag, sink).await?;
+        Ok(HandlerConsumer {
+            channel: self.clone(),
+            tag,
+            ended,
+        })
+    }
+
+    async fn start_consumer(
+        &self,
+        queue: &str,
+        flags: ConsumeFlags,
+        tag: &str,
+        sink: Sink,
+    ) -> Result<(), Error> {
         self.conn
             .inner
             .shared
             .borrow_mut()
             .consumers
-            .insert((self.id, tag.clone()), msg_tx);
+            .insert(self.id, tag.to_string(), sink);
         let result = self
             .rpc(
                 Basic::Consume {
                     queue: queue.into(),
-                    consumer_tag: tag.as_str().into(),
+                    consumer_tag: tag.into(),
                     no_local: false,
                     no_ack: flags.no_ack,
                     exclusive: flags.exclusive,
@@ -385,15 +490,39 @@ impl Channel {
                 .shared
                 .borrow_mut()
                 .consumers
-                .remove(&(self.id, tag));
+                .remove(self.id, tag);
             return Err(e);
         }
-        self.record(|t| t.consumer(self.id, &tag, queue, flags));
-        Ok(Consumer {
-            channel: self.clone(),
-            tag,
-            rx: msg_rx,
-        })
+        self.record(|t| t.consumer(self.id, tag, queue, flags));
+        Ok(())
+    }
+
+    /// basic.cancel, then the consumer is forgotten: a stream ends once
+    /// the messages already received are read; a handler consumer ends
+    /// with [`Error::ConsumerCancelled`].
+    pub(crate) async fn cancel_consumer(&self, tag: &str) -> Result<(), Error> {
+        self.rpc(
+            Basic::Cancel {
+                consumer_tag: tag.into(),
+                nowait: false,
+            }
+            .into(),
+        )
+        .await?;
+        self.record(|t| t.forget_consumer(self.id, tag));
+        let sink = self
+            .conn
+            .inner
+            .shared
+            .borrow_mut()
+            .consumers
+            .remove(self.id, tag);
+        if let Some(sink @ Sink::Handler { .. }) = sink {
+            sink.end(Error::ConsumerCancelled {
+                consumer_tag: tag.to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// Closes the channel.
@@ -427,20 +556,10 @@ impl Consumer {
         self.rx.recv().await
     }
 
-    /// Stops the consumer (basic.cancel); messages already sent still arrive.
+    /// Stops the consumer (basic.cancel); messages already received are
+    /// still read, then the stream ends.
     pub async fn cancel(&self) -> Result<(), Error> {
-        self.channel
-            .rpc(
-                Basic::Cancel {
-                    consumer_tag: self.tag.as_str().into(),
-                    nowait: false,
-                }
-                .into(),
-            )
-            .await?;
-        self.channel
-            .record(|t| t.forget_consumer(self.channel.id, &self.tag));
-        Ok(())
+        self.channel.cancel_consumer(&self.tag).await
     }
 }
 
@@ -449,4 +568,15 @@ impl futures::Stream for Consumer {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.rx.poll_recv(cx)
     }
+}
+
+/// A consumer tag unique in this process.
+fn consumer_tag() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "courier-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }

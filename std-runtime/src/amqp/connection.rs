@@ -10,7 +10,7 @@
 //! when nothing else was (the core decides).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::ToSocketAddrs;
 use std::rc::Rc;
 use std::sync::OnceLock;
@@ -20,13 +20,16 @@ use courier_core::amqp::{
     self, ChannelId, Delivery, DeliveryKind, Event, Options as CoreOptions, Reply, Session,
 };
 use courier_core::time::{Duration as CoreDuration, Instant as CoreInstant};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{oneshot, Notify};
 
 use super::channel::Channel;
+use super::confirms::ConfirmSlab;
+use super::consumers::{Consumers, Settle, Sink};
 use super::message::Message;
+use super::tls::SharedTls;
 use super::url::AmqpUrl;
 use super::Error;
-use crate::transport::{self, ReadBuffer, ReadHalf, WriteHalf};
+use crate::transport::{ReadBuffer, ReadHalf, WriteHalf};
 
 /// Channels one connection can have open at once.
 pub const MAX_CHANNELS: usize = 64;
@@ -69,6 +72,13 @@ pub struct ConnectOptions {
     /// Longest wait between reconnect attempts (the wait doubles from
     /// 100 ms up to this, each with ±50 % jitter). Default 5 s.
     pub max_backoff: Duration,
+    /// TLS for `amqps://` URLs: CA, client certificate, server name
+    /// (None: verify against the Mozilla roots). See
+    /// [`ConnectOptions::with_tls`].
+    pub tls: Option<crate::layers::TlsConfig>,
+    /// Log in with SASL EXTERNAL (the TLS client certificate names the
+    /// user) instead of PLAIN. See [`ConnectOptions::external_auth`].
+    pub external: bool,
 }
 
 impl ConnectOptions {
@@ -84,6 +94,8 @@ impl ConnectOptions {
             handshake_timeout: Duration::from_secs(10),
             reconnect: true,
             max_backoff: Duration::from_secs(5),
+            tls: None,
+            external: false,
         }
     }
 }
@@ -94,9 +106,6 @@ impl Shared {
     }
 }
 
-/// Waiters for a publish's confirm.
-pub(crate) type ConfirmWaiter = oneshot::Sender<Result<(), Error>>;
-
 pub(crate) struct Shared {
     pub session: CoreSession,
     /// Why the connection ended, once it did.
@@ -104,10 +113,15 @@ pub(crate) struct Shared {
     connected: Option<oneshot::Sender<Result<(), Error>>>,
     pub opens: HashMap<ChannelId, oneshot::Sender<Result<(), Error>>>,
     pub replies: HashMap<ChannelId, VecDeque<oneshot::Sender<Result<Reply, Error>>>>,
-    pub confirms: HashMap<ChannelId, BTreeMap<u64, ConfirmWaiter>>,
+    /// Message slots of pending basic.gets (beside their reply waiters).
+    pub gets: HashMap<ChannelId, VecDeque<super::basic_get::GetWaiter>>,
+    /// Publishes waiting for their confirm.
+    pub confirm_slab: ConfirmSlab,
+    /// Handler answers the transmit buffer had no room for, in order.
+    pub deferred: VecDeque<(ChannelId, u64, Settle)>,
     /// Returns seen on a channel and not yet matched with their confirm.
     returned: HashMap<ChannelId, VecDeque<Error>>,
-    pub consumers: HashMap<(ChannelId, String), mpsc::UnboundedSender<Result<Message, Error>>>,
+    pub consumers: Consumers,
     /// Channels the server closed, with its reason.
     pub channel_errors: HashMap<ChannelId, amqp::CloseReason>,
     /// The writer has bytes in flight.
@@ -160,7 +174,11 @@ impl Inner {
                         return Ok(v);
                     }
                     Err(amqp::Error::BufferFull(c)) if c.needed <= sh.session.tx_capacity() => {}
-                    Err(amqp::Error::ConfirmWindowFull { .. } | amqp::Error::Blocked) => {}
+                    Err(
+                        amqp::Error::ConfirmWindowFull { .. }
+                        | amqp::Error::Blocked
+                        | amqp::Error::FlowPaused(_),
+                    ) => {}
                     Err(amqp::Error::NotConnected) if sh.recovering => {}
                     Err(amqp::Error::ChannelNotOpen(ch)) => {
                         return Err(match sh.channel_errors.get(&ch) {
@@ -195,6 +213,7 @@ impl Inner {
                 for (_, w) in sh.opens.drain() {
                     let _ = w.send(Err(gone.clone()));
                 }
+                sh.gets.clear();
                 for (_, q) in sh.replies.drain() {
                     for w in q {
                         let _ = w.send(Err(gone.clone()));
@@ -208,7 +227,7 @@ impl Inner {
                     amqp::Error::AccessRefused(_)
                         | amqp::Error::MechanismNotOffered { .. }
                         | amqp::Error::FrameTooLarge { .. }
-                )
+                ) | Error::Tls(_)
             );
             sh.topology.options.reconnect && sh.connected_once && !refused
         };
@@ -224,17 +243,17 @@ impl Inner {
             for (_, w) in sh.opens.drain() {
                 let _ = w.send(Err(gone.clone()));
             }
+            sh.gets.clear();
             for (_, q) in sh.replies.drain() {
                 for w in q {
                     let _ = w.send(Err(gone.clone()));
                 }
             }
             // Unconfirmed at the cut: each waiting publisher hears it.
-            for (_, m) in sh.confirms.drain() {
-                for (_, w) in m {
-                    let _ = w.send(Err(gone.clone()));
-                }
-            }
+            sh.confirm_slab.fail_all(&gone);
+            // Answers to deliveries of the dead connection: the broker
+            // redelivers those messages.
+            sh.deferred.clear();
             sh.returned.clear();
         }
         log::warn!("amqp: connection lost ({error}); reconnecting");
@@ -262,32 +281,33 @@ impl Inner {
         for (_, w) in sh.opens.drain() {
             let _ = w.send(Err(gone.clone()));
         }
+        sh.gets.clear();
         for (_, q) in sh.replies.drain() {
             for w in q {
                 let _ = w.send(Err(gone.clone()));
             }
         }
-        for (_, m) in sh.confirms.drain() {
-            for (_, w) in m {
-                let _ = w.send(Err(gone.clone()));
-            }
-        }
-        for (_, c) in sh.consumers.drain() {
-            let _ = c.send(Err(gone.clone()));
-        }
+        sh.confirm_slab.fail_all(&gone);
+        sh.consumers.end_all(&gone);
+        sh.deferred.clear();
         drop(sh);
         self.room.notify_waiters();
         self.wake_writer.notify_one();
     }
 
-    fn on_delivery(&self, sh: &mut Shared, d: Delivery<'_>) {
+    /// A weak handle on itself (for messages' ack handles).
+    pub(crate) fn me(&self) -> std::rc::Weak<Inner> {
+        self.me.clone()
+    }
+
+    pub(crate) fn on_delivery(&self, sh: &mut Shared, d: Delivery<'_>) {
         match d.kind {
             DeliveryKind::Deliver { consumer_tag, .. } => {
-                let tag = consumer_tag.to_string();
-                if let Some(tx) = sh.consumers.get(&(d.channel, tag)) {
+                let epoch = sh.epoch;
+                if let Some(Sink::Stream(tx)) = sh.consumers.get_mut(d.channel, consumer_tag) {
                     let mut m = Message::from_delivery(&d);
                     m.conn = self.me.clone();
-                    m.epoch = sh.epoch;
+                    m.epoch = epoch;
                     let _ = tx.send(Ok(m));
                 }
                 // No consumer (cancelled by us): unacked, requeued by the
@@ -304,7 +324,7 @@ impl Inner {
                     code: reply_code,
                     text: reply_text.to_string(),
                 }),
-            DeliveryKind::Get { .. } => {}
+            DeliveryKind::Get { .. } => super::basic_get::on_get_ok(self, sh, &d),
         }
     }
 
@@ -335,21 +355,19 @@ impl Inner {
                 if let Some(w) = sh.opens.remove(&channel) {
                     let _ = w.send(Err(err.clone()));
                 }
+                sh.gets.remove(&channel);
                 for w in sh.replies.remove(&channel).unwrap_or_default() {
                     let _ = w.send(Err(err.clone()));
                 }
-                for (_, w) in sh.confirms.remove(&channel).unwrap_or_default() {
-                    let _ = w.send(Err(err.clone()));
-                }
+                sh.confirm_slab.fail_channel(channel, &err);
                 sh.returned.remove(&channel);
-                sh.consumers.retain(|(ch, _), tx| {
-                    if *ch == channel {
-                        let _ = tx.send(Err(err.clone()));
-                    }
-                    *ch != channel
-                });
+                sh.deferred.retain(|(ch, _, _)| *ch != channel);
+                sh.consumers.end_channel(channel, &err);
             }
             Event::Reply { channel, reply } => {
+                if matches!(reply, Reply::GetEmpty) {
+                    super::basic_get::on_get_empty(sh, channel);
+                }
                 if let Some(w) = sh.replies.get_mut(&channel).and_then(|q| q.pop_front()) {
                     let _ = w.send(Ok(reply));
                 }
@@ -361,30 +379,19 @@ impl Inner {
                 ack,
                 ..
             } => {
-                let Some(waiters) = sh.confirms.get_mut(&channel) else {
-                    return;
-                };
                 // RabbitMQ sends a mandatory publish's basic.return right
                 // before the confirm whose tag is that publish.
-                let returned = sh.returned.get_mut(&channel).and_then(|q| q.pop_front());
-                let settled: Vec<u64> = if multiple {
-                    waiters.range(..=delivery_tag).map(|(t, _)| *t).collect()
-                } else {
-                    vec![delivery_tag]
-                };
-                for tag in settled {
-                    let Some(w) = waiters.remove(&tag) else {
-                        continue;
-                    };
-                    let result = if !ack {
-                        Err(Error::Nacked { delivery_tag: tag })
-                    } else if tag == delivery_tag && returned.is_some() {
-                        Err(returned.clone().unwrap_or(Error::Nacked { delivery_tag }))
-                    } else {
-                        Ok(())
-                    };
-                    let _ = w.send(result);
-                }
+                let mut returned = sh.returned.get_mut(&channel).and_then(|q| q.pop_front());
+                sh.confirm_slab
+                    .settle(channel, delivery_tag, multiple, |tag| {
+                        if !ack {
+                            Err(Error::Nacked { delivery_tag: tag })
+                        } else if tag == delivery_tag {
+                            returned.take().map_or(Ok(()), Err)
+                        } else {
+                            Ok(())
+                        }
+                    });
                 self.room.notify_waiters();
             }
             Event::ConsumerCancelled {
@@ -393,11 +400,13 @@ impl Inner {
             } => {
                 let tag = consumer_tag.to_string();
                 sh.topology.forget_consumer(channel, &tag);
-                if let Some(tx) = sh.consumers.remove(&(channel, tag.clone())) {
-                    let _ = tx.send(Err(Error::ConsumerCancelled { consumer_tag: tag }));
+                if let Some(sink) = sh.consumers.remove(channel, &tag) {
+                    sink.end(Error::ConsumerCancelled { consumer_tag: tag });
                 }
             }
-            Event::Unblocked => self.room.notify_waiters(),
+            // A resumed channel.flow or an unblocked connection: publishes
+            // waiting for room retry.
+            Event::Unblocked | Event::Flow { active: true, .. } => self.room.notify_waiters(),
             _ => {}
         }
     }
@@ -441,18 +450,17 @@ impl Connection {
     /// Connects, logs in and opens the URL's virtual host.
     pub async fn connect_with(options: ConnectOptions) -> Result<Connection, Error> {
         let url = AmqpUrl::parse(&options.url)?;
-        if url.tls {
-            return Err(Error::Url(
-                "amqps:// is not supported by this build yet; use amqp:// (see issue 12)".into(),
-            ));
-        }
         let addr = (url.host.as_str(), url.port)
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| Error::Url(format!("{}: no address", url.host)))?;
-        let (read, write) = transport::connect(addr).await?;
-        let mut core = CoreOptions::new(&url.user, &url.password, &url.vhost)
-            .map_err(|e| Error::Url(e.to_string()))?;
+        let (read, write, tls) = super::tls::dial(&options, addr).await?;
+        let mut core = if options.external {
+            CoreOptions::external(&url.vhost)
+        } else {
+            CoreOptions::new(&url.user, &url.password, &url.vhost)
+        }
+        .map_err(|e| Error::Url(e.to_string()))?;
         if !options.connection_name.is_empty() {
             core = core
                 .with_connection_name(&options.connection_name)
@@ -476,9 +484,11 @@ impl Connection {
                 connected: Some(tx),
                 opens: HashMap::new(),
                 replies: HashMap::new(),
-                confirms: HashMap::new(),
+                gets: HashMap::new(),
+                confirm_slab: ConfirmSlab::default(),
+                deferred: VecDeque::new(),
                 returned: HashMap::new(),
-                consumers: HashMap::new(),
+                consumers: Consumers::default(),
                 channel_errors: HashMap::new(),
                 writing: false,
                 epoch: 1,
@@ -489,7 +499,7 @@ impl Connection {
             wake_writer: Notify::new(),
             room: Notify::new(),
         });
-        spawn_io(&inner, read, write, 1);
+        spawn_io(&inner, read, write, tls, 1);
         match rx.await {
             Ok(Ok(())) => Ok(Connection {
                 _last: Rc::new(LastHandle(Rc::downgrade(&inner))),
@@ -576,18 +586,31 @@ impl Connection {
 }
 
 /// Starts the reader, writer and timer of connection generation `epoch`.
-pub(crate) fn spawn_io(inner: &Rc<Inner>, read: ReadHalf, write: WriteHalf, epoch: u64) {
+pub(crate) fn spawn_io(
+    inner: &Rc<Inner>,
+    read: ReadHalf,
+    write: WriteHalf,
+    tls: Option<SharedTls>,
+    epoch: u64,
+) {
     let o = &inner.shared.borrow().topology.options;
     let (rx, tx) = (o.rx_capacity, o.tx_capacity);
-    crate::spawn(reader(inner.clone(), read, ReadBuffer::new(rx), epoch));
-    crate::spawn(writer(inner.clone(), write, tx, epoch));
+    let buf = ReadBuffer::new(rx);
+    crate::spawn(reader(inner.clone(), read, buf, tls.clone(), epoch));
+    crate::spawn(writer(inner.clone(), write, tx, tls, epoch));
     crate::spawn(timer(Rc::downgrade(inner), epoch));
     inner.wake_writer.notify_one();
 }
 
-async fn reader(inner: Rc<Inner>, mut read: ReadHalf, mut buf: ReadBuffer, epoch: u64) {
+async fn reader(
+    inner: Rc<Inner>,
+    mut read: ReadHalf,
+    mut buf: ReadBuffer,
+    tls: Option<SharedTls>,
+    epoch: u64,
+) {
     loop {
-        let res = read.read(&mut buf).await;
+        let res = super::tls::read(tls.as_ref(), &mut read, &mut buf).await;
         if inner.shared.borrow().epoch != epoch {
             return;
         }
@@ -600,18 +623,17 @@ async fn reader(inner: Rc<Inner>, mut read: ReadHalf, mut buf: ReadBuffer, epoch
             Ok(_) => {}
             Err(e) => {
                 inner.shared.borrow_mut().session.connection_lost();
-                inner.lost(epoch, Error::Io(e.to_string()));
+                inner.lost(epoch, e);
                 return;
             }
         }
         loop {
             let mut guard = inner.shared.borrow_mut();
-            let sh = &mut *guard;
-            let result = sh.session.handle_input(buf.data(), now());
+            let result = guard.session.handle_input(buf.data(), now());
             let used = match result {
                 Ok((used, delivery)) => {
                     if let Some(d) = delivery {
-                        inner.on_delivery(sh, d);
+                        guard = super::consumers::deliver(&inner, guard, d);
                     }
                     used
                 }
@@ -622,6 +644,7 @@ async fn reader(inner: Rc<Inner>, mut read: ReadHalf, mut buf: ReadBuffer, epoch
                     return;
                 }
             };
+            let sh = &mut *guard;
             let mut any = false;
             while let Some(ev) = sh.session.poll_event() {
                 any = true;
@@ -644,7 +667,13 @@ async fn reader(inner: Rc<Inner>, mut read: ReadHalf, mut buf: ReadBuffer, epoch
     }
 }
 
-async fn writer(inner: Rc<Inner>, mut write: WriteHalf, capacity: usize, epoch: u64) {
+async fn writer(
+    inner: Rc<Inner>,
+    mut write: WriteHalf,
+    capacity: usize,
+    tls: Option<SharedTls>,
+    epoch: u64,
+) {
     let mut out = Vec::with_capacity(capacity);
     loop {
         if inner.shared.borrow().epoch != epoch {
@@ -654,24 +683,37 @@ async fn writer(inner: Rc<Inner>, mut write: WriteHalf, capacity: usize, epoch: 
         // None: nothing to write; Some(done): the connection ended.
         let idle = {
             let mut sh = inner.shared.borrow_mut();
+            super::consumers::write_deferred(&mut sh);
             let pending = sh.session.transmit();
-            if pending.is_empty() {
-                Some(sh.closed.is_some())
+            let handshake = tls.as_ref().is_some_and(|t| t.borrow().has_wire());
+            if pending.is_empty() && !handshake {
+                Some(Ok(sh.closed.is_some()))
             } else {
                 out.clear();
-                out.extend_from_slice(pending);
-                let n = out.len();
+                let sealed = match &tls {
+                    Some(t) => t.borrow_mut().seal(pending, &mut out),
+                    None => {
+                        out.extend_from_slice(pending);
+                        Ok(())
+                    }
+                };
+                let n = pending.len();
                 sh.session.transmitted(n);
                 sh.writing = true;
-                None
+                sealed.err().map(Err)
             }
         };
         match idle {
-            Some(true) => {
+            Some(Err(e)) => {
+                inner.shared.borrow_mut().writing = false;
+                inner.lost(epoch, e);
+                return;
+            }
+            Some(Ok(true)) => {
                 let _ = write.shutdown();
                 return;
             }
-            Some(false) => {
+            Some(Ok(false)) => {
                 inner.wake_writer.notified().await;
                 continue;
             }

@@ -39,6 +39,10 @@ pub enum Error {
         /// The consumer's tag.
         consumer_tag: String,
     },
+    /// TLS failed: the server's certificate was refused (unknown CA, wrong
+    /// host name, expired), the server refused ours, or the TLS options
+    /// are unusable. Not retried by reconnect.
+    Tls(String),
 }
 
 impl Error {
@@ -89,6 +93,11 @@ impl fmt::Display for Error {
             Error::ConsumerCancelled { consumer_tag } => write!(
                 f,
                 "the server cancelled consumer {consumer_tag} (its queue was deleted?)"
+            ),
+            Error::Tls(why) => write!(
+                f,
+                "TLS failed: {why} (check the CA file, the server's host name, and the client \
+                 certificate)"
             ),
         }
     }

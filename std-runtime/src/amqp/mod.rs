@@ -3,6 +3,9 @@
 //! - [`Connection`]: one TCP connection; channels as handles.
 //! - [`Channel`]: declare / bind, publish with publisher confirms, consume.
 //! - [`Consumer`]: a `Stream` of [`Message`]s with ack / nack / reject.
+//! - [`Channel::consume_with`]: deliveries borrowed from the receive buffer
+//!   handed to a handler that answers with a [`Settle`] (no allocation per
+//!   message).
 //!
 //! Guarantees: on a channel in confirm mode ([`Channel::confirm_select`])
 //! a publish is at-least-once: [`Channel::publish`] returns only once the
@@ -23,15 +26,21 @@
 //! # });
 //! ```
 
+mod basic_get;
 mod channel;
+mod confirms;
 mod connection;
+mod consumers;
 mod error;
 mod message;
 mod recovery;
+mod tls;
 mod url;
 
-pub use channel::{Channel, Confirmation, Consumer, DeclareOptions, QueueInfo};
+pub use channel::{Channel, Consumer, DeclareOptions, QueueInfo};
+pub use confirms::Confirmation;
 pub use connection::{ConnectOptions, Connection, MAX_CHANNELS};
+pub use consumers::{HandlerConsumer, Settle};
 pub use error::Error;
 pub use message::{Message, MessageProperties};
 pub use url::AmqpUrl;

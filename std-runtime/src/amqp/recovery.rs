@@ -10,14 +10,13 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use courier_core::amqp::methods::{Basic, Exchange, Queue};
+use courier_core::amqp::methods::{Basic, Exchange, Queue, Tx};
 use courier_core::amqp::{ChannelId, ConsumeFlags, FieldTable, Method, Reply};
 use tokio::sync::oneshot;
 
 use super::channel::DeclareOptions;
 use super::connection::{now, spawn_io, ConnectOptions, Inner};
 use super::Error;
-use crate::transport;
 
 /// One declaration to replay.
 #[derive(Clone, Debug)]
@@ -41,12 +40,19 @@ enum Declared {
         key: String,
         arguments: Vec<u8>,
     },
+    ExchangeBind {
+        destination: String,
+        source: String,
+        key: String,
+        arguments: Vec<u8>,
+    },
 }
 
 /// Per-channel settings to restore.
 #[derive(Clone, Copy, Debug, Default)]
 struct ChannelSetup {
     confirm: bool,
+    tx: bool,
     prefetch: Option<u16>,
 }
 
@@ -85,6 +91,23 @@ impl Topology {
     pub fn confirm(&mut self, id: ChannelId) {
         self.channels.entry(id).or_default().confirm = true;
     }
+    pub fn tx(&mut self, id: ChannelId) {
+        self.channels.entry(id).or_default().tx = true;
+    }
+    pub fn exchange_bind(&mut self, dest: &str, source: &str, key: &str, args: FieldTable<'_>) {
+        self.declared.push(Declared::ExchangeBind {
+            destination: dest.into(),
+            source: source.into(),
+            key: key.into(),
+            arguments: args.as_bytes().to_vec(),
+        });
+    }
+    pub fn exchange_unbind(&mut self, dest: &str, source: &str, key: &str) {
+        self.declared.retain(|d| {
+            !matches!(d, Declared::ExchangeBind { destination: x, source: s, key: k, .. }
+                if x == dest && s == source && k == key)
+        });
+    }
     pub fn qos(&mut self, id: ChannelId, prefetch: u16) {
         self.channels.entry(id).or_default().prefetch = Some(prefetch);
     }
@@ -104,6 +127,11 @@ impl Topology {
         self.declared.retain(|d| match d {
             Declared::Exchange { name: n, .. } => n != name,
             Declared::Bind { exchange, .. } => exchange != name,
+            Declared::ExchangeBind {
+                destination,
+                source,
+                ..
+            } => destination != name && source != name,
             _ => true,
         });
     }
@@ -214,6 +242,9 @@ async fn restore(inner: &Rc<Inner>) -> Result<(), Error> {
             rx.await
                 .map_err(|_| Error::Disconnected("connection ended during recovery".into()))??;
         }
+        if setup.tx {
+            call(inner, ch, Tx::Select.into()).await?;
+        }
         if let Some(prefetch_count) = setup.prefetch {
             let qos = Basic::Qos {
                 prefetch_size: 0,
@@ -278,6 +309,21 @@ async fn restore(inner: &Rc<Inner>) -> Result<(), Error> {
                 };
                 call(inner, on, m.into()).await?;
             }
+            Declared::ExchangeBind {
+                destination,
+                source,
+                key,
+                arguments,
+            } => {
+                let m = Exchange::Bind {
+                    destination: destination.as_str().into(),
+                    source: source.as_str().into(),
+                    routing_key: key.as_str().into(),
+                    nowait: false,
+                    arguments: FieldTable::from_raw(arguments).unwrap_or_default(),
+                };
+                call(inner, on, m.into()).await?;
+            }
         }
     }
     for ((ch, tag), spec) in &consumers {
@@ -298,9 +344,10 @@ async fn restore(inner: &Rc<Inner>) -> Result<(), Error> {
 
 /// Reconnects until it works (or the connection is closed for good).
 pub(crate) async fn recover(inner: Rc<Inner>) {
-    let (addr, max) = {
+    let (addr, max, options) = {
         let sh = inner.shared.borrow();
-        (sh.topology.addr, sh.topology.options.max_backoff)
+        let o = &sh.topology.options;
+        (sh.topology.addr, o.max_backoff, o.clone())
     };
     let mut backoff = Duration::from_millis(100);
     let mut attempt = 0u32;
@@ -314,8 +361,12 @@ pub(crate) async fn recover(inner: Rc<Inner>) {
         if inner.shared.borrow().closed.is_some() {
             return;
         }
-        let Ok((read, write)) = transport::connect(addr).await else {
-            continue;
+        let (read, write, tls) = match super::tls::dial(&options, addr).await {
+            Ok(io) => io,
+            Err(e) => {
+                log::debug!("amqp: reconnect attempt {attempt}: {e}");
+                continue;
+            }
         };
         let (tx, rx) = oneshot::channel();
         let epoch = {
@@ -329,7 +380,7 @@ pub(crate) async fn recover(inner: Rc<Inner>) {
             sh.set_connected_waiter(tx);
             sh.epoch
         };
-        spawn_io(&inner, read, write, epoch);
+        spawn_io(&inner, read, write, tls, epoch);
         let ok = matches!(rx.await, Ok(Ok(())));
         if ok && restore(&inner).await.is_ok() {
             let mut sh = inner.shared.borrow_mut();

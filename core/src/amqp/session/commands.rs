@@ -287,7 +287,8 @@ where
     /// is at-least-once and counts as sent only once acked. Without confirm
     /// mode returns `None` (at-most-once). Nothing is written on error:
     /// [`Error::BufferFull`] (flush and retry), [`Error::ConfirmWindowFull`]
-    /// (wait for confirms), [`Error::Blocked`] (wait for unblocked).
+    /// (wait for confirms), [`Error::Blocked`] (wait for unblocked),
+    /// [`Error::FlowPaused`] (wait for the channel's flow to resume).
     pub fn publish(
         &mut self,
         channel: ChannelId,
@@ -300,6 +301,9 @@ where
         self.check_open(channel)?;
         if self.blocked_since.is_some() {
             return Err(Error::Blocked);
+        }
+        if self.channels.get(channel).is_some_and(|s| !s.flow_active) {
+            return Err(Error::FlowPaused(channel));
         }
         if let Some(c) = self.channels.get(channel).and_then(|s| s.confirms.as_ref()) {
             if c.is_full() {

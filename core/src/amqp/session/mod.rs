@@ -39,6 +39,8 @@ mod proptests;
 mod testkit;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_flow;
 
 pub use channels::{ChannelSlot, ChannelState};
 pub use commands::{ConsumeFlags, PublishFlags};

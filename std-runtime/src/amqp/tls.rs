@@ -1,0 +1,210 @@
+//! `amqps://`: AMQP inside TLS from the first byte (RabbitMQ's TLS
+//! listener, port 5671), on the shared rustls layer
+//! ([`crate::layers::TlsLayer`]).
+//!
+//! Verification is always on unless the test-only
+//! [`TlsConfig::danger_accept_invalid_certs`] is set: the server's chain must
+//! lead to a configured CA (or, without one, to the Mozilla roots of
+//! `webpki-roots`) and its certificate must name the URL's host (or
+//! [`TlsConfig::server_name`]). A client certificate makes it mutual TLS;
+//! with [`ConnectOptions::external_auth`] the login is SASL EXTERNAL: the
+//! broker takes the user from the certificate (RabbitMQ's
+//! `rabbitmq_auth_mechanism_ssl` plugin), no password is sent.
+//!
+//! A refused certificate is [`Error::Tls`] (not retried by reconnect: the
+//! same certificate would be refused again).
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::rc::Rc;
+
+use super::connection::ConnectOptions;
+use super::url::AmqpUrl;
+use super::Error;
+use crate::layers::{TlsConfig, TlsLayer};
+use crate::transport::{self, ReadBuffer, ReadHalf, WriteHalf};
+
+/// Size of the buffer for TLS records read from the socket.
+const RAW_READ_SIZE: usize = 64 * 1024;
+
+impl ConnectOptions {
+    /// Verifies the server with `config` (a CA, the system roots, a client
+    /// certificate for mutual TLS). Used for `amqps://` URLs; an `amqp://`
+    /// URL with a TLS configuration is refused rather than sent in
+    /// plaintext.
+    pub fn with_tls(mut self, config: TlsConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Trusts the CA certificate(s) in the PEM file `path` (a client
+    /// certificate set before is kept).
+    pub fn with_ca_file(self, path: impl AsRef<Path>) -> Result<Self, Error> {
+        let pem = read_file(path.as_ref())?;
+        let config = self.tls.clone().unwrap_or_default();
+        let config = config
+            .ca_pem(&pem)
+            .map_err(|e| Error::Tls(format!("{}: {e}", path.as_ref().display())))?;
+        Ok(self.with_tls(config))
+    }
+
+    /// Presents this client certificate chain and key (PEM files): mutual
+    /// TLS. Combine with [`ConnectOptions::external_auth`] to log in as the
+    /// certificate's user.
+    pub fn with_client_cert_files(
+        self,
+        cert: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Result<Self, Error> {
+        let chain = read_file(cert.as_ref())?;
+        let key_pem = read_file(key.as_ref())?;
+        let config = self.tls.clone().unwrap_or_default();
+        let config = config
+            .client_cert_pem(&chain, &key_pem)
+            .map_err(|e| Error::Tls(e.to_string()))?;
+        Ok(self.with_tls(config))
+    }
+
+    /// Logs in with SASL EXTERNAL (the TLS client certificate names the
+    /// user) instead of PLAIN with the URL's user and password.
+    pub fn external_auth(mut self, on: bool) -> Self {
+        self.external = on;
+        self
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| Error::Tls(format!("cannot read {}: {e}", path.display())))
+}
+
+/// The configuration to use for `url`, if TLS is wanted.
+fn wanted(options: &ConnectOptions, url: &AmqpUrl) -> Result<Option<TlsConfig>, Error> {
+    match (&options.tls, url.tls) {
+        (None, false) => Ok(None),
+        (Some(_), false) => Err(Error::Tls(
+            "a TLS configuration was given for an amqp:// URL: use amqps:// (refusing to \
+             send credentials in plaintext)"
+                .into(),
+        )),
+        (Some(c), true) if c.has_roots() => Ok(Some(c.clone())),
+        // A client certificate alone: verify the server with the system roots.
+        (Some(c), true) => Ok(Some(c.clone().system_roots(true))),
+        (None, true) => Ok(Some(TlsConfig::new().system_roots(true))),
+    }
+}
+
+/// TLS state of one connection generation, shared by its reader and writer.
+pub(crate) struct AmqpTls {
+    layer: TlsLayer,
+    /// Records the reader produced (handshake answers, alerts) for the
+    /// writer to send first.
+    wire: Vec<u8>,
+    /// Decrypted bytes that did not fit the receive buffer yet.
+    plain: Vec<u8>,
+    raw: Option<ReadBuffer>,
+}
+
+/// Shared by the reader and writer of one connection generation.
+pub(crate) type SharedTls = Rc<RefCell<AmqpTls>>;
+
+/// Connects to `addr` for `options`: plain TCP, or TCP then TLS (the
+/// ClientHello is queued for the writer).
+pub(crate) async fn dial(
+    options: &ConnectOptions,
+    addr: SocketAddr,
+) -> Result<(ReadHalf, WriteHalf, Option<SharedTls>), Error> {
+    let url = AmqpUrl::parse(&options.url)?;
+    let config = wanted(options, &url)?;
+    let (read, write) = transport::connect(addr).await?;
+    let Some(config) = config else {
+        return Ok((read, write, None));
+    };
+    let built = config.build().map_err(|e| Error::Tls(e.to_string()))?;
+    let name = config
+        .name_for(&url.host)
+        .map_err(|e| Error::Tls(e.to_string()))?;
+    let mut layer = TlsLayer::new(built, name).map_err(|e| Error::Tls(e.to_string()))?;
+    let mut wire = Vec::new();
+    layer.flush(&mut wire);
+    let tls = AmqpTls {
+        layer,
+        wire,
+        plain: Vec::new(),
+        raw: Some(ReadBuffer::new(RAW_READ_SIZE)),
+    };
+    Ok((read, write, Some(Rc::new(RefCell::new(tls)))))
+}
+
+impl AmqpTls {
+    /// Appends to `out` the pending handshake records, then `plain`
+    /// encrypted.
+    pub(crate) fn seal(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        out.append(&mut self.wire);
+        self.layer
+            .encode(plain, out)
+            .map_err(|e| Error::Tls(e.to_string()))
+    }
+
+    /// True when handshake records wait for the writer.
+    pub(crate) fn has_wire(&self) -> bool {
+        !self.wire.is_empty()
+    }
+
+    fn move_plain(&mut self, rx: &mut ReadBuffer) -> usize {
+        let moved = rx.append(&self.plain);
+        self.plain.drain(..moved);
+        moved.max(1)
+    }
+}
+
+/// Reads once: plaintext straight into `rx`, or TLS records decrypted into
+/// `rx`. `Ok(0)` is the end of the stream. The TLS state is not borrowed
+/// across the read, so the writer can seal meanwhile.
+pub(crate) async fn read(
+    tls: Option<&SharedTls>,
+    reader: &mut ReadHalf,
+    rx: &mut ReadBuffer,
+) -> Result<usize, Error> {
+    let Some(tls) = tls else {
+        return Ok(reader.read(rx).await?);
+    };
+    let mut raw = {
+        let mut t = tls.borrow_mut();
+        // Decrypted bytes first, as far as the receive buffer has room
+        // (the core refuses a frame larger than the buffer before its
+        // payload, so room appears as frames are consumed).
+        if !t.plain.is_empty() && !rx.is_full() {
+            return Ok(t.move_plain(rx));
+        }
+        t.raw
+            .take()
+            .unwrap_or_else(|| ReadBuffer::new(RAW_READ_SIZE))
+    };
+    let n = reader.read(&mut raw).await;
+    let mut t = tls.borrow_mut();
+    let t = &mut *t;
+    let n = match n {
+        Ok(n) => n,
+        Err(e) => {
+            t.raw = Some(raw);
+            return Err(e.into());
+        }
+    };
+    let result = if n > 0 {
+        t.layer.decode(raw.data(), &mut t.plain, &mut t.wire)
+    } else {
+        Ok(())
+    };
+    raw.clear();
+    t.raw = Some(raw);
+    result.map_err(|e| Error::Tls(e.to_string()))?;
+    if n == 0 {
+        return Ok(0);
+    }
+    if !t.plain.is_empty() {
+        t.move_plain(rx);
+    }
+    // Progress even when only handshake records arrived.
+    Ok(n)
+}
