@@ -1,20 +1,20 @@
 //! NATS backend: core NATS for `ack=0` (subscription / queue group), and
 //! JetStream for `ack=1` (a stream and a durable pull consumer created from
 //! the URI's options: `stream=` (default `MOM`) stores the sender's default
-//! routing key / the receiver's binding; pt2pt receivers share the durable
+//! routing key / the receiver's binding, each added to the stream's subjects
+//! when it is not there yet (see `nats_stream`); pt2pt receivers share the durable
 //! `queue=` (default: the receiver's name), pubsub receivers each get a
 //! durable of their own, `<name>-<random>`).
 
 use std::time::Duration;
 
 use super::envelope::{header, Incoming, Outgoing};
+use super::nats_stream::ensure_stream;
 use super::receiver::{Acker, Delivery, ReceiverOptions};
 use super::sender::SenderOptions;
 use super::uri::{DataType, MomUri};
 use super::Error;
-use crate::nats::jetstream::{
-    self, AckPolicy, ApiErrorKind, ConsumerOptions, JsMessage, Messages, PullOptions, StreamOptions,
-};
+use crate::nats::jetstream::{self, AckPolicy, ConsumerOptions, JsMessage, Messages, PullOptions};
 use crate::nats::{Client, HeaderMap, Message, Subscriber};
 
 const DEFAULT_STREAM: &str = "MOM";
@@ -24,19 +24,6 @@ async fn connect(uri: &MomUri, name: &str) -> Result<Client, Error> {
         .name(name)
         .connect(uri.backend_urls())
         .await?)
-}
-
-/// Creates the stream once (creating is idempotent with the same
-/// configuration; an existing stream of that name is used as it is).
-async fn ensure_stream(js: &jetstream::Context, stream: &str, subject: &str) -> Result<(), Error> {
-    match js
-        .create_stream(&StreamOptions::new(stream).subjects([subject]))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.api_kind() == Some(ApiErrorKind::StreamNameInUse) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 fn headers_of(m: &Outgoing<'_>, ack: bool) -> Result<HeaderMap, Error> {
@@ -98,8 +85,12 @@ impl NatsSender {
                         .into(),
                 )
             })?;
-            let js = jetstream::new(client.clone());
-            ensure_stream(&js, uri.stream.as_deref().unwrap_or(DEFAULT_STREAM), key).await?;
+            ensure_stream(
+                &client,
+                uri.stream.as_deref().unwrap_or(DEFAULT_STREAM),
+                key,
+            )
+            .await?;
         }
         Ok(NatsSender {
             client,
@@ -165,7 +156,7 @@ impl NatsReceiver {
         }
         let js = jetstream::new(client.clone());
         let stream = uri.stream.as_deref().unwrap_or(DEFAULT_STREAM);
-        ensure_stream(&js, stream, &o.binding).await?;
+        ensure_stream(&client, stream, &o.binding).await?;
         let durable = match uri.data_type {
             DataType::Pt2Pt => group,
             DataType::PubSub => format!("{name}-{:08x}", fastrand::u32(..)),

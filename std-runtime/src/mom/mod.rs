@@ -75,6 +75,7 @@ mod codec;
 mod envelope;
 mod error;
 mod facade;
+mod nats_stream;
 mod receiver;
 mod sender;
 mod uri;
