@@ -79,7 +79,9 @@ fn allocations_per_message_facade_vs_native() {
         );
         // Loose bounds: a regression (a copy per header, a map per
         // message) fails; the note has the numbers.
-        assert!(per(sent) <= 20.0, "facade send: {:.1}", per(sent));
+        // Raw, uncompressed sends reuse the sender's header storage and
+        // borrow the payload: none per message (a few over 2,000 at most).
+        assert!(per(sent) < 0.05, "facade send: {:.2}", per(sent));
         assert!(
             per(received) <= 30.0,
             "facade receive: {:.1}",

@@ -6,9 +6,13 @@
 //! `queue=` (default: the receiver's name), pubsub receivers each get a
 //! durable of their own, `<name>-<random>`).
 
+use std::cell::RefCell;
 use std::time::Duration;
 
-use super::envelope::{header, Incoming, Outgoing};
+use bytes::BytesMut;
+use courier_core::nats::headers::HeaderWriter;
+
+use super::envelope::{crc_hex, decimal, header, Incoming, Outgoing};
 use super::nats_stream::ensure_stream;
 use super::receiver::{Acker, Delivery, ReceiverOptions};
 use super::sender::SenderOptions;
@@ -18,6 +22,8 @@ use crate::nats::jetstream::{self, AckPolicy, ConsumerOptions, JsMessage, Messag
 use crate::nats::{Client, HeaderMap, Message, Subscriber};
 
 const DEFAULT_STREAM: &str = "MOM";
+/// Storage kept for a sender's header block (the envelope's is ~190 bytes).
+const BLOCK_ROOM: usize = 512;
 
 async fn connect(uri: &MomUri, name: &str) -> Result<Client, Error> {
     Ok(crate::nats::ConnectOptions::new()
@@ -26,24 +32,52 @@ async fn connect(uri: &MomUri, name: &str) -> Result<Client, Error> {
         .await?)
 }
 
-fn headers_of(m: &Outgoing<'_>, ack: bool) -> Result<HeaderMap, Error> {
-    let mut h = HeaderMap::new();
-    let crc = format!("{:08x}", m.crc());
-    let ts = m.timestamp_ms.to_string();
-    h.insert(header::NAME, m.name)?
-        .insert(header::ID, &m.id)?
-        .insert(header::TIMESTAMP, &ts)?
-        .insert(header::CRC32C, &crc)?
-        .insert(header::CONTENT_TYPE, m.content_type)?
-        .insert(header::CONTENT_ENCODING, m.content_encoding)?;
-    if let Some(c) = m.compression.name() {
-        h.insert(header::COMPRESSION, c)?;
-    }
-    if ack {
+/// Writes the envelope's header block into `buf` (reused: once the
+/// previous message's block is dropped, `reserve` takes its storage back,
+/// so a send allocates nothing here) and hands it over as a [`HeaderMap`].
+/// The core's `HeaderWriter` checks names and values (no CR/LF in a
+/// content type given by the caller).
+fn headers_of(buf: &mut BytesMut, m: &Outgoing<'_>, ack: bool) -> Result<HeaderMap, Error> {
+    let crc = crc_hex(m.crc());
+    let mut digits = [0u8; 20];
+    let ts = decimal(m.timestamp_ms, &mut digits);
+    let fields = [
+        (header::NAME, m.name),
+        (header::ID, &*m.id),
+        (header::TIMESTAMP, ts),
+        (
+            header::CRC32C,
+            std::str::from_utf8(&crc).unwrap_or_default(),
+        ),
+        (header::CONTENT_TYPE, m.content_type),
+        (header::CONTENT_ENCODING, m.content_encoding),
+        (header::COMPRESSION, m.compression.name().unwrap_or("")),
         // JetStream drops a resend with the same id in its duplicate window.
-        h.insert("Nats-Msg-Id", &m.id)?;
+        ("Nats-Msg-Id", if ack { &*m.id } else { "" }),
+    ];
+    let present = |(n, v): &(&str, &str)| {
+        !v.is_empty() || !(*n == header::COMPRESSION || *n == "Nats-Msg-Id")
+    };
+    let need = 12
+        + fields
+            .iter()
+            .filter(|f| present(f))
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum::<usize>();
+    buf.clear();
+    // Room for a larger block next time (a longer key, compression) so
+    // the storage taken back keeps fitting.
+    buf.reserve(need.max(BLOCK_ROOM));
+    buf.resize(need, 0);
+    let bad =
+        |e: courier_core::nats::HeaderError| Error::Nats(crate::nats::Error::Protocol(e.into()));
+    let mut w = HeaderWriter::new(&mut buf[..]).map_err(bad)?;
+    for (n, v) in fields.iter().filter(|f| present(f)) {
+        w.insert(n, v).map_err(bad)?;
     }
-    Ok(h)
+    let len = w.len();
+    buf.truncate(len);
+    Ok(HeaderMap::from_raw(buf.split().freeze()))
 }
 
 fn incoming(h: Option<&HeaderMap>) -> Incoming {
@@ -73,6 +107,8 @@ fn incoming(h: Option<&HeaderMap>) -> Incoming {
 pub(crate) struct NatsSender {
     client: Client,
     ack: bool,
+    /// The header block's storage, reused from message to message.
+    headers: RefCell<BytesMut>,
 }
 
 impl NatsSender {
@@ -95,11 +131,13 @@ impl NatsSender {
         Ok(NatsSender {
             client,
             ack: uri.ack,
+            headers: RefCell::new(BytesMut::new()),
         })
     }
 
     pub async fn send(&self, m: &Outgoing<'_>, timeout: Duration) -> Result<(), Error> {
-        let h = headers_of(m, self.ack)?;
+        // Not held across an await: the block is a `Bytes` of its own.
+        let h = headers_of(&mut self.headers.borrow_mut(), m, self.ack)?;
         if !self.ack {
             self.client
                 .publish_with_headers(m.name, &h, &m.body)
@@ -225,5 +263,61 @@ impl NatsReceiver {
         };
         let _ = client.flush().await;
         let _ = client.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mom::Compression;
+    use std::borrow::Cow;
+
+    fn msg(compression: Compression) -> Outgoing<'static> {
+        Outgoing {
+            name: "orders.eu",
+            id: "0123456789abcdef0123456789abcdef".into(),
+            timestamp_ms: 1_700_000_000_123,
+            content_type: "application/json",
+            content_encoding: "utf-8",
+            compression,
+            body: Cow::Borrowed(b"{\"a\":1}"),
+        }
+    }
+
+    #[test]
+    fn header_block_bytes_as_documented_and_buffer_reused() {
+        let mut buf = BytesMut::new();
+        let crc = format!("{:08x}", crc32c::crc32c(b"{\"a\":1}"));
+        let expect = |extra: &str| {
+            format!(
+                "NATS/1.0\r\nMom-Name: orders.eu\r\nMom-Id: 0123456789abcdef0123456789abcdef\r\n\
+                 Mom-Timestamp: 1700000000123\r\nMom-Crc32c: {crc}\r\n\
+                 Content-Type: application/json\r\nContent-Encoding: utf-8\r\n{extra}\r\n"
+            )
+        };
+        let h = headers_of(&mut buf, &msg(Compression::None), false).unwrap();
+        assert_eq!(std::str::from_utf8(h.as_bytes()).unwrap(), expect(""));
+        let first = h.as_bytes().as_ptr();
+        drop(h);
+        let h = headers_of(&mut buf, &msg(Compression::Zlib), true).unwrap();
+        assert_eq!(
+            std::str::from_utf8(h.as_bytes()).unwrap(),
+            expect("Mom-Compression: zlib\r\nNats-Msg-Id: 0123456789abcdef0123456789abcdef\r\n")
+        );
+        // The same storage, taken back once the first block was dropped.
+        assert_eq!(h.as_bytes().as_ptr(), first);
+        // Read back through the receive path.
+        let inc = incoming(Some(&h));
+        assert_eq!(inc.timestamp_ms, Some(1_700_000_000_123));
+        assert_eq!(inc.crc.as_deref(), Some(crc.as_str()));
+    }
+
+    #[test]
+    fn a_content_type_with_crlf_is_refused() {
+        let mut buf = BytesMut::new();
+        let mut m = msg(Compression::None);
+        m.content_type = "text/plain\r\nEvil: 1";
+        let e = headers_of(&mut buf, &m, false).unwrap_err();
+        assert!(matches!(e, Error::Nats(_)), "{e}");
     }
 }

@@ -2,6 +2,7 @@
 //! (NATS and AMQP carry the same fields as headers; see the module docs
 //! of [`crate::mom`] for the tables).
 
+use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
@@ -82,13 +83,14 @@ impl Envelope {
 #[derive(Debug)]
 pub(crate) struct Outgoing<'a> {
     pub name: &'a str,
-    pub id: String,
+    pub id: MessageId,
     pub timestamp_ms: u64,
     pub content_type: &'a str,
     pub content_encoding: &'a str,
     pub compression: Compression,
-    /// Payload as carried (compressed).
-    pub body: Vec<u8>,
+    /// Payload as carried (compressed): the caller's bytes when raw and
+    /// not compressed (no copy).
+    pub body: Cow<'a, [u8]>,
 }
 
 impl Outgoing<'_> {
@@ -159,9 +161,69 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// A message id: 32 lowercase hex digits (128 random bits), kept inline
+/// (no allocation per message).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MessageId([u8; 32]);
+
+impl std::ops::Deref for MessageId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        // Only hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+#[cfg(test)]
+impl From<&str> for MessageId {
+    fn from(s: &str) -> Self {
+        MessageId(s.as_bytes().try_into().expect("32 hex digits"))
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// `v` as `out.len()` lowercase hex digits (the low ones), most
+/// significant first.
+pub(crate) fn hex_into(mut v: u128, out: &mut [u8]) {
+    for b in out.iter_mut().rev() {
+        *b = HEX[(v & 0xf) as usize];
+        v >>= 4;
+    }
+}
+
+/// CRC-32C as the 8 lowercase hex digits the envelope carries.
+pub(crate) fn crc_hex(crc: u32) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    hex_into(u128::from(crc), &mut out);
+    out
+}
+
+/// `v` in decimal, written at the end of `buf`; returns the digits.
+pub(crate) fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &str {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[at..]).unwrap_or_default()
+}
+
 /// A fresh message id: 32 lowercase hex digits (128 random bits).
-pub(crate) fn new_id() -> String {
-    format!("{:032x}", fastrand::u128(..))
+pub(crate) fn new_id() -> MessageId {
+    let mut id = [0u8; 32];
+    hex_into(fastrand::u128(..), &mut id);
+    MessageId(id)
 }
 
 fn short_field(what: &str, s: &str) -> Result<u8, Error> {
@@ -185,7 +247,7 @@ pub(crate) fn encode_nsq(m: &Outgoing<'_>, out: &mut Vec<u8>) -> Result<(), Erro
     out.push(m.compression.code());
     for (len, s) in lens
         .iter()
-        .zip([m.name, m.id.as_str(), m.content_type, m.content_encoding])
+        .zip([m.name, &*m.id, m.content_type, m.content_encoding])
     {
         out.push(*len);
         out.extend_from_slice(s.as_bytes());
@@ -282,7 +344,7 @@ mod tests {
             content_type: "application/json",
             content_encoding: "utf-8",
             compression: c,
-            body: c.compress(body).unwrap(),
+            body: c.compress(body).unwrap().into(),
         }
     }
 

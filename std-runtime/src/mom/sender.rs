@@ -2,6 +2,7 @@
 //! creation (and again by the backend's own recovery after a reconnect,
 //! never per publish: kombu #651).
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -158,7 +159,7 @@ impl Sender {
         let serializer = options.serializer.unwrap_or(self.inner.options.serializer);
         let mut bytes = Vec::new();
         serializer.serialize(value, &mut bytes)?;
-        self.send_serialized(bytes, serializer, routing_key, options)
+        self.send_serialized(Cow::Owned(bytes), serializer, routing_key, options)
             .await
     }
 
@@ -170,13 +171,13 @@ impl Sender {
         options: &SendOptions,
     ) -> Result<(), Error> {
         let serializer = options.serializer.unwrap_or(Serializer::Raw);
-        self.send_serialized(payload.to_vec(), serializer, routing_key, options)
+        self.send_serialized(Cow::Borrowed(payload), serializer, routing_key, options)
             .await
     }
 
     async fn send_serialized(
         &self,
-        bytes: Vec<u8>,
+        bytes: Cow<'_, [u8]>,
         serializer: Serializer,
         routing_key: Option<&str>,
         options: &SendOptions,
@@ -198,7 +199,7 @@ impl Sender {
         let compression = options.compression.unwrap_or(inner.options.compression);
         let body = match compression {
             Compression::None => bytes,
-            c => c.compress(&bytes)?,
+            c => Cow::Owned(c.compress(&bytes)?),
         };
         let msg = Outgoing {
             name: rk,
