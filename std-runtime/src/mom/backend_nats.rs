@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use courier_core::nats::headers::HeaderWriter;
 
-use super::envelope::{crc_hex, decimal, header, Incoming, Outgoing};
+use super::envelope::{crc_hex, decimal, header, Incoming, Outgoing, Text};
 use super::nats_stream::ensure_stream;
 use super::receiver::{Acker, Delivery, ReceiverOptions};
 use super::sender::SenderOptions;
@@ -81,24 +81,26 @@ fn headers_of(buf: &mut BytesMut, m: &Outgoing<'_>, ack: bool) -> Result<HeaderM
 }
 
 fn incoming(h: Option<&HeaderMap>) -> Incoming {
-    // One pass over the header block (each `get` would parse it again).
+    // One pass over the header block (each `get` would parse it again);
+    // the values are views into the block, not copies.
     let mut inc = Incoming::default();
-    for (name, value) in h.into_iter().flat_map(HeaderMap::iter) {
-        let v = Some(value.to_string());
+    let Some(h) = h else { return inc };
+    for (name, value) in h.iter() {
+        let v = || Some(Text::in_header(h, value));
         if name.eq_ignore_ascii_case(header::NAME) {
-            inc.name = v;
+            inc.name = v();
         } else if name.eq_ignore_ascii_case(header::ID) {
-            inc.id = v;
+            inc.id = v();
         } else if name.eq_ignore_ascii_case(header::TIMESTAMP) {
             inc.timestamp_ms = value.parse().ok();
         } else if name.eq_ignore_ascii_case(header::CRC32C) {
-            inc.crc = v;
+            inc.crc = v();
         } else if name.eq_ignore_ascii_case(header::CONTENT_TYPE) {
-            inc.content_type = v;
+            inc.content_type = v();
         } else if name.eq_ignore_ascii_case(header::CONTENT_ENCODING) {
-            inc.content_encoding = v;
+            inc.content_encoding = v();
         } else if name.eq_ignore_ascii_case(header::COMPRESSION) {
-            inc.compression = v;
+            inc.compression = v();
         }
     }
     inc

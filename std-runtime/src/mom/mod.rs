@@ -83,7 +83,7 @@ mod uri;
 mod uri_tests;
 
 pub use codec::{Compression, Serializer, MAX_DECOMPRESSED};
-pub use envelope::{header, Envelope, NSQ_FIXED_LEN, NSQ_MAGIC};
+pub use envelope::{header, Envelope, Text, NSQ_FIXED_LEN, NSQ_MAGIC};
 pub use error::Error;
 pub use facade::Mom;
 pub use receiver::{CancelHandle, Delivery, Receiver, ReceiverOptions};
