@@ -16,7 +16,10 @@
 //! Data types: `pubsub` (default: every receiver gets every message) and
 //! `pt2pt` (each message reaches one receiver). Options: `ack=0|1`,
 //! `queue=` (the pt2pt group), `exchange=` (AMQP, default `mom`),
-//! `stream=` (JetStream, default `MOM`), `max_in_flight=`, `timeout_ms=`.
+//! `stream=` (JetStream, default `MOM`; every sender's routing key and
+//! receiver's binding is added to its subjects), `max_in_flight=`,
+//! `timeout_ms=`, `outbox=DIR` (NSQ senders: a durable on-disk outbox,
+//! see [`crate::outbox`]; `stop()` reports what nsqd did not confirm).
 //!
 //! # The envelope
 //!

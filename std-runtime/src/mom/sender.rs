@@ -69,6 +69,9 @@ struct Inner {
 /// `OK`). With `ack=1` a send returns `Ok` only once the broker has it
 /// (JetStream `PubAck`, AMQP publisher confirm, nsqd `OK`): at-least-once,
 /// and a send that fails or times out is never counted in [`Sender::sent`].
+/// With `outbox=DIR` (NSQ), `Ok` means the message is in the on-disk
+/// spool: it is sent and retried until nsqd confirms it, across restarts
+/// (at-least-once; [`Sender::stop`] reports what is still unconfirmed).
 /// A publish-only sender starts no receive machinery (no subscription,
 /// no consumer, no queue of its own).
 #[derive(Clone)]
@@ -91,6 +94,14 @@ impl Sender {
     /// (JetStream stream, AMQP exchange and pt2pt queue) once.
     pub async fn connect(name: &str, uri: &str, options: SenderOptions) -> Result<Sender, Error> {
         let uri = MomUri::parse(uri)?;
+        if uri.outbox.is_some() && !uri.protocol.is_nsq() {
+            return Err(Error::Unsupported(
+                "outbox=DIR works with NSQ senders only: courier's outbox stores a subject and \
+                 a payload, and on NATS and AMQP the envelope travels in headers/properties, \
+                 which it does not store yet; drop outbox= or use an nsq:// URI"
+                    .into(),
+            ));
+        }
         let timeout = options
             .timeout
             .or(uri.timeout)
@@ -246,16 +257,23 @@ impl Sender {
     /// Stops sending: flushes what is queued and waits for the broker's
     /// confirmations up to `deadline`, then closes the connection. Later
     /// sends fail with [`Error::Cancelled`].
+    ///
+    /// With a durable outbox (`outbox=DIR`, NSQ), waits up to `deadline`
+    /// for nsqd to confirm every spooled message; those it did not are
+    /// reported as [`Error::Unconfirmed`] and stay in the spool, sent when
+    /// a sender opens the same directory again (at-least-once).
     pub async fn stop(&self, deadline: Duration) -> Result<(), Error> {
         self.inner.cancelled.set(true);
         let fut = async {
             match &self.inner.backend {
                 SenderBackend::Nats(b) => b.stop().await,
-                SenderBackend::Nsq(b) => b.stop().await,
+                SenderBackend::Nsq(b) => b.stop(&self.inner.name, deadline).await,
                 SenderBackend::Amqp(b) => b.stop().await,
             }
         };
-        tokio::time::timeout(deadline, fut)
+        // The outbox's own wait ends at `deadline`; a moment more for its
+        // final sync so that its report, not this timeout, answers.
+        tokio::time::timeout(deadline + Duration::from_secs(1), fut)
             .await
             .map_err(|_| Error::TimedOut {
                 op: "stop",
