@@ -240,9 +240,16 @@ fn a_second_subject_is_added_to_the_existing_stream() {
             .unwrap();
         assert_eq!(d.decode::<String>().unwrap(), "to w.x");
         d.ack().await.unwrap();
-        // JetStream stored exactly what was sent: 3 messages.
+        // A send to a key outside the stream adds it too (not an error).
+        let c = unique("c");
+        sa.send(&"to c", Some(&c)).await.unwrap();
+        assert_eq!(
+            stream_subjects(&nc, &stream).await,
+            vec![a.clone(), b.clone(), format!("{w}.*"), c.clone()]
+        );
+        // JetStream stored exactly what was sent: 4 messages.
         let js = courier::nats::jetstream::new(nc.clone());
-        assert_eq!(js.stream_info(&stream).await.unwrap().state.messages, 3);
+        assert_eq!(js.stream_info(&stream).await.unwrap().state.messages, 4);
 
         // A subject another stream holds cannot be added: a clear error.
         let other = unique("OTHER");
@@ -265,6 +272,6 @@ fn a_second_subject_is_added_to_the_existing_stream() {
             "{text}"
         );
         assert!(text.contains("its own `stream=`"), "{text}");
-        assert_eq!(stream_subjects(&nc, &stream).await.len(), 3);
+        assert_eq!(stream_subjects(&nc, &stream).await.len(), 4);
     });
 }

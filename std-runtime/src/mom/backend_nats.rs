@@ -109,6 +109,8 @@ fn incoming(h: Option<&HeaderMap>) -> Incoming {
 pub(crate) struct NatsSender {
     client: Client,
     ack: bool,
+    /// `ack=1`: the JetStream stream the sender's subjects are added to.
+    stream: String,
     /// The header block's storage, reused from message to message.
     headers: RefCell<BytesMut>,
 }
@@ -133,6 +135,7 @@ impl NatsSender {
         Ok(NatsSender {
             client,
             ack: uri.ack,
+            stream: uri.stream.as_deref().unwrap_or(DEFAULT_STREAM).to_string(),
             headers: RefCell::new(BytesMut::new()),
         })
     }
@@ -147,10 +150,17 @@ impl NatsSender {
             return Ok(());
         }
         // A JetStream publish is a request answered with a PubAck.
-        let reply = self
-            .client
-            .request_with(m.name, Some(&h), &m.body, timeout)
-            .await?;
+        let request = || self.client.request_with(m.name, Some(&h), &m.body, timeout);
+        let reply = match request().await {
+            // No stream stores this routing key (not the sender's default
+            // one): add it to the sender's stream, then publish again (the
+            // Nats-Msg-Id makes a double store impossible).
+            Err(crate::nats::Error::NoResponders { .. }) => {
+                ensure_stream(&self.client, &self.stream, m.name).await?;
+                request().await?
+            }
+            r => r?,
+        };
         let v: serde_json::Value = serde_json::from_slice(&reply.payload).map_err(|e| {
             Error::Unsupported(format!("JetStream answered with something not JSON: {e}"))
         })?;
