@@ -173,3 +173,105 @@ fn nats_py_writes_and_reads_the_same_envelope() {
     });
     check_python_read(&python_lines(child, out), &key, 9);
 }
+
+/// The stream's subjects as the server has them (native request).
+async fn stream_subjects(nc: &courier::nats::Client, stream: &str) -> Vec<String> {
+    let reply = nc
+        .request_with(
+            &format!("$JS.API.STREAM.INFO.{stream}"),
+            None,
+            b"",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    v["config"]["subjects"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no subjects in {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_second_subject_is_added_to_the_existing_stream() {
+    let s = server();
+    courier::run(async {
+        let stream = unique("SUBJ");
+        let uri = format!("nats-pubsub://127.0.0.1:{}?ack=1&stream={stream}", s.port());
+        let nc = courier::nats::connect([s.url()]).await.unwrap();
+        let (a, b, w) = (unique("a"), unique("b"), unique("w"));
+        let sa = sender(&uri, &a).await;
+        assert_eq!(stream_subjects(&nc, &stream).await, vec![a.clone()]);
+        // A second sender on another subject: added, not bound silently.
+        let sb = sender(&uri, &b).await;
+        assert_eq!(
+            stream_subjects(&nc, &stream).await,
+            vec![a.clone(), b.clone()]
+        );
+        let mut rb = receiver("rb", &uri, &b).await;
+        sb.send(&"to b", None).await.unwrap();
+        sa.send(&"to a", None).await.unwrap();
+        let d = rb
+            .receive(Some(Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.decode::<String>().unwrap(), "to b");
+        d.ack().await.unwrap();
+        // A sender's subject a wildcard binding covers: the wildcard
+        // replaces it, the stream keeps one set of non-overlapping subjects.
+        let wx = format!("{w}.x");
+        let sw = sender(&uri, &wx).await;
+        let mut rw = receiver("rw", &uri, &format!("{w}.*")).await;
+        assert_eq!(
+            stream_subjects(&nc, &stream).await,
+            vec![a.clone(), b.clone(), format!("{w}.*")]
+        );
+        // Already covered: no change.
+        let _sw2 = sender(&uri, &format!("{w}.y")).await;
+        assert_eq!(stream_subjects(&nc, &stream).await.len(), 3);
+        sw.send(&"to w.x", None).await.unwrap();
+        let d = rw
+            .receive(Some(Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.decode::<String>().unwrap(), "to w.x");
+        d.ack().await.unwrap();
+        // A send to a key outside the stream adds it too (not an error).
+        let c = unique("c");
+        sa.send(&"to c", Some(&c)).await.unwrap();
+        assert_eq!(
+            stream_subjects(&nc, &stream).await,
+            vec![a.clone(), b.clone(), format!("{w}.*"), c.clone()]
+        );
+        // JetStream stored exactly what was sent: 4 messages.
+        let js = courier::nats::jetstream::new(nc.clone());
+        assert_eq!(js.stream_info(&stream).await.unwrap().state.messages, 4);
+
+        // A subject another stream holds cannot be added: a clear error.
+        let other = unique("OTHER");
+        let taken = unique("taken");
+        let uri2 = format!("nats-pubsub://127.0.0.1:{}?ack=1&stream={other}", s.port());
+        let _holder = sender(&uri2, &taken).await;
+        let e = courier::mom::Sender::connect(
+            "s",
+            &uri,
+            courier::mom::SenderOptions {
+                routing_key: Some(taken.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("a subject held by another stream must not be accepted");
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("{stream:?} does not store {taken:?}")),
+            "{text}"
+        );
+        assert!(text.contains("its own `stream=`"), "{text}");
+        assert_eq!(stream_subjects(&nc, &stream).await.len(), 4);
+    });
+}

@@ -181,3 +181,101 @@ fn pynsq_writes_and_reads_the_same_envelope() {
     });
     check_python_read(&python_lines(child, out), &key, 9);
 }
+
+/// `outbox=DIR`: sends are spooled on disk first; `stop()` waits for
+/// nsqd's confirmations, and reports (typed, with the spool) what nsqd
+/// never confirmed; those are replayed by the next sender on the spool.
+#[test]
+fn outbox_stop_waits_for_confirmations_and_reports_the_rest() {
+    let mut nsqd = nsq_support::nsqd(&[]);
+    let addr = nsqd.tcp_addr();
+    let spool = tempfile::tempdir().unwrap();
+    let dir = spool.path().display().to_string();
+    courier::run(async {
+        let key = unique("outbox");
+        let uri = format!("nsq-pt2pt://{addr}?ack=1&outbox={dir}");
+        let mut r = receiver("r", &format!("nsq-pt2pt://{addr}?ack=1"), &key).await;
+        let s = sender(&uri, &key).await;
+        for i in 0..50u32 {
+            s.send(&i, None).await.unwrap();
+        }
+        assert_eq!(s.sent(), 50);
+        s.stop(Duration::from_secs(10)).await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < 50 {
+            let d = r
+                .receive(Some(Duration::from_secs(10)))
+                .await
+                .unwrap()
+                .expect("every spooled message reaches nsqd");
+            got.push(d.decode::<u32>().unwrap());
+            d.ack().await.unwrap();
+        }
+        got.sort_unstable();
+        assert_eq!(got, (0..50).collect::<Vec<_>>());
+        r.stop().await;
+
+        // nsqd gone: sends still succeed (spooled), stop reports them.
+        nsqd.kill();
+        let s = sender(&uri, &key).await;
+        for i in 0..5u32 {
+            s.send(&i, None).await.unwrap();
+        }
+        let e = s.stop(Duration::from_millis(500)).await.unwrap_err();
+        let text = e.to_string();
+        match e {
+            Error::Unconfirmed {
+                remaining, spool, ..
+            } => {
+                assert_eq!(remaining, 5);
+                assert_eq!(spool, dir);
+                assert!(text.contains("sent when a sender opens it again"), "{text}");
+            }
+            other => panic!("expected Unconfirmed, got {other:?}"),
+        }
+
+        // The next sender on the spool (another nsqd) replays those 5.
+        let nsqd2 = nsq_support::nsqd(&[]);
+        let addr2 = nsqd2.tcp_addr();
+        let mut r = receiver("r", &format!("nsq-pt2pt://{addr2}?ack=1"), &key).await;
+        let s = sender(&format!("nsq-pt2pt://{addr2}?ack=1&outbox={dir}"), &key).await;
+        let mut got = Vec::new();
+        while got.len() < 5 {
+            let d = r
+                .receive(Some(Duration::from_secs(10)))
+                .await
+                .unwrap()
+                .expect("the spooled messages are replayed");
+            got.push(d.decode::<u32>().unwrap());
+            d.ack().await.unwrap();
+        }
+        got.sort_unstable();
+        assert_eq!(got, vec![0, 1, 2, 3, 4]);
+        assert_eq!(s.sent(), 0, "replays are not this sender's sends");
+        s.stop(Duration::from_secs(10)).await.unwrap();
+        assert!(r
+            .receive(Some(Duration::from_millis(300)))
+            .await
+            .unwrap()
+            .is_none());
+        r.stop().await;
+    });
+}
+
+#[test]
+fn outbox_is_refused_off_nsq() {
+    courier::run(async {
+        let e = courier::mom::Sender::connect(
+            "s",
+            "nats://127.0.0.1:1?outbox=/tmp/x",
+            Default::default(),
+        )
+        .await
+        .expect_err("NATS senders cannot use the outbox yet");
+        assert!(
+            e.to_string()
+                .contains("outbox=DIR works with NSQ senders only"),
+            "{e}"
+        );
+    });
+}

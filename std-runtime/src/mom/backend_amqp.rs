@@ -10,12 +10,13 @@
 
 use courier_core::amqp::{ConsumeFlags, FieldTable, FieldValue, Properties, TableBuilder};
 
-use super::envelope::{header, Incoming, Outgoing};
+use super::envelope::{header, Incoming, Outgoing, Text};
 use super::receiver::{Acker, Delivery, ReceiverOptions};
 use super::sender::SenderOptions;
 use super::uri::{DataType, MomUri};
 use super::Error;
 use crate::amqp::{Channel, Connection, Consumer, DeclareOptions, Message};
+use bytes::Bytes;
 
 const DEFAULT_EXCHANGE: &str = "mom";
 
@@ -112,26 +113,26 @@ fn incoming(m: &Message) -> Incoming {
     let p = &m.properties;
     let text = |k: &str| {
         p.header(&lower(k)).and_then(|v| match v {
-            FieldValue::LongStr(b) => std::str::from_utf8(b).ok().map(str::to_string),
-            _ => v.as_str().map(str::to_string),
+            FieldValue::LongStr(b) => std::str::from_utf8(b).ok().map(Text::from),
+            _ => v.as_str().map(Text::from),
         })
     };
     let kombu_compression = || {
         p.header("compression").and_then(|v| match v {
-            FieldValue::LongStr(b) => std::str::from_utf8(b).ok().map(str::to_string),
+            FieldValue::LongStr(b) => std::str::from_utf8(b).ok().map(Text::from),
             _ => None,
         })
     };
     Incoming {
         name: text(header::NAME),
-        id: p.message_id.clone(),
+        id: p.message_id.as_deref().map(Text::from),
         // A long, or a decimal string (what py-amqp can be made to write).
         timestamp_ms: p.header(&lower(header::TIMESTAMP)).and_then(|v| match v {
             FieldValue::LongStr(b) => std::str::from_utf8(b).ok()?.parse().ok(),
             v => v.as_i64().map(|v| v as u64),
         }),
-        content_type: p.content_type.clone(),
-        content_encoding: p.content_encoding.clone(),
+        content_type: p.content_type.as_deref().map(Text::from),
+        content_encoding: p.content_encoding.as_deref().map(Text::from),
         compression: text(header::COMPRESSION).or_else(kombu_compression),
         crc: text(header::CRC32C),
     }
@@ -179,7 +180,7 @@ impl AmqpReceiver {
             None => return Ok(None),
             Some(r) => r?,
         };
-        match incoming(&m).open(&m.routing_key, &m.body) {
+        match incoming(&m).open(&m.routing_key, &Bytes::copy_from_slice(&m.body)) {
             Ok(env) => {
                 let attempt = if m.redelivered { 2 } else { 1 };
                 let acker = if self.ack {

@@ -1,23 +1,29 @@
 //! NATS backend: core NATS for `ack=0` (subscription / queue group), and
 //! JetStream for `ack=1` (a stream and a durable pull consumer created from
 //! the URI's options: `stream=` (default `MOM`) stores the sender's default
-//! routing key / the receiver's binding; pt2pt receivers share the durable
+//! routing key / the receiver's binding, each added to the stream's subjects
+//! when it is not there yet (see `nats_stream`); pt2pt receivers share the durable
 //! `queue=` (default: the receiver's name), pubsub receivers each get a
 //! durable of their own, `<name>-<random>`).
 
+use std::cell::RefCell;
 use std::time::Duration;
 
-use super::envelope::{header, Incoming, Outgoing};
+use bytes::BytesMut;
+use courier_core::nats::headers::HeaderWriter;
+
+use super::envelope::{crc_hex, decimal, header, Incoming, Outgoing, Text};
+use super::nats_stream::ensure_stream;
 use super::receiver::{Acker, Delivery, ReceiverOptions};
 use super::sender::SenderOptions;
 use super::uri::{DataType, MomUri};
 use super::Error;
-use crate::nats::jetstream::{
-    self, AckPolicy, ApiErrorKind, ConsumerOptions, JsMessage, Messages, PullOptions, StreamOptions,
-};
+use crate::nats::jetstream::{self, AckPolicy, ConsumerOptions, JsMessage, Messages, PullOptions};
 use crate::nats::{Client, HeaderMap, Message, Subscriber};
 
 const DEFAULT_STREAM: &str = "MOM";
+/// Storage kept for a sender's header block (the envelope's is ~190 bytes).
+const BLOCK_ROOM: usize = 512;
 
 async fn connect(uri: &MomUri, name: &str) -> Result<Client, Error> {
     Ok(crate::nats::ConnectOptions::new()
@@ -26,58 +32,75 @@ async fn connect(uri: &MomUri, name: &str) -> Result<Client, Error> {
         .await?)
 }
 
-/// Creates the stream once (creating is idempotent with the same
-/// configuration; an existing stream of that name is used as it is).
-async fn ensure_stream(js: &jetstream::Context, stream: &str, subject: &str) -> Result<(), Error> {
-    match js
-        .create_stream(&StreamOptions::new(stream).subjects([subject]))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.api_kind() == Some(ApiErrorKind::StreamNameInUse) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn headers_of(m: &Outgoing<'_>, ack: bool) -> Result<HeaderMap, Error> {
-    let mut h = HeaderMap::new();
-    let crc = format!("{:08x}", m.crc());
-    let ts = m.timestamp_ms.to_string();
-    h.insert(header::NAME, m.name)?
-        .insert(header::ID, &m.id)?
-        .insert(header::TIMESTAMP, &ts)?
-        .insert(header::CRC32C, &crc)?
-        .insert(header::CONTENT_TYPE, m.content_type)?
-        .insert(header::CONTENT_ENCODING, m.content_encoding)?;
-    if let Some(c) = m.compression.name() {
-        h.insert(header::COMPRESSION, c)?;
-    }
-    if ack {
+/// Writes the envelope's header block into `buf` (reused: once the
+/// previous message's block is dropped, `reserve` takes its storage back,
+/// so a send allocates nothing here) and hands it over as a [`HeaderMap`].
+/// The core's `HeaderWriter` checks names and values (no CR/LF in a
+/// content type given by the caller).
+fn headers_of(buf: &mut BytesMut, m: &Outgoing<'_>, ack: bool) -> Result<HeaderMap, Error> {
+    let crc = crc_hex(m.crc());
+    let mut digits = [0u8; 20];
+    let ts = decimal(m.timestamp_ms, &mut digits);
+    let fields = [
+        (header::NAME, m.name),
+        (header::ID, &*m.id),
+        (header::TIMESTAMP, ts),
+        (
+            header::CRC32C,
+            std::str::from_utf8(&crc).unwrap_or_default(),
+        ),
+        (header::CONTENT_TYPE, m.content_type),
+        (header::CONTENT_ENCODING, m.content_encoding),
+        (header::COMPRESSION, m.compression.name().unwrap_or("")),
         // JetStream drops a resend with the same id in its duplicate window.
-        h.insert("Nats-Msg-Id", &m.id)?;
+        ("Nats-Msg-Id", if ack { &*m.id } else { "" }),
+    ];
+    let present = |(n, v): &(&str, &str)| {
+        !v.is_empty() || !(*n == header::COMPRESSION || *n == "Nats-Msg-Id")
+    };
+    let need = 12
+        + fields
+            .iter()
+            .filter(|f| present(f))
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum::<usize>();
+    buf.clear();
+    // Room for a larger block next time (a longer key, compression) so
+    // the storage taken back keeps fitting.
+    buf.reserve(need.max(BLOCK_ROOM));
+    buf.resize(need, 0);
+    let bad =
+        |e: courier_core::nats::HeaderError| Error::Nats(crate::nats::Error::Protocol(e.into()));
+    let mut w = HeaderWriter::new(&mut buf[..]).map_err(bad)?;
+    for (n, v) in fields.iter().filter(|f| present(f)) {
+        w.insert(n, v).map_err(bad)?;
     }
-    Ok(h)
+    let len = w.len();
+    buf.truncate(len);
+    Ok(HeaderMap::from_raw(buf.split().freeze()))
 }
 
 fn incoming(h: Option<&HeaderMap>) -> Incoming {
-    // One pass over the header block (each `get` would parse it again).
+    // One pass over the header block (each `get` would parse it again);
+    // the values are views into the block, not copies.
     let mut inc = Incoming::default();
-    for (name, value) in h.into_iter().flat_map(HeaderMap::iter) {
-        let v = Some(value.to_string());
+    let Some(h) = h else { return inc };
+    for (name, value) in h.iter() {
+        let v = || Some(Text::in_header(h, value));
         if name.eq_ignore_ascii_case(header::NAME) {
-            inc.name = v;
+            inc.name = v();
         } else if name.eq_ignore_ascii_case(header::ID) {
-            inc.id = v;
+            inc.id = v();
         } else if name.eq_ignore_ascii_case(header::TIMESTAMP) {
             inc.timestamp_ms = value.parse().ok();
         } else if name.eq_ignore_ascii_case(header::CRC32C) {
-            inc.crc = v;
+            inc.crc = v();
         } else if name.eq_ignore_ascii_case(header::CONTENT_TYPE) {
-            inc.content_type = v;
+            inc.content_type = v();
         } else if name.eq_ignore_ascii_case(header::CONTENT_ENCODING) {
-            inc.content_encoding = v;
+            inc.content_encoding = v();
         } else if name.eq_ignore_ascii_case(header::COMPRESSION) {
-            inc.compression = v;
+            inc.compression = v();
         }
     }
     inc
@@ -86,6 +109,10 @@ fn incoming(h: Option<&HeaderMap>) -> Incoming {
 pub(crate) struct NatsSender {
     client: Client,
     ack: bool,
+    /// `ack=1`: the JetStream stream the sender's subjects are added to.
+    stream: String,
+    /// The header block's storage, reused from message to message.
+    headers: RefCell<BytesMut>,
 }
 
 impl NatsSender {
@@ -98,17 +125,24 @@ impl NatsSender {
                         .into(),
                 )
             })?;
-            let js = jetstream::new(client.clone());
-            ensure_stream(&js, uri.stream.as_deref().unwrap_or(DEFAULT_STREAM), key).await?;
+            ensure_stream(
+                &client,
+                uri.stream.as_deref().unwrap_or(DEFAULT_STREAM),
+                key,
+            )
+            .await?;
         }
         Ok(NatsSender {
             client,
             ack: uri.ack,
+            stream: uri.stream.as_deref().unwrap_or(DEFAULT_STREAM).to_string(),
+            headers: RefCell::new(BytesMut::new()),
         })
     }
 
     pub async fn send(&self, m: &Outgoing<'_>, timeout: Duration) -> Result<(), Error> {
-        let h = headers_of(m, self.ack)?;
+        // Not held across an await: the block is a `Bytes` of its own.
+        let h = headers_of(&mut self.headers.borrow_mut(), m, self.ack)?;
         if !self.ack {
             self.client
                 .publish_with_headers(m.name, &h, &m.body)
@@ -116,10 +150,17 @@ impl NatsSender {
             return Ok(());
         }
         // A JetStream publish is a request answered with a PubAck.
-        let reply = self
-            .client
-            .request_with(m.name, Some(&h), &m.body, timeout)
-            .await?;
+        let request = || self.client.request_with(m.name, Some(&h), &m.body, timeout);
+        let reply = match request().await {
+            // No stream stores this routing key (not the sender's default
+            // one): add it to the sender's stream, then publish again (the
+            // Nats-Msg-Id makes a double store impossible).
+            Err(crate::nats::Error::NoResponders { .. }) => {
+                ensure_stream(&self.client, &self.stream, m.name).await?;
+                request().await?
+            }
+            r => r?,
+        };
         let v: serde_json::Value = serde_json::from_slice(&reply.payload).map_err(|e| {
             Error::Unsupported(format!("JetStream answered with something not JSON: {e}"))
         })?;
@@ -165,7 +206,7 @@ impl NatsReceiver {
         }
         let js = jetstream::new(client.clone());
         let stream = uri.stream.as_deref().unwrap_or(DEFAULT_STREAM);
-        ensure_stream(&js, stream, &o.binding).await?;
+        ensure_stream(&client, stream, &o.binding).await?;
         let durable = match uri.data_type {
             DataType::Pt2Pt => group,
             DataType::PubSub => format!("{name}-{:08x}", fastrand::u32(..)),
@@ -234,5 +275,61 @@ impl NatsReceiver {
         };
         let _ = client.flush().await;
         let _ = client.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mom::Compression;
+    use std::borrow::Cow;
+
+    fn msg(compression: Compression) -> Outgoing<'static> {
+        Outgoing {
+            name: "orders.eu",
+            id: "0123456789abcdef0123456789abcdef".into(),
+            timestamp_ms: 1_700_000_000_123,
+            content_type: "application/json",
+            content_encoding: "utf-8",
+            compression,
+            body: Cow::Borrowed(b"{\"a\":1}"),
+        }
+    }
+
+    #[test]
+    fn header_block_bytes_as_documented_and_buffer_reused() {
+        let mut buf = BytesMut::new();
+        let crc = format!("{:08x}", crc32c::crc32c(b"{\"a\":1}"));
+        let expect = |extra: &str| {
+            format!(
+                "NATS/1.0\r\nMom-Name: orders.eu\r\nMom-Id: 0123456789abcdef0123456789abcdef\r\n\
+                 Mom-Timestamp: 1700000000123\r\nMom-Crc32c: {crc}\r\n\
+                 Content-Type: application/json\r\nContent-Encoding: utf-8\r\n{extra}\r\n"
+            )
+        };
+        let h = headers_of(&mut buf, &msg(Compression::None), false).unwrap();
+        assert_eq!(std::str::from_utf8(h.as_bytes()).unwrap(), expect(""));
+        let first = h.as_bytes().as_ptr();
+        drop(h);
+        let h = headers_of(&mut buf, &msg(Compression::Zlib), true).unwrap();
+        assert_eq!(
+            std::str::from_utf8(h.as_bytes()).unwrap(),
+            expect("Mom-Compression: zlib\r\nNats-Msg-Id: 0123456789abcdef0123456789abcdef\r\n")
+        );
+        // The same storage, taken back once the first block was dropped.
+        assert_eq!(h.as_bytes().as_ptr(), first);
+        // Read back through the receive path.
+        let inc = incoming(Some(&h));
+        assert_eq!(inc.timestamp_ms, Some(1_700_000_000_123));
+        assert_eq!(inc.crc.as_deref(), Some(crc.as_str()));
+    }
+
+    #[test]
+    fn a_content_type_with_crlf_is_refused() {
+        let mut buf = BytesMut::new();
+        let mut m = msg(Compression::None);
+        m.content_type = "text/plain\r\nEvil: 1";
+        let e = headers_of(&mut buf, &m, false).unwrap_err();
+        assert!(matches!(e, Error::Nats(_)), "{e}");
     }
 }

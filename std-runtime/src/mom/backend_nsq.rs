@@ -17,6 +17,7 @@ use super::Error;
 use crate::nsq::{
     Config, Consumer, Handler, HandlerError, LookupNodes, Message, Producer, ServerNodes,
 };
+use crate::outbox::{Outbox, OutboxOptions};
 
 /// Asks nsqlookupd (`GET /nodes`) for the nsqd TCP addresses it knows.
 async fn lookupd_nodes(http: Vec<String>) -> Result<Vec<String>, Error> {
@@ -78,8 +79,18 @@ async fn lookupd_nodes(http: Vec<String>) -> Result<Vec<String>, Error> {
 }
 
 pub(crate) struct NsqSender {
-    producer: Producer,
+    target: Target,
     buf: std::cell::RefCell<Vec<u8>>,
+}
+
+enum Target {
+    Producer(Producer),
+    /// `outbox=DIR`: every envelope is spooled on disk first, then sent
+    /// and retried until nsqd answers OK (replayed after a restart).
+    Outbox {
+        outbox: Outbox,
+        dir: String,
+    },
 }
 
 impl NsqSender {
@@ -88,10 +99,30 @@ impl NsqSender {
             Protocol::NsqLookupd => lookupd_nodes(uri.backend_urls()).await?,
             _ => uri.addrs(),
         };
-        let producer = Producer::new(nodes, Config::default())?;
-        producer.connect().await?;
+        let target = match &uri.outbox {
+            Some(dir) => {
+                let (outbox, recovery) =
+                    Outbox::nsq(nodes, Config::default(), OutboxOptions::new(dir)).await?;
+                if recovery.replayed > 0 || !recovery.corrupt.is_empty() {
+                    log::info!(
+                        "mom: outbox {dir}: replaying {} messages, {} corrupt records skipped",
+                        recovery.replayed,
+                        recovery.corrupt.len()
+                    );
+                }
+                Target::Outbox {
+                    outbox,
+                    dir: dir.clone(),
+                }
+            }
+            None => {
+                let producer = Producer::new(nodes, Config::default())?;
+                producer.connect().await?;
+                Target::Producer(producer)
+            }
+        };
         Ok(NsqSender {
-            producer,
+            target,
             buf: Default::default(),
         })
     }
@@ -100,14 +131,39 @@ impl NsqSender {
         // One envelope buffer per sender, reused (taken for the await).
         let mut buf = std::mem::take(&mut *self.buf.borrow_mut());
         encode_nsq(m, &mut buf)?;
-        let res = self.producer.publish(m.name, &buf).await;
+        let res = match &self.target {
+            Target::Producer(p) => p.publish(m.name, &buf).await.map_err(Error::from),
+            Target::Outbox { outbox, .. } => outbox
+                .publish(m.name, &buf)
+                .await
+                .map(drop)
+                .map_err(Error::from),
+        };
         *self.buf.borrow_mut() = buf;
-        Ok(res?)
+        res
     }
 
-    pub async fn stop(&self) -> Result<(), Error> {
-        self.producer.stop().await;
-        Ok(())
+    /// Stops; with an outbox, waits up to `deadline` for nsqd to confirm
+    /// every spooled message and reports those it did not.
+    pub async fn stop(&self, name: &str, deadline: Duration) -> Result<(), Error> {
+        match &self.target {
+            Target::Producer(p) => {
+                p.stop().await;
+                Ok(())
+            }
+            Target::Outbox { outbox, dir } => {
+                let report = outbox.stop(deadline).await;
+                if report.remaining == 0 {
+                    Ok(())
+                } else {
+                    Err(Error::Unconfirmed {
+                        name: name.to_string(),
+                        remaining: report.remaining,
+                        spool: dir.clone(),
+                    })
+                }
+            }
+        }
     }
 }
 

@@ -2,12 +2,15 @@
 //! (NATS and AMQP carry the same fields as headers; see the module docs
 //! of [`crate::mom`] for the tables).
 
+use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use super::codec::{Compression, Serializer};
 use super::Error;
+use crate::nats::HeaderMap;
 
 /// Magic of the NSQ envelope (`"MOM1"`).
 pub const NSQ_MAGIC: &[u8; 4] = b"MOM1";
@@ -35,23 +38,138 @@ pub mod header {
     pub const CONTENT_ENCODING: &str = "Content-Encoding";
 }
 
-/// A received message, checked (CRC-32C) and decompressed.
+/// A text field of a received message (name, id, content type...): a
+/// view into the bytes the message arrived in (the NATS header block),
+/// shared rather than copied, or an owned string. Reads as a `&str`.
+#[derive(Clone)]
+pub struct Text(TextRepr);
+
+#[derive(Clone)]
+enum TextRepr {
+    /// `block.as_bytes()[start..end]`, UTF-8 (it came from a `&str`).
+    Header {
+        block: HeaderMap,
+        start: usize,
+        end: usize,
+    },
+    Owned(String),
+}
+
+impl Text {
+    /// `value`, a `&str` inside `block`'s bytes, without copying it; a
+    /// copy when it is not inside them.
+    pub(crate) fn in_header(block: &HeaderMap, value: &str) -> Text {
+        let raw = block.as_bytes();
+        let start = (value.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
+        match start.checked_add(value.len()) {
+            Some(end) if end <= raw.len() && raw.get(start..end) == Some(value.as_bytes()) => {
+                Text(TextRepr::Header {
+                    block: block.clone(),
+                    start,
+                    end,
+                })
+            }
+            _ => Text(TextRepr::Owned(value.to_string())),
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            TextRepr::Header { block, start, end } => block
+                .as_bytes()
+                .get(*start..*end)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+            TextRepr::Owned(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Self {
+        Text(TextRepr::Owned(s))
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Self {
+        Text(TextRepr::Owned(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Text {}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Text {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+/// A received message, checked (CRC-32C) and decompressed. Its fields
+/// share the bytes the message arrived in where the backend allows (NATS:
+/// header values and an uncompressed payload are not copied). Those views
+/// keep the receive buffer they point into alive: copy out
+/// (`payload().to_vec()`, `name.to_string()`) what you keep for long.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Envelope {
     /// The name it was sent with (routing key / subject / topic).
-    pub name: String,
+    pub name: Text,
     /// The id the sender gave it.
-    pub message_id: String,
+    pub message_id: Text,
     /// When the sender created it, ms since the Unix epoch.
     pub timestamp_ms: u64,
     /// Content type as sent.
-    pub content_type: Option<String>,
+    pub content_type: Option<Text>,
     /// Content encoding as sent.
-    pub content_encoding: Option<String>,
+    pub content_encoding: Option<Text>,
     /// The compression it travelled with (already undone).
     pub compression: Compression,
     /// The payload (decompressed).
-    pub payload: Vec<u8>,
+    pub payload: Bytes,
 }
 
 impl Envelope {
@@ -82,13 +200,14 @@ impl Envelope {
 #[derive(Debug)]
 pub(crate) struct Outgoing<'a> {
     pub name: &'a str,
-    pub id: String,
+    pub id: MessageId,
     pub timestamp_ms: u64,
     pub content_type: &'a str,
     pub content_encoding: &'a str,
     pub compression: Compression,
-    /// Payload as carried (compressed).
-    pub body: Vec<u8>,
+    /// Payload as carried (compressed): the caller's bytes when raw and
+    /// not compressed (no copy).
+    pub body: Cow<'a, [u8]>,
 }
 
 impl Outgoing<'_> {
@@ -101,33 +220,34 @@ impl Outgoing<'_> {
 /// Fields read from headers/properties on receipt, before the check.
 #[derive(Debug, Default)]
 pub(crate) struct Incoming {
-    pub name: Option<String>,
-    pub id: Option<String>,
+    pub name: Option<Text>,
+    pub id: Option<Text>,
     pub timestamp_ms: Option<u64>,
-    pub content_type: Option<String>,
-    pub content_encoding: Option<String>,
-    pub compression: Option<String>,
-    pub crc: Option<String>,
+    pub content_type: Option<Text>,
+    pub content_encoding: Option<Text>,
+    pub compression: Option<Text>,
+    pub crc: Option<Text>,
 }
 
 impl Incoming {
-    /// Verifies the CRC-32C of `body` (as carried) and decompresses.
-    pub fn open(self, fallback_name: &str, body: &[u8]) -> Result<Envelope, Error> {
-        let name = self.name.unwrap_or_else(|| fallback_name.to_string());
-        let id = self.id.unwrap_or_default();
+    /// Verifies the CRC-32C of `body` (as carried) and decompresses (an
+    /// uncompressed body is shared, not copied).
+    pub fn open(self, fallback_name: &str, body: &Bytes) -> Result<Envelope, Error> {
+        let name = self.name.unwrap_or_else(|| fallback_name.into());
+        let id = self.id.unwrap_or_else(|| Text::from(String::new()));
         let crc = self.crc.ok_or_else(|| Error::NotAnEnvelope {
-            name: name.clone(),
+            name: name.to_string(),
             reason: format!("no {} header", header::CRC32C),
         })?;
         let expected = u32::from_str_radix(&crc, 16).map_err(|_| Error::NotAnEnvelope {
-            name: name.clone(),
+            name: name.to_string(),
             reason: format!("{} {crc:?} is not 8 hex digits", header::CRC32C),
         })?;
         let actual = crc32c::crc32c(body);
         if expected != actual {
             return Err(Error::Corrupted {
-                name,
-                message_id: id,
+                name: name.to_string(),
+                message_id: id.to_string(),
                 expected,
                 actual,
             });
@@ -135,12 +255,16 @@ impl Incoming {
         let compression = match self.compression.as_deref() {
             None => Compression::None,
             Some(c) => Compression::from_kombu_header(c).ok_or_else(|| Error::NotAnEnvelope {
-                name: name.clone(),
+                name: name.to_string(),
                 reason: format!("unknown compression {c:?}"),
             })?,
         };
+        let payload = match compression {
+            Compression::None => body.clone(),
+            c => Bytes::from(c.decompress(body)?),
+        };
         Ok(Envelope {
-            payload: compression.decompress(body)?,
+            payload,
             name,
             message_id: id,
             timestamp_ms: self.timestamp_ms.unwrap_or(0),
@@ -159,9 +283,69 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// A message id: 32 lowercase hex digits (128 random bits), kept inline
+/// (no allocation per message).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MessageId([u8; 32]);
+
+impl std::ops::Deref for MessageId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        // Only hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+#[cfg(test)]
+impl From<&str> for MessageId {
+    fn from(s: &str) -> Self {
+        MessageId(s.as_bytes().try_into().expect("32 hex digits"))
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// `v` as `out.len()` lowercase hex digits (the low ones), most
+/// significant first.
+pub(crate) fn hex_into(mut v: u128, out: &mut [u8]) {
+    for b in out.iter_mut().rev() {
+        *b = HEX[(v & 0xf) as usize];
+        v >>= 4;
+    }
+}
+
+/// CRC-32C as the 8 lowercase hex digits the envelope carries.
+pub(crate) fn crc_hex(crc: u32) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    hex_into(u128::from(crc), &mut out);
+    out
+}
+
+/// `v` in decimal, written at the end of `buf`; returns the digits.
+pub(crate) fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &str {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[at..]).unwrap_or_default()
+}
+
 /// A fresh message id: 32 lowercase hex digits (128 random bits).
-pub(crate) fn new_id() -> String {
-    format!("{:032x}", fastrand::u128(..))
+pub(crate) fn new_id() -> MessageId {
+    let mut id = [0u8; 32];
+    hex_into(fastrand::u128(..), &mut id);
+    MessageId(id)
 }
 
 fn short_field(what: &str, s: &str) -> Result<u8, Error> {
@@ -185,7 +369,7 @@ pub(crate) fn encode_nsq(m: &Outgoing<'_>, out: &mut Vec<u8>) -> Result<(), Erro
     out.push(m.compression.code());
     for (len, s) in lens
         .iter()
-        .zip([m.name, m.id.as_str(), m.content_type, m.content_encoding])
+        .zip([m.name, &*m.id, m.content_type, m.content_encoding])
     {
         out.push(*len);
         out.extend_from_slice(s.as_bytes());
@@ -233,10 +417,10 @@ pub(crate) fn decode_nsq(topic: &str, bytes: &[u8]) -> Result<Envelope, Error> {
         .ok_or_else(|| not(format!("compression code {}", bytes[16])))?;
     let ct = r.field();
     let ce = r.field();
-    let text = |f: Option<&[u8]>, what: &str| -> Result<String, Error> {
+    let text = |f: Option<&[u8]>, what: &str| -> Result<Text, Error> {
         let f = f.ok_or_else(|| not(format!("the {what} runs past the end")))?;
         std::str::from_utf8(f)
-            .map(str::to_string)
+            .map(Text::from)
             .map_err(|_| not(format!("the {what} is not UTF-8")))
     };
     let name = text(name, "name")?;
@@ -245,7 +429,7 @@ pub(crate) fn decode_nsq(topic: &str, bytes: &[u8]) -> Result<Envelope, Error> {
     let ce = text(ce, "content encoding")?;
     let body = &bytes[r.at..];
     Ok(Envelope {
-        payload: compression.decompress(body)?,
+        payload: Bytes::from(compression.decompress(body)?),
         name,
         message_id,
         timestamp_ms,
@@ -282,7 +466,7 @@ mod tests {
             content_type: "application/json",
             content_encoding: "utf-8",
             compression: c,
-            body: c.compress(body).unwrap(),
+            body: c.compress(body).unwrap().into(),
         }
     }
 
@@ -304,7 +488,7 @@ mod tests {
         );
         let e = decode_nsq("t", &b).unwrap();
         assert_eq!(e.name, "orders.new");
-        assert_eq!(e.payload, b"{}");
+        assert_eq!(&e.payload[..], b"{}");
         assert_eq!(e.content_type.as_deref(), Some("application/json"));
     }
 
@@ -333,18 +517,34 @@ mod tests {
     }
 
     #[test]
+    fn text_shares_the_header_block_only_for_its_own_values() {
+        let h = HeaderMap::new().with("Mom-Name", "orders.eu").unwrap();
+        let inside = h.get("Mom-Name").unwrap();
+        let t = Text::in_header(&h, inside);
+        assert!(matches!(t.0, TextRepr::Header { .. }));
+        assert_eq!(t, "orders.eu");
+        // Same text elsewhere: copied, never a view of the wrong bytes.
+        let elsewhere = String::from("orders.eu");
+        let t = Text::in_header(&h, &elsewhere);
+        assert!(matches!(t.0, TextRepr::Owned(_)));
+        assert_eq!(t, "orders.eu");
+        assert_eq!(Text::in_header(&h, "NATS"), "NATS");
+    }
+
+    #[test]
     fn header_envelope_checks_crc() {
         let o = out(b"payload", Compression::Snappy);
         let inc = |crc: String| Incoming {
             name: Some("n".into()),
-            crc: Some(crc),
+            crc: Some(crc.into()),
             compression: Some("snappy".into()),
             ..Default::default()
         };
-        let e = inc(format!("{:08x}", o.crc())).open("x", &o.body).unwrap();
-        assert_eq!(e.payload, b"payload");
+        let body = Bytes::copy_from_slice(&o.body);
+        let e = inc(format!("{:08x}", o.crc())).open("x", &body).unwrap();
+        assert_eq!(&e.payload[..], b"payload");
         assert!(matches!(
-            inc(format!("{:08x}", o.crc() ^ 1)).open("x", &o.body),
+            inc(format!("{:08x}", o.crc() ^ 1)).open("x", &body),
             Err(Error::Corrupted { .. })
         ));
     }

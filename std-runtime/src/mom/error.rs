@@ -75,6 +75,19 @@ pub enum Error {
     Nsq(nsq::Error),
     /// From the AMQP client.
     Amqp(amqp::Error),
+    /// From the durable outbox (`outbox=DIR`): the message was not taken.
+    Outbox(crate::outbox::OutboxError),
+    /// `stop()` reached its deadline with messages the broker had not
+    /// confirmed yet. They are not lost: they stay in the outbox spool and
+    /// are sent when a sender opens the same directory again.
+    Unconfirmed {
+        /// The sender.
+        name: String,
+        /// Messages still in the spool.
+        remaining: usize,
+        /// The spool directory.
+        spool: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -112,6 +125,16 @@ impl fmt::Display for Error {
             Error::JetStream(e) => write!(f, "jetstream: {e}"),
             Error::Nsq(e) => write!(f, "nsq: {e}"),
             Error::Amqp(e) => write!(f, "amqp: {e}"),
+            Error::Outbox(e) => write!(f, "{e}"),
+            Error::Unconfirmed {
+                name,
+                remaining,
+                spool,
+            } => write!(
+                f,
+                "sender {name:?} stopped with {remaining} messages not yet confirmed by the broker; \
+                 they stay in the outbox spool {spool} and are sent when a sender opens it again"
+            ),
         }
     }
 }
@@ -136,6 +159,11 @@ impl From<nats::jetstream::JetStreamError> for Error {
 impl From<nsq::Error> for Error {
     fn from(e: nsq::Error) -> Self {
         Error::Nsq(e)
+    }
+}
+impl From<crate::outbox::OutboxError> for Error {
+    fn from(e: crate::outbox::OutboxError) -> Self {
+        Error::Outbox(e)
     }
 }
 impl From<amqp::Error> for Error {

@@ -16,7 +16,10 @@
 //! Data types: `pubsub` (default: every receiver gets every message) and
 //! `pt2pt` (each message reaches one receiver). Options: `ack=0|1`,
 //! `queue=` (the pt2pt group), `exchange=` (AMQP, default `mom`),
-//! `stream=` (JetStream, default `MOM`), `max_in_flight=`, `timeout_ms=`.
+//! `stream=` (JetStream, default `MOM`; every sender's routing key and
+//! receiver's binding is added to its subjects), `max_in_flight=`,
+//! `timeout_ms=`, `outbox=DIR` (NSQ senders: a durable on-disk outbox,
+//! see [`crate::outbox`]; `stop()` reports what nsqd did not confirm).
 //!
 //! # The envelope
 //!
@@ -75,6 +78,7 @@ mod codec;
 mod envelope;
 mod error;
 mod facade;
+mod nats_stream;
 mod receiver;
 mod sender;
 mod uri;
@@ -82,7 +86,7 @@ mod uri;
 mod uri_tests;
 
 pub use codec::{Compression, Serializer, MAX_DECOMPRESSED};
-pub use envelope::{header, Envelope, NSQ_FIXED_LEN, NSQ_MAGIC};
+pub use envelope::{header, Envelope, Text, NSQ_FIXED_LEN, NSQ_MAGIC};
 pub use error::Error;
 pub use facade::Mom;
 pub use receiver::{CancelHandle, Delivery, Receiver, ReceiverOptions};

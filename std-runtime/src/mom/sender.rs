@@ -2,6 +2,7 @@
 //! creation (and again by the backend's own recovery after a reconnect,
 //! never per publish: kombu #651).
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -68,6 +69,9 @@ struct Inner {
 /// `OK`). With `ack=1` a send returns `Ok` only once the broker has it
 /// (JetStream `PubAck`, AMQP publisher confirm, nsqd `OK`): at-least-once,
 /// and a send that fails or times out is never counted in [`Sender::sent`].
+/// With `outbox=DIR` (NSQ), `Ok` means the message is in the on-disk
+/// spool: it is sent and retried until nsqd confirms it, across restarts
+/// (at-least-once; [`Sender::stop`] reports what is still unconfirmed).
 /// A publish-only sender starts no receive machinery (no subscription,
 /// no consumer, no queue of its own).
 #[derive(Clone)]
@@ -90,6 +94,14 @@ impl Sender {
     /// (JetStream stream, AMQP exchange and pt2pt queue) once.
     pub async fn connect(name: &str, uri: &str, options: SenderOptions) -> Result<Sender, Error> {
         let uri = MomUri::parse(uri)?;
+        if uri.outbox.is_some() && !uri.protocol.is_nsq() {
+            return Err(Error::Unsupported(
+                "outbox=DIR works with NSQ senders only: courier's outbox stores a subject and \
+                 a payload, and on NATS and AMQP the envelope travels in headers/properties, \
+                 which it does not store yet; drop outbox= or use an nsq:// URI"
+                    .into(),
+            ));
+        }
         let timeout = options
             .timeout
             .or(uri.timeout)
@@ -158,7 +170,7 @@ impl Sender {
         let serializer = options.serializer.unwrap_or(self.inner.options.serializer);
         let mut bytes = Vec::new();
         serializer.serialize(value, &mut bytes)?;
-        self.send_serialized(bytes, serializer, routing_key, options)
+        self.send_serialized(Cow::Owned(bytes), serializer, routing_key, options)
             .await
     }
 
@@ -170,13 +182,13 @@ impl Sender {
         options: &SendOptions,
     ) -> Result<(), Error> {
         let serializer = options.serializer.unwrap_or(Serializer::Raw);
-        self.send_serialized(payload.to_vec(), serializer, routing_key, options)
+        self.send_serialized(Cow::Borrowed(payload), serializer, routing_key, options)
             .await
     }
 
     async fn send_serialized(
         &self,
-        bytes: Vec<u8>,
+        bytes: Cow<'_, [u8]>,
         serializer: Serializer,
         routing_key: Option<&str>,
         options: &SendOptions,
@@ -198,7 +210,7 @@ impl Sender {
         let compression = options.compression.unwrap_or(inner.options.compression);
         let body = match compression {
             Compression::None => bytes,
-            c => c.compress(&bytes)?,
+            c => Cow::Owned(c.compress(&bytes)?),
         };
         let msg = Outgoing {
             name: rk,
@@ -245,16 +257,23 @@ impl Sender {
     /// Stops sending: flushes what is queued and waits for the broker's
     /// confirmations up to `deadline`, then closes the connection. Later
     /// sends fail with [`Error::Cancelled`].
+    ///
+    /// With a durable outbox (`outbox=DIR`, NSQ), waits up to `deadline`
+    /// for nsqd to confirm every spooled message; those it did not are
+    /// reported as [`Error::Unconfirmed`] and stay in the spool, sent when
+    /// a sender opens the same directory again (at-least-once).
     pub async fn stop(&self, deadline: Duration) -> Result<(), Error> {
         self.inner.cancelled.set(true);
         let fut = async {
             match &self.inner.backend {
                 SenderBackend::Nats(b) => b.stop().await,
-                SenderBackend::Nsq(b) => b.stop().await,
+                SenderBackend::Nsq(b) => b.stop(&self.inner.name, deadline).await,
                 SenderBackend::Amqp(b) => b.stop().await,
             }
         };
-        tokio::time::timeout(deadline, fut)
+        // The outbox's own wait ends at `deadline`; a moment more for its
+        // final sync so that its report, not this timeout, answers.
+        tokio::time::timeout(deadline + Duration::from_secs(1), fut)
             .await
             .map_err(|_| Error::TimedOut {
                 op: "stop",

@@ -10,7 +10,7 @@ use std::time::Duration;
 pub const ACCEPTED_FORMS: &str = "protocol[-data_type]://[user[:password]@]host[:port][,host[:port]...][/vhost-or-path][?option=value&...] \
 with protocol one of nats, nats+tls, tls, nsq, nsqlookupd, amqp, amqps, kombu; \
 data_type pubsub or pt2pt (default pubsub); \
-options ack=0|1, queue=NAME, exchange=NAME, stream=NAME, max_in_flight=N, timeout_ms=N; \
+options ack=0|1, queue=NAME, exchange=NAME, stream=NAME, max_in_flight=N, timeout_ms=N, outbox=DIR; \
 e.g. nats-pt2pt://127.0.0.1:4222, amqp-pubsub://guest:guest@127.0.0.1:5672/%2f?ack=1, \
 nsqlookupd-pt2pt://127.0.0.1:4161?queue=workers";
 
@@ -166,9 +166,12 @@ pub struct MomUri {
     pub max_in_flight: Option<u32>,
     /// `timeout_ms=`: default send/receive timeout.
     pub timeout: Option<Duration>,
+    /// `outbox=DIR` (percent-decoded path): NSQ senders spool every message
+    /// in a durable [`crate::outbox`] there before it is sent.
+    pub outbox: Option<String>,
 }
 
-const OPTIONS: &str = "ack, queue, exchange, stream, max_in_flight, timeout_ms";
+const OPTIONS: &str = "ack, queue, exchange, stream, max_in_flight, timeout_ms, outbox";
 
 impl MomUri {
     /// Parses a facade URI.
@@ -269,6 +272,7 @@ impl MomUri {
             exchange: None,
             stream: None,
             max_in_flight: None,
+            outbox: None,
             timeout: None,
         };
         if let Some(q) = query {
@@ -302,6 +306,7 @@ impl MomUri {
             "queue" => self.queue = Some(name(v)?),
             "exchange" => self.exchange = Some(name(v)?),
             "stream" => self.stream = Some(name(v)?),
+            "outbox" => self.outbox = Some(name(v)?),
             "max_in_flight" => {
                 let n: u32 = v.parse().map_err(|_| bad("max_in_flight is a number"))?;
                 if n == 0 {

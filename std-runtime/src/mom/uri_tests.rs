@@ -193,7 +193,7 @@ fn wrong_uris_say_which_part_and_why() {
         (
             "nats://h?durable=x",
             UriPart::Option,
-            r#"bad option "durable=x" in facade URI: unknown option "durable" (known: ack, queue, exchange, stream, max_in_flight, timeout_ms)"#,
+            r#"bad option "durable=x" in facade URI: unknown option "durable" (known: ack, queue, exchange, stream, max_in_flight, timeout_ms, outbox)"#,
         ),
         (
             "nsq://h?max_in_flight=0",
