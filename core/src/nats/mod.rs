@@ -18,6 +18,7 @@ pub mod auth;
 pub mod commands;
 pub mod error;
 pub mod headers;
+pub mod ids;
 pub mod info;
 pub mod jetstream;
 mod outbox;
@@ -28,10 +29,11 @@ pub mod subscriptions;
 
 pub use error::{Error, HeaderError, InfoError, ProtocolError, ServerErrorKind, SubjectError};
 pub use headers::{HeaderWriter, Headers};
+pub use ids::{PingId, RequestId, Sid};
 pub use info::{EssentialInfo, InfoStorage, ServerInfo};
 pub use outbox::client_command;
 pub use session::{
     required_tx_capacity, set_str, ConnectOptions, Credentials, Event, MaxPayloadWarning, Message,
-    OptionTooLong, PingId, RequestId, ResetReport, Session, State, Stats,
+    OptionTooLong, ResetReport, Session, State, Stats,
 };
-pub use subscriptions::{Sid, Subscription, SubscriptionTable};
+pub use subscriptions::{Subscription, SubscriptionTable};
