@@ -11,8 +11,9 @@ use std::vec::Vec;
 use embedded_io::ErrorKind;
 
 use super::blocking::NatsClient;
+use super::NatsEvent as Event;
 use super::{asynch, Clock, DriverOptions, Error, Wait};
-use crate::nats::{self, ConnectOptions, Event};
+use crate::nats::{self, ConnectOptions};
 use crate::time::{Duration, Instant};
 
 const INFO: &[u8] = b"INFO {\"server_id\":\"T\",\"version\":\"2.10.0\",\"proto\":1,\"headers\":true,\"max_payload\":1048576}\r\n";

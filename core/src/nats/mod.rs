@@ -34,6 +34,6 @@ pub use info::{EssentialInfo, InfoStorage, ServerInfo};
 pub use outbox::client_command;
 pub use session::{
     required_tx_capacity, set_str, ConnectOptions, Credentials, Event, MaxPayloadWarning, Message,
-    OptionTooLong, ResetReport, Session, State, Stats,
+    OptionTooLong, Received, ResetReport, Session, State, Stats,
 };
 pub use subscriptions::{Subscription, SubscriptionTable};

@@ -18,7 +18,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use courier_core::nats::{Error as CoreError, Event as CoreEvent, State};
+use courier_core::nats::{Error as CoreError, Event as CoreEvent, Received, State};
 use tokio::sync::oneshot;
 
 use super::client::{apply_credentials, ConnectionState, Inner, Shared};
@@ -253,12 +253,11 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
             reason: error.to_string(),
         });
     }
-    drop(sh);
     // The reset ended every drain (nothing more comes from the old
-    // connection): hand out those SubscriptionDone events now, so the
-    // drained streams end and a waiting drain returns. In AwaitingInfo no
-    // timer can fail.
-    let _ = run_timers(inner);
+    // connection): act on those SubscriptionDone events now, so the drained
+    // streams end and a waiting drain (woken below) returns.
+    drain_events(&mut sh, &mut Processed::default());
+    drop(sh);
     inner.wake_all();
     inner.dispatch_events();
 }
@@ -482,8 +481,8 @@ async fn read_loop(
     }
 }
 
-/// Feeds every complete operation in `rx` to the session and acts on the
-/// events.
+/// What [`process_input`] saw that the read loop acts on.
+#[derive(Default)]
 struct Processed {
     /// The server sent a new INFO.
     info_updated: bool,
@@ -493,64 +492,37 @@ struct Processed {
     blocked: bool,
 }
 
+/// Feeds every complete operation in `rx` to the session and acts on what
+/// comes out: the owned events first (the session parses nothing while one
+/// waits), then the message the input borrowed.
 fn process_input(sh: &mut Shared, rx: &mut ReadBuffer) -> Result<Processed, Error> {
-    let mut info_updated = false;
-    let mut lame_duck = false;
+    let mut processed = Processed::default();
     loop {
+        drain_events(sh, &mut processed);
         let now = sh.now();
-        let (consumed, event) = match sh.session.handle_input(rx.data(), now) {
+        let (consumed, received) = match sh.session.handle_input(rx.data(), now) {
             Ok(r) => r,
             // Nothing was consumed; retry after the writer drained.
             Err(CoreError::BufferFull(_)) => {
-                return Ok(Processed {
-                    info_updated,
-                    lame_duck,
-                    blocked: true,
-                })
+                processed.blocked = true;
+                return Ok(processed);
             }
             Err(e) => return Err(e.into()),
         };
-        match event {
-            Some(CoreEvent::InfoUpdated) => info_updated = true,
-            Some(CoreEvent::LameDuckMode) => {
-                info_updated = true;
-                lame_duck = true;
-            }
-            Some(CoreEvent::Pong { ping }) => {
-                on_event(
-                    &mut sh.pending_events,
-                    &mut sh.subs,
-                    &mut sh.requests,
-                    &mut sh.flushes,
-                    &mut sh.slab,
-                    &mut sh.statistics,
-                    CoreEvent::Pong { ping },
-                );
-                // A flush's or a confirmation ping's PONG: every publish
-                // written before it reached the server.
-                let at = sh.unconfirmed.pong(ping).max(sh.statistics.confirmed_bytes);
-                sh.statistics.confirmed_bytes = at;
-                sh.unconfirmed.confirm(at);
-            }
-            Some(event) => on_event(
-                &mut sh.pending_events,
-                &mut sh.subs,
-                &mut sh.requests,
-                &mut sh.flushes,
-                &mut sh.slab,
-                &mut sh.statistics,
-                event,
-            ),
-            None if consumed == 0 => {
-                return Ok(Processed {
-                    info_updated,
-                    lame_duck,
-                    blocked: false,
-                })
-            }
-            None => {}
+        if consumed == 0 && received.is_none() && !sh.session.has_events() {
+            return Ok(processed);
+        }
+        if let Some(received) = received {
+            on_received(sh, received);
         }
         rx.consume(consumed);
+    }
+}
+
+/// Acts on every owned event the session holds.
+fn drain_events(sh: &mut Shared, processed: &mut Processed) {
+    while let Some(event) = sh.session.poll_event() {
+        on_event(sh, event, processed);
     }
 }
 
@@ -595,46 +567,31 @@ fn discovered_servers(sh: &Shared) -> Vec<ServerAddr> {
         .unwrap_or_default()
 }
 
-/// Acts on one core event. Takes the fields it needs separately because the
-/// event borrows the session.
-fn on_event(
-    pending_events: &mut Vec<Event>,
-    subs: &mut std::collections::HashMap<u64, super::subscriber::SharedQueue>,
-    requests: &mut std::collections::HashMap<u64, super::client::PendingRequest>,
-    flushes: &mut std::collections::VecDeque<super::client::PendingFlush>,
-    slab: &mut super::message::Slab,
-    statistics: &mut super::client::Statistics,
-    event: CoreEvent<'_>,
-) {
-    if let CoreEvent::Message(m) | CoreEvent::Reply { message: m, .. } = &event {
-        statistics.in_messages += 1;
-        statistics.in_bytes += m.payload.len() as u64;
-    }
-    match event {
-        CoreEvent::Message(m) => {
-            if let Some(q) = subs.get(&m.sid.0) {
-                let msg = slab.message(
+/// Acts on a message, a reply or a server's error text (they borrow the
+/// receive buffer).
+fn on_received(sh: &mut Shared, received: Received<'_>) {
+    match received {
+        Received::Message(m) => {
+            count_in(sh, &m);
+            if let Some(q) = sh.subs.get(&m.sid.0) {
+                let msg = sh.slab.message(
                     m.subject,
                     m.reply,
                     m.headers.map(|h| h.as_bytes()),
                     m.payload,
                 );
                 if let Some(ev) = q.borrow_mut().push(msg) {
-                    pending_events.push(ev);
+                    sh.pending_events.push(ev);
                 }
             }
         }
-        CoreEvent::SubscriptionDone { sid } => {
-            if let Some(q) = subs.remove(&sid.0) {
-                q.borrow_mut().close();
-            }
-        }
-        CoreEvent::Reply {
+        Received::Reply {
             request,
             message: m,
         } => {
-            if let Some(req) = requests.remove(&request.0) {
-                let msg = slab.message(
+            count_in(sh, &m);
+            if let Some(req) = sh.requests.remove(&request.0) {
+                let msg = sh.slab.message(
                     m.subject,
                     m.reply,
                     m.headers.map(|h| h.as_bytes()),
@@ -643,15 +600,42 @@ fn on_event(
                 let _ = req.reply.send(Ok(msg));
             }
         }
+        Received::ServerError { kind, message } => sh.pending_events.push(
+            super::auth::permission_violation(kind, message).unwrap_or_else(|| Event::Error {
+                message: format!("server error ({kind:?}): {message}"),
+            }),
+        ),
+        _ => {}
+    }
+}
+
+fn count_in(sh: &mut Shared, m: &courier_core::nats::Message<'_>) {
+    sh.statistics.in_messages += 1;
+    sh.statistics.in_bytes += m.payload.len() as u64;
+}
+
+/// Acts on one owned core event.
+fn on_event(sh: &mut Shared, event: CoreEvent, processed: &mut Processed) {
+    match event {
+        CoreEvent::InfoUpdated => processed.info_updated = true,
+        CoreEvent::LameDuckMode => {
+            processed.info_updated = true;
+            processed.lame_duck = true;
+        }
+        CoreEvent::SubscriptionDone { sid } => {
+            if let Some(q) = sh.subs.remove(&sid.0) {
+                q.borrow_mut().close();
+            }
+        }
         CoreEvent::NoResponders { request } => {
-            if let Some(req) = requests.remove(&request.0) {
+            if let Some(req) = sh.requests.remove(&request.0) {
                 let _ = req.reply.send(Err(Error::NoResponders {
                     subject: req.subject,
                 }));
             }
         }
         CoreEvent::RequestTimedOut { request } => {
-            if let Some(req) = requests.remove(&request.0) {
+            if let Some(req) = sh.requests.remove(&request.0) {
                 let _ = req.reply.send(Err(Error::TimedOut {
                     operation: "request",
                     after: req.timeout,
@@ -659,22 +643,23 @@ fn on_event(
             }
         }
         CoreEvent::Pong { ping } => {
-            while flushes.front().is_some_and(|f| f.ping <= ping) {
-                if let Some(flush) = flushes.pop_front() {
-                    statistics.confirmed_bytes = statistics.confirmed_bytes.max(flush.position);
+            while sh.flushes.front().is_some_and(|f| f.ping <= ping) {
+                if let Some(flush) = sh.flushes.pop_front() {
+                    sh.statistics.confirmed_bytes =
+                        sh.statistics.confirmed_bytes.max(flush.position);
                     let _ = flush.done.send(Ok(()));
                 }
             }
+            // A flush's or a confirmation ping's PONG: every publish
+            // written before it reached the server.
+            let at = sh.unconfirmed.pong(ping).max(sh.statistics.confirmed_bytes);
+            sh.statistics.confirmed_bytes = at;
+            sh.unconfirmed.confirm(at);
         }
-        CoreEvent::ServerError { kind, message } => pending_events.push(
-            super::auth::permission_violation(kind, message).unwrap_or_else(|| Event::Error {
-                message: format!("server error ({kind:?}): {message}"),
-            }),
-        ),
         CoreEvent::Connected {
             max_payload_warning: Some(w),
             ..
-        } => pending_events.push(Event::Error {
+        } => sh.pending_events.push(Event::Error {
             message: format!(
                 "the server allows {}-byte messages but the receive buffer holds {}: larger \
                  messages will fail; raise ConnectOptions::receive_buffer_size",
@@ -861,35 +846,21 @@ async fn write_loop(
 }
 
 /// Fires the session's overdue timers (keepalive PING, stale connection,
-/// request deadlines). Called when the writer wakes and after every write,
-/// so a busy writer does not starve them.
+/// request deadlines) and acts on the events they made. Called when the
+/// writer wakes and after every write, so a busy writer does not starve
+/// them.
 fn run_timers(inner: &Inner) -> Result<(), Error> {
     let mut sh = inner.shared.borrow_mut();
     let now = sh.now();
-    if sh.session.poll_timeout().is_none_or(|at| at > now) {
-        return Ok(());
-    }
     let subscriptions = sh.subs.len();
-    loop {
-        let event = match sh.session.handle_timeout(now) {
-            Ok(Some(event)) => event,
-            Ok(None) => break,
-            // No room for the keepalive PING yet: the next round writes
-            // what is pending, then the overdue timer fires again.
-            // (With nothing sendable, waiting would spin: give up.)
-            Err(CoreError::BufferFull(_)) if !sh.session.transmit().is_empty() => break,
-            Err(e) => return Err(e.into()),
-        };
-        let sh = &mut *sh;
-        on_event(
-            &mut sh.pending_events,
-            &mut sh.subs,
-            &mut sh.requests,
-            &mut sh.flushes,
-            &mut sh.slab,
-            &mut sh.statistics,
-            event,
-        );
+    // The timers stop while the event queue is full: take the events and
+    // go on until none is due.
+    while sh.session.poll_timeout().is_some_and(|at| at <= now) {
+        sh.session.handle_timeout(now)?;
+        if !sh.session.has_events() {
+            break;
+        }
+        drain_events(&mut sh, &mut Processed::default());
     }
     let subscriptions_ended = sh.subs.len() < subscriptions;
     drop(sh);

@@ -1,4 +1,5 @@
-//! What comes out of the session: [`Event`], [`Message`], [`Stats`].
+//! What comes out of the session: owned [`Event`]s (polled), what borrows
+//! the input ([`Received`], [`Message`]) and the counters ([`Stats`]).
 
 use super::options::CONTROL_LINE_ALLOWANCE;
 use crate::nats::error::ServerErrorKind;
@@ -8,7 +9,7 @@ use core::fmt;
 
 /// The server's max_payload (plus [`CONTROL_LINE_ALLOWANCE`]) exceeds what
 /// the receive buffer can hold: messages that large would fail with
-/// [`Error::FrameTooLarge`].
+/// [`Error::FrameTooLarge`](crate::nats::Error::FrameTooLarge).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MaxPayloadWarning {
@@ -36,18 +37,23 @@ pub struct Message<'a> {
     pub status: Option<u16>,
 }
 
-/// What the session tells the application.
+/// How many owned events the session holds. [`Session::handle_input`]
+/// parses nothing while one waits (take them with [`Session::poll_event`]
+/// first), so events come out in the order the input made them; only
+/// [`Session::handle_timeout`] queues several at once (request timeouts).
+///
+/// [`Session::handle_input`]: super::Session::handle_input
+/// [`Session::poll_event`]: super::Session::poll_event
+/// [`Session::handle_timeout`]: super::Session::handle_timeout
+pub const EVENT_QUEUE: usize = 2;
+
+/// What [`Session::handle_input`](super::Session::handle_input) returns
+/// because it borrows the input: a message, a reply or a server's error
+/// text. Consume the bytes it used only after handling it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
-pub enum Event<'a> {
-    /// The handshake completed; live subscriptions were re-sent.
-    Connected {
-        /// True after a [`Session::reset`] (a reconnect).
-        reconnect: bool,
-        /// Set when the server's max_payload exceeds the receive buffer.
-        max_payload_warning: Option<MaxPayloadWarning>,
-    },
+pub enum Received<'a> {
     /// A message for a subscription.
     Message(Message<'a>),
     /// The reply to a request.
@@ -56,6 +62,29 @@ pub enum Event<'a> {
         request: RequestId,
         /// The reply.
         message: Message<'a>,
+    },
+    /// A non-fatal `-ERR` (e.g. a permissions violation); the connection
+    /// stays up. (A fatal one is an [`Error`](crate::nats::Error).)
+    ServerError {
+        /// Classified kind.
+        kind: ServerErrorKind,
+        /// The server's text.
+        message: &'a str,
+    },
+}
+
+/// What the session tells the application, owned: polled with
+/// [`Session::poll_event`](super::Session::poll_event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Event {
+    /// The handshake completed; live subscriptions were re-sent.
+    Connected {
+        /// True after a [`Session::reset`](super::Session::reset)(super::Session::reset) (a reconnect).
+        reconnect: bool,
+        /// Set when the server's max_payload exceeds the receive buffer.
+        max_payload_warning: Option<MaxPayloadWarning>,
     },
     /// A request found no subscriber (503 status).
     NoResponders {
@@ -67,31 +96,25 @@ pub enum Event<'a> {
         /// Which request.
         request: RequestId,
     },
-    /// A PING made with [`Session::ping`] (or a keepalive) was answered.
+    /// A PING made with [`Session::ping`](super::Session::ping) (or a
+    /// keepalive) was answered.
     Pong {
         /// The most recent PING answered.
         ping: PingId,
     },
     /// `+OK` in verbose mode.
     Ok,
-    /// A non-fatal `-ERR` (e.g. a permissions violation); the connection
-    /// stays up.
-    ServerError {
-        /// Classified kind.
-        kind: ServerErrorKind,
-        /// The server's text.
-        message: &'a str,
-    },
     /// The server sent a new INFO (cluster change...); read it with
-    /// [`Session::server_info`].
+    /// [`Session::server_info`](super::Session::server_info).
     InfoUpdated,
     /// The server sent a new INFO saying it entered lame duck mode: it will
     /// close its connections soon and asks clients to move to another
-    /// server. The INFO is readable with [`Session::server_info`].
+    /// server. The INFO is readable with
+    /// [`Session::server_info`](super::Session::server_info).
     LameDuckMode,
     /// A subscription ended: an auto-unsubscribe reached its count, or a
-    /// drain ([`Session::unsubscribe_draining`]) completed. No message for
-    /// it follows.
+    /// drain ([`Session::unsubscribe_draining`](super::Session::unsubscribe_draining))
+    /// completed. No message for it follows.
     SubscriptionDone {
         /// Which subscription.
         sid: Sid,
@@ -106,9 +129,9 @@ pub struct Stats {
     pub dropped_unknown_sid: u64,
     /// Replies that arrived after their request timed out (dropped).
     pub late_replies: u64,
-    /// Bytes of queued commands discarded by [`Session::reset`].
+    /// Bytes of queued commands discarded by [`Session::reset`](super::Session::reset).
     pub discarded_on_reset: u64,
-    /// Publishes discarded by [`Session::reset`] (half written, or no room
+    /// Publishes discarded by [`Session::reset`](super::Session::reset) (half written, or no room
     /// to keep them): the server never got them from this session.
     pub publishes_discarded_on_reset: u64,
     /// Messages delivered to subscriptions (replies included).

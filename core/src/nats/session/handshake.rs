@@ -78,7 +78,7 @@ where
     I: InfoStorage,
     A: Authenticator,
 {
-    pub(super) fn on_info<'a>(&mut self, json: &[u8]) -> Result<Option<Event<'a>>, Error> {
+    pub(super) fn on_info(&mut self, json: &[u8]) -> Result<(), Error> {
         let info = match I::from_info_json(json) {
             Ok(info) => info,
             Err(e) => return Err(self.fail(e.into())),
@@ -86,11 +86,12 @@ where
         if self.state != State::AwaitingInfo {
             let lame_duck = info.lame_duck();
             self.info = Some(info);
-            return Ok(Some(if lame_duck {
+            self.push_event(if lame_duck {
                 Event::LameDuckMode
             } else {
                 Event::InfoUpdated
-            }));
+            });
+            return Ok(());
         }
         // CONNECT and PING go together or not at all.
         let connect_len = self.connect_line_len()?;
@@ -117,7 +118,7 @@ where
         self.pings_outstanding = 0;
         self.info = Some(info);
         self.state = State::AwaitingPong;
-        Ok(None)
+        Ok(())
     }
 
     pub(super) fn write_connect(&mut self, nonce: &str) -> Result<(), Error> {

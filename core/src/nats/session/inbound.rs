@@ -19,7 +19,7 @@ where
     I: InfoStorage,
     A: Authenticator,
 {
-    pub(super) fn on_pong<'a>(&mut self, now: Instant) -> Result<Option<Event<'a>>, Error> {
+    pub(super) fn on_pong(&mut self, now: Instant) -> Result<(), Error> {
         let answered = self.first_ping_of_connection + self.pongs_received;
         self.pings_outstanding = 0;
         if self.state == State::AwaitingPong && answered == self.first_ping_of_connection {
@@ -46,11 +46,12 @@ where
             self.state = State::Connected;
             let reconnect = self.ever_connected;
             self.ever_connected = true;
-            self.next_keepalive = self.keepalive_after(now);
-            return Ok(Some(Event::Connected {
+            self.arm_keepalive(now);
+            self.push_event(Event::Connected {
                 reconnect,
                 max_payload_warning: self.max_payload_warning(),
-            }));
+            });
+            return Ok(());
         }
         self.pongs_received += 1;
         // Drains whose PING this PONG answers are complete: the server
@@ -58,15 +59,16 @@ where
         while let Some(sid) = self.subs.finish_draining(PingId(answered)) {
             self.end_subscription(sid);
         }
-        Ok(Some(Event::Pong {
+        self.push_event(Event::Pong {
             ping: PingId(answered),
-        }))
+        });
+        Ok(())
     }
 
-    pub(super) fn on_server_error<'a>(&mut self, text: &'a str) -> Result<Event<'a>, Error> {
+    pub(super) fn on_server_error<'a>(&mut self, text: &'a str) -> Result<Received<'a>, Error> {
         let kind = ServerErrorKind::classify(text);
         if !kind.is_fatal() {
-            return Ok(Event::ServerError {
+            return Ok(Received::ServerError {
                 kind,
                 message: text,
             });
@@ -85,10 +87,7 @@ where
         Err(self.fail(error))
     }
 
-    pub(super) fn on_message<'a>(
-        &mut self,
-        frame: MsgFrame<'a>,
-    ) -> Result<Option<Event<'a>>, Error> {
+    pub(super) fn on_message<'a>(&mut self, frame: MsgFrame<'a>) -> Option<Received<'a>> {
         // Headers come from another client, not the server: a broken block
         // must not kill our connection. Deliver the message without them.
         let headers = match frame.headers.map(Headers::parse_received) {
@@ -111,21 +110,21 @@ where
         if self.inbox_sid == Some(sid) {
             let token = frame.subject.rsplit('.').next().unwrap_or_default();
             let id = parser::parse_decimal(token.as_bytes()).map(RequestId);
-            let Some(i) = id.and_then(|id| self.requests.iter().position(|r| r.id == id)) else {
+            let Some(request) = id.filter(|id| self.timers.stop(Timer::Request(*id))) else {
                 self.stats.late_replies += 1;
-                return Ok(None);
+                return None;
             };
-            let request = self.requests.swap_remove(i).id;
             self.stats.messages_received += 1;
             if message.status == Some(STATUS_NO_RESPONDERS) {
-                return Ok(Some(Event::NoResponders { request }));
+                self.push_event(Event::NoResponders { request });
+                return None;
             }
-            return Ok(Some(Event::Reply { request, message }));
+            return Some(Received::Reply { request, message });
         }
         match self.subs.on_message(sid) {
             Delivery::Drop => {
                 self.stats.dropped_unknown_sid += 1;
-                Ok(None)
+                None
             }
             Delivery::Deliver { last } => {
                 if last {
@@ -133,7 +132,7 @@ where
                     let _ = self.done.push(sid);
                 }
                 self.stats.messages_received += 1;
-                Ok(Some(Event::Message(message)))
+                Some(Received::Message(message))
             }
         }
     }

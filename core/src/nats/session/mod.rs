@@ -1,16 +1,21 @@
 //! The NATS connection state machine (sans-IO, quinn-proto style).
 //!
-//! The driver loop:
-//! 1. read bytes into its receive buffer, then call [`Session::handle_input`]
-//!    with the unconsumed bytes until it returns `(0, None)`; after handling
-//!    each event, consume the reported number of bytes from the buffer;
-//! 2. write [`Session::transmit`] to the transport and report the count with
-//!    [`Session::transmitted`];
-//! 3. call [`Session::handle_timeout`] (until it returns `Ok(None)`) once
-//!    [`Session::poll_timeout`] has passed;
-//! 4. on a fatal error ([`Error::is_fatal`]) or a lost transport, call
-//!    [`Session::reset`] and reconnect; the session re-sends CONNECT and every
-//!    live subscription, then the publishes queued meanwhile.
+//! Files: [`options`] (what the client asks for), `events` (what comes out),
+//! `timers` (one deadline table: keepalive and request deadlines),
+//! `handshake` (INFO, CONNECT, the first PONG), `inbound` (what the server
+//! sends afterwards), `publish`, `subscriptions`, `requests`.
+//!
+//! The shape every courier session shares (see the AMQP session):
+//! - bytes in: [`Session::handle_input`] parses one server operation and
+//!   returns what it consumed and, at most, a [`Received`] message that
+//!   borrows the input; consume the bytes after handling it;
+//! - owned events out: [`Session::poll_event`], until `None`, before more
+//!   input (`handle_input` parses nothing while an event waits);
+//! - bytes out: [`Session::transmit`] / [`Session::transmitted`];
+//! - time in: [`Session::handle_timeout`] at [`Session::poll_timeout`];
+//! - on a fatal error ([`Error::is_fatal`]) or a lost transport,
+//!   [`Session::reset`] and reconnect: the session re-sends CONNECT and every
+//!   live subscription, then the publishes queued meanwhile.
 //!
 //! Publishes made while not connected are queued in the transmit buffer
 //! (bounded: a full buffer is [`Error::BufferFull`], nothing is dropped
@@ -30,11 +35,12 @@ mod tests;
 
 pub use crate::nats::ids::{PingId, RequestId};
 pub use crate::nats::outbox::ResetReport;
-pub use events::{Event, MaxPayloadWarning, Message, Stats};
+pub use events::{Event, MaxPayloadWarning, Message, Received, Stats, EVENT_QUEUE};
 pub use handshake::required_tx_capacity;
 pub use options::*;
+pub use timers::{Timer, TimerTable};
 
-use heapless::Vec;
+use heapless::{Deque, Vec};
 
 use super::auth::{Authenticator, NoAuth};
 use super::commands::{self, CONNECT_MAX};
@@ -46,7 +52,6 @@ use super::subscriptions::{Sid, SubscriptionTable};
 use crate::time::Instant;
 
 use handshake::PING_LEN;
-use requests::PendingRequest;
 use subscriptions::resubscribe_len;
 
 /// Where the session is in the connection's life.
@@ -63,6 +68,7 @@ pub enum State {
     Closed,
 }
 
+/// The NATS client state machine.
 ///
 /// `S` is the transmit buffer storage (`[u8; N]`, `&mut [u8]`, `Box<[u8]>`),
 /// `SUBS` the number of subscriptions it can hold (the request inbox uses
@@ -81,19 +87,20 @@ pub enum State {
 /// assert!(session.transmit().starts_with(b"CONNECT {"));
 /// let n = session.transmit().len();
 /// session.transmitted(n);
-/// let (_, event) = session.handle_input(b"PONG\r\n", now).unwrap();
+/// let (used, received) = session.handle_input(b"PONG\r\n", now).unwrap();
+/// assert_eq!((used, received), (6, None));
+/// let event = session.poll_event();
 /// assert!(matches!(event, Some(Event::Connected { reconnect: false, .. })));
 /// assert_eq!(session.state(), State::Connected);
 /// session.publish("telemetry.temp", None, None, b"21.5").unwrap();
 /// assert_eq!(session.transmit(), b"PUB telemetry.temp 4\r\n21.5\r\n");
 /// ```
 pub struct Session<S, const SUBS: usize, const REQS: usize, I = ServerInfo, A = NoAuth> {
-    /// Signs the nonce for NKey/JWT auth (see [`auth`]).
+    /// Signs the nonce for NKey/JWT auth (see [`auth`](crate::nats::auth)).
     auth: A,
     options: ConnectOptions,
     out: Outbox<S>,
     subs: SubscriptionTable<SUBS>,
-    requests: Vec<PendingRequest, REQS>,
     next_request: u64,
     inbox_sid: Option<Sid>,
     info: Option<I>,
@@ -109,7 +116,11 @@ pub struct Session<S, const SUBS: usize, const REQS: usize, I = ServerInfo, A = 
     pongs_received: u64,
     /// Keepalive PINGs sent since the last PONG.
     pings_outstanding: u32,
-    next_keepalive: Option<Instant>,
+    /// Keepalive and request deadlines (an armed request timer is an
+    /// outstanding request).
+    timers: TimerTable<REQS>,
+    /// Owned events waiting for [`Session::poll_event`].
+    events: Deque<Event, EVENT_QUEUE>,
     /// Subscriptions that ended (auto-unsubscribe) and still need their
     /// [`Event::SubscriptionDone`]; each sid ends once, so `SUBS` suffices.
     done: Vec<Sid, SUBS>,
@@ -132,14 +143,13 @@ where
     }
 
     /// A session that signs each server's nonce with `auth` (NKey or JWT
-    /// credentials, see [`auth`]).
+    /// credentials, see [`auth`](crate::nats::auth)).
     pub fn with_authenticator(options: ConnectOptions, tx: S, auth: A) -> Self {
         Session {
             auth,
             options,
             out: Outbox::new(tx),
             subs: SubscriptionTable::new(),
-            requests: Vec::new(),
             next_request: 1,
             inbox_sid: None,
             info: None,
@@ -150,16 +160,20 @@ where
             first_ping_of_connection: 0,
             pongs_received: 0,
             pings_outstanding: 0,
-            next_keepalive: None,
+            timers: TimerTable::default(),
+            events: Deque::new(),
             done: Vec::new(),
             connect_len: None,
         }
     }
 
     /// Parses at most one server operation from `input` (the unconsumed
-    /// received bytes). Returns how many bytes it used and the event, if
-    /// any. `(0, None)` means more bytes are needed. Consume the bytes from
-    /// the receive buffer after handling the event (it borrows them).
+    /// received bytes). Returns how many bytes it used and, for a message,
+    /// a reply or a server's non-fatal error, the [`Received`] value that
+    /// borrows them: consume them from the receive buffer after handling
+    /// it. Everything else comes out of [`Session::poll_event`]. `(0, None)`
+    /// means more bytes are needed, or an event waits in
+    /// [`Session::poll_event`] (nothing is parsed until it is taken).
     ///
     /// A fatal error ([`Error::is_fatal`]) moves the session to
     /// [`State::Closed`]; [`Error::BufferFull`] means the transmit buffer
@@ -169,11 +183,8 @@ where
         &mut self,
         input: &'a [u8],
         now: Instant,
-    ) -> Result<(usize, Option<Event<'a>>), Error> {
-        if let Some(sid) = self.next_done() {
-            return Ok((0, Some(Event::SubscriptionDone { sid })));
-        }
-        if self.state == State::Closed {
+    ) -> Result<(usize, Option<Received<'a>>), Error> {
+        if self.state == State::Closed || self.has_events() {
             return Ok((0, None));
         }
         let capacity = match self.options.rx_capacity {
@@ -185,8 +196,11 @@ where
             Ok(None) => return Ok((0, None)),
             Err(e) => return Err(self.fail(e)),
         };
-        let event = match op {
-            ServerOp::Info(json) => self.on_info(json)?,
+        let received = match op {
+            ServerOp::Info(json) => {
+                self.on_info(json)?;
+                None
+            }
             // A server may refuse a connection at once (e.g. maximum
             // connections exceeded): report that rather than "expected INFO".
             ServerOp::Err(text) => Some(self.on_server_error(text)?),
@@ -200,17 +214,44 @@ where
                 commands::pong(&mut Sendable(&mut self.out))?;
                 None
             }
-            ServerOp::Pong => self.on_pong(now)?,
-            ServerOp::Ok => Some(Event::Ok),
-            ServerOp::Msg(frame) => self.on_message(frame)?,
+            ServerOp::Pong => {
+                self.on_pong(now)?;
+                None
+            }
+            ServerOp::Ok => {
+                self.push_event(Event::Ok);
+                None
+            }
+            ServerOp::Msg(frame) => self.on_message(frame),
         };
-        Ok((used, event))
+        Ok((used, received))
+    }
+
+    /// The next owned event, if any: first the queue, then subscriptions
+    /// that ended ([`Event::SubscriptionDone`]).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if let Some(event) = self.events.pop_front() {
+            return Some(event);
+        }
+        self.next_done().map(|sid| Event::SubscriptionDone { sid })
+    }
+
+    /// True while [`Session::poll_event`] has something.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty() || !self.done.is_empty()
+    }
+
+    /// Queues an owned event. `handle_input` runs only with an empty queue
+    /// and makes at most one event per operation; `handle_timeout` checks
+    /// for room first: this cannot overflow.
+    fn push_event(&mut self, event: Event) {
+        let _ = self.events.push_back(event);
     }
 
     fn fail(&mut self, error: Error) -> Error {
         if error.is_fatal() {
             self.state = State::Closed;
-            self.next_keepalive = None;
+            self.timers.stop(Timer::Keepalive);
         }
         error
     }
@@ -269,7 +310,7 @@ where
     /// (keeping whole publishes not yet written), state -> `AwaitingInfo`.
     /// Live subscriptions are re-sent after the next handshake; draining
     /// ones end (nothing more can arrive from the old connection:
-    /// [`Event::SubscriptionDone`] follows, see [`Session::poll_timeout`]);
+    /// [`Event::SubscriptionDone`] follows from [`Session::poll_event`]);
     /// outstanding requests stay (they may time out); PINGs of the old
     /// connection are never answered.
     ///
@@ -282,7 +323,7 @@ where
     pub fn reset(&mut self, now: Instant) -> ResetReport {
         let _ = now;
         self.state = State::AwaitingInfo;
-        self.next_keepalive = None;
+        self.timers.stop(Timer::Keepalive);
         self.pings_outstanding = 0;
         while let Some(sid) = self.subs.finish_draining(PingId(u64::MAX)) {
             self.end_subscription(sid);

@@ -46,7 +46,7 @@ pub struct ConnectOptions {
     pub credentials: Credentials,
     /// Unique inbox prefix, e.g. `_INBOX.<random>`; requests subscribe to
     /// `<prefix>.*`. The core has no RNG, so the driver supplies it; empty
-    /// means requests fail with [`Error::InboxNotConfigured`].
+    /// means requests fail with [`Error::InboxNotConfigured`](crate::nats::Error::InboxNotConfigured).
     pub inbox_prefix: String<INBOX_PREFIX_CAPACITY>,
     /// Interval between keepalive PINGs (zero disables keepalive).
     pub ping_interval: Duration,

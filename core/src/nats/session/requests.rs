@@ -9,13 +9,6 @@ use crate::nats::info::InfoStorage;
 use crate::time::{Duration, Instant};
 use heapless::String;
 
-/// A request waiting for its reply.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct PendingRequest {
-    pub(super) id: RequestId,
-    pub(super) deadline: Instant,
-}
-
 impl<S, const SUBS: usize, const REQS: usize, I, A> Session<S, SUBS, REQS, I, A>
 where
     S: AsRef<[u8]> + AsMut<[u8]>,
@@ -24,10 +17,11 @@ where
 {
     /// Requests waiting for a reply.
     pub fn pending_requests(&self) -> usize {
-        self.requests.len()
+        self.timers.requests()
     }
 
-    /// Publishes a request whose reply comes back as [`Event::Reply`]
+    /// Publishes a request whose reply comes back as [`Received::Reply`] from
+    /// [`Session::handle_input`]
     /// (or [`Event::NoResponders`], or [`Event::RequestTimedOut`] after
     /// `timeout`). The first request subscribes to `<inbox_prefix>.*`.
     pub fn request(
@@ -41,7 +35,7 @@ where
         if self.options.inbox_prefix.is_empty() {
             return Err(Error::InboxNotConfigured);
         }
-        if self.requests.is_full() {
+        if self.timers.requests_full() {
             return Err(Error::RequestTableFull { capacity: REQS });
         }
         if self.inbox_sid.is_none() {
@@ -60,22 +54,13 @@ where
         self.publish(subject, Some(&reply), headers, payload)?;
         self.next_request += 1;
         // Cannot fail: fullness was checked above.
-        let _ = self.requests.push(PendingRequest {
-            id,
-            deadline: now + timeout,
-        });
+        let _ = self.timers.set(Timer::Request(id), now + timeout);
         Ok(id)
     }
 
     /// Stops waiting for a request (its reply will be dropped). Returns
     /// false if it was not waiting.
     pub fn cancel_request(&mut self, request: RequestId) -> bool {
-        match self.requests.iter().position(|r| r.id == request) {
-            Some(i) => {
-                self.requests.swap_remove(i);
-                true
-            }
-            None => false,
-        }
+        self.timers.stop(Timer::Request(request))
     }
 }

@@ -7,7 +7,7 @@ fn messages_are_zero_copy_events() {
     assert_eq!(take(&mut s), "SUB telemetry.> workers 1\r\n");
     let input = b"MSG telemetry.temp 1 reply.1 4\r\n21.5\r\nHMSG telemetry.hum 1 21 23\r\nNATS/1.0\r\nUnit: %\r\n\r\n40\r\n";
     let (used, event) = s.handle_input(input, T0).unwrap();
-    let Some(Event::Message(m)) = event else {
+    let Some(Received::Message(m)) = event else {
         panic!("{event:?}")
     };
     assert_eq!(used, 38);
@@ -17,7 +17,7 @@ fn messages_are_zero_copy_events() {
     );
     assert!(core::ptr::eq(m.payload.as_ptr(), input[32..].as_ptr()));
     let (_, event) = s.handle_input(&input[used..], T0).unwrap();
-    let Some(Event::Message(m)) = event else {
+    let Some(Received::Message(m)) = event else {
         panic!("{event:?}")
     };
     assert_eq!(m.headers.unwrap().get("unit"), Some("%"));
@@ -33,7 +33,7 @@ fn malformed_headers_from_a_publisher_do_not_kill_the_connection() {
     let (_, event) = s
         .handle_input(b"HMSG a 1 7 9\r\nBROKEN!hi\r\n", T0)
         .unwrap();
-    let Some(Event::Message(m)) = event else {
+    let Some(Received::Message(m)) = event else {
         panic!("{event:?}")
     };
     assert_eq!((m.headers, m.payload), (None, &b"hi"[..]));

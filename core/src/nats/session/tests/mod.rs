@@ -43,22 +43,45 @@ fn take(s: &mut TestSession) -> StdString {
     out
 }
 
-/// Feeds `bytes` the way a driver does and renders every event.
+/// Feeds `bytes` the way a driver does (owned events polled before each
+/// `handle_input`) and renders everything that came out, in order.
 fn feed(s: &mut TestSession, bytes: &[u8], now: Instant) -> Result<StdVec<StdString>, Error> {
     let mut events = StdVec::new();
     let mut at = 0;
     loop {
-        let (used, event) = s.handle_input(&bytes[at..], now)?;
-        let had_event = event.is_some();
-        if let Some(e) = event {
-            events.push(format!("{e:?}"));
+        let polled = poll_all(s, &mut events);
+        let (used, received) = s.handle_input(&bytes[at..], now)?;
+        let had_received = received.is_some();
+        if let Some(r) = received {
+            events.push(format!("{r:?}"));
         }
         at += used;
-        if used == 0 && !had_event {
+        if used == 0 && !had_received && polled == 0 {
             break;
         }
     }
     assert_eq!(at, bytes.len(), "unconsumed: {:?}", &bytes[at..]);
+    Ok(events)
+}
+
+/// Renders the owned events waiting in the session into `events`; returns
+/// how many there were.
+fn poll_all<S: AsRef<[u8]> + AsMut<[u8]>, const SUBS: usize, const REQS: usize>(
+    s: &mut Session<S, SUBS, REQS>,
+    events: &mut StdVec<StdString>,
+) -> usize {
+    let before = events.len();
+    while let Some(e) = s.poll_event() {
+        events.push(format!("{e:?}"));
+    }
+    events.len() - before
+}
+
+/// Runs the timers at `now` and renders the events they made.
+fn timeout_events(s: &mut TestSession, now: Instant) -> Result<StdVec<StdString>, Error> {
+    s.handle_timeout(now)?;
+    let mut events = StdVec::new();
+    poll_all(s, &mut events);
     Ok(events)
 }
 

@@ -70,9 +70,9 @@ fn reconnect_resubscribes_then_releases_held_publishes() {
     );
     s.publish("z", None, None, b"").unwrap();
     assert_eq!(s.transmit(), b"");
-    let (_, event) = s.handle_input(b"PONG\r\n", T0).unwrap();
+    assert_eq!(s.handle_input(b"PONG\r\n", T0).unwrap(), (6, None));
     assert_eq!(
-        event,
+        s.poll_event(),
         Some(Event::Connected {
             reconnect: true,
             max_payload_warning: None

@@ -18,7 +18,7 @@ fn request_reply_no_responders_timeout_and_late_reply() {
     let (_, event) = s
         .handle_input(b"MSG _INBOX.t.1 1 5\r\nHI!!!\r\n", T0)
         .unwrap();
-    let Some(Event::Reply { request, message }) = event else {
+    let Some(Received::Reply { request, message }) = event else {
         panic!("{event:?}")
     };
     assert_eq!((request, message.payload), (r1, &b"HI!!!"[..]));
@@ -37,14 +37,17 @@ fn request_reply_no_responders_timeout_and_late_reply() {
     take(&mut s);
     assert_eq!(s.poll_timeout(), Some(T0 + timeout));
     assert_eq!(
-        s.handle_timeout(T0 + Duration::from_millis(4_999)),
-        Ok(None)
+        timeout_events(&mut s, T0 + Duration::from_millis(4_999)).unwrap(),
+        StdVec::<StdString>::new()
     );
     assert_eq!(
-        s.handle_timeout(T0 + timeout),
-        Ok(Some(Event::RequestTimedOut { request: r3 }))
+        timeout_events(&mut s, T0 + timeout).unwrap(),
+        [format!("{:?}", Event::RequestTimedOut { request: r3 })]
     );
-    assert_eq!(s.handle_timeout(T0 + timeout), Ok(None));
+    assert_eq!(
+        timeout_events(&mut s, T0 + timeout).unwrap(),
+        StdVec::<StdString>::new()
+    );
     assert_eq!(
         feed(&mut s, b"MSG _INBOX.t.3 1 0\r\n\r\n", T0)
             .unwrap()

@@ -26,7 +26,10 @@ fn publish_only_session_compiles_with_zero_tables() {
 /// The state a publish-only device carries besides its buffers. Before
 /// the shrink it was 2616 bytes (ConnectOptions 992 with three 256-byte
 /// credential strings, ServerInfo 1136); the bounds below keep it from
-/// growing back unnoticed.
+/// growing back unnoticed. It was 720 before the owned-event queue
+/// (`poll_event`, two events: +80 bytes); the blocking driver lost its
+/// own stored timer event at the same time, so a lean blocking client
+/// shrank (5,328 -> 5,288 bytes, `a_lean_publish_only_client_is_much_smaller`).
 #[test]
 fn publish_only_state_stays_small() {
     type Lean = Session<[u8; 256], 0, 0, EssentialInfo>;
@@ -35,7 +38,7 @@ fn publish_only_state_stays_small() {
         core::mem::size_of::<ConnectOptions>() <= 480,
         "ConnectOptions grew"
     );
-    assert!(state <= 750, "publish-only session state is {state} bytes");
+    assert!(state <= 800, "publish-only session state is {state} bytes");
     // And it works: handshake, publish, an INFO update.
     let o = ConnectOptions {
         rx_capacity: 512,
@@ -52,6 +55,7 @@ fn publish_only_state_stays_small() {
     s.handle_input(b"PONG\r\n", Instant::from_millis(0))
         .unwrap();
     assert_eq!(s.state(), State::Connected);
+    assert!(matches!(s.poll_event(), Some(Event::Connected { .. })));
     assert_eq!(
         s.publish("a", None, None, b"12345"),
         Err(Error::PayloadTooLarge {
@@ -68,6 +72,7 @@ fn publish_only_state_stays_small() {
     let (_, event) = s
         .handle_input(b"INFO {\"ldm\":true}\r\n", Instant::from_millis(0))
         .unwrap();
-    assert_eq!(event, Some(Event::LameDuckMode));
+    assert_eq!(event, None);
+    assert_eq!(s.poll_event(), Some(Event::LameDuckMode));
     assert!(s.server_info().unwrap().ldm);
 }

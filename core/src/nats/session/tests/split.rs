@@ -27,13 +27,14 @@ fn run_split(stream: &[u8], chunks: &[usize]) -> StdVec<StdString> {
         rx.extend_from_slice(&stream[fed..fed + n]);
         fed += n;
         loop {
+            let polled = poll_all(&mut s, &mut log);
             let (used, event) = s.handle_input(&rx, T0).unwrap();
             let had_event = event.is_some();
             if let Some(e) = event {
                 log.push(format!("{e:?}"));
             }
             rx.drain(..used);
-            if used == 0 && !had_event {
+            if used == 0 && !had_event && polled == 0 {
                 break;
             }
         }
@@ -76,7 +77,7 @@ proptest! {
         for i in order {
             let line = format!("MSG _INBOX.t.{} 1 1\r\n{i}\r\n", ids[i].0);
             let (_, event) = s.handle_input(line.as_bytes(), T0).unwrap();
-            let Some(Event::Reply { request, message }) = event else { panic!("{event:?}") };
+            let Some(Received::Reply { request, message }) = event else { panic!("{event:?}") };
             prop_assert_eq!(request, ids[i]);
             let expected = format!("{i}");
             prop_assert_eq!(message.payload, expected.as_bytes());

@@ -87,13 +87,14 @@ fn draining_split_anywhere_gives_the_same_events() {
         for part in stream.chunks(chunk) {
             rx.extend_from_slice(part);
             loop {
+                let polled = poll_all(&mut s, &mut log);
                 let (used, event) = s.handle_input(&rx, T0).unwrap();
                 let had_event = event.is_some();
                 if let Some(e) = event {
                     log.push(format!("{e:?}"));
                 }
                 rx.drain(..used);
-                if used == 0 && !had_event {
+                if used == 0 && !had_event && polled == 0 {
                     break;
                 }
             }
@@ -113,7 +114,7 @@ fn draining_split_anywhere_gives_the_same_events() {
 }
 
 #[test]
-fn a_reset_ends_drains_and_poll_timeout_says_so() {
+fn a_reset_ends_drains_and_poll_event_says_so() {
     let mut s = connected();
     let a = s.subscribe("a", None).unwrap();
     let b = s.subscribe("b", None).unwrap();
@@ -121,13 +122,11 @@ fn a_reset_ends_drains_and_poll_timeout_says_so() {
     take(&mut s);
     let report = s.reset(T0);
     assert_eq!(report.discarded_publishes, 0);
-    // Due at once, without more input.
-    assert_eq!(s.poll_timeout(), Some(Instant::from_millis(0)));
-    assert_eq!(
-        s.handle_timeout(T0),
-        Ok(Some(Event::SubscriptionDone { sid: a }))
-    );
+    // Waiting at once, without more input or a timer.
+    assert!(s.has_events());
     assert_eq!(s.poll_timeout(), None);
+    assert_eq!(s.poll_event(), Some(Event::SubscriptionDone { sid: a }));
+    assert_eq!(s.poll_event(), None);
     feed(&mut s, INFO, T0).unwrap();
     take(&mut s);
     feed(&mut s, b"PONG\r\n", T0).unwrap();
@@ -135,10 +134,7 @@ fn a_reset_ends_drains_and_poll_timeout_says_so() {
     // Not connected: the server will not know it, so it ends at once.
     s.reset(T0);
     s.unsubscribe_draining(b).unwrap();
-    assert_eq!(
-        s.handle_timeout(T0),
-        Ok(Some(Event::SubscriptionDone { sid: b }))
-    );
+    assert_eq!(s.poll_event(), Some(Event::SubscriptionDone { sid: b }));
     assert_eq!(s.subscriptions().count(), 0);
 }
 
@@ -169,16 +165,16 @@ fn draining_needs_room_for_unsub_and_ping_together() {
 }
 
 #[test]
-fn auto_unsubscribe_done_makes_poll_timeout_due() {
+fn auto_unsubscribe_done_follows_the_last_message_from_poll_event() {
     let mut s = connected();
     let sid = s.subscribe("a", None).unwrap();
     s.unsubscribe_after(sid, 1).unwrap();
     let (_, event) = s.handle_input(b"MSG a 1 0\r\n\r\n", T0).unwrap();
-    assert!(matches!(event, Some(Event::Message(_))));
-    assert!(s.poll_timeout().is_some_and(|at| at <= T0));
-    assert_eq!(
-        s.handle_timeout(T0),
-        Ok(Some(Event::SubscriptionDone { sid }))
-    );
+    assert!(matches!(event, Some(Received::Message(_))));
+    // No input is parsed before the event is taken: nothing can overtake it.
+    assert_eq!(s.handle_input(b"MSG a 1 0\r\n\r\n", T0), Ok((0, None)));
+    assert_eq!(s.poll_event(), Some(Event::SubscriptionDone { sid }));
+    assert_eq!(s.poll_event(), None);
+    // No timer is involved: only the keepalive is armed.
     assert_eq!(s.poll_timeout(), Some(T0 + DEFAULT_PING_INTERVAL));
 }
