@@ -486,26 +486,6 @@ fn new_inner(servers: Vec<ServerAddr>, options: ConnectOptions) -> Rc<Inner> {
     })
 }
 
-/// Exact size of a PUB/HPUB command on the wire (for the reconnect bound).
-fn command_len(
-    subject: &str,
-    reply: Option<&str>,
-    headers: Option<&[u8]>,
-    payload: &[u8],
-) -> usize {
-    let digits = |n: usize| n.to_string().len();
-    let hlen = headers.map_or(0, <[u8]>::len);
-    let total = hlen + payload.len();
-    4 + subject.len()
-        + reply.map_or(0, |r| r.len() + 1)
-        + headers.map_or(0, |_| 2 + digits(hlen)) // "H" and " <hdr_len>"
-        + 1
-        + digits(total)
-        + 2
-        + total
-        + 2
-}
-
 impl Client {
     /// Publishes `payload` to `subject`.
     ///
@@ -599,7 +579,13 @@ impl Client {
             }
             0
         } else {
-            let len = command_len(subject, reply, headers, payload);
+            let len = match sh
+                .session
+                .publish_size(subject, reply, headers, payload.len())
+            {
+                Ok(len) => len,
+                Err(e) => return Some(Err(e.into())),
+            };
             let capacity = sh.options.reconnect_buffer_size;
             if sh.reconnect_buffered + len > capacity {
                 return Some(Err(Error::ReconnectBufferFull {
@@ -1164,27 +1150,5 @@ impl Stream for EventStream {
         }
         q.waker = Some(cx.waker().clone());
         Poll::Pending
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::command_len;
-
-    #[test]
-    fn command_len_matches_the_wire_form() {
-        assert_eq!(
-            command_len("a.b", None, None, b"hello"),
-            b"PUB a.b 5\r\nhello\r\n".len()
-        );
-        assert_eq!(
-            command_len("a", Some("r"), None, b""),
-            b"PUB a r 0\r\n\r\n".len()
-        );
-        let h = b"NATS/1.0\r\n\r\n";
-        assert_eq!(
-            command_len("a", None, Some(h), b"xy"),
-            b"HPUB a 12 14\r\nNATS/1.0\r\n\r\nxy\r\n".len()
-        );
     }
 }

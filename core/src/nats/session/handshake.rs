@@ -26,11 +26,8 @@ pub(super) const HANDSHAKE_SLACK: usize = 64;
 pub fn required_tx_capacity(options: &ConnectOptions) -> Result<usize, Error> {
     let mut line = [0u8; CONNECT_MAX];
     let len = commands::encode_connect_line(&connect_fields(options, &NoAuth, None), &mut line)?;
-    Ok(len + PING_LEN)
+    Ok(len + commands::PING_SIZE)
 }
-
-/// `PING\r\n`.
-pub(super) const PING_LEN: usize = 6;
 
 /// Placeholder signature: the CONNECT length does not depend on the nonce.
 pub(super) const SIGNATURE_PLACEHOLDER: &str =
@@ -95,7 +92,7 @@ where
         }
         // CONNECT and PING go together or not at all.
         let connect_len = self.connect_line_len()?;
-        let needed = connect_len + PING_LEN;
+        let needed = connect_len + commands::PING_SIZE;
         if needed > self.out.capacity() {
             // Waiting cannot help: no amount of writing makes room.
             return Err(self.fail(Error::TransmitBufferTooSmall {
@@ -156,7 +153,7 @@ where
         let connect = match self.state {
             State::AwaitingPong => 0,
             State::Connected => return Ok(0),
-            State::AwaitingInfo | State::Closed => self.connect_line_len()? + PING_LEN,
+            State::AwaitingInfo | State::Closed => self.connect_line_len()? + commands::PING_SIZE,
         };
         let subs: usize = self.subs.iter().map(resubscribe_len).sum();
         Ok(connect + subs + HANDSHAKE_SLACK)

@@ -51,7 +51,6 @@ use super::parser::{self, ServerOp};
 use super::subscriptions::{Sid, SubscriptionTable};
 use crate::time::Instant;
 
-use handshake::PING_LEN;
 use subscriptions::resubscribe_len;
 
 /// Where the session is in the connection's life.

@@ -13,6 +13,19 @@ where
     I: InfoStorage,
     A: Authenticator,
 {
+    /// The bytes a publish puts on the wire (control line, headers,
+    /// payload and trailer), after validating its subjects: what it will
+    /// take of the transmit buffer.
+    pub fn publish_size(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&[u8]>,
+        payload_len: usize,
+    ) -> Result<usize, Error> {
+        commands::publish_size(subject, reply, headers, payload_len)
+    }
+
     /// Bytes queued for transmission, held publishes included.
     pub fn queued_bytes(&self) -> usize {
         self.out.len()

@@ -1,7 +1,6 @@
 //! SUB/UNSUB, drains and auto-unsubscribe on the session.
 
 use super::*;
-use crate::buf::decimal_len;
 use crate::nats::auth::Authenticator;
 use crate::nats::commands::{self};
 use crate::nats::error::Error;
@@ -108,7 +107,7 @@ where
             self.end_subscription(sid);
             return Ok(());
         }
-        let needed = UNSUB_PREFIX_LEN + decimal_len(sid.0) + CRLF_LEN + PING_LEN;
+        let needed = commands::unsubscribe_size(sid.0, None) + commands::PING_SIZE;
         let (queued, capacity) = (self.out.len(), self.out.capacity());
         if queued + needed > capacity {
             return Err(Error::BufferFull(crate::buf::CapacityError {
@@ -146,21 +145,11 @@ where
     }
 }
 
-/// `UNSUB ` on the wire.
-pub(super) const UNSUB_PREFIX_LEN: usize = 6;
-/// `\r\n` on the wire.
-pub(super) const CRLF_LEN: usize = 2;
-
 /// Bytes the SUB (and UNSUB for a pending auto-unsubscribe) of `sub` take.
 pub(super) fn resubscribe_len(sub: &Subscription) -> usize {
-    let sub_len = 4
-        + sub.subject.len()
-        + 1
-        + sub.queue.as_ref().map_or(0, |q| q.len() + 1)
-        + decimal_len(sub.sid.0)
-        + 2;
-    let unsub_len = sub
-        .remaining()
-        .map_or(0, |r| 6 + decimal_len(sub.sid.0) + 1 + decimal_len(r) + 2);
-    sub_len + unsub_len
+    let sid = sub.sid.0;
+    commands::sub_len(&sub.subject, sub.queue.as_deref(), sid)
+        + sub
+            .remaining()
+            .map_or(0, |r| commands::unsubscribe_size(sid, Some(r)))
 }

@@ -75,3 +75,19 @@ fn held_publishes_leave_room_for_the_handshake() {
     assert_eq!(used, INFO.len());
     assert!(s.transmit().starts_with(b"CONNECT"));
 }
+
+#[test]
+fn publish_size_is_what_publish_queues() {
+    let mut s = connected();
+    let headers = b"NATS/1.0\r\n\r\n";
+    for (subject, reply, h, payload) in [
+        ("a.b", None, None, &b"hello"[..]),
+        ("a", Some("r"), None, &b""[..]),
+        ("a", None, Some(&headers[..]), &b"xy"[..]),
+    ] {
+        let size = s.publish_size(subject, reply, h, payload.len()).unwrap();
+        s.publish(subject, reply, h, payload).unwrap();
+        assert_eq!(take(&mut s).len(), size);
+    }
+    assert!(s.publish_size("a b", None, None, 1).is_err());
+}
