@@ -36,8 +36,8 @@ use embedded_io_async::{Read, Write};
 
 use super::NatsEvent;
 use super::{
-    check_deadline, read_result, request_deadline, write_result, Awaited, Clock, DriverOptions,
-    Error, FlushPong, Handshake, Link, Publish, RequestReply, Wait,
+    check_deadline, read_result, request_deadline, write_result, Awaited, Clock, Config,
+    DriverOptions, Error, FlushPong, Handshake, Link, Publish, RequestReply, Wait,
 };
 use crate::nats::info::InfoStorage;
 use crate::nats::{self, ConnectOptions, MaxPayloadWarning, Message, RequestId, Sid};
@@ -63,8 +63,8 @@ pub struct NatsClient<
     C,
     R,
     S,
-    const SUBS: usize,
-    const REQS: usize,
+    const SUBS: usize = 4,
+    const REQS: usize = 2,
     I = nats::ServerInfo,
     Au = nats::auth::NoAuth,
 > {
@@ -102,6 +102,22 @@ where
             timer,
             link,
         }
+    }
+
+    /// A client over a connected `transport` from a [`Config`] (buffers,
+    /// CONNECT options, driver timeouts): the builder form of
+    /// [`NatsClient::new`].
+    pub fn with_config(transport: T, timer: C, config: Config<R, S>) -> Self
+    where
+        Au: Default,
+    {
+        let Config {
+            buffers,
+            options,
+            driver,
+        } = config;
+        let (rx, tx) = buffers.into_parts();
+        Self::new(transport, timer, options, driver, rx, tx)
     }
 
     /// Runs the handshake until the server accepted the connection, within

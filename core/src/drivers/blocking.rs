@@ -36,8 +36,8 @@ use embedded_io::{Read, Write};
 
 use super::NatsEvent;
 use super::{
-    check_deadline, read_result, request_deadline, write_result, Awaited, Clock, DriverOptions,
-    Error, FlushPong, Handshake, Link, Publish, RequestReply, Wait,
+    check_deadline, read_result, request_deadline, write_result, Awaited, Clock, Config,
+    DriverOptions, Error, FlushPong, Handshake, Link, Publish, RequestReply, Wait,
 };
 use crate::nats::info::InfoStorage;
 use crate::nats::{self, ConnectOptions, MaxPayloadWarning, Message, RequestId, Sid};
@@ -59,8 +59,8 @@ pub struct NatsClient<
     C,
     R,
     S,
-    const SUBS: usize,
-    const REQS: usize,
+    const SUBS: usize = 4,
+    const REQS: usize = 2,
     I = nats::ServerInfo,
     Au = nats::auth::NoAuth,
 > {
@@ -99,6 +99,22 @@ where
             clock,
             link,
         }
+    }
+
+    /// A client over a connected `transport` from a [`Config`] (buffers,
+    /// CONNECT options, driver timeouts): the builder form of
+    /// [`NatsClient::new`].
+    pub fn with_config(transport: T, clock: C, config: Config<R, S>) -> Self
+    where
+        Au: Default,
+    {
+        let Config {
+            buffers,
+            options,
+            driver,
+        } = config;
+        let (rx, tx) = buffers.into_parts();
+        Self::new(transport, clock, options, driver, rx, tx)
     }
 
     /// Runs the handshake (INFO, CONNECT, PING, PONG) until the server

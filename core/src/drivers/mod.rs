@@ -36,6 +36,7 @@
 pub mod amqp_blocking;
 pub mod asynch;
 pub mod blocking;
+mod config;
 pub mod jetstream;
 mod nats_event;
 pub mod nsq;
@@ -49,6 +50,7 @@ use crate::buf::RxBuf;
 use crate::nats;
 use crate::time::{Duration, Instant};
 
+pub use config::{Buffers, Config};
 pub use nats_event::NatsEvent;
 
 /// The application's monotonic clock.

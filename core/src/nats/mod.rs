@@ -1,7 +1,8 @@
 //! NATS client protocol, sans-IO.
 //!
 //! - [`parser`]: incremental, zero-copy parser of server operations.
-//! - [`commands`]: encoders of client operations into a [`TxBuf`](crate::buf::TxBuf).
+//! - `commands` (crate-private): encoders of client operations; their sizes
+//!   are public through [`Session::publish_size`] and [`CONNECT_MAX`].
 //! - [`headers`]: NATS/1.0 header blocks, read and written without allocation.
 //! - [`subject`]: subject / queue group validation and wildcard matching.
 //! - [`info`]: the server's INFO in fixed-capacity types.
@@ -15,7 +16,7 @@
 //! calls [`Session::handle_timeout`] at [`Session::poll_timeout`].
 
 pub mod auth;
-pub mod commands;
+pub(crate) mod commands;
 pub mod error;
 pub mod headers;
 pub mod ids;
@@ -27,6 +28,7 @@ pub mod session;
 pub mod subject;
 pub mod subscriptions;
 
+pub use commands::{Connect, CONNECT_MAX, LANG, VERSION};
 pub use error::{Error, HeaderError, InfoError, ProtocolError, ServerErrorKind, SubjectError};
 pub use headers::{HeaderWriter, Headers};
 pub use ids::{PingId, RequestId, Sid};

@@ -127,13 +127,7 @@ where
             None
         };
         let fields = connect_fields(&self.options, &self.auth, sig);
-        let mut line = [0u8; CONNECT_MAX];
-        let len = commands::encode_connect_line(&fields, &mut line)?;
-        let line = line.get(..len).unwrap_or_default();
-        Ok(commands::append_parts(
-            &mut Sendable(&mut self.out),
-            &[line],
-        )?)
+        commands::connect(&mut Sendable(&mut self.out), &fields)
     }
 
     pub(super) fn connect_line_len(&mut self) -> Result<usize, Error> {
