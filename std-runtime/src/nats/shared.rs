@@ -39,7 +39,7 @@ pub(crate) type CoreSession = core_nats::Session<
     super::auth::AuthOptions,
 >;
 
-/// Events kept for one [`EventStream`] that is not being read.
+/// Events kept for one [`EventStream`](super::EventStream) that is not being read.
 const EVENT_STREAM_CAPACITY: usize = 1024;
 
 /// Where the client is.
@@ -49,7 +49,7 @@ pub enum ConnectionState {
     Disconnected,
     /// Handshake done; commands flow.
     Connected,
-    /// Draining ([`Client::drain`]): no new subscriptions or requests;
+    /// Draining ([`Client::drain`](super::Client::drain)): no new subscriptions or requests;
     /// publishes are accepted until every subscription has drained (so
     /// handlers can still reply), then refused while the rest is flushed.
     Draining,
