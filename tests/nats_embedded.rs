@@ -10,8 +10,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration as StdDuration;
 
-use courier_core::drivers::{asynch, blocking, DriverOptions, Error, Wait};
-use courier_core::nats::{self, ConnectOptions, Event, HeaderWriter};
+use courier_core::drivers::{asynch, blocking, DriverOptions, Error, NatsEvent as Event, Wait};
+use courier_core::nats::{self, ConnectOptions, HeaderWriter};
 use courier_core::time::Duration;
 use courier_tests::host_io::{HostClock, HostIoError, HostTcp};
 use courier_tests::{nats_info_line, NatsServer, PeerConn, ScriptedPeer};

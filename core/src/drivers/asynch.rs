@@ -34,12 +34,13 @@ use core::task::Poll;
 
 use embedded_io_async::{Read, Write};
 
+use super::NatsEvent;
 use super::{
-    check_deadline, read_result, request_deadline, write_result, Awaited, Clock, DriverOptions,
-    Error, FlushPong, Handshake, Link, Publish, RequestReply, Wait,
+    check_deadline, read_result, request_deadline, write_result, Awaited, Clock, Config,
+    DriverOptions, Error, FlushPong, Handshake, Link, Publish, RequestReply, Wait,
 };
 use crate::nats::info::InfoStorage;
-use crate::nats::{self, ConnectOptions, Event, MaxPayloadWarning, Message, RequestId, Sid};
+use crate::nats::{self, ConnectOptions, MaxPayloadWarning, Message, RequestId, Sid};
 use crate::time::{Duration, Instant};
 
 /// The application's clock and timer for the async driver.
@@ -62,8 +63,8 @@ pub struct NatsClient<
     C,
     R,
     S,
-    const SUBS: usize,
-    const REQS: usize,
+    const SUBS: usize = 4,
+    const REQS: usize = 2,
     I = nats::ServerInfo,
     Au = nats::auth::NoAuth,
 > {
@@ -101,6 +102,22 @@ where
             timer,
             link,
         }
+    }
+
+    /// A client over a connected `transport` from a [`Config`] (buffers,
+    /// CONNECT options, driver timeouts): the builder form of
+    /// [`NatsClient::new`].
+    pub fn with_config(transport: T, timer: C, config: Config<R, S>) -> Self
+    where
+        Au: Default,
+    {
+        let Config {
+            buffers,
+            options,
+            driver,
+        } = config;
+        let (rx, tx) = buffers.into_parts();
+        Self::new(transport, timer, options, driver, rx, tx)
     }
 
     /// Runs the handshake until the server accepted the connection, within
@@ -197,7 +214,7 @@ where
     /// Ends a subscription without losing a message (a drain): writes
     /// what is pending, then UNSUB and a PING. The subscription's messages
     /// keep arriving from `next_event` until the server's PONG proves it
-    /// processed the UNSUB; then [`Event::SubscriptionDone`] follows and
+    /// processed the UNSUB; then [`NatsEvent::SubscriptionDone`] follows and
     /// nothing more arrives for it. Not connected: it ends at once.
     pub async fn drain_subscription(&mut self, sid: Sid) -> Result<(), Error<T::Error>> {
         // From an empty transmit buffer UNSUB + PING always fit.
@@ -223,7 +240,7 @@ where
     ///
     /// Cancel-safe when the transport's `read` and `write` are: it awaits
     /// only before parsing, so a dropped call loses no event.
-    pub async fn next_event(&mut self) -> Result<Option<Event<'_>>, Error<T::Error>> {
+    pub async fn next_event(&mut self) -> Result<Option<NatsEvent<'_>>, Error<T::Error>> {
         self.next_event_before(None).await
     }
 
@@ -232,7 +249,7 @@ where
     pub async fn flush(
         &mut self,
         timeout: Duration,
-        on_event: impl FnMut(Event<'_>),
+        on_event: impl FnMut(NatsEvent<'_>),
     ) -> Result<(), Error<T::Error>> {
         let ping = self.command(|session| session.ping()).await?;
         let deadline = self.timer.now() + timeout;
@@ -240,8 +257,8 @@ where
             .await
     }
 
-    /// Starts a request; its reply arrives as [`Event::Reply`] (or
-    /// [`Event::NoResponders`] / [`Event::RequestTimedOut`]).
+    /// Starts a request; its reply arrives as [`NatsEvent::Reply`] (or
+    /// [`NatsEvent::NoResponders`] / [`NatsEvent::RequestTimedOut`]).
     pub async fn start_request(
         &mut self,
         subject: &str,
@@ -263,7 +280,7 @@ where
         payload: &[u8],
         timeout: Duration,
         on_reply: impl FnOnce(Message<'_>) -> Out,
-        on_event: impl FnMut(Event<'_>),
+        on_event: impl FnMut(NatsEvent<'_>),
     ) -> Result<Out, Error<T::Error>> {
         let id = self.start_request(subject, None, payload, timeout).await?;
         let deadline = request_deadline(self.timer.now(), timeout);
@@ -311,7 +328,7 @@ where
     async fn next_event_before(
         &mut self,
         deadline: Option<Instant>,
-    ) -> Result<Option<Event<'_>>, Error<T::Error>> {
+    ) -> Result<Option<NatsEvent<'_>>, Error<T::Error>> {
         if let Some(event) = self.link.begin_step(self.timer.now())? {
             return Ok(Some(event));
         }

@@ -34,12 +34,13 @@
 
 use embedded_io::{Read, Write};
 
+use super::NatsEvent;
 use super::{
-    check_deadline, read_result, request_deadline, write_result, Awaited, Clock, DriverOptions,
-    Error, FlushPong, Handshake, Link, Publish, RequestReply, Wait,
+    check_deadline, read_result, request_deadline, write_result, Awaited, Clock, Config,
+    DriverOptions, Error, FlushPong, Handshake, Link, Publish, RequestReply, Wait,
 };
 use crate::nats::info::InfoStorage;
-use crate::nats::{self, ConnectOptions, Event, MaxPayloadWarning, Message, RequestId, Sid};
+use crate::nats::{self, ConnectOptions, MaxPayloadWarning, Message, RequestId, Sid};
 use crate::time::{Duration, Instant};
 
 /// A NATS client over a blocking `embedded-io` transport.
@@ -58,8 +59,8 @@ pub struct NatsClient<
     C,
     R,
     S,
-    const SUBS: usize,
-    const REQS: usize,
+    const SUBS: usize = 4,
+    const REQS: usize = 2,
     I = nats::ServerInfo,
     Au = nats::auth::NoAuth,
 > {
@@ -98,6 +99,22 @@ where
             clock,
             link,
         }
+    }
+
+    /// A client over a connected `transport` from a [`Config`] (buffers,
+    /// CONNECT options, driver timeouts): the builder form of
+    /// [`NatsClient::new`].
+    pub fn with_config(transport: T, clock: C, config: Config<R, S>) -> Self
+    where
+        Au: Default,
+    {
+        let Config {
+            buffers,
+            options,
+            driver,
+        } = config;
+        let (rx, tx) = buffers.into_parts();
+        Self::new(transport, clock, options, driver, rx, tx)
     }
 
     /// Runs the handshake (INFO, CONNECT, PING, PONG) until the server
@@ -197,7 +214,7 @@ where
     /// Ends a subscription without losing a message (a drain): writes
     /// what is pending, then UNSUB and a PING. The subscription's messages
     /// keep arriving from `next_event` until the server's PONG proves it
-    /// processed the UNSUB; then [`Event::SubscriptionDone`] follows and
+    /// processed the UNSUB; then [`NatsEvent::SubscriptionDone`] follows and
     /// nothing more arrives for it. Not connected: it ends at once.
     pub fn drain_subscription(&mut self, sid: Sid) -> Result<(), Error<T::Error>> {
         // From an empty transmit buffer UNSUB + PING always fit.
@@ -206,7 +223,7 @@ where
     }
 
     /// Ends a subscription after `max` messages in total: the `max`th is
-    /// the last delivered, followed by [`Event::SubscriptionDone`].
+    /// the last delivered, followed by [`NatsEvent::SubscriptionDone`].
     pub fn unsubscribe_after(&mut self, sid: Sid, max: u64) -> Result<(), Error<T::Error>> {
         self.command(|session| session.unsubscribe_after(sid, max))
     }
@@ -218,7 +235,7 @@ where
     /// `Ok(None)`: nothing for the application this time (the read timed
     /// out, a partial frame arrived, or the server sent something the
     /// session handled itself, like PING). Call again.
-    pub fn next_event(&mut self) -> Result<Option<Event<'_>>, Error<T::Error>> {
+    pub fn next_event(&mut self) -> Result<Option<NatsEvent<'_>>, Error<T::Error>> {
         if let Some(event) = self.link.begin_step(self.clock.now())? {
             return Ok(Some(event));
         }
@@ -242,16 +259,16 @@ where
     pub fn flush(
         &mut self,
         timeout: Duration,
-        on_event: impl FnMut(Event<'_>),
+        on_event: impl FnMut(NatsEvent<'_>),
     ) -> Result<(), Error<T::Error>> {
         let ping = self.command(|session| session.ping())?;
         let deadline = self.clock.now() + timeout;
         self.drive_until(deadline, Wait::Flush, FlushPong { ping, on_event })
     }
 
-    /// Starts a request (reply via [`Event::Reply`] from
-    /// [`NatsClient::next_event`], or [`Event::NoResponders`] /
-    /// [`Event::RequestTimedOut`]); needs `ConnectOptions::inbox_prefix`.
+    /// Starts a request (reply via [`NatsEvent::Reply`] from
+    /// [`NatsClient::next_event`], or [`NatsEvent::NoResponders`] /
+    /// [`NatsEvent::RequestTimedOut`]); needs `ConnectOptions::inbox_prefix`.
     pub fn start_request(
         &mut self,
         subject: &str,
@@ -275,7 +292,7 @@ where
         payload: &[u8],
         timeout: Duration,
         on_reply: impl FnOnce(Message<'_>) -> Out,
-        on_event: impl FnMut(Event<'_>),
+        on_event: impl FnMut(NatsEvent<'_>),
     ) -> Result<Out, Error<T::Error>> {
         self.request_with(subject, None, payload, timeout, on_reply, on_event)
     }
@@ -288,7 +305,7 @@ where
         payload: &[u8],
         timeout: Duration,
         on_reply: impl FnOnce(Message<'_>) -> Out,
-        on_event: impl FnMut(Event<'_>),
+        on_event: impl FnMut(NatsEvent<'_>),
     ) -> Result<Out, Error<T::Error>> {
         let id = self.start_request(subject, headers, payload, timeout)?;
         let deadline = request_deadline(self.clock.now(), timeout);

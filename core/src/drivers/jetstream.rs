@@ -12,11 +12,11 @@ use core::fmt;
 use embedded_io::{Read, Write};
 
 use super::blocking::NatsClient;
+use super::NatsEvent;
 use super::{Clock, Error};
 use crate::nats::headers::HeaderWriter;
 use crate::nats::info::InfoStorage;
 use crate::nats::jetstream::{decode_pub_ack, JsError, PublishOptions};
-use crate::nats::Event;
 use crate::time::Duration;
 
 /// Longest stream name a [`JsAck`] keeps.
@@ -81,7 +81,7 @@ where
         options: &PublishOptions<'_>,
         payload: &[u8],
         timeout: Duration,
-        on_event: impl FnMut(Event<'_>),
+        on_event: impl FnMut(NatsEvent<'_>),
     ) -> Result<JsAck, JsPublishError<T::Error>> {
         let mut storage = [0u8; PUBLISH_HEADERS_CAPACITY];
         let headers = if options.is_empty() {

@@ -36,7 +36,9 @@
 pub mod amqp_blocking;
 pub mod asynch;
 pub mod blocking;
+mod config;
 pub mod jetstream;
+mod nats_event;
 pub mod nsq;
 #[cfg(test)]
 mod tests;
@@ -47,6 +49,9 @@ use core::marker::PhantomData;
 use crate::buf::RxBuf;
 use crate::nats;
 use crate::time::{Duration, Instant};
+
+pub use config::{Buffers, Config};
+pub use nats_event::NatsEvent;
 
 /// The application's monotonic clock.
 ///
@@ -227,9 +232,6 @@ struct Link<R, S, const SUBS: usize, const REQS: usize, I, Au> {
     borrowed: usize,
     /// When the last byte arrived (for stall detection).
     last_byte_at: Instant,
-    /// An event `handle_timeout` produced while the caller was doing
-    /// something else (publishing); handed out by the next `next_event`.
-    timer_event: Option<nats::Event<'static>>,
     /// A fatal error was returned: the transport or the session is unusable
     /// until `reconnect`.
     failed: bool,
@@ -259,7 +261,6 @@ where
             rx,
             borrowed: 0,
             last_byte_at: now,
-            timer_event: None,
             failed: false,
             options: driver,
         }
@@ -285,28 +286,29 @@ where
     }
 
     /// The start of every `next_event`: refuses a failed connection,
-    /// releases the previous event's bytes and runs the timers. Returns an
-    /// event the timers produced (hand it out before reading).
+    /// releases the previous event's bytes, hands out an owned event the
+    /// session queued (a subscription that ended, a PONG...) and runs the
+    /// timers. Returns an event to hand out before reading.
     fn begin_step<E: embedded_io::Error>(
         &mut self,
         now: Instant,
-    ) -> Result<Option<nats::Event<'static>>, Error<E>> {
+    ) -> Result<Option<NatsEvent<'static>>, Error<E>> {
         self.ensure_usable()?;
         self.release();
+        if let Some(event) = self.session.poll_event() {
+            return Ok(Some(event.into()));
+        }
         self.run_timers(now)?;
-        Ok(self.timer_event.take())
+        Ok(self.session.poll_event().map(Into::into))
     }
 
     /// Runs the session's timers (keepalive PING, stale connection, request
-    /// deadlines) once `poll_timeout` has passed, keeping at most one event
-    /// for the caller. A subscription that just ended (auto-unsubscribe,
-    /// drain) makes `poll_timeout` due at once, so its `SubscriptionDone`
-    /// is reported here without waiting for a timer or more input.
+    /// deadlines) once `poll_timeout` has passed; their events wait in the
+    /// session's queue.
     fn run_timers<E: embedded_io::Error>(&mut self, now: Instant) -> Result<(), Error<E>> {
-        let due = self.session.poll_timeout().is_some_and(|at| at <= now);
-        if due && self.timer_event.is_none() {
+        if self.session.poll_timeout().is_some_and(|at| at <= now) {
             let result = self.session.handle_timeout(now).map_err(Error::Nats);
-            self.timer_event = self.check(result)?;
+            self.check(result)?;
         }
         Ok(())
     }
@@ -320,8 +322,8 @@ where
         &mut self,
         now: Instant,
         answer: impl FnOnce(&mut nats::Session<S, SUBS, REQS, I, Au>) -> Result<(), Error<E>>,
-    ) -> Result<Option<nats::Event<'_>>, Error<E>> {
-        let (used, event) = match self.session.handle_input(self.rx.data(), now) {
+    ) -> Result<Option<NatsEvent<'_>>, Error<E>> {
+        let (used, received) = match self.session.handle_input(self.rx.data(), now) {
             Ok(parsed) => parsed,
             Err(e) => {
                 self.failed |= e.is_fatal();
@@ -333,7 +335,11 @@ where
             self.failed = true;
             return Err(e);
         }
-        Ok(event)
+        // The input made either a borrowed value or (at most) an owned event.
+        Ok(match received {
+            Some(received) => Some(received.into()),
+            None => self.session.poll_event().map(Into::into),
+        })
     }
 
     /// The free room a read fills.
@@ -385,11 +391,7 @@ where
     /// When a waiting read must give way: the earliest of `deadline` (the
     /// caller's wait), the session's timers and the stall deadline.
     fn wake_at(&self, deadline: Option<Instant>) -> Option<Instant> {
-        let timers = if self.timer_event.is_some() {
-            None
-        } else {
-            self.session.poll_timeout()
-        };
+        let timers = self.session.poll_timeout();
         earliest(earliest(deadline, timers), self.stall_deadline())
     }
 
@@ -455,7 +457,6 @@ where
         self.session.reset(now);
         self.rx.clear();
         self.borrowed = 0;
-        self.timer_event = None;
         self.failed = false;
         self.last_byte_at = now;
     }
@@ -512,7 +513,7 @@ trait Awaited {
     /// What the wait ends with.
     type Output;
     /// `Some` when `event` ends the wait.
-    fn accept(&mut self, event: nats::Event<'_>) -> Option<Self::Output>;
+    fn accept(&mut self, event: NatsEvent<'_>) -> Option<Self::Output>;
 }
 
 /// `connect`: the server accepted the handshake.
@@ -521,9 +522,9 @@ struct Handshake;
 impl Awaited for Handshake {
     type Output = Option<nats::MaxPayloadWarning>;
 
-    fn accept(&mut self, event: nats::Event<'_>) -> Option<Self::Output> {
+    fn accept(&mut self, event: NatsEvent<'_>) -> Option<Self::Output> {
         match event {
-            nats::Event::Connected {
+            NatsEvent::Connected {
                 max_payload_warning,
                 ..
             } => Some(max_payload_warning),
@@ -540,12 +541,12 @@ struct FlushPong<F> {
     on_event: F,
 }
 
-impl<F: FnMut(nats::Event<'_>)> Awaited for FlushPong<F> {
+impl<F: FnMut(NatsEvent<'_>)> Awaited for FlushPong<F> {
     type Output = ();
 
-    fn accept(&mut self, event: nats::Event<'_>) -> Option<()> {
+    fn accept(&mut self, event: NatsEvent<'_>) -> Option<()> {
         match event {
-            nats::Event::Pong { ping } if ping >= self.ping => Some(()),
+            NatsEvent::Pong { ping } if ping >= self.ping => Some(()),
             other => {
                 (self.on_event)(other);
                 None
@@ -577,23 +578,21 @@ impl<R, F, E> RequestReply<R, F, E> {
 impl<Out, R, F, E> Awaited for RequestReply<R, F, E>
 where
     R: FnOnce(nats::Message<'_>) -> Out,
-    F: FnMut(nats::Event<'_>),
+    F: FnMut(NatsEvent<'_>),
 {
     type Output = Result<Out, Error<E>>;
 
-    fn accept(&mut self, event: nats::Event<'_>) -> Option<Self::Output> {
+    fn accept(&mut self, event: NatsEvent<'_>) -> Option<Self::Output> {
         let id = self.id;
         match event {
-            nats::Event::Reply { request, message } if request == id => Some(
+            NatsEvent::Reply { request, message } if request == id => Some(
                 self.on_reply
                     .take()
                     .map(|f| f(message))
                     .ok_or(Error::TimedOut(Wait::Request)),
             ),
-            nats::Event::NoResponders { request } if request == id => {
-                Some(Err(Error::NoResponders))
-            }
-            nats::Event::RequestTimedOut { request } if request == id => {
+            NatsEvent::NoResponders { request } if request == id => Some(Err(Error::NoResponders)),
+            NatsEvent::RequestTimedOut { request } if request == id => {
                 Some(Err(Error::TimedOut(Wait::Request)))
             }
             other => {

@@ -11,8 +11,9 @@ use std::vec::Vec;
 use embedded_io::ErrorKind;
 
 use super::blocking::NatsClient;
+use super::NatsEvent as Event;
 use super::{asynch, Clock, DriverOptions, Error, Wait};
-use crate::nats::{self, ConnectOptions, Event};
+use crate::nats::{self, ConnectOptions};
 use crate::time::{Duration, Instant};
 
 const INFO: &[u8] = b"INFO {\"server_id\":\"T\",\"version\":\"2.10.0\",\"proto\":1,\"headers\":true,\"max_payload\":1048576}\r\n";
@@ -785,4 +786,38 @@ fn async_driver_drains_a_subscription() {
         }
     });
     assert_eq!((messages, done), (1, sid));
+}
+
+#[test]
+fn a_client_from_a_config_with_default_table_sizes() {
+    use super::{Buffers, Config};
+    // SUBS and REQS default (4 and 2): a firmware author names only the
+    // transport, the clock and the buffers.
+    type Device = NatsClient<Script, SimClock, [u8; 2048], [u8; 1024]>;
+    let clock = SimClock::default();
+    let script = Script::new(&clock);
+    let config = Config::new(Buffers::new([0u8; 2048], [0u8; 1024]))
+        .client_name("edge-1")
+        .unwrap()
+        .token("s3cret")
+        .unwrap()
+        .connect_timeout(Duration::from_millis(500));
+    let mut client: Device = NatsClient::with_config(script.clone(), clock.clone(), config);
+    script.push(INFO);
+    script.push(b"PONG\r\n");
+    client.connect().unwrap();
+    let connect = script.take_written();
+    assert!(connect.contains(r#""name":"edge-1""#), "{connect}");
+    assert!(connect.contains(r#""auth_token":"s3cret""#), "{connect}");
+    // rx_capacity comes from the receive buffer, as with `new`.
+    assert_eq!(client.session().options().rx_capacity, 2048);
+    for _ in 0..4 {
+        client.subscribe("a").unwrap();
+    }
+    assert!(matches!(
+        client.subscribe("b"),
+        Err(Error::Nats(nats::Error::SubscriptionTableFull {
+            capacity: 4
+        }))
+    ));
 }

@@ -429,28 +429,39 @@ pub fn subscribe<T: CommandSink + ?Sized>(
     queue: Option<&str>,
     sid: u64,
 ) -> Result<(), Error> {
-    validate_subscribe(subject)?;
-    let (queue, queue_space): (&[u8], &[u8]) = match queue {
-        Some(q) => {
-            validate_queue_group(q)?;
-            (q.as_bytes(), b" ")
+    let len = subscribe_size(subject, queue, sid)?;
+    sink.append(len, |out| {
+        let mut at = 0;
+        put(out, &mut at, b"SUB ");
+        put(out, &mut at, subject.as_bytes());
+        put(out, &mut at, b" ");
+        if let Some(q) = queue {
+            put(out, &mut at, q.as_bytes());
+            put(out, &mut at, b" ");
         }
-        None => (b"", b""),
-    };
-    let mut digits = [0u8; 20];
-    let sid = format_decimal(sid, &mut digits);
-    Ok(append_parts(
-        sink,
-        &[
-            b"SUB ",
-            subject.as_bytes(),
-            b" ",
-            queue,
-            queue_space,
-            sid,
-            CRLF,
-        ],
-    )?)
+        put_decimal_u64(out, &mut at, sid);
+        put(out, &mut at, CRLF);
+    })?;
+    Ok(())
+}
+
+/// Validates a subscription and returns the bytes its SUB puts on the wire.
+pub fn subscribe_size(subject: &str, queue: Option<&str>, sid: u64) -> Result<usize, Error> {
+    validate_subscribe(subject)?;
+    if let Some(q) = queue {
+        validate_queue_group(q)?;
+    }
+    Ok(sub_len(subject, queue, sid))
+}
+
+/// Bytes of `SUB <subject> [queue] <sid>\r\n` (no validation).
+pub(crate) fn sub_len(subject: &str, queue: Option<&str>, sid: u64) -> usize {
+    b"SUB ".len()
+        + subject.len()
+        + 1
+        + queue.map_or(0, |q| q.len() + 1)
+        + decimal_len(sid)
+        + CRLF.len()
 }
 
 /// `UNSUB <sid>[ <max>]\r\n`: unsubscribe now, or after `max` messages in
@@ -460,14 +471,32 @@ pub fn unsubscribe<T: CommandSink + ?Sized>(
     sid: u64,
     max: Option<u64>,
 ) -> Result<(), Error> {
-    let mut sid_digits = [0u8; 20];
-    let mut max_digits = [0u8; 20];
-    let sid = format_decimal(sid, &mut sid_digits);
-    let (space, max): (&[u8], &[u8]) = match max {
-        Some(m) => (b" ", format_decimal(m, &mut max_digits)),
-        None => (b"", b""),
-    };
-    Ok(append_parts(sink, &[b"UNSUB ", sid, space, max, CRLF])?)
+    sink.append(unsubscribe_size(sid, max), |out| {
+        let mut at = 0;
+        put(out, &mut at, b"UNSUB ");
+        put_decimal_u64(out, &mut at, sid);
+        if let Some(m) = max {
+            put(out, &mut at, b" ");
+            put_decimal_u64(out, &mut at, m);
+        }
+        put(out, &mut at, CRLF);
+    })?;
+    Ok(())
+}
+
+/// The bytes `UNSUB <sid>[ <max>]\r\n` puts on the wire.
+pub fn unsubscribe_size(sid: u64, max: Option<u64>) -> usize {
+    b"UNSUB ".len() + decimal_len(sid) + max.map_or(0, |m| 1 + decimal_len(m)) + CRLF.len()
+}
+
+/// The bytes `PING\r\n` (and `PONG\r\n`) put on the wire.
+pub const PING_SIZE: usize = 6;
+
+/// [`put_decimal`] of a `u64`, sized here.
+#[inline(always)]
+fn put_decimal_u64(out: &mut [u8], at: &mut usize, n: u64) {
+    let mut digits = [0u8; 20];
+    put(out, at, format_decimal(n, &mut digits));
 }
 
 #[cfg(test)]
@@ -691,6 +720,33 @@ mod tests {
                 expected.len()
             );
         }
+    }
+
+    #[test]
+    fn sub_unsub_ping_sizes_match_the_wire() {
+        let cases: [(&str, Option<&str>, u64); 3] = [
+            ("a", None, 1),
+            ("telemetry.>", Some("workers"), 42),
+            ("x.*", None, u64::MAX),
+        ];
+        for (subject, queue, sid) in cases {
+            let wire = encoded(|t| subscribe(t, subject, queue, sid));
+            assert_eq!(subscribe_size(subject, queue, sid).unwrap(), wire.len());
+            for max in [None, Some(0), Some(7), Some(u64::MAX)] {
+                let wire = encoded(|t| unsubscribe(t, sid, max));
+                assert_eq!(unsubscribe_size(sid, max), wire.len(), "{wire:?}");
+            }
+        }
+        assert_eq!(
+            encoded(|t| subscribe(t, "telemetry.>", Some("workers"), 42)),
+            b"SUB telemetry.> workers 42\r\n"
+        );
+        assert_eq!(encoded(|t| unsubscribe(t, 9, Some(10))), b"UNSUB 9 10\r\n");
+        assert_eq!(encoded(|t| unsubscribe(t, 9, None)), b"UNSUB 9\r\n");
+        assert_eq!(encoded(ping).len(), PING_SIZE);
+        assert_eq!(encoded(pong).len(), PING_SIZE);
+        assert!(subscribe_size("a b", None, 1).is_err());
+        assert!(subscribe_size("a", Some("q q"), 1).is_err());
     }
 
     #[test]

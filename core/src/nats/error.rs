@@ -5,7 +5,7 @@ use core::fmt;
 
 use crate::buf::CapacityError;
 
-use super::subscriptions::Sid;
+use super::ids::Sid;
 
 /// Longest `-ERR` text kept in an [`Error::Server`] (longer text is cut).
 pub const SERVER_MESSAGE_CAPACITY: usize = 96;

@@ -1,7 +1,8 @@
 //! NATS client protocol, sans-IO.
 //!
 //! - [`parser`]: incremental, zero-copy parser of server operations.
-//! - [`commands`]: encoders of client operations into a [`TxBuf`](crate::buf::TxBuf).
+//! - `commands` (crate-private): encoders of client operations; their sizes
+//!   are public through [`Session::publish_size`] and [`CONNECT_MAX`].
 //! - [`headers`]: NATS/1.0 header blocks, read and written without allocation.
 //! - [`subject`]: subject / queue group validation and wildcard matching.
 //! - [`info`]: the server's INFO in fixed-capacity types.
@@ -15,9 +16,10 @@
 //! calls [`Session::handle_timeout`] at [`Session::poll_timeout`].
 
 pub mod auth;
-pub mod commands;
+pub(crate) mod commands;
 pub mod error;
 pub mod headers;
+pub mod ids;
 pub mod info;
 pub mod jetstream;
 mod outbox;
@@ -26,12 +28,14 @@ pub mod session;
 pub mod subject;
 pub mod subscriptions;
 
+pub use commands::{Connect, CONNECT_MAX, LANG, VERSION};
 pub use error::{Error, HeaderError, InfoError, ProtocolError, ServerErrorKind, SubjectError};
 pub use headers::{HeaderWriter, Headers};
+pub use ids::{PingId, RequestId, Sid};
 pub use info::{EssentialInfo, InfoStorage, ServerInfo};
 pub use outbox::client_command;
 pub use session::{
     required_tx_capacity, set_str, ConnectOptions, Credentials, Event, MaxPayloadWarning, Message,
-    OptionTooLong, PingId, RequestId, ResetReport, Session, State, Stats,
+    OptionTooLong, Received, ResetReport, Session, State, Stats,
 };
-pub use subscriptions::{Sid, Subscription, SubscriptionTable};
+pub use subscriptions::{Subscription, SubscriptionTable};

@@ -23,7 +23,23 @@ use crate::buf::CapacityError;
 
 use super::commands::CommandSink;
 use super::parser::parse_decimal;
-use super::session::ResetReport;
+
+/// What [`Session::reset`](super::Session::reset) did with the queued commands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ResetReport {
+    /// Bytes dropped: the half-written command, session commands meant for
+    /// the old connection (CONNECT, PING, PONG, SUB, UNSUB) and publishes
+    /// that could not be kept.
+    pub discarded_bytes: usize,
+    /// Publishes dropped: one half written to the lost transport (the
+    /// server discards an incomplete command) and, only if the kept ones
+    /// plus the next handshake would not fit the transmit buffer, the
+    /// newest ones. Zero means no publish was lost by the reset.
+    pub discarded_publishes: usize,
+    /// Whole publishes not yet written, kept (held) for the next connection.
+    pub kept_publishes: usize,
+}
 
 pub(crate) struct Outbox<S> {
     storage: S,

@@ -7,7 +7,7 @@
 use heapless::{String, Vec};
 
 use super::error::{Error, SubjectError};
-use super::session::PingId;
+use super::ids::PingId;
 use super::subject::{validate_queue_group, validate_subscribe};
 
 /// Longest subject a subscription stores.
@@ -15,10 +15,7 @@ pub const SUBJECT_CAPACITY: usize = 128;
 /// Longest queue group name a subscription stores.
 pub const QUEUE_CAPACITY: usize = 64;
 
-/// Subscription id, unique for the life of the session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Sid(pub u64);
+pub use super::ids::Sid;
 
 /// One live subscription.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use arbitrary::{Arbitrary, Unstructured};
 use courier_core::nats::{
-    required_tx_capacity, ConnectOptions, Error, Event, RequestId, Session, Sid, State,
+    required_tx_capacity, ConnectOptions, Error, Event, Received, RequestId, Session, Sid, State,
 };
 use courier_core::time::{Duration, Instant};
 
@@ -255,25 +255,39 @@ impl Driver {
         assert!(report.discarded_publishes <= report.discarded_bytes);
         assert_eq!(self.session.state(), State::AwaitingInfo);
         self.rx.clear();
+        // Drains the reset ended come out at once, without a timer.
+        self.poll_events();
+        assert!(!self.session.has_events());
+    }
+
+    /// Checks and drops every owned event waiting; returns how many.
+    fn poll_events(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(event) = self.session.poll_event() {
+            check_event(
+                &event,
+                &mut self.live_requests,
+                &mut self.ended_subs,
+                self.session.state(),
+            );
+            n += 1;
+        }
+        n
     }
 
     /// Hands the buffered bytes to the session until it needs more.
     fn pump(&mut self) {
         let mut retried = false;
         for _ in 0..100_000 {
+            let polled = self.poll_events();
             let rx_len = self.rx.len();
             let result = self.session.handle_input(&self.rx, self.now);
             let used = match result {
-                Ok((used, event)) => {
+                Ok((used, received)) => {
                     assert!(used <= rx_len, "used {used} of {rx_len} bytes");
-                    let progressed = used > 0 || event.is_some();
-                    if let Some(event) = event {
-                        check_event(
-                            &event,
-                            &mut self.live_requests,
-                            &mut self.ended_subs,
-                            self.session.state(),
-                        );
+                    let progressed = used > 0 || received.is_some() || polled > 0;
+                    if let Some(received) = received {
+                        check_received(&received, &mut self.live_requests);
                     }
                     if !progressed {
                         assert!(
@@ -319,15 +333,8 @@ impl Driver {
                 return;
             }
             match self.session.handle_timeout(self.now) {
-                Ok(Some(event)) => {
-                    check_event(
-                        &event,
-                        &mut self.live_requests,
-                        &mut self.ended_subs,
-                        self.session.state(),
-                    );
-                }
-                Ok(None) => {
+                Ok(()) if self.poll_events() > 0 => {}
+                Ok(()) => {
                     let next = self.session.poll_timeout();
                     assert!(
                         next.is_none_or(|t| t > self.now),
@@ -367,16 +374,29 @@ fn pick<T>(items: &[T], i: u8) -> Option<&T> {
     }
 }
 
-fn check_event(event: &Event<'_>, live: &mut HashSet<u64>, ended: &mut HashSet<u64>, state: State) {
-    match event {
-        Event::Connected { .. } => assert_eq!(state, State::Connected),
-        Event::Reply { request, message } => {
+fn check_received(received: &Received<'_>, live: &mut HashSet<u64>) {
+    match received {
+        Received::Reply { request, message } => {
             assert!(
                 live.remove(&request.0),
                 "reply for {request:?} that is not waiting"
             );
             let _ = message.payload.len();
         }
+        Received::Message(message) => {
+            if let Some(headers) = message.headers {
+                for (name, value) in headers.iter() {
+                    let _ = (name, value);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn check_event(event: &Event, live: &mut HashSet<u64>, ended: &mut HashSet<u64>, state: State) {
+    match event {
+        Event::Connected { .. } => assert_eq!(state, State::Connected),
         Event::NoResponders { request } | Event::RequestTimedOut { request } => {
             assert!(
                 live.remove(&request.0),
@@ -385,13 +405,6 @@ fn check_event(event: &Event<'_>, live: &mut HashSet<u64>, ended: &mut HashSet<u
         }
         Event::SubscriptionDone { sid } => {
             assert!(ended.insert(sid.0), "subscription {sid:?} ended twice");
-        }
-        Event::Message(message) => {
-            if let Some(headers) = message.headers {
-                for (name, value) in headers.iter() {
-                    let _ = (name, value);
-                }
-            }
         }
         _ => {}
     }

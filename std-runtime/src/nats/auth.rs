@@ -13,7 +13,7 @@ use super::url::ServerAddr;
 use super::Error;
 
 /// Longest user JWT accepted: the whole CONNECT line must fit the core's
-/// [`CONNECT_MAX`](courier_core::nats::commands::CONNECT_MAX).
+/// [`CONNECT_MAX`](courier_core::nats::CONNECT_MAX).
 pub const MAX_JWT_LEN: usize = 1600;
 
 /// Signed credentials: an NKey seed, and for decentralized (operator /
@@ -188,7 +188,7 @@ pub(crate) fn permission_violation(kind: ServerErrorKind, message: &str) -> Opti
 /// loop against a server that refuses keeps backing off with jitter
 /// ([`Event::ConnectFailed`] per attempt) without repeating the error.
 pub(crate) fn report_refusal(
-    inner: &super::client::Inner,
+    inner: &super::shared::Inner,
     refused_by: &mut Vec<ServerAddr>,
     server: &ServerAddr,
     error: &Error,

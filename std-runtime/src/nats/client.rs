@@ -9,258 +9,36 @@
 //! buffer (no per-message allocation, no channel) and wakes the connection
 //! task's writer.
 
-use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use courier_core::nats::{
-    self as core_nats, Error as CoreError, PingId, RequestId, ServerInfo, Sid, State,
+    self as core_nats, Error as CoreError, RequestId, ServerInfo, Sid, State,
 };
-use courier_core::time::{Duration as CoreDuration, Instant as CoreInstant};
+use courier_core::time::Duration as CoreDuration;
 use futures::Stream;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 
-use super::message::Slab;
-use super::options::{Callback, ConnectOptions, Event};
-use super::subscriber::{SharedQueue, SubQueue, Subscriber};
-use super::unconfirmed::Unconfirmed;
+use super::options::{ConnectOptions, Event};
+use super::shared::{
+    check_option_lengths, new_inner, ConnectionState, EventQueue, Inner, PendingFlush,
+    PendingRequest, Shared, Statistics, VectoredPublish, VECTORED_PAYLOAD_MIN,
+};
+use super::subscriber::{SubQueue, Subscriber};
 use super::url::ServerAddr;
 use super::{Error, HeaderMap, Message};
+use crate::session_io::wait_for_room;
 
-/// Subscriptions one client can hold (the request inbox takes one).
-pub const MAX_SUBSCRIPTIONS: usize = 1024;
-/// Requests one client can have waiting for replies at once.
-pub const MAX_PENDING_REQUESTS: usize = 1024;
-
-pub(crate) type CoreSession = core_nats::Session<
-    Box<[u8]>,
-    MAX_SUBSCRIPTIONS,
-    MAX_PENDING_REQUESTS,
-    core_nats::ServerInfo,
-    super::auth::AuthOptions,
->;
-
-/// Events kept for one [`EventStream`] that is not being read.
-const EVENT_STREAM_CAPACITY: usize = 1024;
-
-/// Where the client is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConnectionState {
-    /// Connecting or reconnecting (publishes go to the reconnect buffer).
-    Disconnected,
-    /// Handshake done; commands flow.
-    Connected,
-    /// Draining ([`Client::drain`]): no new subscriptions or requests;
-    /// publishes are accepted until every subscription has drained (so
-    /// handlers can still reply), then refused while the rest is flushed.
-    Draining,
-    /// Closed for good.
-    Closed,
-}
-
-pub(crate) struct Shared {
-    /// Boxed: the subscription and request tables make it ~280 KB.
-    pub(crate) session: Box<CoreSession>,
-    pub(crate) options: ConnectOptions,
-    pub(crate) state: ConnectionState,
-    /// URLs given, then servers discovered from INFO connect_urls.
-    pub(crate) servers: Vec<ServerAddr>,
-    pub(crate) current_server: Option<ServerAddr>,
-    pub(crate) epoch: std::time::Instant,
-    pub(crate) subs: HashMap<u64, SharedQueue>,
-    pub(crate) requests: HashMap<u64, PendingRequest>,
-    pub(crate) flushes: VecDeque<PendingFlush>,
-    pub(crate) slab: Slab,
-    /// Bytes of publishes queued since the connection was lost (bounded by
-    /// `reconnect_buffer_size`).
-    pub(crate) reconnect_buffered: usize,
-    pub(crate) pending_events: Vec<Event>,
-    pub(crate) event_streams: Vec<Rc<RefCell<EventQueue>>>,
-    pub(crate) callbacks: Vec<Callback>,
-    /// Set by `close`; the connection task stops.
-    pub(crate) close_requested: bool,
-    /// Set by `drain` once the subscriptions drained: publishes are refused.
-    pub(crate) publishing_closed: bool,
-    /// The server in use entered lame duck mode and another one is known:
-    /// the writer ends the connection once nothing is left to write.
-    pub(crate) leaving: Option<String>,
-    /// A large publish whose payload is written from where it lies
-    /// (vectored), behind its control line at the head of the transmit
-    /// buffer.
-    pub(crate) vectored: Option<VectoredPublish>,
-    pub(crate) statistics: Statistics,
-    /// Publishes written and not yet confirmed (see `unconfirmed.rs`).
-    pub(crate) unconfirmed: Unconfirmed,
-}
-
-/// Message counters of one client (payload bytes, headers excluded).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Statistics {
-    /// Messages delivered to subscribers and requests (dropped slow-consumer
-    /// messages included: they did arrive).
-    pub in_messages: u64,
-    /// Their payload bytes.
-    pub in_bytes: u64,
-    /// Messages accepted by `publish*` (queued; see the delivery contract).
-    pub out_messages: u64,
-    /// Their payload bytes.
-    pub out_bytes: u64,
-    /// Successful reconnects.
-    pub reconnects: u64,
-    /// Bytes handed to sockets, all connections together (commands
-    /// included).
-    pub written_bytes: u64,
-    /// How many of `written_bytes` a server confirmed having processed (the
-    /// PONG of the latest completed flush or confirmation ping). The
-    /// difference may or may not have reached a server that went away.
-    pub confirmed_bytes: u64,
-    /// Publishes written to a server that went away before confirming
-    /// them, and not resent: each may or may not have been processed
-    /// (at-most-once). Zero with [`ConnectOptions::resend_unconfirmed`].
-    pub unconfirmed_publishes: u64,
-    /// Publishes queued again after a disconnect
-    /// ([`ConnectOptions::resend_unconfirmed`]): each may arrive twice.
-    pub resent_publishes: u64,
-}
-
-/// A header-only publish waiting for the writer: `prefix_len` bytes of the
-/// session's transmit buffer, then `payload`, then `trailer`.
-pub(crate) struct VectoredPublish {
-    pub(crate) subject: String,
-    pub(crate) reply: Option<String>,
-    pub(crate) headers: Option<HeaderMap>,
-    pub(crate) payload: Bytes,
-    pub(crate) trailer: &'static [u8],
-    pub(crate) prefix_len: usize,
-}
-
-/// Payloads at least this large, given as `Bytes`, are written vectored
-/// (not copied into the transmit buffer).
-pub const VECTORED_PAYLOAD_MIN: usize = 64 * 1024;
-
-/// A flush waiting for the PONG to its PING.
-pub(crate) struct PendingFlush {
-    pub(crate) ping: PingId,
-    /// Cumulative written bytes once everything up to this PING is written.
-    pub(crate) position: u64,
-    pub(crate) done: oneshot::Sender<Result<(), Error>>,
-}
-
-pub(crate) struct PendingRequest {
-    pub(crate) subject: String,
-    pub(crate) timeout: Duration,
-    pub(crate) reply: oneshot::Sender<Result<Message, Error>>,
-}
-
-pub(crate) struct EventQueue {
-    events: VecDeque<Event>,
-    waker: Option<Waker>,
-    closed: bool,
-}
-
-impl Shared {
-    pub(crate) fn now(&self) -> CoreInstant {
-        CoreInstant::from_millis(self.epoch.elapsed().as_millis() as u64)
-    }
-
-    pub(crate) fn to_tokio(&self, at: CoreInstant) -> tokio::time::Instant {
-        tokio::time::Instant::from_std(self.epoch + Duration::from_millis(at.as_millis()))
-    }
-
-    pub(crate) fn emit(&mut self, event: Event) {
-        self.pending_events.push(event);
-    }
-
-    /// Ends every waiter after the connection was lost: flushes fail
-    /// (their PONG will never come), publishers re-check the state.
-    pub(crate) fn fail_flushes(&mut self, error: impl Fn() -> Error) {
-        for flush in self.flushes.drain(..) {
-            let _ = flush.done.send(Err(error()));
-        }
-    }
-
-    /// Ends everything for good.
-    pub(crate) fn shut_down(&mut self) {
-        if self.state == ConnectionState::Closed {
-            return;
-        }
-        self.state = ConnectionState::Closed;
-        self.close_requested = true;
-        self.fail_flushes(|| Error::Closed);
-        for (_, req) in self.requests.drain() {
-            let _ = req.reply.send(Err(Error::Closed));
-        }
-        for (_, q) in self.subs.drain() {
-            q.borrow_mut().close();
-        }
-        self.emit(Event::Closed);
-    }
-}
-
-pub(crate) struct Inner {
-    pub(crate) shared: RefCell<Shared>,
-    /// Wakes the writer: bytes to send, a state change, or close.
-    pub(crate) writer: Notify,
-    /// Wakes publishers waiting for room in the transmit buffer.
-    pub(crate) tx_space: Notify,
-    /// Wakes whoever waits for a state change (flush waiting to connect).
-    pub(crate) state_changed: Notify,
-    /// Live `Client` handles (not counting the connection task).
-    handles: Cell<usize>,
-}
-
-impl Inner {
-    /// Runs callbacks and feeds event streams, outside any borrow.
-    pub(crate) fn dispatch_events(&self) {
-        loop {
-            let (events, callbacks, streams) = {
-                let mut sh = self.shared.borrow_mut();
-                if sh.pending_events.is_empty() {
-                    return;
-                }
-                (
-                    std::mem::take(&mut sh.pending_events),
-                    sh.callbacks.clone(),
-                    sh.event_streams.clone(),
-                )
-            };
-            for event in events {
-                match &event {
-                    Event::Error { message } => log::warn!("nats: {message}"),
-                    Event::SlowConsumer { .. } | Event::Disconnected { .. } => {
-                        log::warn!("nats: {event}")
-                    }
-                    _ => log::info!("nats: {event}"),
-                }
-                for cb in &callbacks {
-                    cb(&event);
-                }
-                for s in &streams {
-                    let mut q = s.borrow_mut();
-                    if q.events.len() == EVENT_STREAM_CAPACITY {
-                        q.events.pop_front();
-                    }
-                    if event == Event::Closed {
-                        q.closed = true;
-                    }
-                    q.events.push_back(event.clone());
-                    if let Some(w) = q.waker.take() {
-                        w.wake();
-                    }
-                }
-            }
-        }
-    }
-
-    pub(crate) fn wake_all(&self) {
-        self.writer.notify_one();
-        self.tx_space.notify_waiters();
-        self.state_changed.notify_waiters();
-    }
+/// True when `e` says the transmit buffer is full of bytes the writer will
+/// drain: waiting makes room (an empty buffer that cannot take the command
+/// never will).
+fn waits_for_room(sh: &Shared, e: &CoreError) -> bool {
+    matches!(e, CoreError::BufferFull(_)) && !sh.session.transmit().is_empty()
 }
 
 /// A handle to a NATS connection; cheap to clone (all clones share the
@@ -297,96 +75,9 @@ impl std::fmt::Debug for Client {
         let sh = self.inner.shared.borrow();
         f.debug_struct("Client")
             .field("state", &sh.state)
-            .field("server", &sh.current_server)
+            .field("server", &sh.servers.current)
             .finish()
     }
-}
-
-fn core_options(options: &ConnectOptions) -> core_nats::ConnectOptions {
-    let mut core = core_nats::ConnectOptions {
-        verbose: options.verbose,
-        pedantic: options.pedantic,
-        echo: options.echo,
-        ping_interval: CoreDuration::from_millis(options.ping_interval.as_millis() as u64),
-        max_pings_out: options.max_pings_outstanding,
-        rx_capacity: options.receive_buffer_size,
-        ..Default::default()
-    };
-    if let Some(name) = &options.name {
-        // Cut at a char boundary to what CONNECT carries.
-        let mut end = name.len().min(core_nats::session::NAME_CAPACITY);
-        while !name.is_char_boundary(end) {
-            end -= 1;
-        }
-        let _ = core.name.push_str(&name[..end]);
-    }
-    let _ = core.inbox_prefix.push_str(&options.inbox_prefix);
-    core
-}
-
-/// Refuses options the core cannot store, instead of failing later with a
-/// confusing error (an inbox that cannot be used, credentials cut off).
-fn check_option_lengths(servers: &[ServerAddr], options: &ConnectOptions) -> Result<(), Error> {
-    let inbox_max = core_nats::session::INBOX_PREFIX_CAPACITY;
-    if options.inbox_prefix.len() > inbox_max {
-        return Err(Error::InvalidOption {
-            option: "inbox_prefix",
-            reason: format!(
-                "{} bytes with its unique token, at most {inbox_max} fit: use a shorter prefix",
-                options.inbox_prefix.len()
-            ),
-        });
-    }
-    let cred_max = core_nats::session::CREDENTIAL_CAPACITY;
-    for server in servers {
-        let (user, pass, token) = effective_credentials(options, server);
-        let total: usize = [&user, &pass, &token]
-            .into_iter()
-            .flatten()
-            .map(String::len)
-            .sum();
-        if total > cred_max {
-            return Err(Error::InvalidOption {
-                option: "credentials",
-                reason: format!(
-                    "user, password and token for {server} take {total} bytes together, at most \
-                     {cred_max} are supported"
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// User, password and token for `server`: the options' win over the URL's.
-fn effective_credentials(
-    options: &ConnectOptions,
-    server: &ServerAddr,
-) -> (Option<String>, Option<String>, Option<String>) {
-    let (user, pass) = match &options.user {
-        Some((u, p)) => (Some(u.clone()), Some(p.clone())),
-        None => (
-            server.user().map(str::to_string),
-            server.password().map(str::to_string),
-        ),
-    };
-    let token = options
-        .token
-        .clone()
-        .or_else(|| server.token().map(str::to_string));
-    (user, pass, token)
-}
-
-/// Sets the credentials for the next handshake with `server`: the options'
-/// credentials win over the URL's.
-pub(crate) fn apply_credentials(sh: &mut Shared, server: &ServerAddr) {
-    let (user, pass, token) = effective_credentials(&sh.options, server);
-    // Cannot fail: connect checked the length for every server given, and a
-    // server learned from INFO carries no credentials of its own.
-    let credentials =
-        core_nats::Credentials::new(user.as_deref(), pass.as_deref(), token.as_deref())
-            .unwrap_or_default();
-    sh.session.options_mut().credentials = credentials;
 }
 
 /// Connects to the first reachable server of `urls` with default options.
@@ -437,73 +128,6 @@ where
         Ok(Err(e)) => Err(e),
         Err(_) => Err(Error::Closed),
     }
-}
-
-/// Builds the shared state outside any async fn, so the large session is
-/// never part of a future (and never copied around the stack of one).
-#[inline(never)]
-fn new_inner(servers: Vec<ServerAddr>, options: ConnectOptions) -> Rc<Inner> {
-    // The transmit buffer also holds publishes made while disconnected.
-    let tx =
-        vec![0u8; options.transmit_buffer_size + options.reconnect_buffer_size].into_boxed_slice();
-    let session = Box::new(CoreSession::with_authenticator(
-        core_options(&options),
-        tx,
-        options.auth.clone(),
-    ));
-    let unconfirmed = Unconfirmed::new(
-        options.resend_unconfirmed,
-        options.confirm_bytes,
-        options.confirm_interval,
-    );
-    Rc::new(Inner {
-        shared: RefCell::new(Shared {
-            session,
-            state: ConnectionState::Disconnected,
-            servers,
-            current_server: None,
-            epoch: std::time::Instant::now(),
-            subs: HashMap::new(),
-            requests: HashMap::new(),
-            flushes: VecDeque::new(),
-            slab: Slab::new(options.payload_chunk_size),
-            reconnect_buffered: 0,
-            pending_events: Vec::new(),
-            event_streams: Vec::new(),
-            callbacks: options.callbacks.clone(),
-            close_requested: false,
-            publishing_closed: false,
-            leaving: None,
-            vectored: None,
-            statistics: Statistics::default(),
-            unconfirmed,
-            options,
-        }),
-        writer: Notify::new(),
-        tx_space: Notify::new(),
-        state_changed: Notify::new(),
-        handles: Cell::new(1),
-    })
-}
-
-/// Exact size of a PUB/HPUB command on the wire (for the reconnect bound).
-fn command_len(
-    subject: &str,
-    reply: Option<&str>,
-    headers: Option<&[u8]>,
-    payload: &[u8],
-) -> usize {
-    let digits = |n: usize| n.to_string().len();
-    let hlen = headers.map_or(0, <[u8]>::len);
-    let total = hlen + payload.len();
-    4 + subject.len()
-        + reply.map_or(0, |r| r.len() + 1)
-        + headers.map_or(0, |_| 2 + digits(hlen)) // "H" and " <hdr_len>"
-        + 1
-        + digits(total)
-        + 2
-        + total
-        + 2
 }
 
 impl Client {
@@ -565,25 +189,39 @@ impl Client {
         headers: Option<&[u8]>,
         payload: &[u8],
     ) -> Result<(), Error> {
-        loop {
-            if let Some(done) = self.try_publish(subject, reply, headers, payload) {
-                return done;
-            }
-            // The writer frees room (or the state changes); then retry.
-            self.inner.writer.notify_one();
-            self.inner.tx_space.notified().await;
-        }
+        self.with_room(None, |sh| {
+            self.try_publish(sh, subject, reply, headers, payload)
+        })
+        .await
+        .unwrap_or(Err(Error::Closed))
+    }
+
+    /// Runs `attempt` on the shared state until it answers. `None` from it
+    /// means "no room in the transmit buffer now, or not connected": the
+    /// writer is woken and `attempt` runs again once the writer made room
+    /// or the state changed (the one place of the BufferFull -> wake the
+    /// writer -> wait for room -> retry dance). `None` when `deadline`
+    /// passed first.
+    async fn with_room<R>(
+        &self,
+        deadline: Option<tokio::time::Instant>,
+        mut attempt: impl FnMut(&mut Shared) -> Option<R>,
+    ) -> Option<R> {
+        wait_for_room(&self.inner.wake, deadline, || {
+            attempt(&mut self.inner.shared.borrow_mut())
+        })
+        .await
     }
 
     /// One publish attempt; `None` means "wait for room and retry".
     fn try_publish(
         &self,
+        sh: &mut Shared,
         subject: &str,
         reply: Option<&str>,
         headers: Option<&[u8]>,
         payload: &[u8],
     ) -> Option<Result<(), Error>> {
-        let mut sh = self.inner.shared.borrow_mut();
         let connected = match sh.state {
             ConnectionState::Closed => return Some(Err(Error::Closed)),
             ConnectionState::Draining if sh.publishing_closed => return Some(Err(Error::Closed)),
@@ -599,7 +237,13 @@ impl Client {
             }
             0
         } else {
-            let len = command_len(subject, reply, headers, payload);
+            let len = match sh
+                .session
+                .publish_size(subject, reply, headers, payload.len())
+            {
+                Ok(len) => len,
+                Err(e) => return Some(Err(e.into())),
+            };
             let capacity = sh.options.reconnect_buffer_size;
             if sh.reconnect_buffered + len > capacity {
                 return Some(Err(Error::ReconnectBufferFull {
@@ -614,12 +258,11 @@ impl Client {
                 sh.reconnect_buffered += len;
                 sh.statistics.out_messages += 1;
                 sh.statistics.out_bytes += payload.len() as u64;
-                drop(sh);
-                self.inner.writer.notify_one();
+                self.inner.wake.wake_writer();
                 Some(Ok(()))
             }
             // Room comes once the writer drains what is pending.
-            Err(CoreError::BufferFull(_)) if connected && !sh.session.transmit().is_empty() => None,
+            Err(e) if connected && waits_for_room(sh, &e) => None,
             Err(CoreError::BufferFull(e)) if !connected => Some(Err(Error::ReconnectBufferFull {
                 needed: e.needed,
                 capacity: e.capacity,
@@ -646,27 +289,28 @@ impl Client {
         if payload.len() < VECTORED_PAYLOAD_MIN {
             return self.publish_raw(subject, None, raw_headers, &payload).await;
         }
-        loop {
-            match self.try_publish_vectored(subject, headers, &payload) {
-                Vectored::Done(res) => return res,
-                Vectored::Copy => {
-                    return self.publish_raw(subject, None, raw_headers, &payload).await
+        let attempt = self
+            .with_room(None, |sh| {
+                match self.try_publish_vectored(sh, subject, headers, &payload) {
+                    Vectored::Wait => None,
+                    other => Some(other),
                 }
-                Vectored::Wait => {
-                    self.inner.writer.notify_one();
-                    self.inner.tx_space.notified().await;
-                }
-            }
+            })
+            .await;
+        match attempt {
+            Some(Vectored::Done(res)) => res,
+            Some(Vectored::Copy) => self.publish_raw(subject, None, raw_headers, &payload).await,
+            Some(Vectored::Wait) | None => Err(Error::Closed),
         }
     }
 
     fn try_publish_vectored(
         &self,
+        sh: &mut Shared,
         subject: &str,
         headers: Option<&HeaderMap>,
         payload: &Bytes,
     ) -> Vectored {
-        let mut sh = self.inner.shared.borrow_mut();
         match sh.state {
             ConnectionState::Closed => return Vectored::Done(Err(Error::Closed)),
             ConnectionState::Draining if sh.publishing_closed => {
@@ -699,8 +343,7 @@ impl Client {
                 });
                 sh.statistics.out_messages += 1;
                 sh.statistics.out_bytes += payload.len() as u64;
-                drop(sh);
-                self.inner.writer.notify_one();
+                self.inner.wake.wake_writer();
                 Vectored::Done(Ok(()))
             }
             Err(CoreError::BufferFull(_)) | Err(CoreError::NotConnected) => Vectored::Wait,
@@ -724,38 +367,35 @@ impl Client {
         subject: &str,
         queue: Option<&str>,
     ) -> Result<Subscriber, Error> {
-        loop {
-            {
-                let mut sh = self.inner.shared.borrow_mut();
-                if matches!(
-                    sh.state,
-                    ConnectionState::Closed | ConnectionState::Draining
-                ) {
-                    return Err(Error::Closed);
-                }
-                match sh.session.subscribe(subject, queue) {
-                    Ok(sid) => {
-                        let q = SubQueue::new(subject, sh.options.pending_limits);
-                        sh.subs.insert(sid.0, q.clone());
-                        drop(sh);
-                        self.inner.writer.notify_one();
-                        return Ok(Subscriber {
-                            sid,
-                            queue: q,
-                            client: self.clone(),
-                        });
-                    }
-                    Err(CoreError::BufferFull(_)) if !sh.session.transmit().is_empty() => {}
-                    Err(e) => return Err(e.into()),
-                }
+        self.with_room(None, |sh| {
+            if matches!(
+                sh.state,
+                ConnectionState::Closed | ConnectionState::Draining
+            ) {
+                return Some(Err(Error::Closed));
             }
-            self.inner.tx_space.notified().await;
-        }
+            match sh.session.subscribe(subject, queue) {
+                Ok(sid) => {
+                    let q = SubQueue::new(subject, sh.options.pending_limits);
+                    sh.receivers.subs.insert(sid.0, q.clone());
+                    self.inner.wake.wake_writer();
+                    Some(Ok(Subscriber {
+                        sid,
+                        queue: q,
+                        client: self.clone(),
+                    }))
+                }
+                Err(e) if waits_for_room(sh, &e) => None,
+                Err(e) => Some(Err(e.into())),
+            }
+        })
+        .await
+        .unwrap_or(Err(Error::Closed))
     }
 
     pub(crate) fn unsubscribe_sid(&self, sid: Sid) -> Result<(), Error> {
         let mut sh = self.inner.shared.borrow_mut();
-        if let Some(q) = sh.subs.remove(&sid.0) {
+        if let Some(q) = sh.receivers.subs.remove(&sid.0) {
             q.borrow_mut().close();
         }
         if sh.state == ConnectionState::Closed {
@@ -763,7 +403,7 @@ impl Client {
         }
         let res = sh.session.unsubscribe(sid);
         drop(sh);
-        self.inner.writer.notify_one();
+        self.inner.wake.wake_writer();
         match res {
             Ok(()) | Err(CoreError::UnknownSubscription(_)) => Ok(()),
             Err(e) => Err(e.into()),
@@ -776,12 +416,12 @@ impl Client {
         // If `max` was already reached the core ends it at once.
         let live = sh.session.subscriptions().any(|s| s.sid == sid);
         if !live {
-            if let Some(q) = sh.subs.remove(&sid.0) {
+            if let Some(q) = sh.receivers.subs.remove(&sid.0) {
                 q.borrow_mut().close();
             }
         }
         drop(sh);
-        self.inner.writer.notify_one();
+        self.inner.wake.wake_writer();
         match res {
             Ok(()) | Err(CoreError::UnknownSubscription(_)) => Ok(()),
             Err(e) => Err(e.into()),
@@ -813,48 +453,41 @@ impl Client {
     ) -> Result<Message, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
         let (tx, rx) = oneshot::channel();
-        let id = loop {
-            {
-                let mut sh = self.inner.shared.borrow_mut();
-                if matches!(
-                    sh.state,
-                    ConnectionState::Closed | ConnectionState::Draining
-                ) {
-                    return Err(Error::Closed);
-                }
-                let now = sh.now();
-                let core_timeout = CoreDuration::from_millis(timeout.as_millis() as u64);
-                match sh.session.request(
-                    subject,
-                    headers.map(HeaderMap::as_bytes),
-                    payload,
-                    now,
-                    core_timeout,
-                ) {
-                    Ok(id) => break id,
-                    Err(CoreError::BufferFull(_))
-                        if sh.state == ConnectionState::Connected
-                            && !sh.session.transmit().is_empty() => {}
-                    Err(CoreError::BufferFull(e)) => {
-                        return Err(Error::ReconnectBufferFull {
-                            needed: e.needed,
-                            capacity: e.capacity,
-                        })
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+        let queued = self.with_room(Some(deadline), |sh| {
+            if matches!(
+                sh.state,
+                ConnectionState::Closed | ConnectionState::Draining
+            ) {
+                return Some(Err(Error::Closed));
             }
-            if tokio::time::timeout_at(deadline, self.inner.tx_space.notified())
-                .await
-                .is_err()
-            {
+            let now = sh.now();
+            let core_timeout = CoreDuration::from_millis(timeout.as_millis() as u64);
+            match sh.session.request(
+                subject,
+                headers.map(HeaderMap::as_bytes),
+                payload,
+                now,
+                core_timeout,
+            ) {
+                Ok(id) => Some(Ok(id)),
+                Err(e) if sh.state == ConnectionState::Connected && waits_for_room(sh, &e) => None,
+                Err(CoreError::BufferFull(e)) => Some(Err(Error::ReconnectBufferFull {
+                    needed: e.needed,
+                    capacity: e.capacity,
+                })),
+                Err(e) => Some(Err(e.into())),
+            }
+        });
+        let id = match queued.await {
+            Some(queued) => queued?,
+            None => {
                 return Err(Error::TimedOut {
                     operation: "request",
                     after: timeout,
-                });
+                })
             }
         };
-        self.inner.shared.borrow_mut().requests.insert(
+        self.inner.shared.borrow_mut().receivers.requests.insert(
             id.0,
             PendingRequest {
                 subject: subject.to_string(),
@@ -862,7 +495,7 @@ impl Client {
                 reply: tx,
             },
         );
-        self.inner.writer.notify_one();
+        self.inner.wake.wake_writer();
         let guard = RequestGuard { client: self, id };
         // The core times the request out; the extra margin only guards
         // against a core timer that never fires (e.g. while disconnected).
@@ -889,46 +522,30 @@ impl Client {
     /// [`Client::flush`] with an explicit timeout.
     pub async fn flush_timeout(&self, timeout: Duration) -> Result<(), Error> {
         let attempt = async {
-            loop {
-                let rx = {
-                    let mut sh = self.inner.shared.borrow_mut();
-                    match sh.state {
-                        ConnectionState::Closed => return Err(Error::Closed),
-                        ConnectionState::Disconnected => None,
-                        ConnectionState::Connected | ConnectionState::Draining => {
-                            match sh.session.ping() {
-                                Ok(id) => {
-                                    let (tx, rx) = oneshot::channel();
-                                    let position = sh.statistics.written_bytes
-                                        + sh.session.queued_bytes() as u64;
-                                    sh.unconfirmed.boundary(position);
-                                    sh.flushes.push_back(PendingFlush {
-                                        ping: id,
-                                        position,
-                                        done: tx,
-                                    });
-                                    Some(rx)
-                                }
-                                Err(CoreError::BufferFull(_)) => None,
-                                Err(e) => return Err(e.into()),
-                            }
-                        }
+            // Not connected or no room: wait for a change.
+            let pinged = self.with_room(None, |sh| match sh.state {
+                ConnectionState::Closed => Some(Err(Error::Closed)),
+                ConnectionState::Disconnected => None,
+                ConnectionState::Connected | ConnectionState::Draining => match sh.session.ping() {
+                    Ok(id) => {
+                        let (tx, rx) = oneshot::channel();
+                        let position =
+                            sh.statistics.written_bytes + sh.session.queued_bytes() as u64;
+                        sh.unconfirmed.boundary(position);
+                        sh.receivers.flushes.push_back(PendingFlush {
+                            ping: id,
+                            position,
+                            done: tx,
+                        });
+                        Some(Ok(rx))
                     }
-                };
-                match rx {
-                    Some(rx) => {
-                        self.inner.writer.notify_one();
-                        return rx.await.unwrap_or(Err(Error::Closed));
-                    }
-                    None => {
-                        // Not connected or no room: wait for a change.
-                        let changed = self.inner.state_changed.notified();
-                        let room = self.inner.tx_space.notified();
-                        futures::pin_mut!(changed, room);
-                        futures::future::select(changed, room).await;
-                    }
-                }
-            }
+                    Err(CoreError::BufferFull(_)) => None,
+                    Err(e) => Some(Err(e.into())),
+                },
+            });
+            let rx = pinged.await.unwrap_or(Err(Error::Closed))?;
+            self.inner.wake.wake_writer();
+            rx.await.unwrap_or(Err(Error::Closed))
         };
         tokio::time::timeout(timeout, attempt)
             .await
@@ -960,7 +577,7 @@ impl Client {
                 return Err(Error::Closed);
             }
             sh.state = ConnectionState::Draining;
-            sh.subs.keys().map(|&sid| Sid(sid)).collect()
+            sh.receivers.subs.keys().map(|&sid| Sid(sid)).collect()
         };
         let subscriptions = self.drain_subscriptions(&sids).await;
         self.inner.shared.borrow_mut().publishing_closed = true;
@@ -976,46 +593,39 @@ impl Client {
         let timeout = self.inner.shared.borrow().options.flush_timeout;
         let attempt = async {
             for &sid in sids {
-                loop {
-                    let room = self.inner.tx_space.notified();
-                    {
-                        let mut sh = self.inner.shared.borrow_mut();
-                        if sh.state == ConnectionState::Closed {
-                            return Err(Error::Closed);
-                        }
-                        match sh.session.unsubscribe_draining(sid) {
-                            Ok(()) | Err(CoreError::UnknownSubscription(_)) => {
-                                if !sh.session.is_draining(sid) {
-                                    // Ended at once (not connected) or
-                                    // already gone: nothing more can come.
-                                    if let Some(q) = sh.subs.remove(&sid.0) {
-                                        q.borrow_mut().close();
-                                    }
-                                }
-                                break;
-                            }
-                            Err(CoreError::BufferFull(_)) if !sh.session.transmit().is_empty() => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                    self.inner.writer.notify_one();
-                    room.await;
-                }
-            }
-            self.inner.writer.notify_one();
-            loop {
-                let changed = self.inner.state_changed.notified();
-                {
-                    let sh = self.inner.shared.borrow();
-                    if sids.iter().all(|sid| !sh.subs.contains_key(&sid.0)) {
-                        return Ok(());
-                    }
+                let unsubscribed = self.with_room(None, |sh| {
                     if sh.state == ConnectionState::Closed {
-                        return Err(Error::Closed);
+                        return Some(Err(Error::Closed));
                     }
-                }
-                changed.await;
+                    match sh.session.unsubscribe_draining(sid) {
+                        Ok(()) | Err(CoreError::UnknownSubscription(_)) => {
+                            if !sh.session.is_draining(sid) {
+                                // Ended at once (not connected) or already
+                                // gone: nothing more can come.
+                                if let Some(q) = sh.receivers.subs.remove(&sid.0) {
+                                    q.borrow_mut().close();
+                                }
+                            }
+                            Some(Ok(()))
+                        }
+                        Err(e) if waits_for_room(sh, &e) => None,
+                        Err(e) => Some(Err(e.into())),
+                    }
+                });
+                unsubscribed.await.unwrap_or(Err(Error::Closed))?;
             }
+            self.inner.wake.wake_writer();
+            let ended = self.inner.wake.wait_until(None, || {
+                let sh = self.inner.shared.borrow();
+                if sids
+                    .iter()
+                    .all(|sid| !sh.receivers.subs.contains_key(&sid.0))
+                {
+                    return Some(Ok(()));
+                }
+                (sh.state == ConnectionState::Closed).then_some(Err(Error::Closed))
+            });
+            ended.await.unwrap_or(Err(Error::Closed))
         };
         tokio::time::timeout(timeout, attempt)
             .await
@@ -1062,7 +672,8 @@ impl Client {
         self.inner
             .shared
             .borrow()
-            .current_server
+            .servers
+            .current
             .as_ref()
             .map(|s| s.to_string())
     }
@@ -1106,7 +717,12 @@ impl Client {
             waker: None,
             closed: self.inner.shared.borrow().state == ConnectionState::Closed,
         }));
-        self.inner.shared.borrow_mut().event_streams.push(q.clone());
+        self.inner
+            .shared
+            .borrow_mut()
+            .events
+            .streams
+            .push(q.clone());
         EventStream { queue: q }
     }
 
@@ -1140,7 +756,7 @@ struct RequestGuard<'a> {
 impl Drop for RequestGuard<'_> {
     fn drop(&mut self) {
         let mut sh = self.client.inner.shared.borrow_mut();
-        if sh.requests.remove(&self.id.0).is_some() {
+        if sh.receivers.requests.remove(&self.id.0).is_some() {
             sh.session.cancel_request(self.id);
         }
     }
@@ -1164,27 +780,5 @@ impl Stream for EventStream {
         }
         q.waker = Some(cx.waker().clone());
         Poll::Pending
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::command_len;
-
-    #[test]
-    fn command_len_matches_the_wire_form() {
-        assert_eq!(
-            command_len("a.b", None, None, b"hello"),
-            b"PUB a.b 5\r\nhello\r\n".len()
-        );
-        assert_eq!(
-            command_len("a", Some("r"), None, b""),
-            b"PUB a r 0\r\n\r\n".len()
-        );
-        let h = b"NATS/1.0\r\n\r\n";
-        assert_eq!(
-            command_len("a", None, Some(h), b"xy"),
-            b"HPUB a 12 14\r\nNATS/1.0\r\n\r\nxy\r\n".len()
-        );
     }
 }

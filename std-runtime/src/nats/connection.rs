@@ -18,11 +18,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use courier_core::nats::{Error as CoreError, Event as CoreEvent, State};
+use courier_core::nats::{Error as CoreError, State};
 use tokio::sync::oneshot;
 
-use super::client::{apply_credentials, ConnectionState, Inner, Shared};
+use super::inbound::{drain_events, process_input, Processed};
 use super::options::Event;
+use super::shared::{apply_credentials, ConnectionState, Inner, Shared};
 use super::tls::{self, NatsTls};
 use super::unconfirmed::{confirmation_point, resend};
 use super::url::ServerAddr;
@@ -66,7 +67,7 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
     let mut refused_by = Vec::new();
 
     'outer: loop {
-        let servers = inner.shared.borrow().servers.clone();
+        let servers = inner.shared.borrow().servers.known.clone();
         for server in servers {
             if inner.shared.borrow().close_requested {
                 break 'outer;
@@ -141,7 +142,7 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
         let delay = backoff.delay_for(round);
         round = round.saturating_add(1);
         let sleep = tokio::time::sleep(delay);
-        let woken = inner.writer.notified();
+        let woken = inner.wake.writer_woken();
         futures::pin_mut!(sleep, woken);
         // Sleep, but wake for close (the writer notify doubles as "look").
         loop {
@@ -151,7 +152,7 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
                     if inner.shared.borrow().close_requested {
                         break 'outer;
                     }
-                    woken.set(inner.writer.notified());
+                    woken.set(inner.wake.writer_woken());
                 }
             }
         }
@@ -253,12 +254,11 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
             reason: error.to_string(),
         });
     }
-    drop(sh);
     // The reset ended every drain (nothing more comes from the old
-    // connection): hand out those SubscriptionDone events now, so the
-    // drained streams end and a waiting drain returns. In AwaitingInfo no
-    // timer can fail.
-    let _ = run_timers(inner);
+    // connection): act on those SubscriptionDone events now, so the drained
+    // streams end and a waiting drain (woken below) returns.
+    drain_events(&mut sh, &mut Processed::default());
+    drop(sh);
     inner.wake_all();
     inner.dispatch_events();
 }
@@ -314,7 +314,7 @@ async fn connect_once(
     rx.clear();
     let tls = {
         let sh = inner.shared.borrow();
-        let any_tls = sh.servers.iter().any(ServerAddr::is_tls);
+        let any_tls = sh.servers.known.iter().any(ServerAddr::is_tls);
         match NatsTls::new(&sh.options, server, any_tls) {
             Ok(t) => RefCell::new(t),
             Err(e) => return failed(e),
@@ -322,9 +322,9 @@ async fn connect_once(
     };
     {
         let mut sh = inner.shared.borrow_mut();
-        sh.leaving = None;
+        sh.servers.leaving = None;
         apply_credentials(&mut sh, server);
-        sh.current_server = Some(server.clone());
+        sh.servers.current = Some(server.clone());
     }
     let handshake_deadline = tokio::time::Instant::now() + timeout;
     let mut connected = false;
@@ -384,8 +384,14 @@ async fn read_loop(
     let mut blocked = false;
     loop {
         if blocked {
-            inner.writer.notify_one();
-            inner.tx_space.notified().await;
+            // Wake the writer and wait until it made room (or the state
+            // changed), then process the same input again.
+            inner.wake.wake_writer();
+            let mut waited = false;
+            inner
+                .wake
+                .wait_until(None, || std::mem::replace(&mut waited, true).then_some(()))
+                .await;
         } else {
             let n = tls::read(tls, &mut reader, rx).await?;
             if n == 0 {
@@ -400,7 +406,7 @@ async fn read_loop(
             if sh.close_requested {
                 return Ok(());
             }
-            let subscriptions = sh.subs.len();
+            let subscriptions = sh.receivers.subs.len();
             let was = sh.state == ConnectionState::Connected;
             // Publishes held for the handshake (made during the outage or
             // kept from the lost connection) are released by it.
@@ -430,9 +436,9 @@ async fn read_loop(
                     server: server.to_string(),
                 });
                 move_away_from(&mut sh, server);
-                inner.writer.notify_one();
+                inner.wake.wake_writer();
             }
-            let subscriptions_ended = sh.subs.len() < subscriptions;
+            let subscriptions_ended = sh.receivers.subs.len() < subscriptions;
             let now_connected = sh.session.state() == State::Connected;
             let became_connected =
                 if !was && now_connected && sh.state == ConnectionState::Disconnected {
@@ -461,14 +467,14 @@ async fn read_loop(
         };
         if subscriptions_ended {
             // A drain may be waiting for its subscriptions to end.
-            inner.state_changed.notify_waiters();
+            inner.wake.state_changed();
         }
         if became_connected {
             *connected = true;
             if let Some(tx) = first.take() {
                 let _ = tx.send(Ok(()));
             }
-            inner.state_changed.notify_waiters();
+            inner.wake.state_changed();
         }
         // Wake the writer only for something to send (PONG, CONNECT, the
         // released publishes) or a new state; not on every read.
@@ -476,81 +482,9 @@ async fn read_loop(
             || !inner.shared.borrow().session.transmit().is_empty()
             || tls.borrow().has_wire()
         {
-            inner.writer.notify_one();
+            inner.wake.wake_writer();
         }
         inner.dispatch_events();
-    }
-}
-
-/// Feeds every complete operation in `rx` to the session and acts on the
-/// events.
-struct Processed {
-    /// The server sent a new INFO.
-    info_updated: bool,
-    /// ... saying it entered lame duck mode.
-    lame_duck: bool,
-    /// Input is left that needs transmit room first.
-    blocked: bool,
-}
-
-fn process_input(sh: &mut Shared, rx: &mut ReadBuffer) -> Result<Processed, Error> {
-    let mut info_updated = false;
-    let mut lame_duck = false;
-    loop {
-        let now = sh.now();
-        let (consumed, event) = match sh.session.handle_input(rx.data(), now) {
-            Ok(r) => r,
-            // Nothing was consumed; retry after the writer drained.
-            Err(CoreError::BufferFull(_)) => {
-                return Ok(Processed {
-                    info_updated,
-                    lame_duck,
-                    blocked: true,
-                })
-            }
-            Err(e) => return Err(e.into()),
-        };
-        match event {
-            Some(CoreEvent::InfoUpdated) => info_updated = true,
-            Some(CoreEvent::LameDuckMode) => {
-                info_updated = true;
-                lame_duck = true;
-            }
-            Some(CoreEvent::Pong { ping }) => {
-                on_event(
-                    &mut sh.pending_events,
-                    &mut sh.subs,
-                    &mut sh.requests,
-                    &mut sh.flushes,
-                    &mut sh.slab,
-                    &mut sh.statistics,
-                    CoreEvent::Pong { ping },
-                );
-                // A flush's or a confirmation ping's PONG: every publish
-                // written before it reached the server.
-                let at = sh.unconfirmed.pong(ping).max(sh.statistics.confirmed_bytes);
-                sh.statistics.confirmed_bytes = at;
-                sh.unconfirmed.confirm(at);
-            }
-            Some(event) => on_event(
-                &mut sh.pending_events,
-                &mut sh.subs,
-                &mut sh.requests,
-                &mut sh.flushes,
-                &mut sh.slab,
-                &mut sh.statistics,
-                event,
-            ),
-            None if consumed == 0 => {
-                return Ok(Processed {
-                    info_updated,
-                    lame_duck,
-                    blocked: false,
-                })
-            }
-            None => {}
-        }
-        rx.consume(consumed);
     }
 }
 
@@ -559,23 +493,28 @@ fn process_input(sh: &mut Shared, rx: &mut ReadBuffer) -> Result<Processed, Erro
 /// once everything pending is written; the reconnect then tries the others
 /// first. With no other server the client stays until the server closes.
 fn move_away_from(sh: &mut Shared, server: &ServerAddr) {
-    if !sh.servers.iter().any(|s| !s.same_endpoint(server)) {
+    if !sh.servers.known.iter().any(|s| !s.same_endpoint(server)) {
         log::info!("nats: {server} is in lame duck mode and no other server is known: staying");
         return;
     }
-    if let Some(i) = sh.servers.iter().position(|s| s.same_endpoint(server)) {
-        let lame = sh.servers.remove(i);
-        sh.servers.push(lame);
+    if let Some(i) = sh
+        .servers
+        .known
+        .iter()
+        .position(|s| s.same_endpoint(server))
+    {
+        let lame = sh.servers.known.remove(i);
+        sh.servers.known.push(lame);
     }
-    sh.leaving = Some(server.to_string());
+    sh.servers.leaving = Some(server.to_string());
 }
 
 /// Adds the servers INFO advertises (connect_urls) to the reconnect list.
 fn learn_servers(sh: &mut Shared) {
     for s in discovered_servers(sh) {
-        if !sh.servers.iter().any(|k| k.same_endpoint(&s)) {
+        if !sh.servers.known.iter().any(|k| k.same_endpoint(&s)) {
             log::debug!("nats: learned server {s} from INFO");
-            sh.servers.push(s);
+            sh.servers.known.push(s);
         }
     }
 }
@@ -593,96 +532,6 @@ fn discovered_servers(sh: &Shared) -> Vec<ServerAddr> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Acts on one core event. Takes the fields it needs separately because the
-/// event borrows the session.
-fn on_event(
-    pending_events: &mut Vec<Event>,
-    subs: &mut std::collections::HashMap<u64, super::subscriber::SharedQueue>,
-    requests: &mut std::collections::HashMap<u64, super::client::PendingRequest>,
-    flushes: &mut std::collections::VecDeque<super::client::PendingFlush>,
-    slab: &mut super::message::Slab,
-    statistics: &mut super::client::Statistics,
-    event: CoreEvent<'_>,
-) {
-    if let CoreEvent::Message(m) | CoreEvent::Reply { message: m, .. } = &event {
-        statistics.in_messages += 1;
-        statistics.in_bytes += m.payload.len() as u64;
-    }
-    match event {
-        CoreEvent::Message(m) => {
-            if let Some(q) = subs.get(&m.sid.0) {
-                let msg = slab.message(
-                    m.subject,
-                    m.reply,
-                    m.headers.map(|h| h.as_bytes()),
-                    m.payload,
-                );
-                if let Some(ev) = q.borrow_mut().push(msg) {
-                    pending_events.push(ev);
-                }
-            }
-        }
-        CoreEvent::SubscriptionDone { sid } => {
-            if let Some(q) = subs.remove(&sid.0) {
-                q.borrow_mut().close();
-            }
-        }
-        CoreEvent::Reply {
-            request,
-            message: m,
-        } => {
-            if let Some(req) = requests.remove(&request.0) {
-                let msg = slab.message(
-                    m.subject,
-                    m.reply,
-                    m.headers.map(|h| h.as_bytes()),
-                    m.payload,
-                );
-                let _ = req.reply.send(Ok(msg));
-            }
-        }
-        CoreEvent::NoResponders { request } => {
-            if let Some(req) = requests.remove(&request.0) {
-                let _ = req.reply.send(Err(Error::NoResponders {
-                    subject: req.subject,
-                }));
-            }
-        }
-        CoreEvent::RequestTimedOut { request } => {
-            if let Some(req) = requests.remove(&request.0) {
-                let _ = req.reply.send(Err(Error::TimedOut {
-                    operation: "request",
-                    after: req.timeout,
-                }));
-            }
-        }
-        CoreEvent::Pong { ping } => {
-            while flushes.front().is_some_and(|f| f.ping <= ping) {
-                if let Some(flush) = flushes.pop_front() {
-                    statistics.confirmed_bytes = statistics.confirmed_bytes.max(flush.position);
-                    let _ = flush.done.send(Ok(()));
-                }
-            }
-        }
-        CoreEvent::ServerError { kind, message } => pending_events.push(
-            super::auth::permission_violation(kind, message).unwrap_or_else(|| Event::Error {
-                message: format!("server error ({kind:?}): {message}"),
-            }),
-        ),
-        CoreEvent::Connected {
-            max_payload_warning: Some(w),
-            ..
-        } => pending_events.push(Event::Error {
-            message: format!(
-                "the server allows {}-byte messages but the receive buffer holds {}: larger \
-                 messages will fail; raise ConnectOptions::receive_buffer_size",
-                w.max_payload, w.rx_capacity
-            ),
-        }),
-        _ => {}
-    }
 }
 
 /// Writes what the session has pending and runs its timers, until the
@@ -752,7 +601,7 @@ async fn write_loop(
                 confirmation_point(&mut sh);
             }
             drop(sh);
-            inner.tx_space.notify_waiters();
+            inner.wake.room_made();
             run_timers(inner)?;
             continue;
         }
@@ -777,7 +626,7 @@ async fn write_loop(
                 shared.session.transmitted(written);
                 confirmation_point(&mut sh);
                 drop(sh);
-                inner.tx_space.notify_waiters();
+                inner.wake.room_made();
                 run_timers(inner)?;
                 continue;
             }
@@ -813,13 +662,13 @@ async fn write_loop(
                 }
             }
             res?;
-            inner.tx_space.notify_waiters();
+            inner.wake.room_made();
             run_timers(inner)?;
             continue;
         }
         let (deadline, close) = {
             let sh = inner.shared.borrow();
-            if let Some(server) = &sh.leaving {
+            if let Some(server) = &sh.servers.leaving {
                 // Everything queued is written: leave the lame duck now.
                 return Err(Error::LameDuckMode {
                     server: server.clone(),
@@ -841,9 +690,9 @@ async fn write_loop(
         }
         match deadline {
             Some(at) => {
-                let _ = tokio::time::timeout_at(at, inner.writer.notified()).await;
+                let _ = tokio::time::timeout_at(at, inner.wake.writer_woken()).await;
             }
-            None => inner.writer.notified().await,
+            None => inner.wake.writer_woken().await,
         }
         {
             let sh = inner.shared.borrow();
@@ -861,40 +710,26 @@ async fn write_loop(
 }
 
 /// Fires the session's overdue timers (keepalive PING, stale connection,
-/// request deadlines). Called when the writer wakes and after every write,
-/// so a busy writer does not starve them.
+/// request deadlines) and acts on the events they made. Called when the
+/// writer wakes and after every write, so a busy writer does not starve
+/// them.
 fn run_timers(inner: &Inner) -> Result<(), Error> {
     let mut sh = inner.shared.borrow_mut();
     let now = sh.now();
-    if sh.session.poll_timeout().is_none_or(|at| at > now) {
-        return Ok(());
+    let subscriptions = sh.receivers.subs.len();
+    // The timers stop while the event queue is full: take the events and
+    // go on until none is due.
+    while sh.session.poll_timeout().is_some_and(|at| at <= now) {
+        sh.session.handle_timeout(now)?;
+        if !sh.session.has_events() {
+            break;
+        }
+        drain_events(&mut sh, &mut Processed::default());
     }
-    let subscriptions = sh.subs.len();
-    loop {
-        let event = match sh.session.handle_timeout(now) {
-            Ok(Some(event)) => event,
-            Ok(None) => break,
-            // No room for the keepalive PING yet: the next round writes
-            // what is pending, then the overdue timer fires again.
-            // (With nothing sendable, waiting would spin: give up.)
-            Err(CoreError::BufferFull(_)) if !sh.session.transmit().is_empty() => break,
-            Err(e) => return Err(e.into()),
-        };
-        let sh = &mut *sh;
-        on_event(
-            &mut sh.pending_events,
-            &mut sh.subs,
-            &mut sh.requests,
-            &mut sh.flushes,
-            &mut sh.slab,
-            &mut sh.statistics,
-            event,
-        );
-    }
-    let subscriptions_ended = sh.subs.len() < subscriptions;
+    let subscriptions_ended = sh.receivers.subs.len() < subscriptions;
     drop(sh);
     if subscriptions_ended {
-        inner.state_changed.notify_waiters();
+        inner.wake.state_changed();
     }
     inner.dispatch_events();
     Ok(())

@@ -89,9 +89,11 @@ mod auth;
 mod client;
 mod connection;
 mod error;
+mod inbound;
 pub mod jetstream;
 mod message;
 mod options;
+mod shared;
 mod subscriber;
 mod tls;
 mod unconfirmed;
@@ -99,13 +101,13 @@ mod url;
 
 pub use crate::layers::TlsConfig;
 pub use auth::NkeyAuth;
-pub use client::{
-    connect, Client, ConnectionState, EventStream, Statistics, MAX_PENDING_REQUESTS,
-    MAX_SUBSCRIPTIONS, VECTORED_PAYLOAD_MIN,
-};
+pub use client::{connect, Client, EventStream};
 pub use courier_core::nats::ServerInfo;
 pub use error::Error;
 pub use message::{HeaderMap, Message};
 pub use options::{ConnectOptions, Event, PendingLimits};
+pub use shared::{
+    ConnectionState, Statistics, MAX_PENDING_REQUESTS, MAX_SUBSCRIPTIONS, VECTORED_PAYLOAD_MIN,
+};
 pub use subscriber::Subscriber;
 pub use url::{ServerAddr, DEFAULT_PORT};

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use courier_core::nats::{client_command, PingId};
 
-use super::client::{ConnectionState, Shared};
 use super::options::Event;
+use super::shared::{ConnectionState, Shared};
 use super::url::ServerAddr;
 
 /// Publishes written before a PING (and after the previous one): the

@@ -10,7 +10,8 @@
 
 use cortex_m_rt::entry;
 use courier_core::drivers::{blocking::NatsClient, Clock, DriverOptions};
-use courier_core::nats::{ConnectOptions, EssentialInfo, Event};
+use courier_core::drivers::NatsEvent as Event;
+use courier_core::nats::{ConnectOptions, EssentialInfo};
 use courier_core::time::Duration;
 use courier_firmware::clock::SysTickClock;
 use courier_firmware::log;
