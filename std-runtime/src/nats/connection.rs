@@ -8,11 +8,13 @@
 //! drops them.
 //!
 //! What reaches the server: the writer copies the session's pending bytes,
-//! writes them, and only then reports them transmitted. If the connection
-//! dies during that write, the session still holds those publishes and
-//! re-sends them after the next handshake (at worst delivered twice). Bytes
-//! the kernel accepted before the server died are counted as unconfirmed
-//! (see the module docs of `nats`).
+//! writes them, and then reports them transmitted. A write that fails, or
+//! is dropped because the reader saw the connection end first, may have put
+//! any prefix of its bytes on the wire: they count as written all the same
+//! (unconfirmed, reported in `Event::Disconnected`, resent only with
+//! `resend_unconfirmed`), never queued again for the next connection, so
+//! core NATS stays at-most-once without duplicates (see the module docs of
+//! `nats`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -340,12 +342,29 @@ async fn connect_once(
             ever_connected,
             &mut connected,
         );
-        let write = write_loop(inner, writer, wbuf, &tls, handshake_deadline, direct);
+        let in_flight = std::cell::Cell::new(None);
+        let write = write_loop(
+            inner,
+            writer,
+            wbuf,
+            &tls,
+            handshake_deadline,
+            direct,
+            &in_flight,
+        );
         futures::pin_mut!(read, write);
-        match futures::future::select(read, write).await {
+        let r = match futures::future::select(read, write).await {
             futures::future::Either::Left((r, _)) => r,
             futures::future::Either::Right((r, _)) => r,
+        };
+        // The reader saw the connection end while a write was in flight:
+        // that write's future is gone with its result. Its bytes may be on
+        // the wire, so they count as written (unconfirmed), never kept for
+        // the next connection, which could deliver them twice.
+        if let Some(write) = in_flight.take() {
+            settle_write(inner, write, false);
         }
+        r
     };
     match result {
         Ok(()) => Ended::Closed,
@@ -548,6 +567,7 @@ async fn write_loop(
     tls: &RefCell<NatsTls>,
     handshake_deadline: tokio::time::Instant,
     direct: bool,
+    in_flight: &std::cell::Cell<Option<WriteInFlight>>,
 ) -> Result<(), Error> {
     let mut parts: Vec<Bytes> = Vec::with_capacity(3);
     loop {
@@ -568,9 +588,10 @@ async fn write_loop(
             })
         };
         if let Some((prefix, payload, trailer)) = vectored {
-            let prefix_len = prefix.len();
-            // What a resend needs: the plaintext control line.
-            let prefix_bytes = prefix.clone();
+            in_flight.set(Some(WriteInFlight::Vectored {
+                // What a resend needs: the plaintext control line.
+                prefix: prefix.clone(),
+            }));
             if tls.borrow().is_active() {
                 // One TLS stream: encrypt the three parts in order.
                 wbuf.clear();
@@ -582,25 +603,20 @@ async fn write_loop(
                 }
                 let (res, back) = writer.write_all(std::mem::take(wbuf)).await;
                 *wbuf = back;
+                if let Some(write) = in_flight.take() {
+                    settle_write(inner, write, res.is_ok());
+                }
                 res?;
             } else {
                 parts.clear();
                 parts.extend([prefix, payload, trailer]);
                 let (res, back) = writer.write_vectored_all(std::mem::take(&mut parts)).await;
                 parts = back;
+                if let Some(write) = in_flight.take() {
+                    settle_write(inner, write, res.is_ok());
+                }
                 res?;
             }
-            let mut sh = inner.shared.borrow_mut();
-            sh.session.transmitted(prefix_len);
-            if let Some(v) = sh.vectored.take() {
-                sh.statistics.written_bytes +=
-                    (prefix_len + v.payload.len() + v.trailer.len()) as u64;
-                let end = sh.statistics.written_bytes;
-                sh.unconfirmed
-                    .wrote_publish(end, || [&prefix_bytes[..], &v.payload, v.trailer].concat());
-                confirmation_point(&mut sh);
-            }
-            drop(sh);
             inner.wake.room_made();
             run_timers(inner)?;
             continue;
@@ -641,25 +657,13 @@ async fn write_loop(
             pending.len()
         };
         if !wbuf.is_empty() {
+            if batch > 0 {
+                in_flight.set(Some(WriteInFlight::Batch { len: batch }));
+            }
             let (res, back) = writer.write_all(std::mem::take(wbuf)).await;
             *wbuf = back;
-            // A write that failed part-way may have put any prefix of the
-            // batch on the wire: count the whole batch as written (so it is
-            // reported unconfirmed and resent only on request) instead of
-            // keeping it for the next connection, which would duplicate
-            // what the server did get (at-most-once by default).
-            if batch > 0 {
-                let mut sh = inner.shared.borrow_mut();
-                let start = sh.statistics.written_bytes;
-                sh.statistics.written_bytes += batch as u64;
-                // Record the plaintext (wbuf may hold TLS records).
-                let shared = &mut *sh;
-                let written = shared.session.transmit().get(..batch).unwrap_or_default();
-                shared.unconfirmed.wrote(start, written);
-                shared.session.transmitted(batch);
-                if res.is_ok() {
-                    confirmation_point(&mut sh);
-                }
+            if let Some(write) = in_flight.take() {
+                settle_write(inner, write, res.is_ok());
             }
             res?;
             inner.wake.room_made();
@@ -706,6 +710,49 @@ async fn write_loop(
             }
         }
         run_timers(inner)?;
+    }
+}
+
+/// A write of session bytes whose outcome is not recorded yet.
+pub(crate) enum WriteInFlight {
+    /// The first `len` bytes of the session's transmit buffer.
+    Batch { len: usize },
+    /// The session's vectored publish (its control line heads the buffer).
+    Vectored { prefix: Bytes },
+}
+
+/// Records a write's bytes as written, whether it completed (`ok`), failed
+/// part-way or was dropped with its connection: a write that did not
+/// complete may have put any prefix on the wire, so it counts whole as
+/// written (reported unconfirmed, resent only on request) instead of
+/// staying queued for the next connection, which would duplicate what the
+/// server did get (at-most-once by default). Only a completed write is a
+/// confirmation point.
+fn settle_write(inner: &Inner, write: WriteInFlight, ok: bool) {
+    let mut sh = inner.shared.borrow_mut();
+    match write {
+        WriteInFlight::Batch { len } => {
+            let start = sh.statistics.written_bytes;
+            sh.statistics.written_bytes += len as u64;
+            // Record the plaintext (the wire may have carried TLS records).
+            let shared = &mut *sh;
+            let written = shared.session.transmit().get(..len).unwrap_or_default();
+            shared.unconfirmed.wrote(start, written);
+            shared.session.transmitted(len);
+        }
+        WriteInFlight::Vectored { prefix } => {
+            sh.session.transmitted(prefix.len());
+            if let Some(v) = sh.vectored.take() {
+                sh.statistics.written_bytes +=
+                    (prefix.len() + v.payload.len() + v.trailer.len()) as u64;
+                let end = sh.statistics.written_bytes;
+                sh.unconfirmed
+                    .wrote_publish(end, || [&prefix[..], &v.payload, v.trailer].concat());
+            }
+        }
+    }
+    if ok {
+        confirmation_point(&mut sh);
     }
 }
 
