@@ -19,6 +19,8 @@
 //!   reconnect loop uses, and the filter that says a repeated error once.
 //! - [`amqp`]: AMQP 0-9-1 (RabbitMQ) connection, channels, confirms, consumers,
 //!   reconnect with topology recovery, over `courier_core::amqp`.
+//! - [`session_io`]: the connection skeleton every protocol's connection is
+//!   built on (clock, receive buffer, room in the transmit buffer, wake-ups).
 //! - [`transport`]: the TCP transport with one API over io_uring and epoll.
 //! - [`runtime`]: backend detection, [`run`], [`Runtime`], [`spawn`].
 //! - [`stats()`]: syscalls and bytes of the runtime on this thread, for
@@ -35,6 +37,7 @@ pub mod nsq;
 pub mod outbox;
 pub mod reconnect;
 pub mod runtime;
+pub mod session_io;
 pub mod stats;
 pub mod transport;
 

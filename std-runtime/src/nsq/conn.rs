@@ -16,16 +16,14 @@
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::OnceLock;
 
 use courier_core::nsq::{CommandError, ConnId, Event, Identify, Session, SessionError};
-use courier_core::time::Instant as CoreInstant;
-use tokio::sync::Notify;
 
 use super::config::{host_name, Compression, Config};
 use super::Error;
 use crate::layers::{Codec, Stack, TlsLayer};
-use crate::transport::{self, ReadBuffer, ReadHalf, WriteHalf};
+use crate::session_io::{retry_after_flush, Clock, Inbound, Wakeups};
+use crate::transport::{self, ReadHalf, WriteHalf};
 
 /// Pending command bytes that are encoded through the layers at once
 /// instead of waiting for the writer.
@@ -35,19 +33,6 @@ const FLUSH_THRESHOLD: usize = 256 * 1024;
 pub(crate) const PENDING: usize = 1024;
 
 pub(crate) type CoreSession = Session<Vec<u8>, PENDING>;
-
-/// The core's clock: milliseconds since the first use in this process.
-pub(crate) fn now() -> CoreInstant {
-    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(std::time::Instant::now);
-    CoreInstant(epoch.elapsed().as_millis() as u64)
-}
-
-fn to_tokio(at: CoreInstant) -> tokio::time::Instant {
-    let now_core = now();
-    let delta = at.0.saturating_sub(now_core.0);
-    tokio::time::Instant::now() + std::time::Duration::from_millis(delta)
-}
 
 /// Which nsqd a connection talks to and what for (given to callbacks).
 #[derive(Clone, Debug)]
@@ -98,11 +83,13 @@ pub(crate) struct Conn {
     pub(crate) info: ConnInfo,
     host: String,
     config: Rc<Config>,
+    /// The owner's clock (shared with the consumer's RDY controller).
+    clock: Clock,
     state: RefCell<State>,
     /// The sending half while no write is in flight; the writer takes it
     /// for each write, so `Some` means "idle: a direct write may go now".
     writer: RefCell<Option<WriteHalf>>,
-    wake_writer: Notify,
+    wake: Wakeups,
     /// Close requested: the writer exits once `out` is flushed.
     shutting_down: Cell<bool>,
     ended: Cell<bool>,
@@ -123,7 +110,7 @@ impl Conn {
         f: impl FnMut(&mut CoreSession) -> Result<R, SessionError>,
     ) -> Result<R, Error> {
         let r = self.with_session_quiet(f)?;
-        self.wake_writer.notify_one();
+        self.wake.wake_writer();
         Ok(r)
     }
 
@@ -136,16 +123,16 @@ impl Conn {
             return Err(Error::Disconnected);
         }
         let mut st = self.state.borrow_mut();
-        let r = match f(&mut st.session) {
-            Err(SessionError::Command(CommandError::Capacity(_)))
-                if !st.session.transmit().is_empty() =>
-            {
-                // Make room by moving what is pending on, then retry once.
-                st.flush_session()?;
-                f(&mut st.session)?
-            }
-            r => r?,
-        };
+        // Make room by moving what is pending on, then retry once.
+        let r = retry_after_flush(
+            &mut *st,
+            |st| f(&mut st.session),
+            |e, st| {
+                matches!(e, SessionError::Command(CommandError::Capacity(_)))
+                    && !st.session.transmit().is_empty()
+            },
+            State::flush_session,
+        )?;
         if st.session.transmit().len() >= FLUSH_THRESHOLD {
             st.flush_session()?;
         }
@@ -164,7 +151,7 @@ impl Conn {
     ) -> Result<R, Error> {
         let r = self.with_session_quiet(f)?;
         if !self.transmit_now() {
-            self.wake_writer.notify_one();
+            self.wake.wake_writer();
         }
         Ok(r)
     }
@@ -231,7 +218,7 @@ impl Conn {
     /// Flushes what is queued, then closes the socket and ends the driver.
     pub(crate) fn shutdown(&self) {
         self.shutting_down.set(true);
-        self.wake_writer.notify_one();
+        self.wake.wake_writer();
     }
 }
 
@@ -266,6 +253,7 @@ pub(crate) async fn resolve(addr: &str) -> Result<(String, Vec<SocketAddr>), Err
 pub(crate) async fn open(
     info: ConnInfo,
     config: Rc<Config>,
+    clock: Clock,
     round_trips: bool,
 ) -> Result<(Rc<Conn>, ReadHalf, WriteHalf), Error> {
     let (host, addrs) = resolve(&info.addr).await?;
@@ -321,7 +309,7 @@ pub(crate) async fn open(
         vec![0; config.max_command_size],
         config.max_frame_size,
         &identify,
-        now(),
+        clock.now(),
     )?;
     let mut state = State {
         session,
@@ -333,14 +321,15 @@ pub(crate) async fn open(
         info,
         host,
         config,
+        clock,
         state: RefCell::new(state),
         writer: RefCell::new(None),
-        wake_writer: Notify::new(),
+        wake: Wakeups::new(),
         shutting_down: Cell::new(false),
         ended: Cell::new(false),
         identified: Cell::new(false),
     });
-    conn.wake_writer.notify_one();
+    conn.wake.wake_writer();
     Ok((conn, read, write))
 }
 
@@ -370,11 +359,11 @@ pub(crate) async fn drive<S: Sink>(
 async fn heartbeat_loop(conn: &Conn) -> Result<(), Error> {
     loop {
         let deadline = conn.state.borrow().session.poll_timeout();
-        match deadline {
-            Some(at) => tokio::time::sleep_until(to_tokio(at)).await,
-            None => std::future::pending::<()>().await,
-        }
-        conn.state.borrow_mut().session.handle_timeout(now())?;
+        conn.clock.sleep_until(deadline).await;
+        conn.state
+            .borrow_mut()
+            .session
+            .handle_timeout(conn.clock.now())?;
     }
 }
 
@@ -397,7 +386,7 @@ async fn write_loop(conn: &Conn) -> Result<(), Error> {
                 }
                 return Ok(());
             }
-            conn.wake_writer.notified().await;
+            conn.wake.writer_woken().await;
             continue;
         }
         // Taken for the write, so a direct write cannot interleave.
@@ -412,40 +401,10 @@ async fn write_loop(conn: &Conn) -> Result<(), Error> {
     }
 }
 
-/// Bytes decoded by the layers, waiting for the session.
-struct Plain {
-    buf: Vec<u8>,
-    start: usize,
-}
-
-impl Plain {
-    fn data(&self) -> &[u8] {
-        self.buf.get(self.start..).unwrap_or(&[])
-    }
-    fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.buf.len());
-        if self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        }
-    }
-    /// Makes room at the end without growing when consumed bytes can go.
-    fn compact(&mut self) {
-        if self.start > 0 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-    }
-}
-
 async fn read_loop<S: Sink>(conn: &Rc<Conn>, mut read: ReadHalf, sink: &S) -> Result<(), Error> {
-    let mut rx = ReadBuffer::new(conn.config.max_frame_size);
-    let mut plain = Plain {
-        buf: Vec::new(),
-        start: 0,
-    };
+    let mut inbound = Inbound::new(conn.config.max_frame_size);
     loop {
-        let n = read.read(&mut rx).await?;
+        let n = read.read(inbound.wire()).await?;
         if n == 0 {
             if conn.shutting_down.get() {
                 return Ok(());
@@ -455,7 +414,7 @@ async fn read_loop<S: Sink>(conn: &Rc<Conn>, mut read: ReadHalf, sink: &S) -> Re
                 "nsqd closed the connection",
             )));
         }
-        process(conn, &mut rx, &mut plain, sink)?;
+        process(conn, &mut inbound, sink)?;
     }
 }
 
@@ -490,26 +449,25 @@ enum Step {
     NeedMore,
 }
 
-fn process<S: Sink>(
-    conn: &Rc<Conn>,
-    rx: &mut ReadBuffer,
-    plain: &mut Plain,
-    sink: &S,
-) -> Result<(), Error> {
+fn process<S: Sink>(conn: &Rc<Conn>, inbound: &mut Inbound, sink: &S) -> Result<(), Error> {
     loop {
-        let layered = {
+        {
             let mut st = conn.state.borrow_mut();
             let st = &mut *st;
-            if !st.stack.is_passthrough() && !rx.is_empty() {
-                plain.compact();
-                st.stack.decode(rx.data(), &mut plain.buf, &mut st.out)?;
-                rx.consume(rx.len());
-                conn.wake_writer.notify_one();
+            if !st.stack.is_passthrough() {
+                let (stack, out) = (&mut st.stack, &mut st.out);
+                if inbound.decode(|wire, plain| stack.decode(wire, plain, out))? {
+                    // The layers may have answered (TLS): send it.
+                    conn.wake.wake_writer();
+                }
             }
-            !st.stack.is_passthrough()
-        };
-        let input: &[u8] = if layered { plain.data() } else { rx.data() };
-        let handled = conn.state.borrow_mut().session.handle_input(input, now());
+        }
+        let input: &[u8] = inbound.data();
+        let handled = conn
+            .state
+            .borrow_mut()
+            .session
+            .handle_input(input, conn.clock.now());
         let (consumed, event) = match handled {
             Ok(r) => r,
             Err(e) => return Err(handshake_error(conn, input, e)),
@@ -536,18 +494,14 @@ fn process<S: Sink>(
                 Step::Continue
             }
         };
-        if layered {
-            plain.consume(consumed);
-        } else {
-            rx.consume(consumed);
-        }
+        inbound.consume(consumed);
         let mut guard = conn.state.borrow_mut();
         let st = &mut *guard;
         match step {
             Step::NeedMore => {
                 st.flush_session()?;
                 drop(guard);
-                conn.wake_writer.notify_one();
+                conn.wake.wake_writer();
                 return Ok(());
             }
             Step::Continue => {}
@@ -566,12 +520,10 @@ fn process<S: Sink>(
                     }
                 };
                 st.stack.start_compression(codec);
-                if layered {
+                if inbound.is_layered() {
                     // Decrypted bytes after the OK are already compressed.
-                    let rest = plain.data().to_vec();
-                    plain.buf.clear();
-                    plain.start = 0;
-                    st.stack.decode_decrypted(&rest, &mut plain.buf)?;
+                    let stack = &mut st.stack;
+                    inbound.redecode(|rest, plain| stack.decode_decrypted(rest, plain))?;
                 }
             }
             Step::Auth => {
@@ -585,6 +537,6 @@ fn process<S: Sink>(
         }
         st.flush_session()?;
         drop(guard);
-        conn.wake_writer.notify_one();
+        conn.wake.wake_writer();
     }
 }

@@ -21,9 +21,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::config::reconnect_policy;
-use super::conn::{self, now, Conn, ConnInfo, Sink};
+use super::conn::{self, Conn, ConnInfo, Sink};
 use super::{lookup, Callbacks, Config, Error, NoCallbacks};
 use crate::reconnect::{Backoff, RepeatFilter};
+use crate::session_io::Clock;
 
 /// Most connections one consumer tracks (nodes x couplets).
 pub const MAX_CONNS: usize = 512;
@@ -296,6 +297,8 @@ struct State {
 struct Inner<H: Handler> {
     couplets: Vec<(String, String)>,
     config: Rc<Config>,
+    /// One clock for the RDY controller and every connection's session.
+    clock: Clock,
     callbacks: Rc<dyn Callbacks>,
     handler: H,
     state: RefCell<State>,
@@ -351,6 +354,7 @@ impl<H: Handler> ConsumerBuilder<H> {
         let inner = Rc::new(Inner {
             couplets: self.couplets,
             config: Rc::new(self.config),
+            clock: Clock::new(),
             callbacks: self.callbacks.clone(),
             handler: self.handler,
             state: RefCell::new(State {
@@ -515,7 +519,8 @@ impl<H: Handler> Consumer<H> {
     /// Changes `max_in_flight` (0 pauses).
     pub fn set_max_in_flight(&self, max_in_flight: u32) {
         let mut st = self.inner.state.borrow_mut();
-        st.rdy.set_max_in_flight(max_in_flight, now());
+        st.rdy
+            .set_max_in_flight(max_in_flight, self.inner.clock.now());
         apply_rdy(&mut st);
         drop(st);
         self.inner.rdy_wake.notify_one();
@@ -697,7 +702,7 @@ async fn keep_connected<H: Handler>(
             channel: Some(channel),
         };
         let started = std::time::Instant::now();
-        match conn::open(info, inner.config.clone(), false).await {
+        match conn::open(info, inner.config.clone(), inner.clock, false).await {
             Err(e) => {
                 backoff.record_failure();
                 warn(format!("nsqd {addr}: {e}"));
@@ -745,7 +750,7 @@ async fn keep_connected<H: Handler>(
                     let mut st = inner.state.borrow_mut();
                     let was = st.conns.remove(&id).is_some();
                     st.close_waited.remove(&id);
-                    st.rdy.remove_connection(id, now());
+                    st.rdy.remove_connection(id, inner.clock.now());
                     apply_rdy(&mut st);
                     let reason = match &result {
                         Ok(()) => "closed during the handshake".to_string(),
@@ -807,7 +812,7 @@ impl<H: Handler> Sink for ConsumerSink<H> {
             Event::Message(m) => {
                 inner.callbacks.message_received(&conn.info, &m);
                 let mut st = inner.state.borrow_mut();
-                let at = now();
+                let at = inner.clock.now();
                 let admission = st.rdy.on_message(conn.info.id, at);
                 if admission == courier_core::nsq::Admission::OverBudget {
                     // nsqd sent beyond the RDY we granted: hand it back at
@@ -854,7 +859,10 @@ impl<H: Handler> Sink for ConsumerSink<H> {
                     conn.shutdown();
                     return Ok(());
                 }
-                if let Err(e) = st.rdy.add_connection(conn.info.id, conn.max_rdy(), now()) {
+                if let Err(e) =
+                    st.rdy
+                        .add_connection(conn.info.id, conn.max_rdy(), inner.clock.now())
+                {
                     return Err(Error::Config(e.to_string()));
                 }
                 st.conns.insert(conn.info.id, conn.clone());
@@ -949,7 +957,7 @@ async fn worker<H: Handler>(inner: Rc<Inner<H>>) {
         let mut st = inner.state.borrow_mut();
         st.pool.push(body);
         st.busy = st.busy.saturating_sub(1);
-        st.rdy.on_finished(conn_id, success, now());
+        st.rdy.on_finished(conn_id, success, inner.clock.now());
         apply_rdy(&mut st);
         drop(st);
         inner.rdy_wake.notify_one();
@@ -965,20 +973,12 @@ async fn rdy_timer<H: Handler>(inner: Rc<Inner<H>>) {
             }
             st.rdy.poll_timeout()
         };
-        match deadline {
-            Some(at) => {
-                let sleep = tokio::time::sleep(std::time::Duration::from_millis(
-                    at.0.saturating_sub(now().0),
-                ));
-                tokio::select! {
-                    _ = sleep => {}
-                    _ = inner.rdy_wake.notified() => {}
-                }
-            }
-            None => inner.rdy_wake.notified().await,
+        tokio::select! {
+            _ = inner.clock.sleep_until(deadline) => {}
+            _ = inner.rdy_wake.notified() => {}
         }
         let mut st = inner.state.borrow_mut();
-        let at = now();
+        let at = inner.clock.now();
         if st.rdy.poll_timeout().is_some_and(|d| at >= d) {
             st.rdy.handle_timeout(at);
             apply_rdy(&mut st);

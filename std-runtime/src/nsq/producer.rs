@@ -13,6 +13,7 @@ use super::config::reconnect_policy;
 use super::conn::{self, Conn, ConnInfo, Sink};
 use super::{Callbacks, Config, Error, NoCallbacks};
 use crate::reconnect::Backoff;
+use crate::session_io::Clock;
 
 /// Publishes to nsqd. Each publish returns once nsqd answered `OK`.
 ///
@@ -100,6 +101,7 @@ pub struct Producer {
 struct Inner {
     nodes: Vec<String>,
     config: Rc<Config>,
+    clock: Clock,
     callbacks: Rc<dyn Callbacks>,
     state: RefCell<State>,
     /// Wakes tasks waiting for a free pending slot, a connection, or (in
@@ -274,6 +276,7 @@ impl Producer {
             inner: Rc::new(Inner {
                 nodes,
                 config: Rc::new(config),
+                clock: Clock::new(),
                 callbacks,
                 state: RefCell::new(State {
                     current: None,
@@ -567,7 +570,8 @@ impl Producer {
             channel: None,
         };
         let timeout = self.inner.config.connect_timeout;
-        let (conn, read, write) = conn::open(info, self.inner.config.clone(), true).await?;
+        let (conn, read, write) =
+            conn::open(info, self.inner.config.clone(), self.inner.clock, true).await?;
         self.inner.callbacks.connect(&conn.info);
         let (ready_tx, ready_rx) = oneshot::channel();
         let sink = ProducerSink {
