@@ -15,7 +15,7 @@
 //! (one MESSAGE frame in, one FIN out per message). `scripts/profile.sh`
 //! runs them.
 
-use courier_core::nsq::{Identify, Session};
+use courier_core::nsq::{Identify, Options, Session};
 use courier_core::time::Instant;
 use std::hint::black_box;
 
@@ -42,43 +42,33 @@ fn feed(s: &mut S, mut bytes: &[u8], mut on_message: impl FnMut(&mut S, [u8; 16]
     }
 }
 
-// ---- the only two functions that know the session's event API ----
-
 /// One `handle_input` call: bytes used, for a message its id, and whether
 /// anything came out.
 fn step(s: &mut S, bytes: &[u8]) -> (usize, Option<[u8; 16]>, bool) {
-    use courier_core::nsq::Event;
-    let (used, event) = s
+    let (used, message) = s
         .handle_input(bytes, Instant::from_millis(1))
         .expect("input");
-    let evented = event.is_some();
-    let id = match event {
-        Some(Event::Message(m)) => {
-            black_box(m.body);
-            Some(m.id.0)
-        }
-        other => {
-            black_box(other);
-            None
-        }
-    };
-    (used, id, evented)
+    let id = message.map(|m| {
+        black_box(m.body);
+        m.id.0
+    });
+    (used, id, id.is_some())
 }
 
-/// Whether the session still has events to give without input.
-fn pending_events(_s: &mut S) -> bool {
-    false
+/// Drains the session's owned events; whether there were any.
+fn pending_events(s: &mut S) -> bool {
+    let mut any = false;
+    while let Some(event) = s.poll_event() {
+        black_box(event);
+        any = true;
+    }
+    any
 }
 
 fn session(consumer: bool) -> S {
     let identify = Identify::default();
-    let mut s: S = Session::new(
-        vec![0; 1 << 20],
-        1 << 20,
-        &identify,
-        Instant::from_millis(0),
-    )
-    .expect("session");
+    let mut s: S = Session::new(Options::new(1 << 20), vec![0; 1 << 20]);
+    s.start(&identify, Instant::from_millis(0)).expect("start");
     drain(&mut s);
     feed(&mut s, IDENTIFY_OK, |_, _| {});
     if consumer {

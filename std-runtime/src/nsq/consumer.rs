@@ -806,39 +806,42 @@ struct ConsumerSink<H: Handler> {
 }
 
 impl<H: Handler> Sink for ConsumerSink<H> {
-    fn on_event(&self, conn: &Rc<Conn>, event: Event<'_>) -> Result<(), Error> {
+    fn on_message(&self, conn: &Rc<Conn>, m: courier_core::nsq::Message<'_>) -> Result<(), Error> {
+        let inner = &self.inner;
+        inner.callbacks.message_received(&conn.info, &m);
+        let mut st = inner.state.borrow_mut();
+        let at = inner.clock.now();
+        let admission = st.rdy.on_message(conn.info.id, at);
+        if admission == courier_core::nsq::Admission::OverBudget {
+            // nsqd sent beyond the RDY we granted: hand it back at
+            // once instead of exceeding max_in_flight.
+            let _ = conn.with_session(|s| s.req(&m.id, 0));
+            st.rdy.on_finished(conn.info.id, true, at);
+            apply_rdy(&mut st);
+            return Ok(());
+        }
+        let in_flight = st.rdy.in_flight();
+        st.max_seen_in_flight = st.max_seen_in_flight.max(in_flight);
+        let mut body = st.pool.pop().unwrap_or_default();
+        body.extend_from_slice(m.body);
+        st.queue.push_back(Delivery {
+            conn: conn.clone(),
+            id: m.id,
+            attempts: m.attempts,
+            timestamp_ns: m.timestamp_ns,
+            body,
+        });
+        st.busy += 1;
+        apply_rdy(&mut st);
+        drop(st);
+        inner.work.notify_one();
+        inner.rdy_wake.notify_one();
+        Ok(())
+    }
+
+    fn on_event(&self, conn: &Rc<Conn>, event: Event) -> Result<(), Error> {
         let inner = &self.inner;
         match event {
-            Event::Message(m) => {
-                inner.callbacks.message_received(&conn.info, &m);
-                let mut st = inner.state.borrow_mut();
-                let at = inner.clock.now();
-                let admission = st.rdy.on_message(conn.info.id, at);
-                if admission == courier_core::nsq::Admission::OverBudget {
-                    // nsqd sent beyond the RDY we granted: hand it back at
-                    // once instead of exceeding max_in_flight.
-                    let _ = conn.with_session(|s| s.req(&m.id, 0));
-                    st.rdy.on_finished(conn.info.id, true, at);
-                    apply_rdy(&mut st);
-                    return Ok(());
-                }
-                let in_flight = st.rdy.in_flight();
-                st.max_seen_in_flight = st.max_seen_in_flight.max(in_flight);
-                let mut body = st.pool.pop().unwrap_or_default();
-                body.extend_from_slice(m.body);
-                st.queue.push_back(Delivery {
-                    conn: conn.clone(),
-                    id: m.id,
-                    attempts: m.attempts,
-                    timestamp_ns: m.timestamp_ns,
-                    body,
-                });
-                st.busy += 1;
-                apply_rdy(&mut st);
-                drop(st);
-                inner.work.notify_one();
-                inner.rdy_wake.notify_one();
-            }
             Event::Identified => inner
                 .callbacks
                 .identify(&conn.info, conn.negotiated().as_ref()),
