@@ -50,5 +50,5 @@ pub use commands::{CommandError, Identify, NameError};
 pub use error::{ErrorCode, ServerError};
 pub use frame::{decode_frame, Frame, FrameError, Message, MessageId};
 pub use identify::{AuthResponse, Compression, IdentifyReply, IdentifyResponse, ResponseError};
-pub use rdy::{Admission, ConnId, RdyConfig, RdyController, RdyPolicy};
+pub use rdy::{Admission, ConnId, RdyConfig, RdyController, RdyPolicy, RdyTimer};
 pub use session::{Event, Options, PublishId, Session, SessionError, State, EVENT_QUEUE};
