@@ -31,6 +31,10 @@ use crate::transport::{self, ReadHalf, WriteHalf};
 /// instead of waiting for the writer.
 const FLUSH_THRESHOLD: usize = 256 * 1024;
 
+/// nsqd's `--max-rdy-count` default: the RDY limit assumed when nsqd did not
+/// announce one (feature negotiation off).
+pub(crate) const NSQD_DEFAULT_MAX_RDY_COUNT: u32 = 2500;
+
 /// Commands that may await nsqd's answer at once on one connection.
 pub(crate) const PENDING: usize = 1024;
 
@@ -194,14 +198,15 @@ impl Conn {
         }
     }
 
-    /// The negotiated `max_rdy_count` (2500, nsqd's default, if unknown).
+    /// The negotiated `max_rdy_count` ([`NSQD_DEFAULT_MAX_RDY_COUNT`] if
+    /// unknown).
     pub(crate) fn max_rdy(&self) -> u32 {
         self.state
             .borrow()
             .session
             .negotiated()
             .map(|n| n.max_rdy_count.clamp(0, u32::MAX as i64) as u32)
-            .unwrap_or(2500)
+            .unwrap_or(NSQD_DEFAULT_MAX_RDY_COUNT)
     }
 
     /// The settings nsqd negotiated in IDENTIFY.
