@@ -47,6 +47,11 @@ const CLOSE_WAIT_PER_CONNECTION: Duration = Duration::from_secs(5);
 /// Beyond `connect_timeout` twice (connect, then handshake), how long
 /// `start` waits for the first round of connections.
 const FIRST_ROUND_SLACK: Duration = Duration::from_secs(1);
+/// After the first round subscribed, how long `start` watches for those
+/// connections dying at once (nsqd accepted SUB, then sent garbage or
+/// closed mid-frame): the end of stream of such a connection arrives one
+/// read later than the SUB's OK.
+const FIRST_ROUND_SETTLE: Duration = Duration::from_millis(20);
 
 struct Policy(Rc<dyn Callbacks>);
 
@@ -340,6 +345,17 @@ impl<H: Handler> Consumer<H> {
             .wake
             .wait_until(Some(deadline), || {
                 (inner.state.borrow().first_round_pending == 0).then_some(())
+            })
+            .await;
+        // Every connection has answered; one that nsqd broke right after
+        // SUB (garbage or a close in the same burst) ends within a moment,
+        // and start should report that rather than return a consumer with
+        // nothing behind it. Returns at once when all of them ended.
+        let settle = tokio::time::Instant::now() + FIRST_ROUND_SETTLE;
+        let _ = inner
+            .wake
+            .wait_until(Some(settle), || {
+                inner.state.borrow().conns.is_empty().then_some(())
             })
             .await;
     }
