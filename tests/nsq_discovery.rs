@@ -131,3 +131,45 @@ impl courier::nsq::Callbacks for Broken {
         self.0.set(self.0.get() + 1);
     }
 }
+
+/// An `#ephemeral` topic is looked up by its whole name: the `#` is
+/// percent-encoded in `/lookup?topic=` (unencoded it starts a URL fragment
+/// and nsqlookupd was asked for the topic without its suffix, found no
+/// producer, and the consumer never connected).
+#[test]
+fn lookupd_finds_an_ephemeral_topic() {
+    let lookupd = Nsqlookupd::start();
+    let lookup_arg = format!("--lookupd-tcp-address={}", lookupd.tcp_addr());
+    let topic = format!("{}#ephemeral", topic("eph"));
+    let nsqd = nsq_support::nsqd(&[&lookup_arg]);
+    courier::run(async {
+        let producer = Producer::new([nsqd.tcp_addr()], Config::default()).unwrap();
+        producer.publish(&topic, b"kept in memory").await.unwrap();
+        // nsqd registers the topic with nsqlookupd asynchronously: the
+        // consumer's polls (every 300 ms) find it once it is there.
+        let config = Config {
+            lookup_poll_interval: Duration::from_millis(300),
+            ..Config::default()
+        };
+        let consumer = Consumer::builder(
+            [(topic.as_str(), "ch#ephemeral")],
+            LookupNodes::new([lookupd.http_url()]),
+            10,
+            Recorder::default(),
+        )
+        .config(config)
+        .start()
+        .await
+        .unwrap();
+        assert!(
+            wait_until(Duration::from_secs(10), || consumer.is_alive()).await,
+            "the consumer found the nsqd that has {topic}"
+        );
+        assert_eq!(consumer.connected_nodes(), vec![nsqd.tcp_addr()]);
+        let rec = consumer.handler();
+        assert!(wait_until(Duration::from_secs(10), || rec.seen.borrow().len() == 1).await);
+        assert_eq!(rec.seen.borrow()[0].body, b"kept in memory");
+        consumer.stop().await;
+        producer.stop().await;
+    });
+}

@@ -6,7 +6,7 @@
 use std::net::TcpStream;
 use std::time::Duration as StdDuration;
 
-use courier_core::drivers::nsq::{blocking::NsqClient, Error};
+use courier_core::drivers::nsq::{blocking::NsqClient, Error, Incoming};
 use courier_core::drivers::DriverOptions;
 use courier_core::nsq::{ErrorCode, Event, Identify, MessageId};
 use courier_tests::host_io::{HostClock, HostTcp};
@@ -53,7 +53,7 @@ fn stats(nsqd: &Nsqd, topic: &str) -> serde_json::Value {
 fn next_message(client: &mut Client) -> (MessageId, u16, Vec<u8>) {
     let give_up = std::time::Instant::now() + StdDuration::from_secs(10);
     while std::time::Instant::now() < give_up {
-        if let Some(Event::Message(m)) = client.next_event().unwrap() {
+        if let Some(Incoming::Message(m)) = client.next_event().unwrap() {
             return (m.id, m.attempts, m.body.to_vec());
         }
     }
@@ -64,7 +64,7 @@ fn next_message(client: &mut Client) -> (MessageId, u16, Vec<u8>) {
 fn message_within(client: &mut Client, wait: StdDuration) -> bool {
     let give_up = std::time::Instant::now() + wait;
     while std::time::Instant::now() < give_up {
-        if let Some(Event::Message(_)) = client.next_event().unwrap() {
+        if let Some(Incoming::Message(_)) = client.next_event().unwrap() {
             return true;
         }
     }
@@ -180,7 +180,7 @@ fn heartbeats_are_answered_and_reconnect_makes_a_new_session() {
     let mut heartbeats = 0;
     let until = std::time::Instant::now() + StdDuration::from_millis(3500);
     while std::time::Instant::now() < until {
-        if let Some(Event::Heartbeat) = client.next_event().unwrap() {
+        if let Some(Incoming::Event(Event::Heartbeat)) = client.next_event().unwrap() {
             heartbeats += 1;
         }
     }

@@ -6,7 +6,7 @@
 
 use crate::report::WorkerResult;
 use crate::worker::{Section, WorkerArgs};
-use courier_core::nsq::{Event, Identify, Session};
+use courier_core::nsq::{Event, Identify, Message, Options, Session};
 use courier_core::time::Instant as CoreInstant;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -18,6 +18,13 @@ const PENDING: usize = 16;
 /// How this series is driven, for the report.
 pub const TRANSPORT: &str =
     "courier-core NSQ session + bench-local blocking std::net driver (no runtime)";
+
+/// What one frame gave: a message (borrowing the receive buffer) or an
+/// owned session event.
+enum Got<'a> {
+    Message(Message<'a>),
+    Event(Event),
+}
 
 struct Driver {
     stream: TcpStream,
@@ -47,13 +54,13 @@ impl Driver {
             ..Identify::default()
         };
         let epoch = Instant::now();
-        let session = Session::new(
+        let mut session = Session::new(
+            Options::new(rx_capacity),
             vec![0u8; tx_capacity].into_boxed_slice(),
-            rx_capacity,
-            &identify,
-            CoreInstant::from_millis(0),
-        )
-        .map_err(|e| e.to_string())?;
+        );
+        session
+            .start(&identify, CoreInstant::from_millis(0))
+            .map_err(|e| e.to_string())?;
         let mut driver = Driver {
             stream,
             session,
@@ -67,7 +74,7 @@ impl Driver {
         let mut ready = false;
         while !ready {
             driver.poll(|_, event| {
-                if matches!(event, Event::Ready) {
+                if matches!(event, Got::Event(Event::Ready)) {
                     ready = true;
                 }
                 Ok(())
@@ -96,7 +103,7 @@ impl Driver {
     /// (which may queue commands on the session), then flushes.
     fn poll<F>(&mut self, mut on_event: F) -> Result<(), String>
     where
-        F: FnMut(&mut Session<Box<[u8]>, PENDING>, Event<'_>) -> Result<(), String>,
+        F: FnMut(&mut Session<Box<[u8]>, PENDING>, Got<'_>) -> Result<(), String>,
     {
         if Instant::now() > self.deadline {
             return Err("timed out".into());
@@ -119,15 +126,22 @@ impl Driver {
         self.end += n;
         let now = self.now();
         loop {
-            let (used, event) = self
+            let (used, message) = self
                 .session
                 .handle_input(&self.rx[self.start..self.end], now)
                 .map_err(|e| e.to_string())?;
+            let mut progressed = used > 0;
+            if let Some(message) = message {
+                progressed = true;
+                on_event(&mut self.session, Got::Message(message))?;
+            }
             self.start += used;
-            match event {
-                Some(event) => on_event(&mut self.session, event)?,
-                None if used == 0 => break,
-                None => {}
+            while let Some(event) = self.session.poll_event() {
+                progressed = true;
+                on_event(&mut self.session, Got::Event(event))?;
+            }
+            if !progressed {
+                break;
             }
         }
         self.flush()
@@ -160,11 +174,13 @@ pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
                 let mut done = false;
                 while !done {
                     driver.poll(|_, event| match event {
-                        Event::Published { id: got } if got == id => {
+                        Got::Event(Event::Published { id: got }) if got == id => {
                             done = true;
                             Ok(())
                         }
-                        Event::PublishFailed { error, .. } => Err(format!("nsqd refused: {error}")),
+                        Got::Event(Event::PublishFailed { error, .. }) => {
+                            Err(format!("nsqd refused: {error}"))
+                        }
                         _ => Ok(()),
                     })?;
                 }
@@ -183,7 +199,7 @@ pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
             let mut subscribed = false;
             while !subscribed {
                 driver.poll(|_, event| {
-                    if matches!(event, Event::Subscribed) {
+                    if matches!(event, Got::Event(Event::Subscribed)) {
                         subscribed = true;
                     }
                     Ok(())
@@ -200,7 +216,7 @@ pub fn run(args: &WorkerArgs) -> Result<WorkerResult, String> {
             let mut at_mark = None;
             while received < args.msgs {
                 driver.poll(|session, event| {
-                    if let Event::Message(message) = event {
+                    if let Got::Message(message) = event {
                         if received == 0 {
                             section = Some(Section::start());
                         }

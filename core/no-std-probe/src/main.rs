@@ -88,11 +88,10 @@ fn nsq_round() -> bool {
         feature_negotiation: true,
         ..nsq::Identify::default()
     };
-    let Ok(mut session) =
-        nsq::Session::<[u8; 512], 4>::new([0u8; 512], 1024, &identify, Instant(0))
-    else {
+    let mut session = nsq::Session::<[u8; 512], 4>::new(nsq::Options::new(1024), [0u8; 512]);
+    if session.start(&identify, Instant(0)).is_err() {
         return false;
-    };
+    }
     let written = session.transmit().len();
     session.transmitted(written);
     let mut rdy: RdyController<4> = RdyController::new(RdyConfig::new(8));

@@ -13,12 +13,12 @@
 //! A producer over any transport, driven with byte vectors:
 //!
 //! ```
-//! use courier_core::nsq::{Event, Identify, Session};
+//! use courier_core::nsq::{Event, Identify, Options, Session};
 //! use courier_core::time::Instant;
 //!
 //! let identify = Identify { feature_negotiation: true, ..Identify::default() };
-//! let mut session: Session<[u8; 512], 8> =
-//!     Session::new([0u8; 512], 4096, &identify, Instant(0)).unwrap();
+//! let mut session: Session<[u8; 512], 8> = Session::new(Options::new(4096), [0u8; 512]);
+//! session.start(&identify, Instant(0)).unwrap();
 //! assert!(session.transmit().starts_with(b"  V2IDENTIFY\n"));
 //! let n = session.transmit().len();
 //! session.transmitted(n);
@@ -28,13 +28,15 @@
 //! let mut frame = ((json.len() + 4) as i32).to_be_bytes().to_vec();
 //! frame.extend_from_slice(&0i32.to_be_bytes());
 //! frame.extend_from_slice(json);
-//! assert_eq!(session.handle_input(&frame, Instant(1)).unwrap(), (frame.len(), Some(Event::Identified)));
-//! assert_eq!(session.handle_input(&[], Instant(1)).unwrap(), (0, Some(Event::Ready)));
+//! assert_eq!(session.handle_input(&frame, Instant(1)).unwrap(), (frame.len(), None));
+//! assert_eq!(session.poll_event(), Some(Event::Identified));
+//! assert_eq!(session.poll_event(), Some(Event::Ready));
 //!
 //! let id = session.publish("telemetry", b"21.5C").unwrap();
 //! assert_eq!(session.transmit(), b"PUB telemetry\n\x00\x00\x00\x0521.5C");
 //! let ok = b"\x00\x00\x00\x06\x00\x00\x00\x00OK";
-//! assert_eq!(session.handle_input(ok, Instant(2)).unwrap(), (10, Some(Event::Published { id })));
+//! assert_eq!(session.handle_input(ok, Instant(2)).unwrap(), (10, None));
+//! assert_eq!(session.poll_event(), Some(Event::Published { id }));
 //! ```
 
 pub mod commands;
@@ -48,5 +50,5 @@ pub use commands::{CommandError, Identify, NameError};
 pub use error::{ErrorCode, ServerError};
 pub use frame::{decode_frame, Frame, FrameError, Message, MessageId};
 pub use identify::{AuthResponse, Compression, IdentifyReply, IdentifyResponse, ResponseError};
-pub use rdy::{Admission, ConnId, RdyConfig, RdyController, RdyPolicy};
-pub use session::{Event, PublishId, Session, SessionError};
+pub use rdy::{Admission, ConnId, RdyConfig, RdyController, RdyPolicy, RdyTimer};
+pub use session::{Event, Options, PublishId, Session, SessionError, State, EVENT_QUEUE};

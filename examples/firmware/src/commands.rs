@@ -6,7 +6,7 @@
 
 use courier_core::drivers::nsq::blocking::NsqClient;
 use courier_core::drivers::Clock;
-use courier_core::nsq::Event;
+use courier_core::drivers::nsq::Incoming;
 use courier_core::time::Duration;
 
 use crate::clock::SysTickClock;
@@ -57,7 +57,7 @@ where
             exit(EXIT_TIMED_OUT)
         }
         let id = match nsq.next_event() {
-            Ok(Some(Event::Message(m))) => {
+            Ok(Some(Incoming::Message(m))) => {
                 let text = core::str::from_utf8(m.body).unwrap_or("<binary>");
                 log!("command {} (attempt {}): {}", handled + 1, m.attempts, text);
                 m.id

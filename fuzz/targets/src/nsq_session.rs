@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use arbitrary::{Arbitrary, Unstructured};
-use courier_core::nsq::{Event, Identify, MessageId, PublishId, Session, SessionError};
+use courier_core::nsq::{Event, Identify, MessageId, Options, PublishId, Session, SessionError};
 use courier_core::time::{Duration, Instant};
 
 use crate::{split_script, take};
@@ -160,8 +160,9 @@ fn new_session(
         heartbeat_interval: heartbeat,
         ..Identify::default()
     };
-    match Session::new(vec![0u8; tx], rx, &identify, now) {
-        Ok(s) => Some(s),
+    let mut session = Session::new(Options::new(rx), vec![0u8; tx]);
+    match session.start(&identify, now) {
+        Ok(()) => Some(session),
         Err(e) => {
             let _ = e.to_string();
             None
@@ -289,10 +290,14 @@ impl Driver {
         for _ in 0..100_000 {
             let rx_len = self.rx.len();
             match self.session.handle_input(&self.rx, self.now) {
-                Ok((used, event)) => {
+                Ok((used, message)) => {
                     assert!(used <= rx_len, "used {used} of {rx_len} bytes");
-                    let progressed = used > 0 || event.is_some();
-                    if let Some(event) = event {
+                    let mut progressed = used > 0 || message.is_some();
+                    if let Some(m) = message {
+                        self.last_message = Some(m.id);
+                    }
+                    while let Some(event) = self.session.poll_event() {
+                        progressed = true;
                         match event {
                             Event::Published { id } | Event::PublishFailed { id, .. } => {
                                 assert_eq!(
@@ -301,7 +306,6 @@ impl Driver {
                                     "publish result for {id:?} out of order or unknown"
                                 );
                             }
-                            Event::Message(m) => self.last_message = Some(m.id),
                             Event::AuthRequired => {
                                 let _ = self.session.auth(b"secret");
                             }

@@ -83,6 +83,11 @@ pub struct Config {
     pub max_backoff: Duration,
     /// Consumer: how often nsqlookupd is polled.
     pub lookup_poll_interval: Duration,
+    /// Consumer: each wait between nsqlookupd polls is shortened by a
+    /// random part of up to this fraction of the interval (0.3, as go-nsq's
+    /// `lookupd_poll_jitter`), so a fleet of consumers started together
+    /// does not poll in lockstep. Clamped to 0..=1.
+    pub lookup_poll_jitter: f64,
     /// Consumer: how long [`Consumer::stop`](super::Consumer::stop) waits
     /// for in-flight handlers.
     pub stop_timeout: Duration,
@@ -114,6 +119,7 @@ impl Default for Config {
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             lookup_poll_interval: Duration::from_secs(60),
+            lookup_poll_jitter: 0.3,
             stop_timeout: Duration::from_secs(30),
         }
     }

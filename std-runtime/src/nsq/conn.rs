@@ -17,7 +17,9 @@ use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use courier_core::nsq::{CommandError, ConnId, Event, Identify, Session, SessionError};
+use courier_core::nsq::{
+    CommandError, ConnId, Event, Identify, Message, Options, Session, SessionError,
+};
 
 use super::config::{host_name, Compression, Config};
 use super::Error;
@@ -28,6 +30,10 @@ use crate::transport::{self, ReadHalf, WriteHalf};
 /// Pending command bytes that are encoded through the layers at once
 /// instead of waiting for the writer.
 const FLUSH_THRESHOLD: usize = 256 * 1024;
+
+/// nsqd's `--max-rdy-count` default: the RDY limit assumed when nsqd did not
+/// announce one (feature negotiation off).
+pub(crate) const NSQD_DEFAULT_MAX_RDY_COUNT: u32 = 2500;
 
 /// Commands that may await nsqd's answer at once on one connection.
 pub(crate) const PENDING: usize = 1024;
@@ -49,8 +55,13 @@ pub struct ConnInfo {
 
 /// What a connection reports to its owner (producer or consumer).
 pub(crate) trait Sink {
+    /// A message; its body borrows the receive buffer.
+    fn on_message(&self, conn: &Rc<Conn>, message: Message<'_>) -> Result<(), Error> {
+        let _ = (conn, message);
+        Ok(())
+    }
     /// An event other than the handshake steps the connection handles.
-    fn on_event(&self, conn: &Rc<Conn>, event: Event<'_>) -> Result<(), Error>;
+    fn on_event(&self, conn: &Rc<Conn>, event: Event) -> Result<(), Error>;
 }
 
 struct State {
@@ -187,14 +198,15 @@ impl Conn {
         }
     }
 
-    /// The negotiated `max_rdy_count` (2500, nsqd's default, if unknown).
+    /// The negotiated `max_rdy_count` ([`NSQD_DEFAULT_MAX_RDY_COUNT`] if
+    /// unknown).
     pub(crate) fn max_rdy(&self) -> u32 {
         self.state
             .borrow()
             .session
             .negotiated()
             .map(|n| n.max_rdy_count.clamp(0, u32::MAX as i64) as u32)
-            .unwrap_or(2500)
+            .unwrap_or(NSQD_DEFAULT_MAX_RDY_COUNT)
     }
 
     /// The settings nsqd negotiated in IDENTIFY.
@@ -305,12 +317,11 @@ pub(crate) async fn open(
         msg_timeout: config.msg_timeout.map(|d| d.as_millis() as u32),
         ..Identify::default()
     };
-    let session = CoreSession::new(
+    let mut session = CoreSession::new(
+        Options::new(config.max_frame_size),
         vec![0; config.max_command_size],
-        config.max_frame_size,
-        &identify,
-        clock.now(),
-    )?;
+    );
+    session.start(&identify, clock.now())?;
     let mut state = State {
         session,
         stack: Stack::new(),
@@ -441,14 +452,9 @@ fn handshake_error(conn: &Conn, input: &[u8], error: SessionError) -> Error {
     }
 }
 
-enum Step {
-    StartTls,
-    StartCompression(courier_core::nsq::Compression),
-    Auth,
-    Continue,
-    NeedMore,
-}
-
+/// Reads every whole frame `inbound` holds: messages to the sink as they
+/// come, then the owned events each frame made (handshake steps handled
+/// here, the rest to the sink), and moves the answers on to the writer.
 fn process<S: Sink>(conn: &Rc<Conn>, inbound: &mut Inbound, sink: &S) -> Result<(), Error> {
     loop {
         {
@@ -468,57 +474,64 @@ fn process<S: Sink>(conn: &Rc<Conn>, inbound: &mut Inbound, sink: &S) -> Result<
             .borrow_mut()
             .session
             .handle_input(input, conn.clock.now());
-        let (consumed, event) = match handled {
+        let (consumed, message) = match handled {
             Ok(r) => r,
             Err(e) => return Err(handshake_error(conn, input, e)),
         };
-        if matches!(event, Some(Event::Identified)) {
-            conn.identified.set(true);
+        let got_message = message.is_some();
+        if let Some(m) = message {
+            sink.on_message(conn, m)?;
         }
-        let step = match event {
-            None if consumed == 0 => Step::NeedMore,
-            None => Step::Continue,
-            Some(Event::StartTls) => Step::StartTls,
-            Some(Event::StartCompression(c)) => Step::StartCompression(c),
-            Some(Event::AuthRequired) => Step::Auth,
-            Some(Event::Identified) if conn.config.tls.is_some() && !conn.offers_tls() => {
-                // Never fall back to plaintext when TLS was asked for.
-                return Err(Error::Config(format!(
-                    "TLS is configured but nsqd {} does not offer it (start nsqd with \
-                     --tls-cert/--tls-key); refusing to continue in plaintext",
-                    conn.info.addr
-                )));
-            }
-            Some(event) => {
-                sink.on_event(conn, event)?;
-                Step::Continue
-            }
-        };
         inbound.consume(consumed);
-        let mut guard = conn.state.borrow_mut();
-        let st = &mut *guard;
-        match step {
-            Step::NeedMore => {
-                st.flush_session()?;
-                drop(guard);
-                conn.wake.wake_writer();
-                return Ok(());
+        let events = on_events(conn, inbound, sink)?;
+        conn.state.borrow_mut().flush_session()?;
+        conn.wake.wake_writer();
+        if consumed == 0 && !got_message && events == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Polls the session's events: acts on the handshake steps (TLS,
+/// compression, AUTH) before another byte is parsed, hands the rest to the
+/// sink. Returns how many there were.
+fn on_events<S: Sink>(conn: &Rc<Conn>, inbound: &mut Inbound, sink: &S) -> Result<usize, Error> {
+    let mut count = 0;
+    loop {
+        let Some(event) = conn.state.borrow_mut().session.poll_event() else {
+            return Ok(count);
+        };
+        count += 1;
+        match event {
+            Event::Identified => {
+                conn.identified.set(true);
+                if conn.config.tls.is_some() && !conn.offers_tls() {
+                    // Never fall back to plaintext when TLS was asked for.
+                    return Err(Error::Config(format!(
+                        "TLS is configured but nsqd {} does not offer it (start nsqd with \
+                         --tls-cert/--tls-key); refusing to continue in plaintext",
+                        conn.info.addr
+                    )));
+                }
+                sink.on_event(conn, Event::Identified)?;
             }
-            Step::Continue => {}
-            Step::StartTls => {
+            Event::StartTls => {
                 let tls = conn.config.tls.as_ref().ok_or_else(|| {
                     Error::Config("nsqd agreed to TLS that was not asked for".into())
                 })?;
                 let layer = TlsLayer::new(tls.build()?, tls.name_for(&conn.host)?)?;
+                let mut st = conn.state.borrow_mut();
+                let st = &mut *st;
                 st.stack.start_tls(layer, &mut st.out);
             }
-            Step::StartCompression(c) => {
+            Event::StartCompression(c) => {
                 let codec = match c {
                     courier_core::nsq::Compression::Snappy => Codec::snappy(),
                     courier_core::nsq::Compression::Deflate { level } => {
                         Codec::deflate(level.clamp(1, 9))
                     }
                 };
+                let mut st = conn.state.borrow_mut();
                 st.stack.start_compression(codec);
                 if inbound.is_layered() {
                     // Decrypted bytes after the OK are already compressed.
@@ -526,17 +539,15 @@ fn process<S: Sink>(conn: &Rc<Conn>, inbound: &mut Inbound, sink: &S) -> Result<
                     inbound.redecode(|rest, plain| stack.decode_decrypted(rest, plain))?;
                 }
             }
-            Step::Auth => {
+            Event::AuthRequired => {
                 let secret = conn
                     .config
                     .auth_secret
                     .as_ref()
                     .ok_or(Error::AuthRequired)?;
-                st.session.auth(secret)?;
+                conn.state.borrow_mut().session.auth(secret)?;
             }
+            other => sink.on_event(conn, other)?,
         }
-        st.flush_session()?;
-        drop(guard);
-        conn.wake.wake_writer();
     }
 }

@@ -13,11 +13,15 @@ pub(crate) async fn lookup(
     topic: &str,
     timeout: Duration,
 ) -> Result<Vec<String>, Error> {
-    let url = format!("{}/lookup?topic={}", base.trim_end_matches('/'), topic);
+    let url = format!("{}/lookup", base.trim_end_matches('/'));
+    let topic = topic.to_string();
     let body = tokio::task::spawn_blocking(move || {
         let agent = ureq::AgentBuilder::new().timeout(timeout).build();
+        // `query` percent-encodes: an `#ephemeral` topic would otherwise
+        // end the URL at `#` (a fragment) and ask for the wrong topic.
         match agent
             .get(&url)
+            .query("topic", &topic)
             .set("Accept", "application/vnd.nsq; version=1.0")
             .call()
         {
@@ -37,6 +41,24 @@ pub(crate) async fn lookup(
         Some(b) => parse_producers(&b),
         None => Ok(Vec::new()),
     }
+}
+
+/// The wait before the next nsqlookupd poll: `interval` shortened by up to
+/// `jitter` (0..=1) of itself, `unit` being a uniform random number in
+/// [0, 1). Never longer than `interval`, never shorter than
+/// `(1 - jitter) * interval`.
+pub(crate) fn poll_wait(interval: Duration, jitter: f64, unit: f64) -> Duration {
+    let jitter = if jitter.is_finite() {
+        jitter.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let unit = if unit.is_finite() {
+        unit.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    interval.saturating_sub(interval.mul_f64(jitter * unit))
 }
 
 /// Producers of a `/lookup` answer (nsqlookupd >= 1.0, or the older one
@@ -67,6 +89,28 @@ pub(crate) fn parse_producers(body: &str) -> Result<Vec<String>, Error> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn poll_wait_stays_within_the_jitter_band() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(super::poll_wait(minute, 0.3, 0.0), minute);
+        assert_eq!(super::poll_wait(minute, 0.3, 0.5), Duration::from_secs(51));
+        assert_eq!(super::poll_wait(minute, 0.3, 0.999_999).as_secs(), 42);
+        assert_eq!(super::poll_wait(minute, 0.0, 0.7), minute, "no jitter");
+        assert_eq!(
+            super::poll_wait(minute, 7.0, 1.0),
+            Duration::ZERO,
+            "clamped to 1"
+        );
+        assert_eq!(super::poll_wait(minute, f64::NAN, 0.5), minute);
+        let waits: std::collections::HashSet<u128> = (0..50)
+            .map(|_| super::poll_wait(minute, 0.3, fastrand::f64()).as_millis())
+            .collect();
+        assert!(waits.len() > 10, "waits are spread: {waits:?}");
+        assert!(waits.iter().all(|&w| (42_000..=60_000).contains(&w)));
+    }
+
     #[test]
     fn parses_both_answer_shapes() {
         let new = r#"{"channels":["c"],"producers":[{"remote_address":"127.0.0.1:5","hostname":"h","broadcast_address":"127.0.0.1","tcp_port":4150,"http_port":4151,"version":"1.3.0"}]}"#;

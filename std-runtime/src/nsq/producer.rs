@@ -170,7 +170,7 @@ struct ProducerSink {
 }
 
 impl Sink for ProducerSink {
-    fn on_event(&self, conn: &Rc<Conn>, event: Event<'_>) -> Result<(), Error> {
+    fn on_event(&self, conn: &Rc<Conn>, event: Event) -> Result<(), Error> {
         match event {
             Event::Identified => {
                 if let Some(inner) = self.inner.upgrade() {

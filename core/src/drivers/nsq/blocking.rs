@@ -20,7 +20,7 @@
 
 use embedded_io::{Read, Write};
 
-use super::{read_result, write_result, Error, Link, Wait};
+use super::{read_result, write_result, Error, Incoming, Link, Wait};
 use crate::drivers::{Clock, DriverOptions};
 use crate::nsq::{self, Event, Identify, MessageId, PublishId, SessionError};
 use crate::time::Instant;
@@ -225,17 +225,14 @@ where
     /// Reads once (if no whole frame is buffered) and returns the next
     /// event; a message borrows the receive buffer until the next call.
     /// Heartbeats are answered (`NOP`) before this returns.
-    /// `Ok(None)`: nothing this time (read timeout, partial frame).
-    pub fn next_event(&mut self) -> Result<Option<Event<'_>>, Error<T::Error>> {
+    /// `Ok(None)`: nothing this time (read timeout, partial frame, or a
+    /// frame whose event the next call returns).
+    pub fn next_event(&mut self) -> Result<Option<Incoming<'_>>, Error<T::Error>> {
         let now = self.clock.now();
         self.link.begin_step(now)?;
-        // Handshake steps announce themselves without input (and before
-        // it: after StartCompression the buffered bytes are compressed).
-        let announced = self.link.session()?.handle_input(&[], now);
-        let announced = self
-            .link
-            .check(announced.map(|(_, e)| e).map_err(Error::Nsq))?;
-        if let Some(event) = announced {
+        // Owned events first (and before more input: after
+        // StartCompression the buffered bytes are compressed).
+        if let Some(event) = self.link.session()?.poll_event() {
             #[cfg(feature = "deflate")]
             if matches!(
                 event,
@@ -246,8 +243,12 @@ where
                 self.link.check(switched)?;
             }
             self.write_pending()?;
-            return Ok(Some(event));
+            return Ok(Some(Incoming::Event(event)));
         }
+        // A session that ended (a fatal error after its publishes were
+        // reported) says so without input.
+        let ended = self.link.session()?.handle_input(&[], now);
+        self.link.check(ended.map_err(Error::Nsq))?;
         if !self.link.has_frame() && (!self.read_once()? || !self.link.has_frame()) {
             return Ok(None);
         }
@@ -260,10 +261,7 @@ where
             failed,
             ..
         } = &mut self.link;
-        let Some(session) = session.as_mut() else {
-            return Err(Error::Disconnected);
-        };
-        let (used, event) = match session.handle_input(rx.data(), now) {
+        let (used, message) = match session.handle_input(rx.data(), now) {
             Ok(parsed) => parsed,
             Err(e) => {
                 *failed = true;
@@ -276,7 +274,7 @@ where
             *failed = true;
             return Err(e);
         }
-        Ok(event)
+        Ok(message.map(Incoming::Message))
     }
 
     /// The transport (to reconnect it in place, embassy-net style).
@@ -300,10 +298,10 @@ where
         &mut self,
         deadline: Instant,
         wait: Wait,
-        mut accept: impl FnMut(Event<'_>) -> Option<X>,
+        mut accept: impl FnMut(Event) -> Option<X>,
     ) -> Result<X, Error<T::Error>> {
         loop {
-            if let Some(event) = self.next_event()? {
+            if let Some(Incoming::Event(event)) = self.next_event()? {
                 if let Some(out) = accept(event) {
                     return Ok(out);
                 }

@@ -156,12 +156,22 @@ impl<E: embedded_io::Error> fmt::Display for Error<E> {
 
 impl<E: embedded_io::Error> core::error::Error for Error<E> {}
 
-/// The transport-independent half of the NSQ driver: the session (re-made
-/// for each connection over the same transmit storage), the receive
-/// buffer, stall detection and the fatal-error latch.
+/// What [`blocking::NsqClient::next_event`] hands over: a message, which
+/// borrows the receive buffer until the next call, or an owned session
+/// event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming<'a> {
+    /// A message: FIN, REQ or TOUCH it by id.
+    Message(nsq::Message<'a>),
+    /// A session event (handshake step, publish answer, heartbeat...).
+    Event(nsq::Event),
+}
+
+/// The transport-independent half of the NSQ driver: the session
+/// (started again for each connection), the receive buffer, stall
+/// detection and the fatal-error latch.
 pub struct Link<'i, R, S, const PENDING: usize> {
-    /// None only if re-making the session failed (IDENTIFY did not fit).
-    session: Option<nsq::Session<S, PENDING>>,
+    session: nsq::Session<S, PENDING>,
     rx: RxBuf<R>,
     /// Bytes the last returned event borrowed; released by the next call.
     borrowed: usize,
@@ -185,9 +195,10 @@ where
         now: Instant,
     ) -> Result<Self, SessionError> {
         let rx = RxBuf::new(rx);
-        let session = nsq::Session::new(tx, rx.capacity(), &identify, now)?;
+        let mut session = nsq::Session::new(nsq::Options::new(rx.capacity()), tx);
+        session.start(&identify, now)?;
         Ok(Link {
-            session: Some(session),
+            session,
             rx,
             borrowed: 0,
             last_byte_at: now,
@@ -197,36 +208,20 @@ where
         })
     }
 
-    /// The session, or `Disconnected` when it could not be re-made.
+    /// The session (a session whose restart failed answers every command
+    /// with `InvalidState`).
     pub fn session(&mut self) -> Result<&mut nsq::Session<S, PENDING>, SessionError> {
-        self.session.as_mut().ok_or(SessionError::InvalidState {
-            operation: "any",
-            state: "without a session (re-making it failed)",
-        })
+        Ok(&mut self.session)
     }
 
-    /// Starts over for a new connection: a fresh session over the same
-    /// transmit storage (magic and IDENTIFY queued), input dropped, the
-    /// fatal-error latch cleared.
+    /// Starts over for a new connection: the session started again (magic
+    /// and IDENTIFY queued), input dropped, the fatal-error latch cleared.
     pub fn reset(&mut self, now: Instant) -> Result<(), SessionError> {
         self.rx.clear();
         self.borrowed = 0;
         self.failed = false;
         self.last_byte_at = now;
-        let Some(old) = self.session.take() else {
-            return Err(SessionError::InvalidState {
-                operation: "reset",
-                state: "without a session (re-making it failed)",
-            });
-        };
-        let session = nsq::Session::new(
-            old.into_tx_storage(),
-            self.rx.capacity(),
-            &self.identify,
-            now,
-        )?;
-        self.session = Some(session);
-        Ok(())
+        self.session.start(&self.identify, now)
     }
 
     /// When a connect starting at `now` gives up.

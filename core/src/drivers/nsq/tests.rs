@@ -3,9 +3,9 @@
 use std::vec::Vec;
 
 use super::blocking::NsqClient;
-use super::{Error, Wait};
+use super::{Error, Incoming, Wait};
 use crate::drivers::{Clock, DriverOptions};
-use crate::nsq::{Event, Identify};
+use crate::nsq::Identify;
 use crate::time::{Duration, Instant};
 
 /// Serves `script` in reads of at most `chunk` bytes, then times out;
@@ -110,7 +110,7 @@ fn publish_consume_fin_and_heartbeat_bytes_split_anywhere() {
         let mut got = None;
         for _ in 0..200 {
             match c.next_event().unwrap() {
-                Some(Event::Message(m)) => {
+                Some(Incoming::Message(m)) => {
                     got = Some((m.id, m.body.to_vec()));
                     break;
                 }
