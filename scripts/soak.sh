@@ -18,4 +18,4 @@ bash scripts/setup.sh
 export PATH="$root/.tools/bin:$PATH"
 export COURIER_SOAK_SECONDS=$((minutes * 60))
 export COURIER_SOAK_SAMPLE_SECONDS="${COURIER_SOAK_SAMPLE_SECONDS:-5}"
-exec cargo test --release -p courier-tests --test soak -- --nocapture
+exec cargo test --release -p courier-tests --test soak -- --ignored --nocapture
