@@ -5,8 +5,8 @@
 //! not FIN).
 
 use courier_core::drivers::nsq::blocking::NsqClient;
-use courier_core::drivers::Clock;
 use courier_core::drivers::nsq::Incoming;
+use courier_core::drivers::Clock;
 use courier_core::time::Duration;
 
 use crate::clock::SysTickClock;

@@ -14,3 +14,17 @@ pub mod telemetry;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod uart;
+
+use courier_core::time::Duration;
+
+/// What every device does first: paints the stack (for the high-water
+/// mark printed at exit), starts the 1 kHz SysTick clock and takes UART0
+/// with a 50 ms read timeout (so the drivers' timers run while idle).
+/// Exits with `EXIT_TIMED_OUT` if the core peripherals were taken already.
+pub fn start_board() -> (clock::SysTickClock, uart::Uart) {
+    stack::paint();
+    let core =
+        cortex_m::Peripherals::take().unwrap_or_else(|| semihost::exit(semihost::EXIT_TIMED_OUT));
+    let clock = clock::SysTickClock::start(core.SYST);
+    (clock, uart::Uart::take(clock, Duration::from_millis(50)))
+}

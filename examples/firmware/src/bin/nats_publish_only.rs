@@ -8,11 +8,9 @@ use cortex_m_rt::entry;
 use courier_core::drivers::{blocking::NatsClient, DriverOptions};
 use courier_core::nats::{ConnectOptions, EssentialInfo};
 use courier_core::time::Duration;
-use courier_firmware::clock::SysTickClock;
 use courier_firmware::log;
 use courier_firmware::semihost::{exit, EXIT_OK, EXIT_TIMED_OUT};
 use courier_firmware::telemetry::{self, Jitter, Reason, READINGS, READINGS_SUBJECT};
-use courier_firmware::uart::Uart;
 
 /// Receive buffer: nats-server's INFO (~400 bytes standalone) and PONGs.
 const RX: usize = 512;
@@ -21,10 +19,7 @@ const TX: usize = 256;
 
 #[entry]
 fn main() -> ! {
-    courier_firmware::stack::paint();
-    let core = cortex_m::Peripherals::take().unwrap_or_else(|| exit(EXIT_TIMED_OUT));
-    let clock = SysTickClock::start(core.SYST);
-    let uart = Uart::take(clock, Duration::from_millis(50));
+    let (clock, uart) = courier_firmware::start_board();
     let mut options = ConnectOptions::default();
     let _ = courier_core::nats::set_str(&mut options.name, telemetry::DEVICE);
     let mut client: NatsClient<_, _, [u8; RX], [u8; TX], 1, 1, EssentialInfo> = NatsClient::new(

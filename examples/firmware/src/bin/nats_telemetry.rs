@@ -9,8 +9,8 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use courier_core::drivers::{blocking::NatsClient, Clock, DriverOptions};
 use courier_core::drivers::NatsEvent as Event;
+use courier_core::drivers::{blocking::NatsClient, Clock, DriverOptions};
 use courier_core::nats::{ConnectOptions, EssentialInfo};
 use courier_core::time::Duration;
 use courier_firmware::clock::SysTickClock;
@@ -32,10 +32,7 @@ const COMMAND_WAIT_MS: u64 = 60_000;
 
 #[entry]
 fn main() -> ! {
-    courier_firmware::stack::paint();
-    let core = cortex_m::Peripherals::take().unwrap_or_else(|| exit(EXIT_TIMED_OUT));
-    let clock = SysTickClock::start(core.SYST);
-    let uart = Uart::take(clock, Duration::from_millis(50));
+    let (clock, uart) = courier_firmware::start_board();
     let mut options = ConnectOptions::default();
     let _ = courier_core::nats::set_str(&mut options.name, telemetry::DEVICE);
     let mut client: NatsClient<_, _, [u8; RX], [u8; TX], 4, 1, EssentialInfo> = NatsClient::new(

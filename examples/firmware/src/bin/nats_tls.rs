@@ -15,16 +15,14 @@ use cortex_m_rt::entry;
 use courier_core::drivers::{blocking::NatsClient, Clock as _, DriverOptions};
 use courier_core::nats::{ConnectOptions, EssentialInfo};
 use courier_core::time::Duration;
-use courier_firmware::clock::SysTickClock;
 use courier_firmware::log;
 use courier_firmware::semihost::{
-    exit, EXIT_NOT_PROVISIONED, EXIT_OK, EXIT_TIMED_OUT, EXIT_TLS_REFUSED, EXIT_UNREACHABLE,
+    exit, EXIT_NOT_PROVISIONED, EXIT_OK, EXIT_TLS_REFUSED, EXIT_UNREACHABLE,
 };
 use courier_firmware::telemetry::{self, Jitter, Reason, READINGS, READINGS_SUBJECT};
 use courier_firmware::tls::{
     self, open_after_info, PinnedCa, SemihostingClock, Upgrade, UpgradeError, RX_RECORD_SIZE,
 };
-use courier_firmware::uart::Uart;
 use embedded_tls::TlsError;
 
 /// NATS receive buffer (decrypted bytes): INFO and PONGs.
@@ -55,10 +53,7 @@ fn refused(e: &TlsError) -> bool {
 
 #[entry]
 fn main() -> ! {
-    courier_firmware::stack::paint();
-    let core = cortex_m::Peripherals::take().unwrap_or_else(|| exit(EXIT_TIMED_OUT));
-    let clock = SysTickClock::start(core.SYST);
-    let mut uart = Uart::take(clock, Duration::from_millis(50));
+    let (clock, mut uart) = courier_firmware::start_board();
     let Some(provisioned) = tls::provisioned() else {
         log!(
             "no provisioning block at {:#x}: no pinned CA, not connecting",

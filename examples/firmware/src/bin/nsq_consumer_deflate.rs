@@ -9,12 +9,9 @@ use courier_core::drivers::nsq::blocking::NsqClient;
 use courier_core::drivers::nsq::deflate::DeflateState;
 use courier_core::drivers::DriverOptions;
 use courier_core::nsq::Identify;
-use courier_core::time::Duration;
-use courier_firmware::clock::SysTickClock;
 use courier_firmware::log;
-use courier_firmware::semihost::{exit, EXIT_TIMED_OUT, EXIT_UNREACHABLE};
+use courier_firmware::semihost::{exit, EXIT_UNREACHABLE};
 use courier_firmware::telemetry::{self, Reason};
-use courier_firmware::uart::Uart;
 
 /// Receive buffer: the IDENTIFY response and commands of up to ~450 bytes.
 const RX: usize = 512;
@@ -23,10 +20,7 @@ const TX: usize = 256;
 
 #[entry]
 fn main() -> ! {
-    courier_firmware::stack::paint();
-    let core = cortex_m::Peripherals::take().unwrap_or_else(|| exit(EXIT_TIMED_OUT));
-    let clock = SysTickClock::start(core.SYST);
-    let uart = Uart::take(clock, Duration::from_millis(50));
+    let (clock, uart) = courier_firmware::start_board();
     let identify = Identify {
         feature_negotiation: true,
         client_id: Some(telemetry::DEVICE),
