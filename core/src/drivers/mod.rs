@@ -454,7 +454,7 @@ where
 
     /// Forgets the old connection's bytes before a new transport is used.
     fn reset(&mut self, now: Instant) {
-        self.session.reset(now);
+        self.session.start(now);
         self.rx.clear();
         self.borrowed = 0;
         self.failed = false;

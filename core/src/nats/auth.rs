@@ -183,7 +183,7 @@ mod tests {
             let n = s.transmit().len();
             s.transmitted(n);
             connects.push(out);
-            s.reset(now);
+            s.start(now);
         }
         connects
     }

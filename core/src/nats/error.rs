@@ -15,7 +15,7 @@ pub const SEEN_CAPACITY: usize = 32;
 /// Everything that can go wrong in the NATS core.
 ///
 /// [`Error::is_fatal`] tells whether the connection is unusable afterwards
-/// (drop the transport, call [`Session::reset`](super::Session::reset) and
+/// (drop the transport, call [`Session::start`](super::Session::start) and
 /// reconnect) or whether only the call that returned it failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -116,7 +116,7 @@ pub enum Error {
 
 impl Error {
     /// True when the connection cannot be used any more: drop the transport,
-    /// call [`Session::reset`](super::Session::reset) and reconnect.
+    /// call [`Session::start`](super::Session::start) and reconnect.
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,

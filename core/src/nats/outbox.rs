@@ -24,7 +24,7 @@ use crate::buf::CapacityError;
 use super::commands::CommandSink;
 use super::parser::parse_decimal;
 
-/// What [`Session::reset`](super::Session::reset) did with the queued commands.
+/// What [`Session::start`](super::Session::start) did with the queued commands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ResetReport {

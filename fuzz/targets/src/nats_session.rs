@@ -251,7 +251,7 @@ impl Driver {
     }
 
     fn reset(&mut self) {
-        let report = self.session.reset(self.now);
+        let report = self.session.start(self.now);
         assert!(report.discarded_publishes <= report.discarded_bytes);
         assert_eq!(self.session.state(), State::AwaitingInfo);
         self.rx.clear();

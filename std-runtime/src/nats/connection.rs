@@ -190,7 +190,7 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
     }
     let now = sh.now();
     let vectored = sh.vectored.take();
-    let report = sh.session.reset(now);
+    let report = sh.session.start(now);
     let mut discarded_publishes = report.discarded_publishes;
     let mut kept_publishes = report.kept_publishes;
     if let Some(v) = vectored {

@@ -81,7 +81,7 @@ pub enum Received<'a> {
 pub enum Event {
     /// The handshake completed; live subscriptions were re-sent.
     Connected {
-        /// True after a [`Session::reset`](super::Session::reset)(super::Session::reset) (a reconnect).
+        /// True after a [`Session::start`](super::Session::start) (a reconnect).
         reconnect: bool,
         /// Set when the server's max_payload exceeds the receive buffer.
         max_payload_warning: Option<MaxPayloadWarning>,
@@ -129,9 +129,9 @@ pub struct Stats {
     pub dropped_unknown_sid: u64,
     /// Replies that arrived after their request timed out (dropped).
     pub late_replies: u64,
-    /// Bytes of queued commands discarded by [`Session::reset`](super::Session::reset).
+    /// Bytes of queued commands discarded by [`Session::start`](super::Session::start).
     pub discarded_on_reset: u64,
-    /// Publishes discarded by [`Session::reset`](super::Session::reset) (half written, or no room
+    /// Publishes discarded by [`Session::start`](super::Session::start) (half written, or no room
     /// to keep them): the server never got them from this session.
     pub publishes_discarded_on_reset: u64,
     /// Messages delivered to subscriptions (replies included).

@@ -14,7 +14,7 @@
 //! - bytes out: [`Session::transmit`] / [`Session::transmitted`];
 //! - time in: [`Session::handle_timeout`] at [`Session::poll_timeout`];
 //! - on a fatal error ([`Error::is_fatal`]) or a lost transport,
-//!   [`Session::reset`] and reconnect: the session re-sends CONNECT and every
+//!   [`Session::start`] and reconnect: the session re-sends CONNECT and every
 //!   live subscription, then the publishes queued meanwhile.
 //!
 //! Publishes made while not connected are queued in the transmit buffer
@@ -63,7 +63,7 @@ pub enum State {
     AwaitingPong,
     /// Handshake done; commands flow.
     Connected,
-    /// A fatal error happened; call [`Session::reset`] and reconnect.
+    /// A fatal error happened; call [`Session::start`] and reconnect.
     Closed,
 }
 
@@ -305,8 +305,10 @@ where
         self.stats
     }
 
-    /// After the transport was lost: forgets bytes for the old connection
-    /// (keeping whole publishes not yet written), state -> `AwaitingInfo`.
+    /// Begins a new connection after the transport was lost (the same name
+    /// and shape as the NSQ and AMQP sessions' `start`): forgets bytes for
+    /// the old connection (keeping whole publishes not yet written), state
+    /// -> `AwaitingInfo` (where a new session begins).
     /// Live subscriptions are re-sent after the next handshake; draining
     /// ones end (nothing more can arrive from the old connection:
     /// [`Event::SubscriptionDone`] follows from [`Session::poll_event`]);
@@ -319,7 +321,7 @@ where
     /// the newest publishes; in bytes and in publishes (also counted in
     /// [`Stats::discarded_on_reset`] and
     /// [`Stats::publishes_discarded_on_reset`]).
-    pub fn reset(&mut self, now: Instant) -> ResetReport {
+    pub fn start(&mut self, now: Instant) -> ResetReport {
         let _ = now;
         self.state = State::AwaitingInfo;
         self.timers.stop(Timer::Keepalive);

@@ -32,7 +32,7 @@ where
     }
 
     /// Bytes of publishes held until the handshake completes (made while
-    /// not connected, or kept across a [`Session::reset`]).
+    /// not connected, or kept across a [`Session::start`]).
     pub fn held_bytes(&self) -> usize {
         self.out.held_len()
     }

@@ -91,7 +91,7 @@ where
     ///
     /// When not connected the server does not know the subscription on the
     /// coming connection (it would be re-sent after the handshake), so it
-    /// ends at once. A lost connection ([`Session::reset`]) ends every
+    /// ends at once. A lost connection ([`Session::start`]) ends every
     /// drain: nothing more can arrive on the old connection. Calling it
     /// again on a draining subscription does nothing. UNSUB and PING are
     /// written together or not at all ([`Error::BufferFull`]).

@@ -22,7 +22,7 @@ fn reset_counts_discarded_publishes() {
         2,
         "CONNECT length changed: adjust the test"
     );
-    let report = s.reset(T0);
+    let report = s.start(T0);
     assert_eq!(
         report,
         ResetReport {
@@ -48,7 +48,7 @@ fn reconnect_resubscribes_then_releases_held_publishes() {
     s.publish("x", None, None, b"kept").unwrap();
     s.ping().unwrap();
     assert_eq!(
-        s.reset(T0),
+        s.start(T0),
         ResetReport {
             discarded_bytes: 6,
             discarded_publishes: 0,

@@ -120,7 +120,7 @@ fn a_reset_ends_drains_and_poll_event_says_so() {
     let b = s.subscribe("b", None).unwrap();
     s.unsubscribe_draining(a).unwrap();
     take(&mut s);
-    let report = s.reset(T0);
+    let report = s.start(T0);
     assert_eq!(report.discarded_publishes, 0);
     // Waiting at once, without more input or a timer.
     assert!(s.has_events());
@@ -132,7 +132,7 @@ fn a_reset_ends_drains_and_poll_event_says_so() {
     feed(&mut s, b"PONG\r\n", T0).unwrap();
     assert_eq!(take(&mut s), format!("SUB b {}\r\n", b.0));
     // Not connected: the server will not know it, so it ends at once.
-    s.reset(T0);
+    s.start(T0);
     s.unsubscribe_draining(b).unwrap();
     assert_eq!(s.poll_event(), Some(Event::SubscriptionDone { sid: b }));
     assert_eq!(s.subscriptions().count(), 0);
