@@ -26,7 +26,7 @@ use tokio::sync::oneshot;
 
 use super::options::{ConnectOptions, Event};
 use super::shared::{
-    check_option_lengths, new_inner, ConnectionState, EventQueue, Inner, PendingFlush,
+    check_option_lengths, new_inner, ConnectionState, EventQueue, Inner, Lifecycle, PendingFlush,
     PendingRequest, Shared, Statistics, VectoredPublish, VECTORED_PAYLOAD_MIN,
 };
 use super::subscriber::{SubQueue, Subscriber};
@@ -74,7 +74,7 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let sh = self.inner.shared.borrow();
         f.debug_struct("Client")
-            .field("state", &sh.state)
+            .field("state", &sh.connection_state())
             .field("server", &sh.servers.current)
             .finish()
     }
@@ -222,7 +222,7 @@ impl Client {
         headers: Option<&[u8]>,
         payload: &[u8],
     ) -> Option<Result<(), Error>> {
-        let connected = match sh.state {
+        let connected = match sh.connection_state() {
             ConnectionState::Closed => return Some(Err(Error::Closed)),
             ConnectionState::Draining if sh.publishing_closed => return Some(Err(Error::Closed)),
             ConnectionState::Draining => sh.session.state() == State::Connected,
@@ -311,7 +311,7 @@ impl Client {
         headers: Option<&HeaderMap>,
         payload: &Bytes,
     ) -> Vectored {
-        match sh.state {
+        match sh.connection_state() {
             ConnectionState::Closed => return Vectored::Done(Err(Error::Closed)),
             ConnectionState::Draining if sh.publishing_closed => {
                 return Vectored::Done(Err(Error::Closed))
@@ -369,7 +369,7 @@ impl Client {
     ) -> Result<Subscriber, Error> {
         self.with_room(None, |sh| {
             if matches!(
-                sh.state,
+                sh.connection_state(),
                 ConnectionState::Closed | ConnectionState::Draining
             ) {
                 return Some(Err(Error::Closed));
@@ -398,7 +398,7 @@ impl Client {
         if let Some(q) = sh.receivers.subs.remove(&sid.0) {
             q.borrow_mut().close();
         }
-        if sh.state == ConnectionState::Closed {
+        if sh.connection_state() == ConnectionState::Closed {
             return Ok(());
         }
         let res = sh.session.unsubscribe(sid);
@@ -455,7 +455,7 @@ impl Client {
         let (tx, rx) = oneshot::channel();
         let queued = self.with_room(Some(deadline), |sh| {
             if matches!(
-                sh.state,
+                sh.connection_state(),
                 ConnectionState::Closed | ConnectionState::Draining
             ) {
                 return Some(Err(Error::Closed));
@@ -470,7 +470,12 @@ impl Client {
                 core_timeout,
             ) {
                 Ok(id) => Some(Ok(id)),
-                Err(e) if sh.state == ConnectionState::Connected && waits_for_room(sh, &e) => None,
+                Err(e)
+                    if sh.connection_state() == ConnectionState::Connected
+                        && waits_for_room(sh, &e) =>
+                {
+                    None
+                }
                 Err(CoreError::BufferFull(e)) => Some(Err(Error::ReconnectBufferFull {
                     needed: e.needed,
                     capacity: e.capacity,
@@ -523,7 +528,7 @@ impl Client {
     pub async fn flush_timeout(&self, timeout: Duration) -> Result<(), Error> {
         let attempt = async {
             // Not connected or no room: wait for a change.
-            let pinged = self.with_room(None, |sh| match sh.state {
+            let pinged = self.with_room(None, |sh| match sh.connection_state() {
                 ConnectionState::Closed => Some(Err(Error::Closed)),
                 ConnectionState::Disconnected => None,
                 ConnectionState::Connected | ConnectionState::Draining => match sh.session.ping() {
@@ -573,10 +578,10 @@ impl Client {
     pub async fn drain(&self) -> Result<(), Error> {
         let sids: Vec<Sid> = {
             let mut sh = self.inner.shared.borrow_mut();
-            if sh.state == ConnectionState::Closed {
+            if sh.connection_state() == ConnectionState::Closed {
                 return Err(Error::Closed);
             }
-            sh.state = ConnectionState::Draining;
+            sh.lifecycle = Lifecycle::Draining;
             sh.receivers.subs.keys().map(|&sid| Sid(sid)).collect()
         };
         let subscriptions = self.drain_subscriptions(&sids).await;
@@ -594,7 +599,7 @@ impl Client {
         let attempt = async {
             for &sid in sids {
                 let unsubscribed = self.with_room(None, |sh| {
-                    if sh.state == ConnectionState::Closed {
+                    if sh.connection_state() == ConnectionState::Closed {
                         return Some(Err(Error::Closed));
                     }
                     match sh.session.unsubscribe_draining(sid) {
@@ -623,7 +628,7 @@ impl Client {
                 {
                     return Some(Ok(()));
                 }
-                (sh.state == ConnectionState::Closed).then_some(Err(Error::Closed))
+                (sh.connection_state() == ConnectionState::Closed).then_some(Err(Error::Closed))
             });
             ended.await.unwrap_or(Err(Error::Closed))
         };
@@ -643,7 +648,7 @@ impl Client {
     /// were still held for the next connection: they are dropped, and said
     /// so.
     pub async fn close(&self) -> Result<(), Error> {
-        let connected = self.inner.shared.borrow().state == ConnectionState::Connected;
+        let connected = self.inner.shared.borrow().connection_state() == ConnectionState::Connected;
         let res = if connected {
             self.flush().await
         } else {
@@ -680,7 +685,7 @@ impl Client {
 
     /// Where the connection is.
     pub fn connection_state(&self) -> ConnectionState {
-        self.inner.shared.borrow().state
+        self.inner.shared.borrow().connection_state()
     }
 
     /// Messages and bytes in and out, and reconnects.
@@ -715,7 +720,7 @@ impl Client {
         let q = Rc::new(RefCell::new(EventQueue {
             events: VecDeque::new(),
             waker: None,
-            closed: self.inner.shared.borrow().state == ConnectionState::Closed,
+            closed: self.inner.shared.borrow().connection_state() == ConnectionState::Closed,
         }));
         self.inner
             .shared

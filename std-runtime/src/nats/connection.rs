@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 
 use super::inbound::{drain_events, process_input, Processed};
 use super::options::Event;
-use super::shared::{apply_credentials, ConnectionState, Inner, Shared};
+use super::shared::{apply_credentials, ConnectionState, Inner, Lifecycle, Shared};
 use super::tls::{self, NatsTls};
 use super::unconfirmed::{confirmation_point, resend};
 use super::url::ServerAddr;
@@ -180,14 +180,13 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
 /// Bookkeeping after a connection ended with an error.
 fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) {
     let mut sh = inner.shared.borrow_mut();
-    if sh.state == ConnectionState::Closed {
+    if sh.connection_state() == ConnectionState::Closed {
         return;
     }
-    // A drain interrupted by a disconnect stays a drain: its flush fails
-    // and it closes, rather than reopening the client for publishes.
-    if sh.state != ConnectionState::Draining {
-        sh.state = ConnectionState::Disconnected;
-    }
+    // Disconnected from here on: `start` puts the session back to
+    // awaiting INFO. A drain interrupted by a disconnect stays a drain (the
+    // lifecycle is untouched): its flush fails and it closes, rather than
+    // reopening the client for publishes.
     let now = sh.now();
     let vectored = sh.vectored.take();
     let report = sh.session.start(now);
@@ -426,7 +425,7 @@ async fn read_loop(
                 return Ok(());
             }
             let subscriptions = sh.receivers.subs.len();
-            let was = sh.state == ConnectionState::Connected;
+            let was = sh.session.state() == State::Connected;
             // Publishes held for the handshake (made during the outage or
             // kept from the lost connection) are released by it.
             let held = sh.session.held_bytes();
@@ -459,29 +458,27 @@ async fn read_loop(
             }
             let subscriptions_ended = sh.receivers.subs.len() < subscriptions;
             let now_connected = sh.session.state() == State::Connected;
-            let became_connected =
-                if !was && now_connected && sh.state == ConnectionState::Disconnected {
-                    sh.state = ConnectionState::Connected;
-                    sh.reconnect_buffered = 0;
-                    learn_servers(&mut sh);
-                    if ever_connected {
-                        sh.statistics.reconnects += 1;
+            let became_connected = if !was && now_connected && sh.lifecycle == Lifecycle::Open {
+                sh.reconnect_buffered = 0;
+                learn_servers(&mut sh);
+                if ever_connected {
+                    sh.statistics.reconnects += 1;
+                }
+                sh.emit(if ever_connected {
+                    Event::Reconnected {
+                        server: server.to_string(),
+                        buffered_bytes_sent: held,
+                        buffered_publishes_sent: held_publishes,
                     }
-                    sh.emit(if ever_connected {
-                        Event::Reconnected {
-                            server: server.to_string(),
-                            buffered_bytes_sent: held,
-                            buffered_publishes_sent: held_publishes,
-                        }
-                    } else {
-                        Event::Connected {
-                            server: server.to_string(),
-                        }
-                    });
-                    true
                 } else {
-                    false
-                };
+                    Event::Connected {
+                        server: server.to_string(),
+                    }
+                });
+                true
+            } else {
+                false
+            };
             (became_connected, subscriptions_ended)
         };
         if subscriptions_ended {
@@ -678,8 +675,8 @@ async fn write_loop(
                     server: server.clone(),
                 });
             }
-            let connected =
-                sh.state == ConnectionState::Connected || sh.state == ConnectionState::Draining;
+            let connected = sh.connection_state() == ConnectionState::Connected
+                || sh.connection_state() == ConnectionState::Draining;
             let timer = sh.session.poll_timeout().map(|t| sh.to_tokio(t));
             let deadline = if connected {
                 timer
@@ -700,7 +697,7 @@ async fn write_loop(
         }
         {
             let sh = inner.shared.borrow();
-            if sh.state == ConnectionState::Disconnected
+            if sh.connection_state() == ConnectionState::Disconnected
                 && tokio::time::Instant::now() >= handshake_deadline
             {
                 return Err(Error::TimedOut {

@@ -42,7 +42,9 @@ pub(crate) type CoreSession = core_nats::Session<
 /// Events kept for one [`EventStream`](super::EventStream) that is not being read.
 const EVENT_STREAM_CAPACITY: usize = 1024;
 
-/// Where the client is.
+/// Where the client is: [`Client::connection_state`](super::Client::connection_state)
+/// derives it from the core session's state (connected or not) and the
+/// runtime's own [`Lifecycle`] (draining, closed); it is never stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnectionState {
     /// Connecting or reconnecting (publishes go to the reconnect buffer).
@@ -57,11 +59,24 @@ pub enum ConnectionState {
     Closed,
 }
 
+/// What only the runtime knows about the client's life; whether a
+/// connection is up is the core session's (`State::Connected`), kept once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lifecycle {
+    /// In use: connected or (re)connecting, as the session says.
+    Open,
+    /// [`Client::drain`](super::Client::drain) began (see `publishing_closed`).
+    Draining,
+    /// Closed for good.
+    Closed,
+}
+
 pub(crate) struct Shared {
     /// Boxed: the subscription and request tables make it ~280 KB.
     pub(crate) session: Box<CoreSession>,
     pub(crate) options: ConnectOptions,
-    pub(crate) state: ConnectionState,
+    /// Draining or closed; connected or not is `session.state()`.
+    pub(crate) lifecycle: Lifecycle,
     pub(crate) clock: Clock,
     /// Which servers the connection task goes to.
     pub(crate) servers: Servers,
@@ -180,6 +195,18 @@ pub(crate) struct EventQueue {
 }
 
 impl Shared {
+    /// Where the client is, from the session's state and the lifecycle.
+    pub(crate) fn connection_state(&self) -> ConnectionState {
+        match self.lifecycle {
+            Lifecycle::Closed => ConnectionState::Closed,
+            Lifecycle::Draining => ConnectionState::Draining,
+            Lifecycle::Open if self.session.state() == core_nats::State::Connected => {
+                ConnectionState::Connected
+            }
+            Lifecycle::Open => ConnectionState::Disconnected,
+        }
+    }
+
     pub(crate) fn now(&self) -> CoreInstant {
         self.clock.now()
     }
@@ -202,10 +229,10 @@ impl Shared {
 
     /// Ends everything for good.
     pub(crate) fn shut_down(&mut self) {
-        if self.state == ConnectionState::Closed {
+        if self.lifecycle == Lifecycle::Closed {
             return;
         }
-        self.state = ConnectionState::Closed;
+        self.lifecycle = Lifecycle::Closed;
         self.close_requested = true;
         self.fail_flushes(|| Error::Closed);
         for (_, req) in self.receivers.requests.drain() {
@@ -385,7 +412,7 @@ pub(crate) fn new_inner(servers: Vec<ServerAddr>, options: ConnectOptions) -> Rc
     Rc::new(Inner {
         shared: RefCell::new(Shared {
             session,
-            state: ConnectionState::Disconnected,
+            lifecycle: Lifecycle::Open,
             clock: Clock::new(),
             servers: Servers {
                 known: servers,
@@ -414,4 +441,60 @@ pub(crate) fn new_inner(servers: Vec<ServerAddr>, options: ConnectOptions) -> Rc
         wake: Wakeups::new(),
         handles: Cell::new(1),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `bytes` whole, polling the session's events first as the
+    /// connection task does.
+    fn feed(sh: &mut Shared, bytes: &[u8]) -> Result<(), core_nats::Error> {
+        while sh.session.poll_event().is_some() {}
+        let now = sh.now();
+        let (used, _) = sh.session.handle_input(bytes, now)?;
+        assert_eq!(used, bytes.len());
+        Ok(())
+    }
+
+    fn handshake(sh: &mut Shared) {
+        feed(sh, b"INFO {\"server_id\":\"S\",\"max_payload\":1024}\r\n").unwrap();
+        let n = sh.session.transmit().len();
+        sh.session.transmitted(n);
+        feed(sh, b"PONG\r\n").unwrap();
+    }
+
+    #[test]
+    fn connection_state_follows_the_session_and_the_lifecycle() {
+        let server = ServerAddr::parse("nats://127.0.0.1:4222").unwrap();
+        let inner = new_inner(vec![server], ConnectOptions::default());
+        let mut sh = inner.shared.borrow_mut();
+        assert_eq!(sh.connection_state(), ConnectionState::Disconnected);
+        handshake(&mut sh);
+        assert_eq!(sh.connection_state(), ConnectionState::Connected);
+        // The transport is lost: `start` alone makes it Disconnected.
+        let now = sh.now();
+        sh.session.start(now);
+        assert_eq!(sh.connection_state(), ConnectionState::Disconnected);
+        handshake(&mut sh);
+        // A fatal server error closes the session: not connected any more,
+        // before the connection task has even seen the socket end.
+        feed(&mut sh, b"-ERR 'Authorization Violation'\r\n").unwrap_err();
+        assert_eq!(sh.connection_state(), ConnectionState::Disconnected);
+        // Draining is the runtime's own fact: it stays across a reconnect.
+        sh.lifecycle = Lifecycle::Draining;
+        let now = sh.now();
+        sh.session.start(now);
+        assert_eq!(sh.connection_state(), ConnectionState::Draining);
+        handshake(&mut sh);
+        assert_eq!(sh.connection_state(), ConnectionState::Draining);
+        sh.shut_down();
+        assert_eq!(sh.connection_state(), ConnectionState::Closed);
+        assert_eq!(sh.events.pending.last(), Some(&Event::Closed));
+        // Closed is for good, whatever the session does next.
+        let now = sh.now();
+        sh.session.start(now);
+        handshake(&mut sh);
+        assert_eq!(sh.connection_state(), ConnectionState::Closed);
+    }
 }

@@ -276,7 +276,9 @@ pub(crate) fn resend(sh: &mut Shared, server: &ServerAddr, wires: &[Vec<u8>]) ->
 /// After a write: queue a confirmation PING if one is due, so the
 /// unconfirmed window stays bounded.
 pub(crate) fn confirmation_point(sh: &mut Shared) {
-    if sh.state != ConnectionState::Connected && sh.state != ConnectionState::Draining {
+    if sh.connection_state() != ConnectionState::Connected
+        && sh.connection_state() != ConnectionState::Draining
+    {
         return;
     }
     let written = sh.statistics.written_bytes;
