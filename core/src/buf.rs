@@ -69,9 +69,14 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> RxBuf<S> {
         self.storage.as_ref().len()
     }
 
-    /// Received bytes not yet consumed.
+    /// Received bytes not yet consumed (empty if the storage was swapped
+    /// for a shorter one behind the buffer's back, see
+    /// [`RxBuf::storage_mut`]).
     pub fn data(&self) -> &[u8] {
-        &self.storage.as_ref()[self.start..self.end]
+        self.storage
+            .as_ref()
+            .get(self.start..self.end)
+            .unwrap_or(&[])
     }
 
     /// Number of received bytes not yet consumed.
@@ -88,11 +93,35 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> RxBuf<S> {
     /// that makes room; empty only when the buffer is full of unconsumed
     /// bytes (a frame larger than the capacity).
     pub fn spare(&mut self) -> &mut [u8] {
-        if self.end == self.capacity() && self.start > 0 {
+        let room = self.spare_range(1);
+        self.storage.as_mut().get_mut(room).unwrap_or(&mut [])
+    }
+
+    /// Where the room to read into lies in the storage, for a transport that
+    /// cannot take a borrowed slice (an io_uring read owns the storage while
+    /// the kernel writes into it: take it out of [`RxBuf::storage_mut`], read
+    /// into this range, put it back, then [`RxBuf::fill`]).
+    ///
+    /// Moves unconsumed bytes to the front first when fewer than `min_room`
+    /// bytes are left at the end (`1`: only when none are, as
+    /// [`RxBuf::spare`] does; more keeps reads large at the price of moving
+    /// the tail of a partial frame a little more often). Empty only when the
+    /// buffer is full of unconsumed bytes.
+    pub fn spare_range(&mut self, min_room: usize) -> core::ops::Range<usize> {
+        let capacity = self.capacity();
+        if self.start > 0 && capacity.saturating_sub(self.end) < min_room {
             self.compact();
         }
-        let end = self.end;
-        &mut self.storage.as_mut()[end..]
+        self.end.min(capacity)..capacity
+    }
+
+    /// The storage itself, for a transport that must own it during a read
+    /// (see [`RxBuf::spare_range`]). Held bytes stay where they are; if the
+    /// storage is never put back (a cancelled read) or comes back with
+    /// another length, call [`RxBuf::clear`]: the buffer never panics
+    /// either way, it just holds nothing.
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
     }
 
     /// Records that `n` bytes were read into [`RxBuf::spare`].
@@ -114,6 +143,11 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> RxBuf<S> {
     pub fn compact(&mut self) {
         if self.start > 0 {
             let (start, end) = (self.start, self.end);
+            if end > self.capacity() {
+                // The storage was swapped for a shorter one: nothing held.
+                self.clear();
+                return;
+            }
             self.storage.as_mut().copy_within(start..end, 0);
             self.end = end - start;
             self.start = 0;
@@ -313,6 +347,48 @@ mod tests {
         rx.consume(5);
         assert_eq!(rx.spare().len(), 5);
         assert_eq!(rx.data(), b"fgh");
+    }
+
+    #[test]
+    fn rx_spare_range_compacts_below_the_asked_room() {
+        let mut rx = RxBuf::new([0u8; 8]);
+        rx.spare()[..8].copy_from_slice(b"abcdefgh");
+        rx.fill(8);
+        rx.consume(5);
+        // 0 bytes left at the end, 3 held: compacts for any room asked.
+        assert_eq!(rx.spare_range(1), 3..8);
+        assert_eq!(rx.data(), b"fgh");
+        rx.spare()[..3].copy_from_slice(b"ijk");
+        rx.fill(3);
+        rx.consume(1);
+        // "ghijk" held at 1..6, 2 bytes left at the end: enough for 2.
+        assert_eq!(rx.spare_range(2), 6..8);
+        assert_eq!(rx.data(), b"ghijk");
+        // Asking for 3 moves the 5 held bytes to the front.
+        assert_eq!(rx.spare_range(3), 5..8);
+        assert_eq!(rx.data(), b"ghijk");
+    }
+
+    #[test]
+    fn rx_lent_storage_that_never_comes_back_holds_nothing() {
+        let mut rx = RxBuf::new(std::vec![0u8; 8]);
+        rx.spare()[..4].copy_from_slice(b"abcd");
+        rx.fill(4);
+        rx.consume(1);
+        // An io_uring read took the storage and was cancelled.
+        let lent = core::mem::take(rx.storage_mut());
+        assert_eq!(lent.len(), 8);
+        assert_eq!(rx.capacity(), 0);
+        assert_eq!(rx.data(), b"");
+        assert!(rx.spare().is_empty());
+        assert_eq!(rx.spare_range(4), 0..0);
+        rx.compact();
+        rx.fill(3);
+        assert_eq!(rx.data(), b"");
+        // The owner puts storage back and starts afresh.
+        *rx.storage_mut() = lent;
+        rx.clear();
+        assert_eq!(rx.spare_range(1), 0..8);
     }
 
     #[test]

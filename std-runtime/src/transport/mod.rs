@@ -31,6 +31,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
+use courier_core::buf::RxBuf;
 
 use crate::runtime::{current_backend, Backend};
 
@@ -39,21 +40,30 @@ use crate::runtime::{current_backend, Backend};
 /// Holds received bytes in `data()`; reads append at the end, the parser
 /// [`consume`](ReadBuffer::consume)s whole frames from the front. It never
 /// grows: its capacity is the largest frame it can hold.
-#[derive(Debug)]
+///
+/// The bookkeeping is the core's [`RxBuf`] (one receive buffer for the
+/// sans-IO drivers and the runtime); this adds what an io_uring read needs:
+/// the storage is taken out for the read and put back, and a read that was
+/// cancelled (storage never returned) is noticed and replaced.
 pub struct ReadBuffer {
-    storage: Vec<u8>,
-    start: usize,
-    end: usize,
+    rx: RxBuf<Vec<u8>>,
     capacity: usize,
+}
+
+impl std::fmt::Debug for ReadBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadBuffer")
+            .field("held", &self.rx.len())
+            .field("capacity", &self.capacity)
+            .finish()
+    }
 }
 
 impl ReadBuffer {
     /// A zero-filled buffer of `capacity` bytes (allocated once).
     pub fn new(capacity: usize) -> Self {
         ReadBuffer {
-            storage: vec![0; capacity],
-            start: 0,
-            end: 0,
+            rx: RxBuf::new(vec![0; capacity]),
             capacity,
         }
     }
@@ -65,32 +75,27 @@ impl ReadBuffer {
 
     /// Received bytes not yet consumed.
     pub fn data(&self) -> &[u8] {
-        self.storage.get(self.start..self.end).unwrap_or(&[])
+        self.rx.data()
     }
 
     /// Number of bytes not yet consumed.
     pub fn len(&self) -> usize {
-        self.end - self.start
+        self.rx.len()
     }
 
     /// True when nothing is held.
     pub fn is_empty(&self) -> bool {
-        self.start == self.end
+        self.rx.is_empty()
     }
 
     /// Drops `n` parsed bytes from the front (clamped).
     pub fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
+        self.rx.consume(n);
     }
 
     /// Forgets every held byte (new connection).
     pub fn clear(&mut self) {
-        self.start = 0;
-        self.end = 0;
+        self.rx.clear();
     }
 
     /// True when the buffer is full of unconsumed bytes: the frame being
@@ -105,35 +110,26 @@ impl ReadBuffer {
         let spare = self.prepare_spare();
         let n = data.len().min(spare.len());
         if let (Some(dst), Some(src)) = (
-            self.storage.get_mut(spare.start..spare.start + n),
+            self.rx.storage_mut().get_mut(spare.start..spare.start + n),
             data.get(..n),
         ) {
             dst.copy_from_slice(src);
         }
-        self.filled(n);
+        self.rx.fill(n);
         n
     }
 
     /// Makes the spare room contiguous at the end and returns its range.
     fn prepare_spare(&mut self) -> std::ops::Range<usize> {
-        if self.storage.len() != self.capacity {
+        if self.rx.capacity() != self.capacity {
             // A cancelled io_uring read kept the old storage; start afresh.
-            self.storage = vec![0; self.capacity];
-            self.clear();
+            *self.rx.storage_mut() = vec![0; self.capacity];
+            self.rx.clear();
         }
         // Compact before the spare room gets small (not only when it is
         // gone), so reads stay large; the bytes moved are usually just the
         // tail of one partial frame.
-        if self.start > 0 && self.capacity - self.end < self.capacity / 4 {
-            self.storage.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        self.end..self.capacity
-    }
-
-    fn filled(&mut self, n: usize) {
-        self.end = (self.end + n).min(self.capacity);
+        self.rx.spare_range((self.capacity / 4).max(1))
     }
 }
 
@@ -227,12 +223,13 @@ impl ReadHalf {
                 ),
             ));
         }
+        let storage = buf.rx.storage_mut();
         let n = match &mut self.0 {
-            ReadInner::Uring(r) => r.read(&mut buf.storage, spare).await?,
-            ReadInner::Epoll(r) => r.read(&mut buf.storage[spare]).await?,
-            ReadInner::UringVariant(r) => r.read(&mut buf.storage, spare).await?,
+            ReadInner::Uring(r) => r.read(storage, spare).await?,
+            ReadInner::Epoll(r) => r.read(storage.get_mut(spare).unwrap_or(&mut [])).await?,
+            ReadInner::UringVariant(r) => r.read(storage, spare).await?,
         };
-        buf.filled(n);
+        buf.rx.fill(n);
         crate::stats::record(|s| s.bytes_read += n as u64);
         Ok(n)
     }
@@ -346,18 +343,29 @@ mod tests {
         let mut buf = ReadBuffer::new(8);
         let spare = buf.prepare_spare();
         assert_eq!(spare, 0..8);
-        buf.storage[..8].copy_from_slice(b"abcdefgh");
-        buf.filled(8);
+        assert_eq!(buf.append(b"abcdefghi"), 8);
         buf.consume(6);
         assert_eq!(buf.prepare_spare(), 2..8);
         assert_eq!(buf.data(), b"gh");
         assert!(!buf.is_full());
         // Plenty of room left: no move.
         let mut buf = ReadBuffer::new(8);
-        buf.storage[..4].copy_from_slice(b"abcd");
-        buf.filled(4);
+        assert_eq!(buf.append(b"abcd"), 4);
         buf.consume(1);
         assert_eq!(buf.prepare_spare(), 4..8);
         assert_eq!(buf.data(), b"bcd");
+    }
+
+    #[test]
+    fn read_buffer_replaces_storage_a_cancelled_read_kept() {
+        let mut buf = ReadBuffer::new(8);
+        assert_eq!(buf.append(b"abc"), 3);
+        // What a dropped io_uring read future leaves behind.
+        drop(std::mem::take(buf.rx.storage_mut()));
+        assert_eq!(buf.data(), b"");
+        assert_eq!(buf.prepare_spare(), 0..8);
+        assert_eq!(buf.append(b"xyz"), 3);
+        assert_eq!(buf.data(), b"xyz");
+        assert_eq!(buf.capacity(), 8);
     }
 }
