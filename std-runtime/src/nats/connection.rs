@@ -31,7 +31,8 @@ use super::unconfirmed::{confirmation_point, resend};
 use super::url::ServerAddr;
 use super::Error;
 use crate::reconnect::{Backoff, BackoffPolicy};
-use crate::transport::{self, ReadBuffer, ReadHalf, WriteHalf};
+use crate::session_io::Inbound;
+use crate::transport::{self, ReadHalf, WriteHalf};
 
 /// How one connection ended.
 enum Ended {
@@ -51,7 +52,7 @@ pub(crate) async fn run(inner: Rc<Inner>, first: oneshot::Sender<Result<(), Erro
             sh.options.transmit_buffer_size + sh.options.reconnect_buffer_size,
         )
     };
-    let mut rx = ReadBuffer::new(rx_size);
+    let mut rx = Inbound::new(rx_size);
     let mut wbuf: Vec<u8> = Vec::with_capacity(tx_size);
     let mut first = Some(first);
     let mut failures = Vec::new();
@@ -267,7 +268,7 @@ fn lost(inner: &Inner, server: &ServerAddr, error: &Error, was_connected: bool) 
 async fn connect_once(
     inner: &Rc<Inner>,
     server: &ServerAddr,
-    rx: &mut ReadBuffer,
+    rx: &mut Inbound,
     wbuf: &mut Vec<u8>,
     first: &mut Option<oneshot::Sender<Result<(), Error>>>,
     ever_connected: bool,
@@ -390,7 +391,7 @@ async fn connect_once(
 async fn read_loop(
     inner: &Inner,
     mut reader: ReadHalf,
-    rx: &mut ReadBuffer,
+    rx: &mut Inbound,
     tls: &RefCell<NatsTls>,
     server: &ServerAddr,
     first: &mut Option<oneshot::Sender<Result<(), Error>>>,
@@ -444,7 +445,8 @@ async fn read_loop(
                     .session
                     .server_info()
                     .map_or((false, false), |i| (i.tls_required, i.tls_available));
-                tls.borrow_mut().after_info(requires, offers, rx.len())?;
+                tls.borrow_mut()
+                    .after_info(requires, offers, rx.data().len())?;
             }
             if processed.info_updated {
                 learn_servers(&mut sh);

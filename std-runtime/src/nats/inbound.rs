@@ -7,7 +7,7 @@ use courier_core::nats::{Error as CoreError, Event as CoreEvent, Received};
 use super::options::Event;
 use super::shared::Shared;
 use super::Error;
-use crate::transport::ReadBuffer;
+use crate::session_io::Inbound;
 
 /// What [`process_input`] saw that the read loop acts on.
 #[derive(Default)]
@@ -23,7 +23,7 @@ pub(crate) struct Processed {
 /// Feeds every complete operation in `rx` to the session and acts on what
 /// comes out: the owned events first (the session parses nothing while one
 /// waits), then the message the input borrowed.
-pub(crate) fn process_input(sh: &mut Shared, rx: &mut ReadBuffer) -> Result<Processed, Error> {
+pub(crate) fn process_input(sh: &mut Shared, rx: &mut Inbound) -> Result<Processed, Error> {
     let mut processed = Processed::default();
     loop {
         drain_events(sh, &mut processed);

@@ -29,10 +29,8 @@ use super::options::ConnectOptions;
 use super::url::ServerAddr;
 use super::Error;
 use crate::layers::{TlsConfig, TlsLayer};
-use crate::transport::{ReadBuffer, ReadHalf};
-
-/// Size of the buffer for TLS records read from the socket.
-const RAW_READ_SIZE: usize = 64 * 1024;
+use crate::session_io::Inbound;
+use crate::transport::ReadHalf;
 
 /// The TLS part of [`ConnectOptions`].
 #[derive(Clone, Debug, Default)]
@@ -129,9 +127,6 @@ pub(crate) struct NatsTls {
     /// TLS records the reader produced (handshake answers, alerts) for the
     /// writer to send first.
     wire: Vec<u8>,
-    /// Decrypted bytes that did not fit the receive buffer yet.
-    plain: Vec<u8>,
-    raw: Option<ReadBuffer>,
 }
 
 impl NatsTls {
@@ -151,8 +146,6 @@ impl NatsTls {
             layer: None,
             decided: false,
             wire: Vec::new(),
-            plain: Vec::new(),
-            raw: None,
         };
         if tls.first {
             tls.start()?;
@@ -175,7 +168,6 @@ impl NatsTls {
         layer.flush(&mut self.wire);
         self.layer = Some(layer);
         self.decided = true;
-        self.raw = Some(ReadBuffer::new(RAW_READ_SIZE));
         Ok(())
     }
 
@@ -223,21 +215,6 @@ impl NatsTls {
         }
     }
 
-    fn move_plain(&mut self, rx: &mut ReadBuffer) -> Result<usize, Error> {
-        let moved = rx.append(&self.plain);
-        if moved == 0 && !self.plain.is_empty() && rx.is_full() {
-            return Err(Error::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "receive buffer full: a frame is larger than {} bytes",
-                    rx.capacity()
-                ),
-            )));
-        }
-        self.plain.drain(..moved);
-        Ok(moved.max(1))
-    }
-
     /// Appends to `out` what the writer must send: pending handshake
     /// records, then `plain` (encrypted when TLS is active).
     pub(crate) fn seal(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
@@ -259,49 +236,36 @@ impl NatsTls {
     }
 }
 
-/// Reads once: plaintext straight into `rx`, or TLS records decrypted into
-/// `rx`. `Ok(0)` is the end of the stream. The state is never borrowed
-/// across the read, so the writer can seal meanwhile.
+/// Reads once into the connection's [`Inbound`]: plaintext stays in the
+/// wire buffer (the session parses it in place), TLS records are decrypted
+/// into the decoded bytes (handshake answers go to the writer). `Ok(0)` is
+/// the end of the stream. The state is never borrowed across the read, so
+/// the writer can seal meanwhile.
 pub(crate) async fn read(
     tls: &RefCell<NatsTls>,
     reader: &mut ReadHalf,
-    rx: &mut ReadBuffer,
+    rx: &mut Inbound,
 ) -> Result<usize, Error> {
     let active = tls.borrow().layer.is_some();
-    if !active {
-        return Ok(reader.read(rx).await?);
+    let capacity = rx.wire().capacity();
+    if active && rx.data().len() >= capacity {
+        // What the wire buffer's bound does for plaintext: a frame larger
+        // than the receive buffer is an error, not unbounded growth.
+        return Err(Error::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("receive buffer full: a frame is larger than {capacity} bytes"),
+        )));
     }
-    let mut raw = {
-        let mut t = tls.borrow_mut();
-        if !t.plain.is_empty() {
-            return t.move_plain(rx);
-        }
-        t.raw
-            .take()
-            .unwrap_or_else(|| ReadBuffer::new(RAW_READ_SIZE))
-    };
-    let n = reader.read(&mut raw).await;
+    let n = reader.read(rx.wire()).await?;
+    if !active || n == 0 {
+        return Ok(n);
+    }
     let mut t = tls.borrow_mut();
     let t = &mut *t;
-    let n = match n {
-        Ok(n) => n,
-        Err(e) => {
-            t.raw = Some(raw);
-            return Err(e.into());
-        }
-    };
-    let result = match &mut t.layer {
-        Some(layer) if n > 0 => layer.decode(raw.data(), &mut t.plain, &mut t.wire),
-        _ => Ok(()),
-    };
-    raw.clear();
-    t.raw = Some(raw);
-    result.map_err(|e| tls_error(&t.server, e.to_string()))?;
-    if n == 0 {
-        return Ok(0);
-    }
-    if !t.plain.is_empty() {
-        t.move_plain(rx)?;
+    if let Some(layer) = &mut t.layer {
+        let handshake = &mut t.wire;
+        rx.decode(|records, plain| layer.decode(records, plain, handshake))
+            .map_err(|e| tls_error(&t.server, e.to_string()))?;
     }
     // Progress even when only handshake records arrived.
     Ok(n)

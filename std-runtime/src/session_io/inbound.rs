@@ -38,6 +38,15 @@ impl Inbound {
         &mut self.wire
     }
 
+    /// Forgets every byte, wire and decoded, and the layering (a new
+    /// connection, which may be plaintext again). Keeps the allocations.
+    pub fn clear(&mut self) {
+        self.wire.clear();
+        self.decoded.clear();
+        self.start = 0;
+        self.layered = false;
+    }
+
     /// True once [`Inbound::decode`] ran: the session reads decoded bytes.
     pub fn is_layered(&self) -> bool {
         self.layered
@@ -141,6 +150,19 @@ mod tests {
         assert_eq!(inbound.decode(upper), Ok(false), "nothing new on the wire");
         inbound.consume(10);
         assert_eq!(inbound.data(), b"");
+    }
+
+    #[test]
+    fn clear_forgets_the_bytes_and_the_layering() {
+        let mut inbound = Inbound::new(16);
+        fill(&mut inbound, b"abc");
+        inbound.decode(upper).unwrap();
+        fill(&mut inbound, b"de");
+        inbound.clear();
+        assert!(!inbound.is_layered());
+        assert_eq!(inbound.data(), b"");
+        fill(&mut inbound, b"xy");
+        assert_eq!(inbound.data(), b"xy", "read in place again");
     }
 
     #[test]
