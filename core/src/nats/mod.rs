@@ -17,6 +17,7 @@
 
 pub mod auth;
 pub(crate) mod commands;
+mod connect_json;
 pub mod error;
 pub mod headers;
 pub mod ids;
