@@ -22,6 +22,7 @@ pub mod error;
 pub mod headers;
 pub mod ids;
 pub mod info;
+mod info_scan;
 pub mod jetstream;
 mod outbox;
 pub mod parser;
