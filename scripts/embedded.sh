@@ -12,12 +12,16 @@
 #
 #   scripts/embedded.sh            all of the above
 #   scripts/embedded.sh build      1-3 only (no QEMU run)
-#   scripts/embedded.sh sizes      1-3, plus the defmt-logging firmware's table and
-#                                  flash by crate (scripts/elf_crates.py); no QEMU run
+#   scripts/embedded.sh sizes      1-3, plus every firmware built with defmt logging:
+#                                  its table and flash by crate (scripts/elf_crates.py);
+#                                  no QEMU run
+# The CI run builds one defmt firmware (nats_publish_only, DEFMT_LOG=info) and
+# the QEMU test decodes its log with defmt-print (scripts/setup/defmt-print.sh).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup/embedded.sh
+bash scripts/setup/defmt-print.sh
 export PATH="$root/.tools/bin:$PATH"
 
 export CARGO_TARGET_DIR="$root/target/embedded"
@@ -40,7 +44,8 @@ size_table() { # dir
       END { printf "%-20s %7d %7d %6d %6d %7d\n", bin, t, r, d, b, v+t+r+d }'
   done
 }
-bins="nats_publish_only nats_telemetry nsq_publisher nsq_consumer nsq_consumer_deflate nats_tls"
+all_bins="nats_publish_only nats_telemetry nsq_publisher nsq_consumer nsq_consumer_deflate nats_tls"
+bins="$all_bins"
 # The TLS client's crates in nats_tls (embedded-tls and the RustCrypto code
 # it pulls in), for the flash-by-crate share.
 tls_crates="embedded_tls,der,const_oid,p256,primeorder,ecdsa,elliptic_curve,crypto_bigint,sec1,aes,aes_gcm,ghash,ctr,sha2,hkdf,hmac,digest,generic_array,subtle,rand_chacha,ppv_lite86"
@@ -49,6 +54,26 @@ fw_build() { # extra cargo args
     --target thumbv7em-none-eabihf "$@")
 }
 
+# defmt builds log at info level (without DEFMT_LOG defmt-macros keep only
+# error! calls, and the firmware's lines would be compiled out). They share
+# the target dir with the text builds (same file names), so each defmt ELF
+# is copied to $fw/defmt/ before the text build replaces it.
+export DEFMT_LOG=info
+defmt_build() { # features bin...
+  local features="$1"; shift
+  fw_build --features "$features" $(printf -- '--bin %s ' "$@")
+  mkdir -p "$fw/defmt"
+  for bin in "$@"; do cp "$fw/$bin" "$fw/defmt/$bin"; done
+}
+
+echo "== firmware for thumbv7em-none-eabihf (mps2-an386), opt-level z, fat LTO, defmt logs"
+if [ "${1:-}" = sizes ]; then
+  defmt_build defmt nats_publish_only nats_telemetry nsq_publisher nsq_consumer
+  defmt_build defmt,deflate nsq_consumer_deflate
+  defmt_build defmt,tls nats_tls
+else
+  defmt_build defmt nats_publish_only # its log is decoded by the QEMU test
+fi
 echo "== firmware for thumbv7em-none-eabihf (mps2-an386), opt-level z, fat LTO, text logs"
 fw_build --bins
 fw_build --features deflate --bin nsq_consumer_deflate
@@ -60,19 +85,12 @@ echo "== flash by crate: nats_tls (text logs)"
 python3 scripts/elf_crates.py "$fw/nats_tls" --sum "TLS client=$tls_crates"
 echo "embedded builds: $((SECONDS - start)) s"
 
+echo "== the same firmware logging with defmt (DEFMT_LOG=info)"
+(bins=nats_publish_only; [ "${1:-}" = sizes ] && bins="$all_bins"; size_table "$fw/defmt")
 if [ "${1:-}" = sizes ]; then
-  # Not in CI (a second LTO build): the production logging variant and
-  # where the flash goes, crate by crate.
-  echo "== the same firmware logging with defmt (what a product would ship)"
-  defmt_dir="$root/target/embedded-defmt"
-  CARGO_TARGET_DIR="$defmt_dir" fw_build --features defmt --bins
-  CARGO_TARGET_DIR="$defmt_dir" fw_build --features defmt,deflate --bin nsq_consumer_deflate
-  CARGO_TARGET_DIR="$defmt_dir" fw_build --features defmt,tls --bin nats_tls
-  size_table "$defmt_dir/thumbv7em-none-eabihf/release"
   for bin in $bins; do
     echo "== flash by crate: $bin (defmt)"
-    python3 scripts/elf_crates.py "$defmt_dir/thumbv7em-none-eabihf/release/$bin" \
-      --sum "TLS client=$tls_crates"
+    python3 scripts/elf_crates.py "$fw/defmt/$bin" --sum "TLS client=$tls_crates"
   done
   exit 0
 fi

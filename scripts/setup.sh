@@ -65,6 +65,7 @@ if ! python3 -c 'import nats, nsq' >/dev/null 2>&1; then
 fi
 
 bash "$root/scripts/setup/embedded.sh"  # Debian rustc-web, lld-16, qemu-system-arm for the firmware
+bash "$root/scripts/setup/defmt-print.sh"  # decodes the defmt firmware's log in tests/firmware_qemu.rs
 bash "$root/scripts/setup/rabbitmq.sh"
 bash "$root/scripts/setup/amqp091bench.sh"  # amqp091-go harness for the AMQP benchmark
 bash "$root/scripts/setup/valgrind.sh"   # callgrind for scripts/profile.sh

@@ -79,6 +79,7 @@ fn start_qemu_with(
         Serial::Reconnecting(port) => format!("tcp:127.0.0.1:{port},reconnect=1"),
     };
     let elf = firmware(name);
+    let defmt = name.starts_with("defmt/");
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         // `timeout` ends QEMU at `limit`, even if this test process died
@@ -99,8 +100,24 @@ fn start_qemu_with(
             .spawn()
             .expect("start qemu-system-arm (scripts/setup/embedded.sh installs it)");
         let stdout = child.stdout.take().unwrap();
+        // A defmt build logs binary frames: defmt-print decodes them with
+        // the ELF's format strings (and exits at QEMU's end of output).
+        let (log, mut decoder): (Box<dyn Read + Send>, _) = if defmt {
+            let mut decoder = Command::new("defmt-print")
+                .arg("-e")
+                .arg(&elf)
+                .args(["--log-format", "{s}"])
+                .stdin(Stdio::from(stdout))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start defmt-print (scripts/setup/defmt-print.sh installs it)");
+            (Box::new(decoder.stdout.take().unwrap()), Some(decoder))
+        } else {
+            (Box::new(stdout), None)
+        };
         let reader = thread::spawn(move || {
-            BufReader::new(stdout)
+            BufReader::new(log)
                 .lines()
                 .map_while(Result::ok)
                 .inspect(|l| eprintln!("[firmware] {l}"))
@@ -113,6 +130,10 @@ fn start_qemu_with(
             eprintln!("[firmware] killed after {limit:?}");
         }
         let log = reader.join().unwrap();
+        if let Some(decoder) = decoder.as_mut() {
+            let status = decoder.wait().unwrap();
+            assert!(status.success(), "defmt-print failed: {status}");
+        }
         let _ = tx.send(Run { code, log });
     });
     rx
@@ -219,6 +240,37 @@ fn publish_only_firmware_delivers_its_readings_byte_exact() {
         "{:#?}",
         run.log
     );
+}
+
+/// The publish-only device built with defmt logging (what a product ships,
+/// `DEFMT_LOG=info`; scripts/embedded.sh puts it in `defmt/`): the same
+/// readings reach the broker, and its log, defmt frames over semihosting,
+/// decodes on the host (defmt-print with the ELF's format strings) into
+/// the lines the text build prints, numbers included.
+#[test]
+#[ignore = "needs the firmware and QEMU: run through scripts/embedded.sh"]
+fn defmt_firmware_log_decodes_on_the_host() {
+    let server = NatsServer::start();
+    let (got, _, run) = run_device(&server, "defmt/nats_publish_only", server.port(), false);
+    assert_eq!(got, expected_readings(), "readings byte-exact, in order");
+    assert_eq!(run.code, Some(0), "firmware exit code; log: {:#?}", run.log);
+    assert_eq!(run.logged("connected (attempt 1)"), 1, "{:#?}", run.log);
+    assert_eq!(
+        run.logged("published 5 readings, confirmed"),
+        1,
+        "{:#?}",
+        run.log
+    );
+    let state: usize = run
+        .log
+        .iter()
+        .find_map(|l| l.strip_prefix("client state and buffers: "))
+        .and_then(|l| l.trim_end_matches(" bytes").parse().ok())
+        .unwrap_or_else(|| panic!("no decoded client size line: {:#?}", run.log));
+    // 512 B receive + 256 B transmit buffers are part of the client.
+    assert!((768..4096).contains(&state), "{state}");
+    let stack = stack_high_water(&run);
+    assert!((state..64 * 1024).contains(&stack), "{stack}");
 }
 
 #[test]

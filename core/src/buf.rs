@@ -315,8 +315,9 @@ pub fn format_decimal(mut n: u64, scratch: &mut [u8; 20]) -> &[u8] {
     let mut i = scratch.len();
     loop {
         i -= 1;
-        scratch[i] = b'0' + (n % 10) as u8;
-        n /= 10;
+        let (q, digit) = div10(n);
+        scratch[i] = b'0' + digit;
+        n = q;
         if n == 0 {
             break;
         }
@@ -329,15 +330,73 @@ pub fn decimal_len(n: u64) -> usize {
     let mut len = 1;
     let mut v = n;
     while v >= 10 {
-        v /= 10;
+        v = div10(v).0;
         len += 1;
     }
     len
 }
 
+/// `(n / 10, n % 10)`. A 64-bit target divides by the constant with a
+/// multiply, as before.
+#[cfg(target_pointer_width = "64")]
+#[inline(always)]
+fn div10(n: u64) -> (u64, u8) {
+    (n / 10, (n % 10) as u8)
+}
+
+/// `(n / 10, n % 10)` on a 32-bit target: long division in 16-bit
+/// chunks with 32-bit operations (one `udiv` each on a Cortex-M3/M4)
+/// instead of the compiler's 64-bit division routine, which the decimal
+/// numbers of every command were the only users of (-404 B of flash in
+/// the publish-only firmware, issue 14).
+#[cfg(any(test, not(target_pointer_width = "64")))]
+#[cfg_attr(not(target_pointer_width = "64"), inline(never))]
+fn div10_by_halves(n: u64) -> (u64, u8) {
+    let mut q = 0u64;
+    let mut rem = 0u32;
+    for shift in [48u32, 32, 16, 0] {
+        let chunk = (rem << 16) | ((n >> shift) as u32 & 0xFFFF);
+        q |= u64::from(chunk / 10) << shift;
+        rem = chunk % 10;
+    }
+    (q, rem as u8)
+}
+
+#[cfg(not(target_pointer_width = "64"))]
+use div10_by_halves as div10;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The 32-bit targets' division by 10 equals the native one.
+        #[test]
+        fn div10_by_halves_is_division(n in proptest::prelude::any::<u64>()) {
+            proptest::prop_assert_eq!(div10_by_halves(n), (n / 10, (n % 10) as u8));
+        }
+    }
+
+    #[test]
+    fn decimals_at_the_edges() {
+        for n in [
+            0,
+            9,
+            10,
+            99,
+            100,
+            u32::MAX as u64,
+            1 << 32,
+            10_000_000_000_000_000_000,
+            u64::MAX,
+        ] {
+            assert_eq!(div10_by_halves(n), (n / 10, (n % 10) as u8));
+            let mut scratch = [0u8; 20];
+            let text = std::format!("{n}");
+            assert_eq!(format_decimal(n, &mut scratch), text.as_bytes());
+            assert_eq!(decimal_len(n), text.len());
+        }
+    }
 
     #[test]
     fn rx_compacts_when_end_reached() {

@@ -122,39 +122,42 @@ impl Default for Connect<'_> {
 }
 
 /// `CONNECT {json}\r\n`. Fails with [`Error::BufferFull`] when the line
-/// exceeds [`CONNECT_MAX`] or the sink.
+/// exceeds [`CONNECT_MAX`] or the sink. Written straight into the sink
+/// (no scratch line on the stack).
 pub fn connect<T: CommandSink + ?Sized>(sink: &mut T, fields: &Connect<'_>) -> Result<(), Error> {
-    let mut line = [0u8; CONNECT_MAX];
-    let len = encode_connect_line(fields, &mut line)?;
-    Ok(append_parts(sink, &[line.get(..len).unwrap_or_default()])?)
+    let len = connect_line_len(fields)?;
+    Ok(sink.append(len, |out| {
+        super::connect_json::write_connect_line(fields, out);
+    })?)
+}
+
+/// The length of the whole `CONNECT {json}\r\n` line for `fields`;
+/// [`Error::BufferFull`] beyond [`CONNECT_MAX`].
+pub fn connect_line_len(fields: &Connect<'_>) -> Result<usize, Error> {
+    let len = super::connect_json::connect_line_len(fields);
+    if len > CONNECT_MAX {
+        return Err(Error::BufferFull(CapacityError {
+            needed: len,
+            capacity: CONNECT_MAX,
+        }));
+    }
+    Ok(len)
 }
 
 /// Writes the whole `CONNECT {json}\r\n` line into `out` and returns its
-/// length (for callers that place the line themselves).
+/// length (for callers that place the line themselves); nothing useful is
+/// written and [`Error::BufferFull`] says the line's length when it does
+/// not fit.
+#[cfg(test)]
 pub fn encode_connect_line(fields: &Connect<'_>, out: &mut [u8]) -> Result<usize, Error> {
-    let prefix = b"CONNECT ";
-    let capacity = out.len();
-    // serde-json-core does not say how long the JSON would have been:
-    // report one byte more than the room there was.
-    let too_long = || {
-        Error::BufferFull(CapacityError {
-            needed: capacity + 1,
-            capacity,
-        })
-    };
-    let room = out
-        .len()
-        .checked_sub(prefix.len() + CRLF.len())
-        .ok_or_else(too_long)?;
-    let (head, rest) = out.split_at_mut(prefix.len());
-    head.copy_from_slice(prefix);
-    let json = rest.get_mut(..room).ok_or_else(too_long)?;
-    let len = serde_json_core::to_slice(fields, json).map_err(|_| too_long())?;
-    let end = prefix.len() + len;
-    out.get_mut(end..end + CRLF.len())
-        .ok_or_else(too_long)?
-        .copy_from_slice(CRLF);
-    Ok(end + CRLF.len())
+    let len = super::connect_json::write_connect_line(fields, out);
+    if len > out.len() {
+        return Err(Error::BufferFull(CapacityError {
+            needed: len,
+            capacity: out.len(),
+        }));
+    }
+    Ok(len)
 }
 
 /// `PING\r\n`.
@@ -600,11 +603,26 @@ mod tests {
     #[test]
     fn connect_line_too_long_is_typed() {
         let mut out = [0u8; 40];
+        // The error says the whole line's length, not just "one more".
+        let whole = connect_line_len(&Connect::default()).unwrap();
+        assert!(whole > 150, "{whole}");
         assert_eq!(
             encode_connect_line(&Connect::default(), &mut out),
             Err(Error::BufferFull(CapacityError {
-                needed: 41,
+                needed: whole,
                 capacity: 40
+            }))
+        );
+        let long = "n".repeat(CONNECT_MAX);
+        let fields = Connect {
+            name: Some(&long),
+            ..Connect::default()
+        };
+        assert_eq!(
+            connect_line_len(&fields),
+            Err(Error::BufferFull(CapacityError {
+                needed: whole + ",'name':''".len() + CONNECT_MAX,
+                capacity: CONNECT_MAX
             }))
         );
         let mut tx = TxBuf::new([0u8; 32]);

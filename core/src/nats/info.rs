@@ -169,10 +169,8 @@ pub struct EssentialInfo {
 
 impl InfoStorage for EssentialInfo {
     fn from_info_json(json: &[u8]) -> Result<Self, InfoError> {
-        let mut scratch = [0u8; UNESCAPE_SCRATCH];
-        let (info, _) = serde_json_core::from_slice_escaped::<EssentialInfo>(json, &mut scratch)
-            .map_err(|_| InfoError::InvalidJson)?;
-        Ok(info)
+        // Hand-written (no serde deserializer linked for six fields).
+        super::info_scan::essential_info(json)
     }
     fn max_payload(&self) -> u64 {
         self.max_payload

@@ -17,10 +17,12 @@
 
 pub mod auth;
 pub(crate) mod commands;
+mod connect_json;
 pub mod error;
 pub mod headers;
 pub mod ids;
 pub mod info;
+mod info_scan;
 pub mod jetstream;
 mod outbox;
 pub mod parser;

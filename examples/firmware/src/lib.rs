@@ -14,6 +14,7 @@ pub mod telemetry;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod uart;
+pub mod vectors;
 
 use courier_core::time::Duration;
 

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::nats::auth::{self, Authenticator, NoAuth, SIGNATURE_B64_LEN};
-use crate::nats::commands::{self, Connect, CONNECT_MAX};
+use crate::nats::commands::{self, Connect};
 use crate::nats::error::Error;
 use crate::nats::info::InfoStorage;
 use crate::nats::outbox::Sendable;
@@ -24,8 +24,7 @@ pub(super) const HANDSHAKE_SLACK: usize = 64;
 /// assert_eq!(required_tx_capacity(&o).unwrap(), plain + r#","auth_token":"t0k3n""#.len());
 /// ```
 pub fn required_tx_capacity(options: &ConnectOptions) -> Result<usize, Error> {
-    let mut line = [0u8; CONNECT_MAX];
-    let len = commands::encode_connect_line(&connect_fields(options, &NoAuth, None), &mut line)?;
+    let len = commands::connect_line_len(&connect_fields(options, &NoAuth, None))?;
     Ok(len + commands::PING_SIZE)
 }
 
@@ -135,8 +134,7 @@ where
             return Ok(len);
         }
         let fields = connect_fields(&self.options, &self.auth, None);
-        let mut line = [0u8; CONNECT_MAX];
-        let len = commands::encode_connect_line(&fields, &mut line)?;
+        let len = commands::connect_line_len(&fields)?;
         self.connect_len = Some(len);
         Ok(len)
     }
