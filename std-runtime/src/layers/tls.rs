@@ -26,7 +26,18 @@ pub struct TlsConfig {
     client_key: Option<Arc<PrivateKeyDer<'static>>>,
     server_name: Option<String>,
     prebuilt: Option<Arc<ClientConfig>>,
+    /// The configuration [`TlsConfig::build`] made, shared by the clones
+    /// of this value (every connection and reconnect of a client) and
+    /// reset by every setter.
+    built: BuiltCache,
 }
+
+/// The rustls configuration built once per [`TlsConfig`]: parsing the roots
+/// and setting up the provider is then not redone on every connect, and
+/// rustls's session store (in the configuration) lets a reconnect to the
+/// same server resume its TLS session instead of a full handshake.
+#[derive(Clone, Default)]
+struct BuiltCache(Arc<std::sync::OnceLock<Arc<ClientConfig>>>);
 
 impl std::fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,6 +72,7 @@ impl TlsConfig {
 
     /// Trusts the CA certificates in `pem` (one or more PEM blocks).
     pub fn ca_pem(mut self, pem: &[u8]) -> Result<Self, LayerError> {
+        self.built = BuiltCache::default();
         self.ca.extend(parse_certs(pem)?);
         Ok(self)
     }
@@ -68,6 +80,7 @@ impl TlsConfig {
     /// Also trusts the Mozilla root certificates (`webpki-roots`), for
     /// servers with a certificate from a public CA.
     pub fn system_roots(mut self, on: bool) -> Self {
+        self.built = BuiltCache::default();
         self.system_roots = on;
         self
     }
@@ -80,8 +93,9 @@ impl TlsConfig {
 
     /// FOR TESTS ONLY: accepts any server certificate (no chain, no name
     /// check; the handshake signatures are still checked). Logs a warning
-    /// every time a configuration is built with it.
+    /// when the configuration is built with it (once per `TlsConfig`).
     pub fn danger_accept_invalid_certs(mut self, on: bool) -> Self {
+        self.built = BuiltCache::default();
         self.insecure = on;
         self
     }
@@ -90,6 +104,7 @@ impl TlsConfig {
     /// that ask for one (nsqd's `--tls-client-auth-policy`, nats-server's
     /// `verify: true`).
     pub fn client_cert_pem(mut self, chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, LayerError> {
+        self.built = BuiltCache::default();
         self.client_chain = parse_certs(chain_pem)?;
         let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| {
             LayerError::TlsConfig(format!(
@@ -103,6 +118,7 @@ impl TlsConfig {
     /// The name to verify the server's certificate against (default: the
     /// host or IP address connected to).
     pub fn server_name(mut self, name: impl Into<String>) -> Self {
+        self.built = BuiltCache::default();
         self.server_name = Some(name.into());
         self
     }
@@ -110,15 +126,28 @@ impl TlsConfig {
     /// Uses a rustls configuration built by the caller (any provider,
     /// custom verifier); the other settings are then ignored.
     pub fn rustls_config(mut self, config: Arc<ClientConfig>) -> Self {
+        self.built = BuiltCache::default();
         self.prebuilt = Some(config);
         self
     }
 
-    /// Builds the rustls client configuration.
+    /// The rustls client configuration: built on the first call, then the
+    /// same one (shared by the clones of this `TlsConfig`, so by every
+    /// connect and reconnect of a client): the roots are parsed once, and a
+    /// reconnect can resume the TLS session rustls stored in it.
     pub fn build(&self) -> Result<Arc<ClientConfig>, LayerError> {
         if let Some(c) = &self.prebuilt {
             return Ok(c.clone());
         }
+        if let Some(c) = self.built.0.get() {
+            return Ok(c.clone());
+        }
+        let config = self.build_new()?;
+        // Another thread may have won the race: use the one kept.
+        Ok(self.built.0.get_or_init(|| config).clone())
+    }
+
+    fn build_new(&self) -> Result<Arc<ClientConfig>, LayerError> {
         if !self.has_roots() {
             return Err(LayerError::TlsConfig(
                 "no CA certificate configured: give the CA that signs the server's certificate \
@@ -299,5 +328,41 @@ impl TlsLayer {
     pub fn close(&mut self, wire_out: &mut Vec<u8>) {
         self.conn.send_close_notify();
         self.flush(wire_out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rustls_configuration_is_built_once_and_shared_by_clones() {
+        let config = TlsConfig::new().danger_accept_invalid_certs(true);
+        let first = config.build().unwrap();
+        let again = config.build().unwrap();
+        let from_clone = config.clone().build().unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "built twice");
+        assert!(Arc::ptr_eq(&first, &from_clone), "a clone rebuilt it");
+    }
+
+    #[test]
+    fn a_setter_after_build_gives_a_new_configuration() {
+        let config = TlsConfig::new().danger_accept_invalid_certs(true);
+        let first = config.build().unwrap();
+        let changed = config.clone().server_name("other.example");
+        let second = changed.build().unwrap();
+        assert!(
+            !Arc::ptr_eq(&first, &second),
+            "a changed config reused the old build"
+        );
+        // The original keeps its own.
+        assert!(Arc::ptr_eq(&first, &config.build().unwrap()));
+    }
+
+    #[test]
+    fn no_roots_is_still_an_error_every_time() {
+        let config = TlsConfig::new();
+        assert!(config.build().is_err());
+        assert!(config.build().is_err());
     }
 }

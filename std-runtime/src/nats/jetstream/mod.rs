@@ -33,6 +33,7 @@
 //! The protocol (subjects, JSON, ack metadata, statuses) is
 //! `courier_core::nats::jetstream`, shared with the embedded drivers.
 
+mod ack;
 mod consumer;
 mod error;
 mod message;
