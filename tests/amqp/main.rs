@@ -14,5 +14,6 @@ mod alloc;
 mod basic;
 mod embedded;
 mod interop;
+mod large_body;
 mod methods;
 mod tls;

@@ -126,6 +126,9 @@ pub(crate) struct Shared {
     pub channel_errors: HashMap<ChannelId, amqp::CloseReason>,
     /// The writer has bytes in flight.
     writing: bool,
+    /// The body of the session's pending `publish_body_later`, written by
+    /// the writer from here (`large_body`).
+    pub large_body: Option<bytes::Bytes>,
     /// Connection generation: 1, then +1 per reconnect. IO tasks of an older
     /// one stop; acks of messages from an older one are not sent.
     pub epoch: u64,
@@ -177,7 +180,8 @@ impl Inner {
                     Err(
                         amqp::Error::ConfirmWindowFull { .. }
                         | amqp::Error::Blocked
-                        | amqp::Error::FlowPaused(_),
+                        | amqp::Error::FlowPaused(_)
+                        | amqp::Error::BodyInFlight,
                     ) => {}
                     Err(amqp::Error::NotConnected) if sh.recovering => {}
                     Err(amqp::Error::ChannelNotOpen(ch)) => {
@@ -255,6 +259,7 @@ impl Inner {
             // redelivers those messages.
             sh.deferred.clear();
             sh.returned.clear();
+            sh.large_body = None;
         }
         log::warn!("amqp: connection lost ({error}); reconnecting");
         self.room.notify_waiters();
@@ -290,6 +295,7 @@ impl Inner {
         sh.confirm_slab.fail_all(&gone);
         sh.consumers.end_all(&gone);
         sh.deferred.clear();
+        sh.large_body = None;
         drop(sh);
         self.room.notify_waiters();
         self.wake_writer.notify_one();
@@ -491,6 +497,7 @@ impl Connection {
                 consumers: Consumers::default(),
                 channel_errors: HashMap::new(),
                 writing: false,
+                large_body: None,
                 epoch: 1,
                 recovering: false,
                 topology: super::recovery::Topology::new(addr, options.clone()),
@@ -680,6 +687,39 @@ async fn writer(
             let _ = write.shutdown();
             return;
         }
+        // A large body due now: written from the caller's buffer.
+        let body = {
+            let mut sh = inner.shared.borrow_mut();
+            match (sh.session.transmit().is_empty(), sh.session.pending_body()) {
+                (true, Some(plan)) => {
+                    sh.writing = true;
+                    Some((plan, sh.large_body.take()))
+                }
+                _ => None,
+            }
+        };
+        if let Some((plan, body)) = body {
+            let res = match body {
+                Some(b) => {
+                    super::large_body::write_body(&mut write, tls.as_ref(), plan, &b, &mut out)
+                        .await
+                }
+                None => Err(Error::Io("large body: its bytes are gone".into())),
+            };
+            {
+                let mut sh = inner.shared.borrow_mut();
+                sh.writing = false;
+                if sh.epoch == epoch {
+                    sh.session.body_transmitted();
+                }
+            }
+            inner.room.notify_waiters();
+            if let Err(e) = res {
+                inner.lost(epoch, e);
+                return;
+            }
+            continue;
+        }
         // None: nothing to write; Some(done): the connection ended.
         let idle = {
             let mut sh = inner.shared.borrow_mut();
@@ -687,6 +727,9 @@ async fn writer(
             let pending = sh.session.transmit();
             let handshake = tls.as_ref().is_some_and(|t| t.borrow().has_wire());
             if pending.is_empty() && !handshake {
+                if sh.session.pending_body().is_some() {
+                    continue;
+                }
                 Some(Ok(sh.closed.is_some()))
             } else {
                 out.clear();
