@@ -152,7 +152,7 @@ impl Message {
             }
             f(&mut sh.session)
         };
-        conn.wake_writer.notify_one();
+        conn.wake.wake_writer();
         result.map_err(Error::from)
     }
 

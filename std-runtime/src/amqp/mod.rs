@@ -32,6 +32,7 @@ mod confirms;
 mod connection;
 mod consumers;
 mod error;
+mod io_tasks;
 mod large_body;
 mod message;
 mod recovery;
