@@ -16,4 +16,5 @@ mod embedded;
 mod interop;
 mod large_body;
 mod methods;
+mod settle_later;
 mod tls;

@@ -37,6 +37,7 @@ mod large_body;
 mod message;
 mod recovery;
 mod tls;
+mod unsettled;
 mod url;
 
 pub use channel::{Channel, Consumer, DeclareOptions, QueueInfo};
@@ -46,4 +47,5 @@ pub use consumers::{HandlerConsumer, Settle};
 pub use error::Error;
 pub use large_body::LARGE_BODY;
 pub use message::{Message, MessageProperties};
+pub use unsettled::Unsettled;
 pub use url::AmqpUrl;
