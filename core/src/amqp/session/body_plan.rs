@@ -305,4 +305,51 @@ mod tests {
         let f = frames(s.transmit());
         assert_eq!(f.len(), 2, "method and header, no body frame");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Any body size, frame-max and small publishes queued before and
+        /// after: the wire is those before, the large content (method,
+        /// header, its body frames in order, each within frame-max), then
+        /// those after; the body reassembles byte-exact.
+        #[test]
+        fn any_size_and_frame_max_give_the_body_whole_between_what_came_before_and_after(
+            len in 1usize..200_000,
+            frame_max in 4096u32..140_000,
+            before in 0usize..4,
+            after in 0usize..4,
+        ) {
+            let mut s = small_session(frame_max, 2048);
+            let p = Properties::default();
+            let f = PublishFlags::default();
+            for i in 0..before {
+                s.publish(1, "", "b", f, &p, &[i as u8]).unwrap();
+            }
+            s.publish_body_later(1, "", "q", f, &p, len).unwrap();
+            for i in 0..after {
+                s.publish(1, "", "a", f, &p, &[i as u8]).unwrap();
+            }
+            let body = pattern(len);
+            let mut wire = std::vec::Vec::new();
+            drain(&mut s, &body, &mut wire);
+            let fr = frames(&wire);
+            let payload = frame_max as usize - 8;
+            let n = len.div_ceil(payload);
+            proptest::prop_assert_eq!(fr.len(), 3 * before + 2 + n + 3 * after);
+            let big = &fr[3 * before..3 * before + 2 + n];
+            proptest::prop_assert_eq!(big[0].0, FRAME_METHOD);
+            proptest::prop_assert_eq!(big[1].0, FRAME_HEADER);
+            let mut got = std::vec::Vec::new();
+            for (kind, _, data) in &big[2..] {
+                proptest::prop_assert_eq!(*kind, FRAME_BODY);
+                proptest::prop_assert!(data.len() <= payload);
+                got.extend_from_slice(data);
+            }
+            proptest::prop_assert!(got == body);
+            for (k, frame) in fr[3 * before + 2 + n..].chunks(3).enumerate() {
+                proptest::prop_assert_eq!(&frame[2].2, &std::vec![k as u8]);
+            }
+        }
+    }
 }
