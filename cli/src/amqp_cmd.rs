@@ -242,9 +242,9 @@ pub async fn sub(url: &str, args: &SubArgs) -> CliResult {
     Ok(())
 }
 
-/// `courier info amqp://...`
-pub async fn info(url: &str, _args: &InfoArgs) -> CliResult {
-    let conn = connect(url, None).await?;
+/// `courier info amqp://...` (amqps:// with `--tls-ca`, `--tls-cert`/`--tls-key`).
+pub async fn info(url: &str, args: &InfoArgs) -> CliResult {
+    let conn = connect(url, Some(&args.tls)).await?;
     let t = conn.tune();
     println!(
         "{}: logged in; channel_max {}, frame_max {}, heartbeat {} s",

@@ -398,11 +398,14 @@ pub struct TailArgs {
 /// `courier info`
 #[derive(Args, Debug)]
 pub struct InfoArgs {
-    /// Server URL: nats://..., nsq://..., nsqlookupd://...
+    /// Server URL: nats://..., nsq://..., nsqlookupd://..., amqp://..., amqps://...
     pub url: String,
     /// nsqd's HTTP address HOST:PORT (default: the nsq:// host, TCP port + 1).
     #[arg(long, value_name = "HOST:PORT")]
     pub http_address: Option<String>,
+    /// TLS for amqps:// (refused with other URLs).
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 fn positive_usize(text: &str) -> Result<usize, String> {

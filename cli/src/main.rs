@@ -77,10 +77,13 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
             )),
         },
         Command::Info(a) => match Target::parse(&a.url)? {
+            Target::Amqp(url) => in_runtime(amqp_cmd::info(&url, &a)),
+            _ if a.tls.tls_ca.is_some() || a.tls.tls_cert.is_some() => Err(Failure::usage(
+                "--tls-ca/--tls-cert/--tls-key on info are for amqps:// URLs",
+            )),
             Target::Nats(t) => nats_cmd::info(&t, &a),
             Target::Nsqd(t) => nsq_cmd::nsqd_info(&t, &a),
             Target::Lookupd(t) => nsq_cmd::lookupd_info(&t),
-            Target::Amqp(url) => in_runtime(amqp_cmd::info(&url, &a)),
             Target::Mom(_) => Err(Failure::usage("info takes a broker URL, not a facade URI")),
         },
         #[cfg(feature = "bench")]

@@ -151,3 +151,42 @@ fn pub_over_amqps_verifies_the_broker_with_tls_ca() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("TLS"), "{stderr}");
 }
+
+#[test]
+fn info_over_amqps_verifies_the_broker_with_tls_ca_and_other_urls_refuse_tls_flags() {
+    let broker = RabbitMq::shared();
+    let vh = broker.vhost("cli-info-tls");
+    let url = broker.tls_url(&vh);
+    let ca = broker.pki_file("ca.pem");
+    let out = courier()
+        .args(["info", &url, "--tls-ca"])
+        .arg(&ca)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("logged in") && stdout.contains("frame_max"),
+        "{stdout}"
+    );
+    // Without the CA: refused (Mozilla roots only), exit 3 naming TLS.
+    let out = courier().args(["info", &url]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("TLS"), "{stderr}");
+    // TLS flags with a NATS URL are a usage error, not silently ignored.
+    let out = courier()
+        .args(["info", "nats://127.0.0.1:1", "--tls-ca"])
+        .arg(&ca)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

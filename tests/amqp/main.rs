@@ -14,5 +14,7 @@ mod alloc;
 mod basic;
 mod embedded;
 mod interop;
+mod large_body;
 mod methods;
+mod settle_later;
 mod tls;

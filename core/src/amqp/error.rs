@@ -160,6 +160,11 @@ pub enum Error {
     /// `active: false`); wait for [`Event::Flow`](super::Event::Flow) with
     /// `active: true`. Nothing was written.
     FlowPaused(ChannelId),
+    /// A body from [`Session::publish_body_later`](super::Session::publish_body_later)
+    /// is still to be written; publish the next one after
+    /// [`Session::body_transmitted`](super::Session::body_transmitted).
+    /// Nothing was written.
+    BodyInFlight,
     /// Every channel number is taken (`channel_max` negotiated, or the
     /// session's channel table is full).
     NoFreeChannel {
@@ -195,6 +200,7 @@ impl Error {
                 | Error::Blocked
                 | Error::ChannelNotOpen(_)
                 | Error::FlowPaused(_)
+                | Error::BodyInFlight
                 | Error::NoFreeChannel { .. }
                 | Error::ConfirmWindowFull { .. }
                 | Error::NotCallable { .. }
@@ -279,6 +285,9 @@ impl fmt::Display for Error {
             Error::FlowPaused(ch) => write!(
                 f,
                 "the server paused publishing on channel {ch} (channel.flow); wait for it to resume"
+            ),
+            Error::BodyInFlight => f.write_str(
+                "a large body is still being written on this connection; publish after it",
             ),
             Error::NoFreeChannel { limit } => write!(f, "all {limit} channels are in use"),
             Error::ConfirmWindowFull { outstanding } => write!(

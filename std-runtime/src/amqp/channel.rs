@@ -375,6 +375,28 @@ impl Channel {
         properties: &Properties<'_>,
         body: &[u8],
     ) -> Result<Confirmation, Error> {
+        // A body the transmit buffer cannot hold (beside its frames) is
+        // copied once into shared bytes and written from there.
+        let tx_capacity = self.conn.inner.shared.borrow().session.tx_capacity();
+        if body.len() >= super::LARGE_BODY && body.len() > tx_capacity / 2 {
+            let body = bytes::Bytes::copy_from_slice(body);
+            return self
+                .publish_bytes(exchange, routing_key, flags, properties, body)
+                .await;
+        }
+        self.publish_copied(exchange, routing_key, flags, properties, body)
+            .await
+    }
+
+    /// The body copied into the transmit buffer with the frames.
+    async fn publish_copied(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        flags: PublishFlags,
+        properties: &Properties<'_>,
+        body: &[u8],
+    ) -> Result<Confirmation, Error> {
         let id = self.id;
         let slot = self
             .conn
@@ -386,10 +408,59 @@ impl Channel {
                 Ok(tag.map(|tag| sh.confirm_slab.insert(id, tag)))
             })
             .await?;
-        Ok(match slot {
+        Ok(self.confirmation(slot))
+    }
+
+    fn confirmation(&self, slot: Option<(u32, u32)>) -> Confirmation {
+        match slot {
             Some(slot) => Confirmation::slot(std::rc::Rc::downgrade(&self.conn.inner), slot),
             None => Confirmation::ready(Ok(())),
-        })
+        }
+    }
+
+    /// Publishes a body the caller hands over as [`bytes::Bytes`] (a
+    /// `Vec<u8>` converts without a copy): from
+    /// [`LARGE_BODY`](super::LARGE_BODY) bytes up it is written to the socket
+    /// straight from `body` (vectored, no copy; the transmit buffer holds
+    /// only the method and header frames, so a 64 MiB body needs no 64 MiB
+    /// buffer); a smaller one is copied into the transmit buffer like
+    /// [`Channel::publish_with`]. One large body is written at a time per
+    /// connection; the next waits for it. Same guarantees as
+    /// [`Channel::publish_with`]: in confirm mode at-least-once, settled
+    /// only by the broker's ack (a cut connection fails the confirmation,
+    /// never counts it sent); without confirm mode at-most-once.
+    pub async fn publish_bytes(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        flags: PublishFlags,
+        properties: &Properties<'_>,
+        body: impl Into<bytes::Bytes>,
+    ) -> Result<Confirmation, Error> {
+        let body: bytes::Bytes = body.into();
+        if body.len() < super::LARGE_BODY {
+            return self
+                .publish_copied(exchange, routing_key, flags, properties, &body)
+                .await;
+        }
+        let id = self.id;
+        let slot = self
+            .conn
+            .inner
+            .with_room(|sh| {
+                let tag = sh.session.publish_body_later(
+                    id,
+                    exchange,
+                    routing_key,
+                    flags,
+                    properties,
+                    body.len(),
+                )?;
+                sh.large_body = Some(body.clone());
+                Ok(tag.map(|tag| sh.confirm_slab.insert(id, tag)))
+            })
+            .await?;
+        Ok(self.confirmation(slot))
     }
 
     /// Publishes and waits for the confirm (in confirm mode).

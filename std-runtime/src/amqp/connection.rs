@@ -20,16 +20,15 @@ use courier_core::amqp::{
     self, ChannelId, Delivery, DeliveryKind, Event, Options as CoreOptions, Reply, Session,
 };
 use courier_core::time::{Duration as CoreDuration, Instant as CoreInstant};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 
 use super::channel::Channel;
 use super::confirms::ConfirmSlab;
 use super::consumers::{Consumers, Settle, Sink};
 use super::message::Message;
-use super::tls::SharedTls;
 use super::url::AmqpUrl;
 use super::Error;
-use crate::transport::{ReadBuffer, ReadHalf, WriteHalf};
+use crate::session_io::{wait_for_room, Clock, Wakeups};
 
 /// Channels one connection can have open at once.
 pub const MAX_CHANNELS: usize = 64;
@@ -38,11 +37,16 @@ pub(crate) const CONFIRM_WORDS: usize = 32;
 
 pub(crate) type CoreSession = Session<Vec<u8>, MAX_CHANNELS, CONFIRM_WORDS>;
 
-/// The core's clock: milliseconds since the first use in this process.
+/// The one clock of every AMQP connection in this process (the shared
+/// skeleton's [`Clock`], epoch at its first use).
+pub(crate) fn clock() -> Clock {
+    static CLOCK: OnceLock<Clock> = OnceLock::new();
+    *CLOCK.get_or_init(Clock::new)
+}
+
+/// The core's current instant on [`clock`].
 pub(crate) fn now() -> CoreInstant {
-    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(std::time::Instant::now);
-    CoreInstant(epoch.elapsed().as_millis() as u64)
+    clock().now()
 }
 
 /// How to connect.
@@ -125,7 +129,10 @@ pub(crate) struct Shared {
     /// Channels the server closed, with its reason.
     pub channel_errors: HashMap<ChannelId, amqp::CloseReason>,
     /// The writer has bytes in flight.
-    writing: bool,
+    pub writing: bool,
+    /// The body of the session's pending `publish_body_later`, written by
+    /// the writer from here (`large_body`).
+    pub large_body: Option<bytes::Bytes>,
     /// Connection generation: 1, then +1 per reconnect. IO tasks of an older
     /// one stop; acks of messages from an older one are not sent.
     pub epoch: u64,
@@ -140,10 +147,9 @@ pub(crate) struct Inner {
     /// Itself, for the messages' ack handles.
     me: std::rc::Weak<Inner>,
     pub shared: RefCell<Shared>,
-    /// Wakes the writer (something was queued).
-    pub wake_writer: Notify,
-    /// Room appeared: bytes written, confirms settled, unblocked, closed.
-    pub room: Notify,
+    /// The writer's wake-up (something was queued) and "room was made"
+    /// (bytes written, confirms settled, unblocked, restored, closed).
+    pub wake: Wakeups,
 }
 
 impl Inner {
@@ -153,45 +159,41 @@ impl Inner {
         &self,
         mut f: impl FnMut(&mut Shared) -> Result<T, amqp::Error>,
     ) -> Result<T, Error> {
-        loop {
-            let notified = self.room.notified();
-            {
-                let mut sh = self.shared.borrow_mut();
-                if let Some(e) = &sh.closed {
-                    return Err(e.clone());
-                }
-                // While reconnecting, wait for the restore (room is
-                // notified when it is done).
-                let result = if sh.recovering {
-                    Err(amqp::Error::NotConnected)
-                } else {
-                    f(&mut sh)
-                };
-                match result {
-                    Ok(v) => {
-                        drop(sh);
-                        self.wake_writer.notify_one();
-                        return Ok(v);
-                    }
-                    Err(amqp::Error::BufferFull(c)) if c.needed <= sh.session.tx_capacity() => {}
-                    Err(
-                        amqp::Error::ConfirmWindowFull { .. }
-                        | amqp::Error::Blocked
-                        | amqp::Error::FlowPaused(_),
-                    ) => {}
-                    Err(amqp::Error::NotConnected) if sh.recovering => {}
-                    Err(amqp::Error::ChannelNotOpen(ch)) => {
-                        return Err(match sh.channel_errors.get(&ch) {
-                            Some(r) => Error::ChannelClosed(r.clone()),
-                            None => Error::Protocol(amqp::Error::ChannelNotOpen(ch)),
-                        })
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+        let answer = wait_for_room(&self.wake, None, || {
+            let mut sh = self.shared.borrow_mut();
+            if let Some(e) = &sh.closed {
+                return Some(Err(e.clone()));
             }
-            self.wake_writer.notify_one();
-            notified.await;
+            // While reconnecting, wait for the restore (room is made when
+            // it is done).
+            if sh.recovering {
+                return None;
+            }
+            match f(&mut sh) {
+                Ok(v) => Some(Ok(v)),
+                Err(amqp::Error::BufferFull(c)) if c.needed <= sh.session.tx_capacity() => None,
+                Err(
+                    amqp::Error::ConfirmWindowFull { .. }
+                    | amqp::Error::Blocked
+                    | amqp::Error::FlowPaused(_)
+                    | amqp::Error::BodyInFlight,
+                ) => None,
+                Err(amqp::Error::ChannelNotOpen(ch)) => {
+                    Some(Err(match sh.channel_errors.get(&ch) {
+                        Some(r) => Error::ChannelClosed(r.clone()),
+                        None => Error::Protocol(amqp::Error::ChannelNotOpen(ch)),
+                    }))
+                }
+                Err(e) => Some(Err(e.into())),
+            }
+        })
+        .await
+        // No deadline: it waits until the session answers.
+        .unwrap_or_else(|| Err(Error::Disconnected("connection ended".into())));
+        if answer.is_ok() {
+            self.wake.wake_writer();
         }
+        answer
     }
 
     /// The connection of generation `epoch` ended with `error`: reconnect
@@ -255,10 +257,11 @@ impl Inner {
             // redelivers those messages.
             sh.deferred.clear();
             sh.returned.clear();
+            sh.large_body = None;
         }
         log::warn!("amqp: connection lost ({error}); reconnecting");
-        self.room.notify_waiters();
-        self.wake_writer.notify_one();
+        self.wake.room_made();
+        self.wake.wake_writer();
         if let Some(me) = self.me.upgrade() {
             crate::spawn(super::recovery::recover(me));
         }
@@ -290,9 +293,10 @@ impl Inner {
         sh.confirm_slab.fail_all(&gone);
         sh.consumers.end_all(&gone);
         sh.deferred.clear();
+        sh.large_body = None;
         drop(sh);
-        self.room.notify_waiters();
-        self.wake_writer.notify_one();
+        self.wake.room_made();
+        self.wake.wake_writer();
     }
 
     /// A weak handle on itself (for messages' ack handles).
@@ -328,7 +332,7 @@ impl Inner {
         }
     }
 
-    fn on_event(&self, sh: &mut Shared, event: Event) {
+    pub(crate) fn on_event(&self, sh: &mut Shared, event: Event) {
         match event {
             Event::Connected { .. } => {
                 sh.connected_once = true;
@@ -392,7 +396,7 @@ impl Inner {
                             Ok(())
                         }
                     });
-                self.room.notify_waiters();
+                self.wake.room_made();
             }
             Event::ConsumerCancelled {
                 channel,
@@ -406,7 +410,7 @@ impl Inner {
             }
             // A resumed channel.flow or an unblocked connection: publishes
             // waiting for room retry.
-            Event::Unblocked | Event::Flow { active: true, .. } => self.room.notify_waiters(),
+            Event::Unblocked | Event::Flow { active: true, .. } => self.wake.room_made(),
             _ => {}
         }
     }
@@ -491,15 +495,15 @@ impl Connection {
                 consumers: Consumers::default(),
                 channel_errors: HashMap::new(),
                 writing: false,
+                large_body: None,
                 epoch: 1,
                 recovering: false,
                 topology: super::recovery::Topology::new(addr, options.clone()),
                 connected_once: false,
             }),
-            wake_writer: Notify::new(),
-            room: Notify::new(),
+            wake: Wakeups::new(),
         });
-        spawn_io(&inner, read, write, tls, 1);
+        super::io_tasks::spawn_io(&inner, read, write, tls, 1);
         match rx.await {
             Ok(Ok(())) => Ok(Connection {
                 _last: Rc::new(LastHandle(Rc::downgrade(&inner))),
@@ -539,34 +543,30 @@ impl Connection {
     pub async fn close(&self) -> Result<(), Error> {
         self.inner.with_room(|sh| sh.session.close(now())).await?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let notified = self.inner.room.notified();
-            if self.inner.shared.borrow().session.state() == amqp::State::Closed {
-                return Ok(());
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Ok(());
-            }
-        }
+        let closed =
+            || (self.inner.shared.borrow().session.state() == amqp::State::Closed).then_some(());
+        // Past the deadline the socket is dropped anyway.
+        let _ = self.inner.wake.wait_until(Some(deadline), closed).await;
+        Ok(())
     }
 
-    /// Waits until everything queued so far (publishes, acks, nacks...)
-    /// was written to the socket.
+    /// Waits until everything queued so far (publishes, acks, nacks, a
+    /// large body...) was written to the socket.
     pub async fn flush(&self) -> Result<(), Error> {
-        loop {
-            let notified = self.inner.room.notified();
-            {
-                let sh = self.inner.shared.borrow();
-                if let Some(e) = &sh.closed {
-                    return Err(e.clone());
-                }
-                if sh.session.transmit().is_empty() && !sh.writing {
-                    return Ok(());
-                }
+        let inner = &self.inner;
+        let flushed = || {
+            let sh = inner.shared.borrow();
+            if let Some(e) = &sh.closed {
+                return Some(Err(e.clone()));
             }
-            self.inner.wake_writer.notify_one();
-            notified.await;
-        }
+            let idle = sh.session.transmit().is_empty() && !sh.session.body_in_flight();
+            if idle && !sh.writing {
+                return Some(Ok(()));
+            }
+            inner.wake.wake_writer();
+            None
+        };
+        inner.wake.wait_until(None, flushed).await.unwrap_or(Ok(()))
     }
 
     /// Why the connection ended, if it did.
@@ -582,186 +582,5 @@ impl Connection {
     /// True while the broker blocks publishing (a resource alarm).
     pub fn is_blocked(&self) -> bool {
         self.inner.shared.borrow().session.is_blocked()
-    }
-}
-
-/// Starts the reader, writer and timer of connection generation `epoch`.
-pub(crate) fn spawn_io(
-    inner: &Rc<Inner>,
-    read: ReadHalf,
-    write: WriteHalf,
-    tls: Option<SharedTls>,
-    epoch: u64,
-) {
-    let o = &inner.shared.borrow().topology.options;
-    let (rx, tx) = (o.rx_capacity, o.tx_capacity);
-    let buf = ReadBuffer::new(rx);
-    crate::spawn(reader(inner.clone(), read, buf, tls.clone(), epoch));
-    crate::spawn(writer(inner.clone(), write, tx, tls, epoch));
-    crate::spawn(timer(Rc::downgrade(inner), epoch));
-    inner.wake_writer.notify_one();
-}
-
-async fn reader(
-    inner: Rc<Inner>,
-    mut read: ReadHalf,
-    mut buf: ReadBuffer,
-    tls: Option<SharedTls>,
-    epoch: u64,
-) {
-    loop {
-        let res = super::tls::read(tls.as_ref(), &mut read, &mut buf).await;
-        if inner.shared.borrow().epoch != epoch {
-            return;
-        }
-        match res {
-            Ok(0) => {
-                let e = inner.shared.borrow_mut().session.connection_lost();
-                inner.lost(epoch, Error::Protocol(e));
-                return;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                inner.shared.borrow_mut().session.connection_lost();
-                inner.lost(epoch, e);
-                return;
-            }
-        }
-        loop {
-            let mut guard = inner.shared.borrow_mut();
-            let result = guard.session.handle_input(buf.data(), now());
-            let used = match result {
-                Ok((used, delivery)) => {
-                    if let Some(d) = delivery {
-                        guard = super::consumers::deliver(&inner, guard, d);
-                    }
-                    used
-                }
-                Err(e) => {
-                    drop(guard);
-                    inner.wake_writer.notify_one();
-                    inner.lost(epoch, Error::Protocol(e));
-                    return;
-                }
-            };
-            let sh = &mut *guard;
-            let mut any = false;
-            while let Some(ev) = sh.session.poll_event() {
-                any = true;
-                let closed = matches!(ev, Event::Closed);
-                inner.on_event(sh, ev);
-                if closed {
-                    sh.closed = Some(Error::Disconnected("closed by the application".into()));
-                }
-            }
-            buf.consume(used);
-            if used == 0 && !any {
-                break;
-            }
-        }
-        inner.wake_writer.notify_one();
-        if inner.shared.borrow().closed.is_some() {
-            inner.fail(Error::Disconnected("closed".into()));
-            return;
-        }
-    }
-}
-
-async fn writer(
-    inner: Rc<Inner>,
-    mut write: WriteHalf,
-    capacity: usize,
-    tls: Option<SharedTls>,
-    epoch: u64,
-) {
-    let mut out = Vec::with_capacity(capacity);
-    loop {
-        if inner.shared.borrow().epoch != epoch {
-            let _ = write.shutdown();
-            return;
-        }
-        // None: nothing to write; Some(done): the connection ended.
-        let idle = {
-            let mut sh = inner.shared.borrow_mut();
-            super::consumers::write_deferred(&mut sh);
-            let pending = sh.session.transmit();
-            let handshake = tls.as_ref().is_some_and(|t| t.borrow().has_wire());
-            if pending.is_empty() && !handshake {
-                Some(Ok(sh.closed.is_some()))
-            } else {
-                out.clear();
-                let sealed = match &tls {
-                    Some(t) => t.borrow_mut().seal(pending, &mut out),
-                    None => {
-                        out.extend_from_slice(pending);
-                        Ok(())
-                    }
-                };
-                let n = pending.len();
-                sh.session.transmitted(n);
-                sh.writing = true;
-                sealed.err().map(Err)
-            }
-        };
-        match idle {
-            Some(Err(e)) => {
-                inner.shared.borrow_mut().writing = false;
-                inner.lost(epoch, e);
-                return;
-            }
-            Some(Ok(true)) => {
-                let _ = write.shutdown();
-                return;
-            }
-            Some(Ok(false)) => {
-                inner.wake_writer.notified().await;
-                continue;
-            }
-            None => {}
-        }
-        inner.room.notify_waiters();
-        let (res, o) = write.write_all(out).await;
-        out = o;
-        inner.shared.borrow_mut().writing = false;
-        inner.room.notify_waiters();
-        if let Err(e) = res {
-            inner.lost(epoch, Error::Io(e.to_string()));
-            return;
-        }
-    }
-}
-
-async fn timer(inner: std::rc::Weak<Inner>, epoch: u64) {
-    loop {
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
-        let at = strong.shared.borrow().session.poll_timeout();
-        if strong.shared.borrow().closed.is_some() || strong.shared.borrow().epoch != epoch {
-            return;
-        }
-        drop(strong);
-        let wait = match at {
-            Some(at) => {
-                Duration::from_millis(at.0.saturating_sub(now().0)).min(Duration::from_millis(250))
-            }
-            None => Duration::from_millis(250),
-        };
-        tokio::time::sleep(wait).await;
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
-        if strong.shared.borrow().epoch != epoch {
-            return;
-        }
-        let result = strong.shared.borrow_mut().session.handle_timeout(now());
-        match result {
-            Ok(()) => strong.wake_writer.notify_one(),
-            Err(e) => {
-                strong.wake_writer.notify_one();
-                strong.lost(epoch, Error::Protocol(e));
-                return;
-            }
-        }
     }
 }

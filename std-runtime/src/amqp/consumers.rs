@@ -28,7 +28,10 @@ pub enum Settle {
         /// Put it back in the queue.
         requeue: bool,
     },
-    /// Nothing to send: the consumer is auto-ack (`no_ack`).
+    /// Nothing to send now: the consumer is auto-ack (`no_ack`), or the
+    /// handler took an [`Unsettled`](super::Unsettled) token
+    /// ([`Connection::unsettled`](super::Connection::unsettled)) to settle
+    /// it later.
     Nothing,
 }
 

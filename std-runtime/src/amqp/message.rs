@@ -133,27 +133,7 @@ impl Message {
         &self,
         f: impl Fn(&mut super::connection::CoreSession) -> Result<(), courier_core::amqp::Error>,
     ) -> Result<(), Error> {
-        let conn = self
-            .conn
-            .upgrade()
-            .ok_or_else(|| Error::Disconnected("connection dropped".into()))?;
-        let result = {
-            let mut sh = conn.shared.borrow_mut();
-            if let Some(e) = &sh.closed {
-                return Err(e.clone());
-            }
-            if sh.epoch != self.epoch || sh.recovering {
-                // Its delivery tag belonged to a connection that is gone:
-                // the broker redelivers the message; acking it on the new
-                // connection would close the channel (406 unknown tag).
-                return Err(Error::Disconnected(
-                    "the message arrived before a reconnect; the broker redelivers it".into(),
-                ));
-            }
-            f(&mut sh.session)
-        };
-        conn.wake_writer.notify_one();
-        result.map_err(Error::from)
+        super::unsettled::settle(&self.conn, self.epoch, f)
     }
 
     /// Acknowledges it: the broker forgets it.

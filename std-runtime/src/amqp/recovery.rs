@@ -15,8 +15,10 @@ use courier_core::amqp::{ChannelId, ConsumeFlags, FieldTable, Method, Reply};
 use tokio::sync::oneshot;
 
 use super::channel::DeclareOptions;
-use super::connection::{now, spawn_io, ConnectOptions, Inner};
+use super::connection::{now, ConnectOptions, Inner};
+use super::io_tasks::spawn_io;
 use super::Error;
+use crate::session_io::{Backoff, BackoffPolicy};
 
 /// One declaration to replay.
 #[derive(Clone, Debug)]
@@ -192,7 +194,7 @@ async fn call(inner: &Rc<Inner>, ch: ChannelId, method: Method<'_>) -> Result<Re
         sh.session.call(ch, method)?;
         sh.replies.entry(ch).or_default().push_back(tx);
     }
-    inner.wake_writer.notify_one();
+    inner.wake.wake_writer();
     rx.await
         .map_err(|_| Error::Disconnected("connection ended during recovery".into()))?
 }
@@ -210,7 +212,7 @@ async fn open_channels(inner: &Rc<Inner>, up_to: ChannelId) -> Result<(), Error>
             }
             sh.opens.insert(got, tx);
         }
-        inner.wake_writer.notify_one();
+        inner.wake.wake_writer();
         rx.await
             .map_err(|_| Error::Disconnected("connection ended during recovery".into()))??;
     }
@@ -238,7 +240,7 @@ async fn restore(inner: &Rc<Inner>) -> Result<(), Error> {
                 sh.session.confirm_select(ch)?;
                 sh.replies.entry(ch).or_default().push_back(tx);
             }
-            inner.wake_writer.notify_one();
+            inner.wake.wake_writer();
             rx.await
                 .map_err(|_| Error::Disconnected("connection ended during recovery".into()))??;
         }
@@ -342,6 +344,9 @@ async fn restore(inner: &Rc<Inner>) -> Result<(), Error> {
     Ok(())
 }
 
+/// First reconnect delay (before jitter); it doubles per failed attempt.
+const RECONNECT_BASE: Duration = Duration::from_millis(100);
+
 /// Reconnects until it works (or the connection is closed for good).
 pub(crate) async fn recover(inner: Rc<Inner>) {
     let (addr, max, options) = {
@@ -349,14 +354,15 @@ pub(crate) async fn recover(inner: Rc<Inner>) {
         let o = &sh.topology.options;
         (sh.topology.addr, o.max_backoff, o.clone())
     };
-    let mut backoff = Duration::from_millis(100);
+    // The shared policy: 100 ms doubling up to `max_backoff`, equal jitter
+    // (each delay uniform in [d/2, d]) so clients cut at once do not come
+    // back in lockstep.
+    let mut backoff = Backoff::new(BackoffPolicy::new(RECONNECT_BASE, max));
     let mut attempt = 0u32;
     loop {
         // Every attempt waits, also the first: a broker that just dropped
         // us is often restarting.
-        let jitter = 0.5 + fastrand::f64();
-        tokio::time::sleep(backoff.mul_f64(jitter)).await;
-        backoff = (backoff * 2).min(max);
+        tokio::time::sleep(backoff.next_delay()).await;
         attempt += 1;
         if inner.shared.borrow().closed.is_some() {
             return;
@@ -388,7 +394,7 @@ pub(crate) async fn recover(inner: Rc<Inner>) {
                 sh.recovering = false;
                 drop(sh);
                 log::info!("amqp: reconnected after {attempt} attempt(s); topology restored");
-                inner.room.notify_waiters();
+                inner.wake.room_made();
                 return;
             }
         }

@@ -249,7 +249,7 @@ where
         )
     }
 
-    fn body_frame_payload(&self) -> usize {
+    pub(super) fn body_frame_payload(&self) -> usize {
         match self.tune.frame_max {
             0 => usize::MAX,
             m => (m as usize).saturating_sub(FRAME_OVERHEAD).max(1),
@@ -298,6 +298,20 @@ where
         properties: &Properties<'_>,
         body: &[u8],
     ) -> Result<Option<u64>, Error> {
+        self.check_publish(channel)?;
+        let content = Content {
+            channel,
+            exchange,
+            routing_key,
+            flags,
+            properties,
+        };
+        self.write_content(&content, body.len(), Some(body))?;
+        Ok(self.next_confirm_tag(channel))
+    }
+
+    /// Why a publish on `channel` cannot be written now, if it cannot.
+    pub(super) fn check_publish(&self, channel: ChannelId) -> Result<(), Error> {
         self.check_open(channel)?;
         if self.blocked_since.is_some() {
             return Err(Error::Blocked);
@@ -312,13 +326,34 @@ where
                 });
             }
         }
+        Ok(())
+    }
+
+    /// The delivery tag of the publish just written (confirm mode), else None.
+    pub(super) fn next_confirm_tag(&mut self, channel: ChannelId) -> Option<u64> {
+        self.channels
+            .get_mut(channel)
+            .and_then(|s| s.confirms.as_mut())
+            .and_then(|c| c.publish())
+    }
+
+    /// Writes the basic.publish method frame and the content header frame
+    /// for a body of `body_len` bytes, then, with `body`, its body frames
+    /// (split at frame-max): all at once or nothing.
+    pub(super) fn write_content(
+        &mut self,
+        content: &Content<'_, '_>,
+        body_len: usize,
+        body: Option<&[u8]>,
+    ) -> Result<(), Error> {
+        let channel = content.channel;
         let method = Method::Basic(Basic::Publish {
-            exchange: exchange.into(),
-            routing_key: routing_key.into(),
-            mandatory: flags.mandatory,
+            exchange: content.exchange.into(),
+            routing_key: content.routing_key.into(),
+            mandatory: content.flags.mandatory,
             immediate: false,
         });
-        let header = ContentHeader::basic(body.len() as u64, *properties);
+        let header = ContentHeader::basic(body_len as u64, *content.properties);
         let mut c = Writer::counting();
         method.write(&mut c);
         let method_len = c.finish()?;
@@ -326,6 +361,7 @@ where
         header.write(&mut c);
         let header_len = c.finish()?;
         let per_frame = self.body_frame_payload();
+        let body = body.unwrap_or(&[]);
         let frames = body.len().div_ceil(per_frame);
         let total = method_len + header_len + body.len() + (2 + frames) * FRAME_OVERHEAD;
         self.tx.append(total, |out| {
@@ -346,10 +382,15 @@ where
                 put_frame(FRAME_BODY, chunk.len(), &mut |o| o.copy_from_slice(chunk));
             }
         })?;
-        Ok(self
-            .channels
-            .get_mut(channel)
-            .and_then(|s| s.confirms.as_mut())
-            .and_then(|c| c.publish()))
+        Ok(())
     }
+}
+
+/// What a publish carries besides its body.
+pub(super) struct Content<'a, 'p> {
+    pub channel: ChannelId,
+    pub exchange: &'a str,
+    pub routing_key: &'a str,
+    pub flags: PublishFlags,
+    pub properties: &'a Properties<'p>,
 }

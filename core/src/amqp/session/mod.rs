@@ -23,6 +23,7 @@
 //! assert_eq!(s.state(), State::AwaitingStart);
 //! ```
 
+mod body_plan;
 mod channels;
 mod commands;
 mod confirms;
@@ -42,6 +43,7 @@ mod tests;
 #[cfg(test)]
 mod tests_flow;
 
+pub use body_plan::BodyPlan;
 pub use channels::{ChannelSlot, ChannelState};
 pub use commands::{ConsumeFlags, PublishFlags};
 pub use confirms::ConfirmTracker;
@@ -117,6 +119,9 @@ pub struct Session<S, const CHANNELS: usize = 8, const CONFIRM_WORDS: usize = 16
     wrote_since_tick: bool,
     last_received: Instant,
     blocked_since: Option<Instant>,
+    /// A body the application writes itself (`publish_body_later`): the
+    /// transmit buffer stops where it must go.
+    body: Option<BodyPlan>,
 }
 
 impl<S, const CHANNELS: usize, const CONFIRM_WORDS: usize> Session<S, CHANNELS, CONFIRM_WORDS>
@@ -138,6 +143,7 @@ where
             wrote_since_tick: false,
             last_received: Instant::default(),
             blocked_since: None,
+            body: None,
         }
     }
 
@@ -152,6 +158,7 @@ where
         };
         self.channels.clear();
         self.tx.clear();
+        self.body = None;
         self.events.clear();
         self.timers.stop_all();
         self.tune = Tune::default();
@@ -233,14 +240,25 @@ where
     }
 
     /// Bytes to write to the transport now.
+    ///
+    /// While a body published with [`Session::publish_body_later`] is due,
+    /// this stops where that body goes: once it returns nothing, write the
+    /// body ([`Session::pending_body`]) and call [`Session::body_transmitted`].
     pub fn transmit(&self) -> &[u8] {
-        self.tx.pending()
+        let pending = self.tx.pending();
+        match &self.body {
+            Some(b) => &pending[..b.before.min(pending.len())],
+            None => pending,
+        }
     }
 
     /// Records that the transport wrote `n` bytes of [`Session::transmit`].
     pub fn transmitted(&mut self, n: usize) {
         if n > 0 {
             self.wrote_since_tick = true;
+        }
+        if let Some(b) = &mut self.body {
+            b.before = b.before.saturating_sub(n);
         }
         self.tx.consume(n);
     }
@@ -288,6 +306,7 @@ where
     /// error says what that means in the current state.
     pub fn connection_lost(&mut self) -> Error {
         let state = self.state;
+        self.body = None;
         self.fail(Error::ConnectionLost { state })
     }
 

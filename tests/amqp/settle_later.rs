@@ -1,0 +1,106 @@
+//! A borrowed-delivery handler that settles later: it answers
+//! `Settle::Nothing`, keeps `Connection::unsettled(&delivery)` tokens, and
+//! acks / rejects / nacks them afterwards. The broker's own counts show
+//! each answer (unacked until settled, requeued on nack, gone on ack).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use courier::amqp::{Connection, DeclareOptions, Settle, Unsettled};
+use courier_core::amqp::{ConsumeFlags, DeliveryKind, FieldTable, Properties};
+use courier_tests::RabbitMq;
+
+fn broker() -> &'static RabbitMq {
+    RabbitMq::shared()
+}
+
+type Kept = Rc<RefCell<Vec<(u32, bool, Unsettled)>>>;
+
+async fn wait_for(kept: &Kept, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while kept.borrow().len() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(kept.borrow().len(), n, "deliveries reached the handler");
+}
+
+#[test]
+fn a_handler_settles_later_with_unsettled_tokens_and_the_broker_sees_each_answer() {
+    let vh = broker().vhost("settlelater");
+    courier::run(async {
+        let conn = Connection::connect(&broker().url(&vh)).await.unwrap();
+        let ch = conn.channel().await.unwrap();
+        ch.confirm_select().await.unwrap();
+        ch.queue_declare("q", DeclareOptions::default(), FieldTable::EMPTY)
+            .await
+            .unwrap();
+        for i in 0..30u32 {
+            ch.publish("", "q", &Properties::default(), &i.to_be_bytes())
+                .await
+                .unwrap();
+        }
+        ch.qos(100).await.unwrap();
+        let kept: Kept = Rc::new(RefCell::new(Vec::with_capacity(64)));
+        let (k, handle) = (kept.clone(), conn.clone());
+        let _consumer = ch
+            .consume_with("q", ConsumeFlags::default(), move |d| {
+                let n = u32::from_be_bytes(d.body.as_slice().unwrap().try_into().unwrap());
+                let redelivered = matches!(
+                    d.kind,
+                    DeliveryKind::Deliver {
+                        redelivered: true,
+                        ..
+                    }
+                );
+                let token = handle.unsettled(d).expect("a delivery has a tag");
+                k.borrow_mut().push((n, redelivered, token));
+                Settle::Nothing
+            })
+            .await
+            .unwrap();
+        wait_for(&kept, 30).await;
+        conn.flush().await.unwrap();
+        let counts = broker().wait_queue(&vh, "q", |c| c.1 == 30);
+        assert_eq!(
+            (counts.0, counts.1),
+            (0, 30),
+            "all 30 unacked until settled"
+        );
+
+        let first: Vec<_> = kept.borrow_mut().drain(..).collect();
+        for (n, redelivered, token) in first {
+            assert!(!redelivered);
+            match n {
+                0..10 => token.ack().unwrap(),
+                10..20 => token.reject(false).unwrap(),
+                _ => token.nack(true).unwrap(),
+            }
+        }
+        conn.flush().await.unwrap();
+        // The 10 nacked with requeue come back, flagged redelivered.
+        wait_for(&kept, 10).await;
+        let again: Vec<_> = kept.borrow_mut().drain(..).collect();
+        let mut ns: Vec<u32> = again.iter().map(|(n, _, _)| *n).collect();
+        ns.sort();
+        assert_eq!(ns, (20..30).collect::<Vec<_>>());
+        assert!(again.iter().all(|(_, r, _)| *r), "redelivered flag set");
+        let counts = broker().wait_queue(&vh, "q", |c| c.1 == 10);
+        assert_eq!(
+            (counts.0, counts.1),
+            (0, 10),
+            "only the redelivered ones are unacked"
+        );
+        for (_, _, token) in again {
+            token.ack().unwrap();
+        }
+        conn.flush().await.unwrap();
+        let counts = broker().wait_queue(&vh, "q", |c| c == (0, 0, 1));
+        assert_eq!(
+            counts,
+            (0, 0, 1),
+            "everything settled, consumer still there"
+        );
+        conn.close().await.unwrap();
+    });
+}
