@@ -263,19 +263,22 @@ fn outbox_stop_waits_for_confirmations_and_reports_the_rest() {
 }
 
 #[test]
-fn outbox_is_refused_off_nsq() {
+fn outbox_is_refused_on_amqp_and_on_nats_without_ack() {
     courier::run(async {
-        let e = courier::mom::Sender::connect(
-            "s",
-            "nats://127.0.0.1:1?outbox=/tmp/x",
-            Default::default(),
-        )
-        .await
-        .expect_err("NATS senders cannot use the outbox yet");
-        assert!(
-            e.to_string()
-                .contains("outbox=DIR works with NSQ senders only"),
-            "{e}"
-        );
+        for (uri, says) in [
+            (
+                "amqp://127.0.0.1:1?outbox=/tmp/x",
+                "courier's outbox does not store AMQP properties yet",
+            ),
+            (
+                "nats://127.0.0.1:1?outbox=/tmp/x",
+                "outbox=DIR on NATS publishes through JetStream",
+            ),
+        ] {
+            let e = courier::mom::Sender::connect("s", uri, Default::default())
+                .await
+                .expect_err("refused before connecting");
+            assert!(e.to_string().contains(says), "{uri}: {e}");
+        }
     });
 }

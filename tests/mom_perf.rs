@@ -172,3 +172,69 @@ fn throughput_facade_vs_native_nats_1kib() {
         );
     });
 }
+
+/// Instruction-count harness (not a measurement by itself): run it under
+/// callgrind twice, with `MOM_PROFILE_N=N` and `2N`, and divide the
+/// difference by N to get instructions per message; see
+/// `scripts/mom_profile.sh`. `MOM_PROFILE=facade|native`,
+/// `MOM_PROFILE_RECV=0` sends to a subject nobody reads (send path only),
+/// `MOM_PROFILE_NATS=nats://..` an external server (so that valgrind
+/// counts only this process).
+#[test]
+#[ignore]
+fn instructions_profile() {
+    let n: usize = std::env::var("MOM_PROFILE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let facade = std::env::var("MOM_PROFILE").as_deref() != Ok("native");
+    let recv = std::env::var("MOM_PROFILE_RECV").as_deref() != Ok("0");
+    let own;
+    let url = match std::env::var("MOM_PROFILE_NATS") {
+        Ok(u) => u,
+        Err(_) => {
+            own = NatsServer::start();
+            own.url()
+        }
+    };
+    let payload = vec![b'x'; KIB];
+    courier::run(async {
+        const BATCH: usize = 100;
+        if facade {
+            let uri = format!("nats-pubsub://{}", url.trim_start_matches("nats://"));
+            let mut r = receiver("r", &uri, "prof.read").await;
+            let key = if recv { "prof.read" } else { "prof.nobody" };
+            let s = sender(&uri, key).await;
+            let none = SendOptions::default();
+            for _ in 0..n / BATCH {
+                for _ in 0..BATCH {
+                    s.send_bytes(&payload, None, &none).await.unwrap();
+                }
+                if recv {
+                    for _ in 0..BATCH {
+                        let d = r.receive(Some(Duration::from_secs(5))).await.unwrap();
+                        assert_eq!(d.unwrap().payload.len(), KIB);
+                    }
+                }
+            }
+            s.stop(Duration::from_secs(5)).await.unwrap();
+        } else {
+            let c = courier::nats::connect([url.as_str()]).await.unwrap();
+            let rc = courier::nats::connect([url.as_str()]).await.unwrap();
+            let mut sub = rc.subscribe("prof.read").await.unwrap();
+            rc.flush().await.unwrap();
+            let key = if recv { "prof.read" } else { "prof.nobody" };
+            for _ in 0..n / BATCH {
+                for _ in 0..BATCH {
+                    c.publish(key, &payload).await.unwrap();
+                }
+                if recv {
+                    for _ in 0..BATCH {
+                        assert_eq!(sub.next().await.unwrap().payload.len(), KIB);
+                    }
+                }
+            }
+            c.flush().await.unwrap();
+        }
+    });
+}

@@ -26,7 +26,11 @@ async fn open(uri: &MomUri) -> Result<(Connection, Channel, String), Error> {
         .into_iter()
         .next()
         .expect("a URI has a host");
-    let conn = Connection::connect(&url).await?;
+    let mut options = crate::amqp::ConnectOptions::new(&url);
+    if let Some(tls) = uri.tls_config()? {
+        options = options.with_tls(tls);
+    }
+    let conn = Connection::connect_with(options).await?;
     let ch = conn.channel().await?;
     let exchange = uri
         .exchange
