@@ -275,3 +275,225 @@ fn a_second_subject_is_added_to_the_existing_stream() {
         assert_eq!(stream_subjects(&nc, &stream).await.len(), 4);
     });
 }
+
+/// Receives `n` JSON numbers from a fresh pt2pt JetStream durable (all
+/// the stream holds) and returns them sorted; then checks nothing more.
+async fn drain_numbers(uri: &str, key: &str, n: usize) -> Vec<u32> {
+    let mut r = receiver("drain", uri, key).await;
+    let mut got = Vec::new();
+    while got.len() < n {
+        let d = r
+            .receive(Some(Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("only {} of {n} arrived: {got:?}", got.len()));
+        got.push(d.decode::<u32>().unwrap());
+        d.ack().await.unwrap();
+    }
+    assert!(
+        r.receive(Some(Duration::from_millis(300)))
+            .await
+            .unwrap()
+            .is_none(),
+        "more than {n} messages"
+    );
+    r.stop().await;
+    got.sort_unstable();
+    got
+}
+
+/// The child side of the kill -9 test (runs only when the parent sets
+/// `MOM_OUTBOX_CHILD=<uri>|<key>|<from>|<to>`): connects a sender with
+/// the outbox, says READY, waits for a line on stdin, sends, says SPOOLED
+/// and waits to be killed.
+#[test]
+#[ignore]
+fn outbox_child_sender() {
+    let Ok(spec) = std::env::var("MOM_OUTBOX_CHILD") else {
+        return;
+    };
+    let parts: Vec<&str> = spec.split('|').collect();
+    let (uri, key) = (parts[0], parts[1]);
+    let (from, to): (u32, u32) = (parts[2].parse().unwrap(), parts[3].parse().unwrap());
+    courier::run(async {
+        let s = sender(uri, key).await;
+        println!("READY");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).unwrap();
+        for i in from..to {
+            s.send(&i, None).await.unwrap();
+        }
+        println!("SPOOLED {}", s.sent());
+        tokio::time::sleep(Duration::from_secs(600)).await;
+    });
+}
+
+/// `outbox=DIR` on a NATS ack=1 sender: sends during a broker outage are
+/// spooled and confirmed after the broker returns; `stop` reports what is
+/// unconfirmed; a sender process killed with SIGKILL leaves its spool to
+/// the next sender, which delivers it. JetStream stores every number
+/// exactly once (the spooled header block carries the Nats-Msg-Id).
+#[test]
+fn outbox_survives_a_broker_outage_a_stop_and_a_sender_kill() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut js = server();
+    let port = js.port();
+    let spool = tempfile::tempdir().unwrap();
+    let dir = spool.path().display().to_string();
+    let key = unique("ob");
+    let stream = format!("OB{}", std::process::id());
+    let plain = format!("nats-pt2pt://127.0.0.1:{port}?ack=1&stream={stream}");
+    let uri = format!("{plain}&outbox={dir}");
+    courier::run(async {
+        // 1. Outage: 20 confirmed, broker killed, 20 spooled, broker back.
+        let s = sender(&uri, &key).await;
+        for i in 0..20u32 {
+            s.send(&i, None).await.unwrap();
+        }
+        js.kill();
+        for i in 20..40u32 {
+            s.send(&i, None)
+                .await
+                .expect("spooled while the broker is down");
+        }
+        assert_eq!(s.sent(), 40);
+        js.restart();
+        s.stop(Duration::from_secs(20))
+            .await
+            .expect("everything confirmed after the broker returned");
+
+        // 2. stop with the broker gone: what is left is reported.
+        let s = sender(&uri, &key).await;
+        js.kill();
+        for i in 40..45u32 {
+            s.send(&i, None).await.unwrap();
+        }
+        match s.stop(Duration::from_millis(500)).await {
+            Err(Error::Unconfirmed {
+                remaining, spool, ..
+            }) => assert_eq!((remaining, spool.as_str()), (5, dir.as_str())),
+            other => panic!("expected Unconfirmed, got {other:?}"),
+        }
+        js.restart();
+
+        // 3. A sender process killed (SIGKILL) with 20 spooled messages.
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "outbox_child_sender", "--nocapture"])
+            .env("MOM_OUTBOX_CHILD", format!("{uri}|{key}|45|65"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut wait_for = |what: &str| loop {
+            let mut line = String::new();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "child ended before {what}"
+            );
+            if line.starts_with(what) {
+                return line;
+            }
+        };
+        wait_for("READY");
+        js.kill();
+        writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+        assert_eq!(wait_for("SPOOLED").trim(), "SPOOLED 20");
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        js.restart();
+        // The next sender on the spool replays the 5 + 20 left behind.
+        let s = sender(&uri, &key).await;
+        s.stop(Duration::from_secs(20))
+            .await
+            .expect("the spool left by the stop and the killed process is delivered");
+        assert_eq!(s.sent(), 0, "replays are not this sender's sends");
+        let got = drain_numbers(&plain, &key, 65).await;
+        assert_eq!(got, (0..65).collect::<Vec<_>>(), "each number exactly once");
+    });
+}
+
+/// `nats+tls://` with the URI's TLS options against a nats-server that
+/// requires a client certificate (certificates generated by rcgen): the
+/// CA and client certificate carry messages both ways; no client
+/// certificate, or an unrelated CA, is refused with a TLS error;
+/// `tls_insecure=1` accepts the unknown server; `tls_*` on a plain
+/// `nats://` URI is a URI error.
+#[test]
+fn tls_options_from_the_uri() {
+    use courier_tests::certs::TestPki;
+    let pki = TestPki::generate();
+    let conf = pki.nats_config("s.conf", "  verify: true", false, "");
+    let server = courier_tests::NatsServer::start_with(&["-c", conf.to_str().unwrap()]);
+    let port = server.port();
+    let enc = |p: &std::path::Path| p.display().to_string().replace('/', "%2F");
+    let client = format!(
+        "tls_cert={}&tls_key={}",
+        enc(&pki.client_cert),
+        enc(&pki.client_key)
+    );
+    let good = format!(
+        "nats+tls-pubsub://127.0.0.1:{port}?tls_ca={}&{client}",
+        enc(&pki.ca_file)
+    );
+    courier::run(async {
+        let key = unique("tls");
+        let mut r = receiver("r", &good, &key).await;
+        let s = sender(&good, &key).await;
+        for i in 0..10u32 {
+            s.send(&i, None).await.unwrap();
+        }
+        for i in 0..10u32 {
+            let d = r
+                .receive(Some(Duration::from_secs(5)))
+                .await
+                .unwrap()
+                .expect("a message over TLS");
+            assert_eq!(d.decode::<u32>().unwrap(), i);
+        }
+        s.stop(Duration::from_secs(5)).await.unwrap();
+        r.stop().await;
+
+        let refused = |uri: String| async move {
+            courier::mom::Sender::connect("s", &uri, Default::default())
+                .await
+                .map(drop)
+                .expect_err("refused")
+                .to_string()
+        };
+        // No client certificate: the server's verify refuses the handshake.
+        let e = refused(format!(
+            "tls://127.0.0.1:{port}?tls_ca={}",
+            enc(&pki.ca_file)
+        ))
+        .await;
+        assert!(e.to_lowercase().contains("tls"), "{e}");
+        // A CA that did not sign the server's certificate.
+        let e = refused(format!(
+            "tls://127.0.0.1:{port}?tls_ca={}&{client}",
+            enc(&pki.other_ca_file)
+        ))
+        .await;
+        assert!(e.to_lowercase().contains("certificate"), "{e}");
+        // The test switch accepts it (client certificate still presented).
+        let s = sender(
+            &format!(
+                "tls://127.0.0.1:{port}?tls_ca={}&{client}&tls_insecure=1",
+                enc(&pki.other_ca_file)
+            ),
+            &key,
+        )
+        .await;
+        s.send(&1u32, None).await.unwrap();
+        s.stop(Duration::from_secs(5)).await.unwrap();
+        // A missing file names the option and the path.
+        let e = refused(format!("tls://127.0.0.1:{port}?tls_ca=%2Fnonexistent.pem")).await;
+        assert!(
+            e.contains("tls_ca=/nonexistent.pem") && e.contains("cannot read"),
+            "{e}"
+        );
+        // TLS options on a plaintext URI are refused before connecting.
+        let e = refused(format!("nats://127.0.0.1:{port}?tls_insecure=1")).await;
+        assert!(e.contains("need a TLS protocol"), "{e}");
+    });
+}

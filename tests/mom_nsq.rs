@@ -263,19 +263,78 @@ fn outbox_stop_waits_for_confirmations_and_reports_the_rest() {
 }
 
 #[test]
-fn outbox_is_refused_off_nsq() {
+fn outbox_is_refused_on_amqp_and_on_nats_without_ack() {
     courier::run(async {
-        let e = courier::mom::Sender::connect(
-            "s",
-            "nats://127.0.0.1:1?outbox=/tmp/x",
-            Default::default(),
+        for (uri, says) in [
+            (
+                "amqp://127.0.0.1:1?outbox=/tmp/x",
+                "courier's outbox does not store AMQP properties yet",
+            ),
+            (
+                "nats://127.0.0.1:1?outbox=/tmp/x",
+                "outbox=DIR on NATS publishes through JetStream",
+            ),
+        ] {
+            let e = courier::mom::Sender::connect("s", uri, Default::default())
+                .await
+                .expect_err("refused before connecting");
+            assert!(e.to_string().contains(says), "{uri}: {e}");
+        }
+    });
+}
+
+/// NSQ with the URI's TLS options (nsqd's TLS upgrade after IDENTIFY)
+/// against an nsqd that requires TLS and a verified client certificate
+/// (rcgen certificates): messages go both ways; an unrelated CA is refused.
+#[test]
+fn tls_options_from_the_uri() {
+    use courier_tests::certs::TestPki;
+    let pki = TestPki::generate();
+    let d = |p: &std::path::Path| p.display().to_string();
+    let nsqd = nsq_support::nsqd(&[
+        &format!("--tls-cert={}", d(&pki.server_cert)),
+        &format!("--tls-key={}", d(&pki.server_key)),
+        &format!("--tls-root-ca-file={}", d(&pki.ca_file)),
+        "--tls-required=true",
+        "--tls-client-auth-policy=require-verify",
+        &format!("--https-address=127.0.0.1:{}", courier_tests::free_port()),
+    ]);
+    let addr = nsqd.tcp_addr();
+    let enc = |p: &std::path::Path| d(p).replace('/', "%2F");
+    let tls = |ca: &std::path::Path| {
+        format!(
+            "nsq-pubsub://{addr}?tls_ca={}&tls_cert={}&tls_key={}",
+            enc(ca),
+            enc(&pki.client_cert),
+            enc(&pki.client_key)
         )
-        .await
-        .expect_err("NATS senders cannot use the outbox yet");
-        assert!(
-            e.to_string()
-                .contains("outbox=DIR works with NSQ senders only"),
-            "{e}"
-        );
+    };
+    courier::run(async {
+        let key = unique("tls");
+        let uri = tls(&pki.ca_file);
+        let mut r = receiver("r", &uri, &key).await;
+        let s = sender(&uri, &key).await;
+        for i in 0..10u32 {
+            s.send(&i, None).await.unwrap();
+        }
+        let mut got = Vec::new();
+        while got.len() < 10 {
+            let m = r
+                .receive(Some(Duration::from_secs(10)))
+                .await
+                .unwrap()
+                .expect("a message over TLS");
+            got.push(m.decode::<u32>().unwrap());
+        }
+        got.sort_unstable();
+        assert_eq!(got, (0..10).collect::<Vec<_>>());
+        s.stop(Duration::from_secs(5)).await.unwrap();
+        r.stop().await;
+        let e = courier::mom::Sender::connect("s", &tls(&pki.other_ca_file), Default::default())
+            .await
+            .map(drop)
+            .expect_err("an unrelated CA refuses nsqd's certificate")
+            .to_string();
+        assert!(e.to_lowercase().contains("certificate"), "{e}");
     });
 }

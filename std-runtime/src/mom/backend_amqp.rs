@@ -10,7 +10,7 @@
 
 use courier_core::amqp::{ConsumeFlags, FieldTable, FieldValue, Properties, TableBuilder};
 
-use super::envelope::{header, Incoming, Outgoing, Text};
+use super::envelope::{crc_hex, Incoming, Outgoing, Text};
 use super::receiver::{Acker, Delivery, ReceiverOptions};
 use super::sender::SenderOptions;
 use super::uri::{DataType, MomUri};
@@ -26,7 +26,11 @@ async fn open(uri: &MomUri) -> Result<(Connection, Channel, String), Error> {
         .into_iter()
         .next()
         .expect("a URI has a host");
-    let conn = Connection::connect(&url).await?;
+    let mut options = crate::amqp::ConnectOptions::new(&url);
+    if let Some(tls) = uri.tls_config()? {
+        options = options.with_tls(tls);
+    }
+    let conn = Connection::connect_with(options).await?;
     let ch = conn.channel().await?;
     let exchange = uri
         .exchange
@@ -37,8 +41,13 @@ async fn open(uri: &MomUri) -> Result<(Connection, Channel, String), Error> {
     Ok((conn, ch, exchange))
 }
 
-fn lower(h: &str) -> String {
-    h.to_ascii_lowercase()
+/// The envelope's AMQP header names (the NATS ones in lower case, as
+/// the module docs' table says), spelled out: no per-message lowering.
+mod key {
+    pub const NAME: &str = "mom-name";
+    pub const TIMESTAMP: &str = "mom-timestamp";
+    pub const CRC32C: &str = "mom-crc32c";
+    pub const COMPRESSION: &str = "mom-compression";
 }
 
 pub(crate) struct AmqpSender {
@@ -63,20 +72,14 @@ impl AmqpSender {
     }
 
     pub async fn send(&self, m: &Outgoing<'_>) -> Result<(), Error> {
-        let crc = format!("{:08x}", m.crc());
+        let crc = crc_hex(m.crc());
         let mut buf = [0u8; 512];
         let mut t = TableBuilder::new(&mut buf);
-        t.insert(&lower(header::NAME), FieldValue::LongStr(m.name.as_bytes()))
-            .insert(
-                &lower(header::TIMESTAMP),
-                FieldValue::I64(m.timestamp_ms as i64),
-            )
-            .insert(&lower(header::CRC32C), FieldValue::LongStr(crc.as_bytes()));
+        t.insert(key::NAME, FieldValue::LongStr(m.name.as_bytes()))
+            .insert(key::TIMESTAMP, FieldValue::I64(m.timestamp_ms as i64))
+            .insert(key::CRC32C, FieldValue::LongStr(&crc));
         if let Some(c) = m.compression.name() {
-            t.insert(
-                &lower(header::COMPRESSION),
-                FieldValue::LongStr(c.as_bytes()),
-            );
+            t.insert(key::COMPRESSION, FieldValue::LongStr(c.as_bytes()));
         }
         if let Some(k) = m.compression.kombu_header() {
             t.insert("compression", FieldValue::LongStr(k.as_bytes()));
@@ -112,7 +115,7 @@ pub(crate) struct AmqpReceiver {
 fn incoming(m: &Message) -> Incoming {
     let p = &m.properties;
     let text = |k: &str| {
-        p.header(&lower(k)).and_then(|v| match v {
+        p.header(k).and_then(|v| match v {
             FieldValue::LongStr(b) => std::str::from_utf8(b).ok().map(Text::from),
             _ => v.as_str().map(Text::from),
         })
@@ -124,17 +127,17 @@ fn incoming(m: &Message) -> Incoming {
         })
     };
     Incoming {
-        name: text(header::NAME),
+        name: text(key::NAME),
         id: p.message_id.as_deref().map(Text::from),
         // A long, or a decimal string (what py-amqp can be made to write).
-        timestamp_ms: p.header(&lower(header::TIMESTAMP)).and_then(|v| match v {
+        timestamp_ms: p.header(key::TIMESTAMP).and_then(|v| match v {
             FieldValue::LongStr(b) => std::str::from_utf8(b).ok()?.parse().ok(),
             v => v.as_i64().map(|v| v as u64),
         }),
         content_type: p.content_type.as_deref().map(Text::from),
         content_encoding: p.content_encoding.as_deref().map(Text::from),
-        compression: text(header::COMPRESSION).or_else(kombu_compression),
-        crc: text(header::CRC32C),
+        compression: text(key::COMPRESSION).or_else(kombu_compression),
+        crc: text(key::CRC32C),
     }
 }
 
@@ -176,11 +179,14 @@ impl AmqpReceiver {
     }
 
     pub async fn next(&mut self) -> Result<Option<Delivery>, Error> {
-        let m = match self.consumer.next().await {
+        let mut m = match self.consumer.next().await {
             None => return Ok(None),
             Some(r) => r?,
         };
-        match incoming(&m).open(&m.routing_key, &Bytes::copy_from_slice(&m.body)) {
+        // The body moves into the envelope (no copy); acking needs only
+        // the delivery tag.
+        let body = Bytes::from(std::mem::take(&mut m.body));
+        match incoming(&m).open(&m.routing_key, &body) {
             Ok(env) => {
                 let attempt = if m.redelivered { 2 } else { 1 };
                 let acker = if self.ack {
@@ -203,5 +209,23 @@ impl AmqpReceiver {
     pub async fn stop(&mut self) {
         let _ = self.consumer.cancel().await;
         let _ = self.conn.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key;
+    use crate::mom::header;
+
+    #[test]
+    fn amqp_keys_are_the_lowercase_nats_header_names() {
+        for (k, h) in [
+            (key::NAME, header::NAME),
+            (key::TIMESTAMP, header::TIMESTAMP),
+            (key::CRC32C, header::CRC32C),
+            (key::COMPRESSION, header::COMPRESSION),
+        ] {
+            assert_eq!(k, h.to_ascii_lowercase());
+        }
     }
 }

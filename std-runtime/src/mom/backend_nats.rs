@@ -7,10 +7,11 @@
 //! durable of their own, `<name>-<random>`).
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use courier_core::nats::headers::HeaderWriter;
+use courier_core::nats::headers::Headers;
 
 use super::envelope::{crc_hex, decimal, header, Incoming, Outgoing, Text};
 use super::nats_stream::ensure_stream;
@@ -20,23 +21,26 @@ use super::uri::{DataType, MomUri};
 use super::Error;
 use crate::nats::jetstream::{self, AckPolicy, ConsumerOptions, JsMessage, Messages, PullOptions};
 use crate::nats::{Client, HeaderMap, Message, Subscriber};
+use crate::outbox::{Outbox, OutboxOptions};
 
 const DEFAULT_STREAM: &str = "MOM";
 /// Storage kept for a sender's header block (the envelope's is ~190 bytes).
 const BLOCK_ROOM: usize = 512;
 
 async fn connect(uri: &MomUri, name: &str) -> Result<Client, Error> {
-    Ok(crate::nats::ConnectOptions::new()
-        .name(name)
-        .connect(uri.backend_urls())
-        .await?)
+    let mut options = crate::nats::ConnectOptions::new().name(name);
+    if let Some(tls) = uri.tls_config()? {
+        options = options.tls(tls);
+    }
+    Ok(options.connect(uri.backend_urls()).await?)
 }
 
 /// Writes the envelope's header block into `buf` (reused: once the
 /// previous message's block is dropped, `reserve` takes its storage back,
 /// so a send allocates nothing here) and hands it over as a [`HeaderMap`].
-/// The core's `HeaderWriter` checks names and values (no CR/LF in a
-/// content type given by the caller).
+/// The block is written directly (the core checks it again before `HPUB`);
+/// the caller's strings (routing key, content type/encoding) are refused
+/// here when they hold CR or LF, as the core's `HeaderWriter` would.
 fn headers_of(buf: &mut BytesMut, m: &Outgoing<'_>, ack: bool) -> Result<HeaderMap, Error> {
     let crc = crc_hex(m.crc());
     let mut digits = [0u8; 20];
@@ -55,28 +59,36 @@ fn headers_of(buf: &mut BytesMut, m: &Outgoing<'_>, ack: bool) -> Result<HeaderM
         // JetStream drops a resend with the same id in its duplicate window.
         ("Nats-Msg-Id", if ack { &*m.id } else { "" }),
     ];
-    let present = |(n, v): &(&str, &str)| {
+    let caller = [m.name, m.content_type, m.content_encoding];
+    if caller
+        .iter()
+        .any(|v| v.bytes().any(|b| b == b'\r' || b == b'\n'))
+    {
+        return Err(Error::Nats(crate::nats::Error::Protocol(
+            courier_core::nats::HeaderError::InvalidValue.into(),
+        )));
+    }
+    let present = |(n, v): &&(&str, &str)| {
         !v.is_empty() || !(*n == header::COMPRESSION || *n == "Nats-Msg-Id")
     };
     let need = 12
         + fields
             .iter()
-            .filter(|f| present(f))
+            .filter(present)
             .map(|(n, v)| n.len() + v.len() + 4)
             .sum::<usize>();
     buf.clear();
     // Room for a larger block next time (a longer key, compression) so
     // the storage taken back keeps fitting.
     buf.reserve(need.max(BLOCK_ROOM));
-    buf.resize(need, 0);
-    let bad =
-        |e: courier_core::nats::HeaderError| Error::Nats(crate::nats::Error::Protocol(e.into()));
-    let mut w = HeaderWriter::new(&mut buf[..]).map_err(bad)?;
-    for (n, v) in fields.iter().filter(|f| present(f)) {
-        w.insert(n, v).map_err(bad)?;
+    buf.extend_from_slice(b"NATS/1.0\r\n");
+    for (n, v) in fields.iter().filter(present) {
+        buf.extend_from_slice(n.as_bytes());
+        buf.extend_from_slice(b": ");
+        buf.extend_from_slice(v.as_bytes());
+        buf.extend_from_slice(b"\r\n");
     }
-    let len = w.len();
-    buf.truncate(len);
+    buf.extend_from_slice(b"\r\n");
     Ok(HeaderMap::from_raw(buf.split().freeze()))
 }
 
@@ -85,7 +97,12 @@ fn incoming(h: Option<&HeaderMap>) -> Incoming {
     // the values are views into the block, not copies.
     let mut inc = Incoming::default();
     let Some(h) = h else { return inc };
-    for (name, value) in h.iter() {
+    // The connection checked the block when it arrived (`parse_received`);
+    // `HeaderMap::iter` would check every line again.
+    let Ok(parsed) = Headers::parse_received(h.as_bytes()) else {
+        return inc;
+    };
+    for (name, value) in parsed.iter() {
         let v = || Some(Text::in_header(h, value));
         if name.eq_ignore_ascii_case(header::NAME) {
             inc.name = v();
@@ -113,6 +130,14 @@ pub(crate) struct NatsSender {
     stream: String,
     /// The header block's storage, reused from message to message.
     headers: RefCell<BytesMut>,
+    /// `outbox=DIR` (needs `ack=1`): every envelope, header block
+    /// included, is spooled on disk first, then published to JetStream and
+    /// retried until a PubAck (replayed after a restart).
+    outbox: Option<(Outbox, String)>,
+    /// Routing keys the stream is known to store (the outbox path adds a
+    /// new key before spooling: a spooled message no stream stores would
+    /// be retried forever).
+    stored: RefCell<HashSet<String>>,
 }
 
 impl NatsSender {
@@ -132,15 +157,45 @@ impl NatsSender {
             )
             .await?;
         }
+        let outbox = match &uri.outbox {
+            // `Sender::connect` refused an outbox without ack=1.
+            Some(dir) if uri.ack => {
+                let js = jetstream::new(client.clone());
+                let (outbox, recovery) = Outbox::jetstream(js, OutboxOptions::new(dir)).await?;
+                if recovery.replayed > 0 || !recovery.corrupt.is_empty() {
+                    log::info!(
+                        "mom: outbox {dir}: replaying {} messages, {} corrupt records skipped",
+                        recovery.replayed,
+                        recovery.corrupt.len()
+                    );
+                }
+                Some((outbox, dir.clone()))
+            }
+            _ => None,
+        };
+        let stored = options.routing_key.iter().cloned().collect();
         Ok(NatsSender {
             client,
             ack: uri.ack,
             stream: uri.stream.as_deref().unwrap_or(DEFAULT_STREAM).to_string(),
             headers: RefCell::new(BytesMut::new()),
+            outbox,
+            stored: RefCell::new(stored),
         })
     }
 
     pub async fn send(&self, m: &Outgoing<'_>, timeout: Duration) -> Result<(), Error> {
+        if let Some((outbox, _)) = &self.outbox {
+            if !self.stored.borrow().contains(m.name) {
+                ensure_stream(&self.client, &self.stream, m.name).await?;
+                self.stored.borrow_mut().insert(m.name.to_string());
+            }
+            let h = headers_of(&mut self.headers.borrow_mut(), m, true)?;
+            outbox
+                .publish_with_headers(m.name, Some(&m.id), h.as_bytes(), &m.body)
+                .await?;
+            return Ok(());
+        }
         // Not held across an await: the block is a `Bytes` of its own.
         let h = headers_of(&mut self.headers.borrow_mut(), m, self.ack)?;
         if !self.ack {
@@ -173,10 +228,31 @@ impl NatsSender {
         Ok(())
     }
 
-    pub async fn stop(&self) -> Result<(), Error> {
-        self.client.flush().await?;
-        self.client.close().await?;
-        Ok(())
+    /// Stops; with an outbox, waits up to `deadline` for JetStream to
+    /// confirm every spooled message and reports those it did not.
+    pub async fn stop(&self, name: &str, deadline: Duration) -> Result<(), Error> {
+        let mut res = Ok(());
+        if let Some((outbox, dir)) = &self.outbox {
+            let report = outbox.stop(deadline).await;
+            if report.remaining > 0 {
+                res = Err(Error::Unconfirmed {
+                    name: name.to_string(),
+                    remaining: report.remaining,
+                    spool: dir.clone(),
+                });
+            }
+        }
+        // The broker may be gone (that is why messages are unconfirmed):
+        // the spool's report answers, not the flush.
+        let closed = async {
+            self.client.flush().await?;
+            self.client.close().await
+        };
+        match tokio::time::timeout(Duration::from_millis(500), closed).await {
+            Ok(Err(e)) if res.is_ok() && self.outbox.is_none() => return Err(e.into()),
+            _ => {}
+        }
+        res
     }
 }
 

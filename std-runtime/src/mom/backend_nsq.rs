@@ -78,6 +78,15 @@ async fn lookupd_nodes(http: Vec<String>) -> Result<Vec<String>, Error> {
     }
 }
 
+/// The nsqd client settings: TLS (nsqd's upgrade after IDENTIFY) when
+/// the URI has `tls_*` options.
+fn config(uri: &MomUri) -> Result<Config, Error> {
+    Ok(Config {
+        tls: uri.tls_config()?,
+        ..Config::default()
+    })
+}
+
 pub(crate) struct NsqSender {
     target: Target,
     buf: std::cell::RefCell<Vec<u8>>,
@@ -102,7 +111,7 @@ impl NsqSender {
         let target = match &uri.outbox {
             Some(dir) => {
                 let (outbox, recovery) =
-                    Outbox::nsq(nodes, Config::default(), OutboxOptions::new(dir)).await?;
+                    Outbox::nsq(nodes, config(uri)?, OutboxOptions::new(dir)).await?;
                 if recovery.replayed > 0 || !recovery.corrupt.is_empty() {
                     log::info!(
                         "mom: outbox {dir}: replaying {} messages, {} corrupt records skipped",
@@ -116,7 +125,7 @@ impl NsqSender {
                 }
             }
             None => {
-                let producer = Producer::new(nodes, Config::default())?;
+                let producer = Producer::new(nodes, config(uri)?)?;
                 producer.connect().await?;
                 Target::Producer(producer)
             }
@@ -225,7 +234,7 @@ impl NsqReceiver {
             max_backoff: Duration::ZERO,
             lookup_poll_interval: Duration::from_secs(2),
             stop_timeout: Duration::from_secs(5),
-            ..Config::default()
+            ..config(uri)?
         };
         let couplets = [(o.binding.clone(), channel)];
         let consumer = match uri.protocol {

@@ -13,6 +13,12 @@
 //! uri = "amqp-pt2pt://guest:guest@127.0.0.1:5672/%2f?ack=1&queue=orders"
 //! binding = "orders.#"          # subject, topic or binding key
 //! timeout_ms = 1000
+//!
+//! [senders.secure]
+//! uri = "amqps-pubsub://guest:guest@broker:5671/%2f"
+//! tls_ca = "/etc/mom/ca.pem"     # the URI's tls_ca=, tls_cert=, tls_key=,
+//! tls_cert = "/etc/mom/me.pem"   # tls_insecure= (for senders and receivers)
+//! tls_key = "/etc/mom/me.key"
 //! ```
 
 use std::cell::RefCell;
@@ -41,6 +47,10 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct FileSender {
     uri: String,
+    tls_ca: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    tls_insecure: Option<bool>,
     routing_key: Option<String>,
     serializer: Option<String>,
     compression: Option<String>,
@@ -51,8 +61,35 @@ struct FileSender {
 #[serde(deny_unknown_fields)]
 struct FileReceiver {
     uri: String,
+    tls_ca: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    tls_insecure: Option<bool>,
     binding: String,
     timeout_ms: Option<u64>,
+}
+
+/// The URI with the config file's `tls_*` keys added as query options
+/// (the URI's own options and these are checked together by the parser).
+fn with_tls(uri: &str, files: [&Option<String>; 3], insecure: Option<bool>) -> String {
+    let mut out = uri.to_string();
+    let mut sep = if uri.contains('?') { '&' } else { '?' };
+    let mut add = |k: &str, v: &str| {
+        out.push(sep);
+        out.push_str(k);
+        out.push('=');
+        out.push_str(&super::uri::percent_encode(v));
+        sep = '&';
+    };
+    for (k, v) in ["tls_ca", "tls_cert", "tls_key"].into_iter().zip(files) {
+        if let Some(v) = v {
+            add(k, v);
+        }
+    }
+    if let Some(i) = insecure {
+        add("tls_insecure", if i { "1" } else { "0" });
+    }
+    out
 }
 
 /// The facade: named senders and receivers over any number of brokers.
@@ -118,14 +155,16 @@ impl Mom {
                     .unwrap_or_default(),
                 timeout: s.timeout_ms.map(Duration::from_millis),
             };
-            mom.declare_sender(&name, &s.uri, options).map_err(within)?;
+            let uri = with_tls(&s.uri, [&s.tls_ca, &s.tls_cert, &s.tls_key], s.tls_insecure);
+            mom.declare_sender(&name, &uri, options).map_err(within)?;
         }
         for (name, r) in file.receivers {
             let options = ReceiverOptions {
                 binding: r.binding,
                 timeout: r.timeout_ms.map(Duration::from_millis),
             };
-            mom.declare_receiver(&name, &r.uri, options)
+            let uri = with_tls(&r.uri, [&r.tls_ca, &r.tls_cert, &r.tls_key], r.tls_insecure);
+            mom.declare_receiver(&name, &uri, options)
                 .map_err(|e| cfg_err(format!("receiver {name:?}: {e}")))?;
         }
         Ok(mom)

@@ -18,8 +18,9 @@
 //! `queue=` (the pt2pt group), `exchange=` (AMQP, default `mom`),
 //! `stream=` (JetStream, default `MOM`; every sender's routing key and
 //! receiver's binding is added to its subjects), `max_in_flight=`,
-//! `timeout_ms=`, `outbox=DIR` (NSQ senders: a durable on-disk outbox,
-//! see [`crate::outbox`]; `stop()` reports what nsqd did not confirm).
+//! `timeout_ms=`, `outbox=DIR` (NSQ senders and NATS `ack=1` senders: a
+//! durable on-disk outbox, see [`crate::outbox`]; `stop()` reports what
+//! the broker did not confirm; not yet on AMQP).
 //!
 //! # The envelope
 //!
@@ -91,4 +92,4 @@ pub use error::Error;
 pub use facade::Mom;
 pub use receiver::{CancelHandle, Delivery, Receiver, ReceiverOptions};
 pub use sender::{SendOptions, Sender, SenderOptions, DEFAULT_SEND_TIMEOUT};
-pub use uri::{DataType, MomUri, Protocol, UriError, UriPart, ACCEPTED_FORMS};
+pub use uri::{DataType, MomUri, Protocol, TlsFiles, UriError, UriPart, ACCEPTED_FORMS};

@@ -69,9 +69,12 @@ struct Inner {
 /// `OK`). With `ack=1` a send returns `Ok` only once the broker has it
 /// (JetStream `PubAck`, AMQP publisher confirm, nsqd `OK`): at-least-once,
 /// and a send that fails or times out is never counted in [`Sender::sent`].
-/// With `outbox=DIR` (NSQ), `Ok` means the message is in the on-disk
-/// spool: it is sent and retried until nsqd confirms it, across restarts
-/// (at-least-once; [`Sender::stop`] reports what is still unconfirmed).
+/// With `outbox=DIR` (NSQ, and NATS with `ack=1`), `Ok` means the message
+/// is in the on-disk spool: it is sent and retried until nsqd / JetStream
+/// confirms it, across broker outages and sender restarts (at-least-once;
+/// on JetStream the `Nats-Msg-Id` makes a resend within the stream's
+/// duplicate window a no-op; [`Sender::stop`] reports what is still
+/// unconfirmed).
 /// A publish-only sender starts no receive machinery (no subscription,
 /// no consumer, no queue of its own).
 #[derive(Clone)]
@@ -94,11 +97,17 @@ impl Sender {
     /// (JetStream stream, AMQP exchange and pt2pt queue) once.
     pub async fn connect(name: &str, uri: &str, options: SenderOptions) -> Result<Sender, Error> {
         let uri = MomUri::parse(uri)?;
-        if uri.outbox.is_some() && !uri.protocol.is_nsq() {
+        if uri.outbox.is_some() && !(uri.protocol.is_nsq() || uri.protocol.is_nats()) {
             return Err(Error::Unsupported(
-                "outbox=DIR works with NSQ senders only: courier's outbox stores a subject and \
-                 a payload, and on NATS and AMQP the envelope travels in headers/properties, \
-                 which it does not store yet; drop outbox= or use an nsq:// URI"
+                "outbox=DIR works with NSQ and NATS (ack=1) senders: courier's outbox does not \
+                 store AMQP properties yet; drop outbox= or use an nsq:// or nats:// URI"
+                    .into(),
+            ));
+        }
+        if uri.outbox.is_some() && uri.protocol.is_nats() && !uri.ack {
+            return Err(Error::Unsupported(
+                "outbox=DIR on NATS publishes through JetStream and waits for its PubAck: \
+                 add ack=1 to the URI (and a stream= if not MOM)"
                     .into(),
             ));
         }
@@ -258,15 +267,15 @@ impl Sender {
     /// confirmations up to `deadline`, then closes the connection. Later
     /// sends fail with [`Error::Cancelled`].
     ///
-    /// With a durable outbox (`outbox=DIR`, NSQ), waits up to `deadline`
-    /// for nsqd to confirm every spooled message; those it did not are
+    /// With a durable outbox (`outbox=DIR`, NSQ or NATS `ack=1`), waits up
+    /// to `deadline` for the broker to confirm every spooled message; those it did not are
     /// reported as [`Error::Unconfirmed`] and stay in the spool, sent when
     /// a sender opens the same directory again (at-least-once).
     pub async fn stop(&self, deadline: Duration) -> Result<(), Error> {
         self.inner.cancelled.set(true);
         let fut = async {
             match &self.inner.backend {
-                SenderBackend::Nats(b) => b.stop().await,
+                SenderBackend::Nats(b) => b.stop(&self.inner.name, deadline).await,
                 SenderBackend::Nsq(b) => b.stop(&self.inner.name, deadline).await,
                 SenderBackend::Amqp(b) => b.stop().await,
             }

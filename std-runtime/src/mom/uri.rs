@@ -10,7 +10,8 @@ use std::time::Duration;
 pub const ACCEPTED_FORMS: &str = "protocol[-data_type]://[user[:password]@]host[:port][,host[:port]...][/vhost-or-path][?option=value&...] \
 with protocol one of nats, nats+tls, tls, nsq, nsqlookupd, amqp, amqps, kombu; \
 data_type pubsub or pt2pt (default pubsub); \
-options ack=0|1, queue=NAME, exchange=NAME, stream=NAME, max_in_flight=N, timeout_ms=N, outbox=DIR; \
+options ack=0|1, queue=NAME, exchange=NAME, stream=NAME, max_in_flight=N, timeout_ms=N, outbox=DIR, \
+tls_ca=PATH, tls_cert=PATH, tls_key=PATH, tls_insecure=0|1; \
 e.g. nats-pt2pt://127.0.0.1:4222, amqp-pubsub://guest:guest@127.0.0.1:5672/%2f?ack=1, \
 nsqlookupd-pt2pt://127.0.0.1:4161?queue=workers";
 
@@ -166,12 +167,41 @@ pub struct MomUri {
     pub max_in_flight: Option<u32>,
     /// `timeout_ms=`: default send/receive timeout.
     pub timeout: Option<Duration>,
-    /// `outbox=DIR` (percent-decoded path): NSQ senders spool every message
-    /// in a durable [`crate::outbox`] there before it is sent.
+    /// `outbox=DIR` (percent-decoded path): NSQ and NATS `ack=1` senders
+    /// spool every message (NATS: with its envelope header block) in a
+    /// durable [`crate::outbox`] there before it is sent.
     pub outbox: Option<String>,
+    /// `tls_ca=`, `tls_cert=`, `tls_key=`, `tls_insecure=`: see [`TlsFiles`].
+    pub tls: TlsFiles,
 }
 
-const OPTIONS: &str = "ack, queue, exchange, stream, max_in_flight, timeout_ms, outbox";
+/// TLS settings from the URI (or the TOML config's `tls_*` keys), for
+/// `nats+tls`/`tls`, `amqps` and NSQ (nsqd's TLS upgrade). Paths are
+/// percent-decoded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `tls_ca=PATH`: PEM file of the CA(s) to trust instead of the
+    /// system roots.
+    pub ca: Option<String>,
+    /// `tls_cert=PATH`: PEM client certificate chain (mutual TLS; needs
+    /// `tls_key`).
+    pub cert: Option<String>,
+    /// `tls_key=PATH`: PEM private key of `tls_cert`.
+    pub key: Option<String>,
+    /// `tls_insecure=1`: accept any server certificate. For tests only:
+    /// it removes the protection TLS gives against a man in the middle.
+    pub insecure: bool,
+}
+
+impl TlsFiles {
+    /// True when any TLS option was given.
+    pub fn any(&self) -> bool {
+        self.ca.is_some() || self.cert.is_some() || self.key.is_some() || self.insecure
+    }
+}
+
+const OPTIONS: &str = "ack, queue, exchange, stream, max_in_flight, timeout_ms, outbox, \
+                       tls_ca, tls_cert, tls_key, tls_insecure";
 
 impl MomUri {
     /// Parses a facade URI.
@@ -274,11 +304,32 @@ impl MomUri {
             max_in_flight: None,
             outbox: None,
             timeout: None,
+            tls: TlsFiles::default(),
         };
         if let Some(q) = query {
             for pair in q.split('&').filter(|p| !p.is_empty()) {
                 out.option(pair)?;
             }
+        }
+        let t = &out.tls;
+        if t.cert.is_some() != t.key.is_some() {
+            return Err(err(
+                UriPart::Option,
+                if t.cert.is_some() {
+                    "tls_cert"
+                } else {
+                    "tls_key"
+                },
+                "a client certificate needs both tls_cert=PATH and tls_key=PATH",
+            ));
+        }
+        if t.any() && matches!(out.protocol, Protocol::Nats | Protocol::Amqp) {
+            return Err(err(
+                UriPart::Option,
+                query.unwrap_or_default(),
+                "tls_* options need a TLS protocol: nats+tls:// (or tls://) and amqps:// \
+                 (NSQ negotiates TLS with nsqd and takes them as they are)",
+            ));
         }
         Ok(out)
     }
@@ -307,6 +358,16 @@ impl MomUri {
             "exchange" => self.exchange = Some(name(v)?),
             "stream" => self.stream = Some(name(v)?),
             "outbox" => self.outbox = Some(name(v)?),
+            "tls_ca" => self.tls.ca = Some(name(v)?),
+            "tls_cert" => self.tls.cert = Some(name(v)?),
+            "tls_key" => self.tls.key = Some(name(v)?),
+            "tls_insecure" => {
+                self.tls.insecure = match v {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => return Err(bad("tls_insecure is 0 or 1")),
+                }
+            }
             "max_in_flight" => {
                 let n: u32 = v.parse().map_err(|_| bad("max_in_flight is a number"))?;
                 if n == 0 {
@@ -366,6 +427,40 @@ impl MomUri {
             .into_iter()
             .map(|a| format!("{scheme}://{cred}{a}{vhost}"))
             .collect()
+    }
+}
+
+impl MomUri {
+    /// The TLS configuration its `tls_*` options ask for (files read now),
+    /// `None` when none was given.
+    pub(crate) fn tls_config(&self) -> Result<Option<crate::layers::TlsConfig>, UriError> {
+        let t = &self.tls;
+        if !t.any() {
+            return Ok(None);
+        }
+        let read = |opt: &str, path: &str| {
+            std::fs::read(path).map_err(|e| {
+                err(
+                    UriPart::Option,
+                    &format!("{opt}={path}"),
+                    format!("cannot read it: {e}"),
+                )
+            })
+        };
+        let mut c = crate::layers::TlsConfig::new();
+        if let Some(ca) = &t.ca {
+            c = c
+                .ca_pem(&read("tls_ca", ca)?)
+                .map_err(|e| err(UriPart::Option, &format!("tls_ca={ca}"), e.to_string()))?;
+        } else {
+            c = c.system_roots(true);
+        }
+        if let (Some(cert), Some(key)) = (&t.cert, &t.key) {
+            c = c
+                .client_cert_pem(&read("tls_cert", cert)?, &read("tls_key", key)?)
+                .map_err(|e| err(UriPart::Option, &format!("tls_cert={cert}"), e.to_string()))?;
+        }
+        Ok(Some(c.danger_accept_invalid_certs(t.insecure)))
     }
 }
 
@@ -439,7 +534,7 @@ pub(crate) fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn percent_encode(s: &str) -> String {
+pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

@@ -193,7 +193,7 @@ fn wrong_uris_say_which_part_and_why() {
         (
             "nats://h?durable=x",
             UriPart::Option,
-            r#"bad option "durable=x" in facade URI: unknown option "durable" (known: ack, queue, exchange, stream, max_in_flight, timeout_ms, outbox)"#,
+            r#"bad option "durable=x" in facade URI: unknown option "durable" (known: ack, queue, exchange, stream, max_in_flight, timeout_ms, outbox, tls_ca, tls_cert, tls_key, tls_insecure)"#,
         ),
         (
             "nsq://h?max_in_flight=0",
@@ -204,6 +204,21 @@ fn wrong_uris_say_which_part_and_why() {
             "nsq://h?queue=a%20b",
             UriPart::Option,
             r#"bad option "queue=a%20b" in facade URI: a name must be non-empty, without spaces"#,
+        ),
+        (
+            "tls://h?tls_cert=c.pem",
+            UriPart::Option,
+            r#"bad option "tls_cert" in facade URI: a client certificate needs both tls_cert=PATH and tls_key=PATH"#,
+        ),
+        (
+            "amqp://h?tls_ca=ca.pem",
+            UriPart::Option,
+            r#"bad option "tls_ca=ca.pem" in facade URI: tls_* options need a TLS protocol: nats+tls:// (or tls://) and amqps:// (NSQ negotiates TLS with nsqd and takes them as they are)"#,
+        ),
+        (
+            "amqps://h?tls_insecure=yes",
+            UriPart::Option,
+            r#"bad option "tls_insecure=yes" in facade URI: tls_insecure is 0 or 1"#,
         ),
         (
             "amqp://h w",
@@ -220,4 +235,30 @@ fn wrong_uris_say_which_part_and_why() {
             "{uri}"
         );
     }
+}
+
+#[test]
+fn tls_options_parse_percent_decoded() {
+    let u = MomUri::parse(
+        "amqps-pt2pt://u:p@h/%2f?tls_ca=%2Fetc%2Fca.pem&tls_cert=c.pem&tls_key=k.pem&tls_insecure=1",
+    )
+    .unwrap();
+    assert_eq!(
+        u.tls,
+        crate::mom::TlsFiles {
+            ca: Some("/etc/ca.pem".into()),
+            cert: Some("c.pem".into()),
+            key: Some("k.pem".into()),
+            insecure: true,
+        }
+    );
+    // NSQ takes them (nsqd's TLS upgrade); none given: no TLS settings.
+    assert!(MomUri::parse("nsq://h?tls_ca=ca.pem").unwrap().tls.any());
+    assert!(!MomUri::parse("tls://h").unwrap().tls.any());
+    // Read when connecting: a missing file names the option and path.
+    let e = MomUri::parse("tls://h?tls_ca=%2Fno%2Fsuch.pem")
+        .unwrap()
+        .tls_config()
+        .unwrap_err();
+    assert!(e.to_string().contains("tls_ca=/no/such.pem"), "{e}");
 }

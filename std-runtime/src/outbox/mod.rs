@@ -70,6 +70,7 @@ use spool::Spool;
 pub use spool::{CorruptRecord, FsyncPolicy, Record, MAX_RECORD};
 
 use crate::nats::jetstream::{Context, JetStreamError, PublishOptions};
+use crate::nats::HeaderMap;
 use crate::nsq;
 
 /// What `publish` does when the spool is full.
@@ -410,19 +411,51 @@ impl Outbox {
         Ok(ids[0])
     }
 
+    /// Appends one message with a NATS header block (`NATS/1.0\r\n...`,
+    /// e.g. the facade's envelope) sent with it. JetStream: when the block
+    /// has no `Nats-Msg-Id`, `msg_id` (or `<spool id>-<record id>`) is added
+    /// when it is sent. Returns the record id.
+    pub async fn publish_with_headers(
+        &self,
+        subject: &str,
+        msg_id: Option<&str>,
+        headers: &[u8],
+        payload: &[u8],
+    ) -> Result<u64, OutboxError> {
+        let m = OutboxMessage {
+            subject,
+            msg_id,
+            payload,
+        };
+        Ok(self.append(&[m], &[headers]).await?[0])
+    }
+
     /// Appends a batch with one write and one fsync, then queues it.
     /// Returns the record ids.
     pub async fn publish_batch(
         &self,
         batch: &[OutboxMessage<'_>],
     ) -> Result<Vec<u64>, OutboxError> {
+        self.append(batch, &[]).await
+    }
+
+    /// `headers[i]` goes with `batch[i]` (none when `headers` is shorter).
+    async fn append(
+        &self,
+        batch: &[OutboxMessage<'_>],
+        headers: &[&[u8]],
+    ) -> Result<Vec<u64>, OutboxError> {
         let core = &self.core;
+        let header_of = |i: usize| headers.get(i).copied().unwrap_or_default();
         if core.stopped.get() {
             return Err(OutboxError::Stopped);
         }
         let needed: u64 = batch
             .iter()
-            .map(|m| (12 + 12 + m.subject.len() + 40 + m.payload.len()) as u64)
+            .enumerate()
+            .map(|(i, m)| {
+                (12 + 16 + m.subject.len() + 40 + header_of(i).len() + m.payload.len()) as u64
+            })
             .sum();
         let capacity = core.options.max_bytes;
         if needed > capacity {
@@ -458,20 +491,22 @@ impl Outbox {
                 None => format!("{}-{}", core.token, first + i as u64),
             })
             .collect();
-        let items: Vec<(&str, &str, &[u8])> = batch
+        let items: Vec<(&str, &str, &[u8], &[u8])> = batch
             .iter()
             .zip(&ids_owned)
-            .map(|(m, id)| (m.subject, id.as_str(), m.payload))
+            .enumerate()
+            .map(|(i, (m, id))| (m.subject, id.as_str(), header_of(i), m.payload))
             .collect();
         let ids = spool.append(&items)?;
         drop(spool);
         {
             let mut q = core.queue.borrow_mut();
-            for ((m, msg_id), &id) in batch.iter().zip(ids_owned).zip(&ids) {
+            for (i, ((m, msg_id), &id)) in batch.iter().zip(ids_owned).zip(&ids).enumerate() {
                 q.push_back(Record {
                     id,
                     subject: m.subject.to_string(),
                     msg_id,
+                    headers: header_of(i).to_vec(),
                     payload: m.payload.to_vec(),
                 });
             }
@@ -535,6 +570,25 @@ fn transient(e: &JetStreamError) -> bool {
     }
 }
 
+/// The headers a record is published with: its own block (with its
+/// `Nats-Msg-Id` added when missing), or just the `Nats-Msg-Id`.
+fn record_headers(rec: &Record) -> Result<HeaderMap, String> {
+    if rec.headers.is_empty() {
+        return PublishOptions::with_msg_id(rec.msg_id.clone())
+            .headers()
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "no message id".to_string());
+    }
+    courier_core::nats::headers::Headers::parse(&rec.headers)
+        .map_err(|e| format!("the record's header block is not valid: {e}"))?;
+    let h = HeaderMap::from_raw(bytes::Bytes::copy_from_slice(&rec.headers));
+    if h.get("Nats-Msg-Id").is_some() {
+        return Ok(h);
+    }
+    h.with("Nats-Msg-Id", &rec.msg_id)
+        .map_err(|e| e.to_string())
+}
+
 async fn jetstream_sender(core: Rc<Core>, js: Context) {
     let permits = std::sync::Arc::new(Semaphore::new(core.options.window.clamp(1, 512)));
     while let Some(batch) = core.next_batch(1, false).await {
@@ -545,9 +599,9 @@ async fn jetstream_sender(core: Rc<Core>, js: Context) {
             let (core, js) = (core.clone(), js.clone());
             crate::runtime::spawn(async move {
                 let _permit = permit;
-                let headers = match PublishOptions::with_msg_id(rec.msg_id.clone()).headers() {
+                let headers = match record_headers(&rec) {
                     Ok(h) => h,
-                    Err(e) => return core.refuse(rec, e.to_string()),
+                    Err(e) => return core.refuse(rec, e),
                 };
                 let mut attempt = 0;
                 loop {
@@ -557,7 +611,7 @@ async fn jetstream_sender(core: Rc<Core>, js: Context) {
                     let res = crate::nats::jetstream::publish_once(
                         &js,
                         &rec.subject,
-                        headers.as_ref(),
+                        Some(&headers),
                         &rec.payload,
                     )
                     .await;

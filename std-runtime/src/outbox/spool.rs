@@ -9,12 +9,19 @@
 //! of a whole prefix, no per-record skip report; commitlog: unmaintained
 //! since 2019; sled: a database, far more than a log) do not give that.
 //!
-//! Record layout (little-endian):
+//! Record layout (little-endian), version 2 (written since the facade's
+//! NATS senders spool their envelope headers):
 //!
 //! ```text
-//! magic u32 = "CoB1" | body_len u32 | crc32c(body) u32 | body
-//! body = id u64 | subject_len u16 | subject | msg_id_len u16 | msg_id | payload
+//! magic u32 = "CoB2" | body_len u32 | crc32c(body) u32 | body
+//! body = id u64 | subject_len u16 | subject | msg_id_len u16 | msg_id
+//!        | headers_len u32 | headers | payload
 //! ```
+//!
+//! `headers` is opaque to the spool (a NATS header block for JetStream,
+//! empty for NSQ). Version 1 records (`"CoB1"`, the same without
+//! `headers_len | headers`) written by an older courier are still read,
+//! with empty headers, so an upgrade replays what the old one left.
 //!
 //! Segments are named `<first id, 20 digits>.log`. A new segment is started
 //! at open (never appending after a torn tail) and when the active one
@@ -26,7 +33,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const MAGIC: [u8; 4] = *b"CoB1";
+const MAGIC: [u8; 4] = *b"CoB2";
+/// Version 1 records (no headers), still read.
+const MAGIC_V1: [u8; 4] = *b"CoB1";
 const HEADER: usize = 12;
 /// Largest record body accepted (a bigger length field is corruption).
 pub const MAX_RECORD: usize = 64 << 20;
@@ -56,6 +65,9 @@ pub struct Record {
     pub subject: String,
     /// `Nats-Msg-Id` (empty for NSQ).
     pub msg_id: String,
+    /// Headers sent with the message: a NATS header block (`NATS/1.0\r\n...`)
+    /// or empty.
+    pub headers: Vec<u8>,
     /// The message.
     pub payload: Vec<u8>,
 }
@@ -63,7 +75,12 @@ pub struct Record {
 impl Record {
     /// Bytes the record takes on disk.
     pub fn disk_size(&self) -> usize {
-        HEADER + 12 + self.subject.len() + self.msg_id.len() + self.payload.len()
+        HEADER
+            + 16
+            + self.subject.len()
+            + self.msg_id.len()
+            + self.headers.len()
+            + self.payload.len()
     }
 }
 
@@ -111,7 +128,8 @@ fn encode(rec: &Record, out: &mut Vec<u8>) -> io::Result<()> {
             "subject or msg id longer than 65535 bytes",
         ));
     }
-    let body_len = 12 + rec.subject.len() + rec.msg_id.len() + rec.payload.len();
+    let body_len =
+        16 + rec.subject.len() + rec.msg_id.len() + rec.headers.len() + rec.payload.len();
     if body_len > MAX_RECORD {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -128,13 +146,16 @@ fn encode(rec: &Record, out: &mut Vec<u8>) -> io::Result<()> {
     out.extend_from_slice(rec.subject.as_bytes());
     out.extend_from_slice(&(rec.msg_id.len() as u16).to_le_bytes());
     out.extend_from_slice(rec.msg_id.as_bytes());
+    out.extend_from_slice(&(rec.headers.len() as u32).to_le_bytes());
+    out.extend_from_slice(&rec.headers);
     out.extend_from_slice(&rec.payload);
     let crc = crc32c::crc32c(&out[body..]);
     out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
     Ok(())
 }
 
-fn decode_body(body: &[u8]) -> Option<Record> {
+/// Decodes a record body; `v1` bodies have no headers.
+fn decode_body(body: &[u8], v1: bool) -> Option<Record> {
     let id = u64::from_le_bytes(body.get(..8)?.try_into().ok()?);
     let sl = u16::from_le_bytes(body.get(8..10)?.try_into().ok()?) as usize;
     let subject = std::str::from_utf8(body.get(10..10 + sl)?)
@@ -145,11 +166,19 @@ fn decode_body(body: &[u8]) -> Option<Record> {
     let msg_id = std::str::from_utf8(body.get(at + 2..at + 2 + ml)?)
         .ok()?
         .to_string();
-    let payload = body.get(at + 2 + ml..)?.to_vec();
+    let mut at = at + 2 + ml;
+    let mut headers = Vec::new();
+    if !v1 {
+        let hl = u32::from_le_bytes(body.get(at..at + 4)?.try_into().ok()?) as usize;
+        headers = body.get(at + 4..(at + 4).checked_add(hl)?)?.to_vec();
+        at += 4 + hl;
+    }
+    let payload = body.get(at..)?.to_vec();
     Some(Record {
         id,
         subject,
         msg_id,
+        headers,
         payload,
     })
 }
@@ -159,7 +188,8 @@ fn record_at(data: &[u8], pos: usize) -> Result<(Record, usize), &'static str> {
     let header = data
         .get(pos..pos + HEADER)
         .ok_or("torn record header at end")?;
-    if header[..4] != MAGIC {
+    let v1 = header[..4] == MAGIC_V1;
+    if header[..4] != MAGIC && !v1 {
         return Err("bad record marker");
     }
     let len = u32::from_le_bytes(header[4..8].try_into().unwrap_or_default()) as usize;
@@ -173,7 +203,7 @@ fn record_at(data: &[u8], pos: usize) -> Result<(Record, usize), &'static str> {
     if crc32c::crc32c(body) != crc {
         return Err("checksum mismatch");
     }
-    let rec = decode_body(body).ok_or("record body does not decode")?;
+    let rec = decode_body(body, v1).ok_or("record body does not decode")?;
     Ok((rec, HEADER + len))
 }
 
@@ -191,7 +221,9 @@ pub fn scan(path: &Path, data: &[u8]) -> (Vec<Record>, Vec<CorruptRecord>) {
                 // Resynchronise: the next marker that starts a valid record.
                 let mut next = pos + 1;
                 while next < data.len() {
-                    if data[next..].starts_with(&MAGIC) && record_at(data, next).is_ok() {
+                    if (data[next..].starts_with(&MAGIC) || data[next..].starts_with(&MAGIC_V1))
+                        && record_at(data, next).is_ok()
+                    {
                         break;
                     }
                     next += 1;
@@ -307,9 +339,9 @@ impl Spool {
         Ok(())
     }
 
-    /// Appends records (given subject, msg id, payload; ids assigned here)
-    /// with one write, syncing per the policy. Returns their ids.
-    pub fn append(&mut self, items: &[(&str, &str, &[u8])]) -> io::Result<Vec<u64>> {
+    /// Appends records (given subject, msg id, headers, payload; ids
+    /// assigned here) with one write, syncing per the policy. Returns their ids.
+    pub fn append(&mut self, items: &[(&str, &str, &[u8], &[u8])]) -> io::Result<Vec<u64>> {
         let need_new = match &self.active {
             None => true,
             Some((first, _)) => self
@@ -327,11 +359,12 @@ impl Spool {
         }
         let mut buf = Vec::new();
         let mut ids = Vec::with_capacity(items.len());
-        for (subject, msg_id, payload) in items {
+        for (subject, msg_id, headers, payload) in items {
             let rec = Record {
                 id: self.next_id + ids.len() as u64,
                 subject: subject.to_string(),
                 msg_id: msg_id.to_string(),
+                headers: headers.to_vec(),
                 payload: payload.to_vec(),
             };
             encode(&rec, &mut buf)?;
@@ -421,9 +454,9 @@ mod tests {
     }
 
     fn append(spool: &mut Spool, v: &[(String, String, Vec<u8>)]) -> Vec<u64> {
-        let refs: Vec<(&str, &str, &[u8])> = v
+        let refs: Vec<(&str, &str, &[u8], &[u8])> = v
             .iter()
-            .map(|(s, m, p)| (s.as_str(), m.as_str(), p.as_slice()))
+            .map(|(s, m, p)| (s.as_str(), m.as_str(), &b""[..], p.as_slice()))
             .collect();
         spool.append(&refs).unwrap()
     }
@@ -486,6 +519,67 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A version 1 record as the previous courier wrote it (no headers).
+    fn encode_v1(id: u64, subject: &str, msg_id: &str, payload: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&id.to_le_bytes());
+        body.extend_from_slice(&(subject.len() as u16).to_le_bytes());
+        body.extend_from_slice(subject.as_bytes());
+        body.extend_from_slice(&(msg_id.len() as u16).to_le_bytes());
+        body.extend_from_slice(msg_id.as_bytes());
+        body.extend_from_slice(payload);
+        let mut out = b"CoB1".to_vec();
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn headers_round_trip_and_a_version_1_spool_is_read_with_none() {
+        let dir = std::env::temp_dir().join(format!("courier-spool-{}", fastrand::u64(..)));
+        fs::create_dir_all(&dir).unwrap();
+        // A segment left by the previous version: two records.
+        let mut old = encode_v1(0, "orders", "a-0", b"first");
+        old.extend(encode_v1(1, "orders", "a-1", b"second"));
+        fs::write(dir.join(segment_name(0)), &old).unwrap();
+        let (mut spool, rec, bad) = Spool::open(&dir, 1 << 20, FsyncPolicy::Never).unwrap();
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(rec.len(), 2);
+        assert_eq!(
+            (rec[1].id, rec[1].subject.as_str(), rec[1].msg_id.as_str()),
+            (1, "orders", "a-1")
+        );
+        assert_eq!(
+            (rec[1].headers.as_slice(), rec[1].payload.as_slice()),
+            (&b""[..], &b"second"[..])
+        );
+        // New records are version 2, with their headers; both kinds replay.
+        let block = b"NATS/1.0\r\nMom-Id: x\r\n\r\n";
+        assert_eq!(
+            spool.append(&[("orders", "a-2", block, b"third")]).unwrap(),
+            vec![2]
+        );
+        drop(spool);
+        let (_, rec, bad) = Spool::open(&dir, 1 << 20, FsyncPolicy::Never).unwrap();
+        assert!(bad.is_empty(), "{bad:?}");
+        let got: Vec<(u64, &[u8], &[u8])> = rec
+            .iter()
+            .map(|r| (r.id, r.headers.as_slice(), r.payload.as_slice()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, &b""[..], &b"first"[..]),
+                (1, &b""[..], &b"second"[..]),
+                (2, &block[..], &b"third"[..])
+            ]
+        );
+        let written = fs::read(dir.join(segment_name(2))).unwrap();
+        assert_eq!(&written[..4], b"CoB2");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     proptest::proptest! {
         #[test]
         fn scan_never_panics_and_keeps_intact_records(
@@ -494,7 +588,7 @@ mod tests {
         ) {
             let mut data = Vec::new();
             for i in 0..20u64 {
-                let rec = Record { id: i, subject: "s".into(), msg_id: format!("{i:02}"), payload: vec![i as u8; 50] };
+                let rec = Record { id: i, subject: "s".into(), msg_id: format!("{i:02}"), headers: vec![b'h'; 3], payload: vec![i as u8; 50] };
                 encode(&rec, &mut data).unwrap();
             }
             let one = data.len() / 20;
