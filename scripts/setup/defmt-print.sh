@@ -2,8 +2,10 @@
 # Installs, when missing, defmt-print 1.2.0 (crates.io, knurling-rs/defmt's
 # host decoder) into .tools/bin: scripts/embedded.sh's QEMU test pipes the
 # defmt firmware's semihosting output through it and asserts decoded lines.
-# A one-time build of ~100 crates (a few minutes on 2 cores); its build
-# directory is deleted afterwards. Safe to run repeatedly.
+# The first build compiles ~100 crates (a few minutes on 2 cores); its build
+# directory is kept in the user's cache (as Go keeps its build cache for the
+# nsq tools), so a fresh clone on the same machine only relinks. Safe to run
+# repeatedly.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 version=1.2.0
@@ -14,8 +16,9 @@ if have defmt-print || have "$bin/defmt-print"; then
 fi
 echo "setup/defmt-print: installing defmt-print $version (cargo install, crates.io)" >&2
 mkdir -p "$bin"
-build="$(mktemp -d)"
-trap 'rm -rf "$build"' EXIT
-CARGO_TARGET_DIR="$build" CARGO_INCREMENTAL=0 \
-  cargo install --locked --quiet --root "$build/root" defmt-print --version "$version"
+build="${XDG_CACHE_HOME:-$HOME/.cache}/courier/defmt-print-$version"
+mkdir -p "$build"
+have "$build/root/bin/defmt-print" ||
+  CARGO_TARGET_DIR="$build/target" CARGO_INCREMENTAL=0 \
+  cargo install --locked --quiet --force --root "$build/root" defmt-print --version "$version"
 install -m 0755 "$build/root/bin/defmt-print" "$bin/defmt-print"
