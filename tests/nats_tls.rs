@@ -276,6 +276,69 @@ fn reconnect_over_tls_after_a_restart_delivers_buffered_publishes() {
     );
 }
 
+/// Over TLS the session parses decrypted bytes (session_io::Inbound's
+/// decoded buffer): a message larger than the receive buffer must still be
+/// a typed error that ends the connection, and the next TLS connection
+/// must receive normally (the receive side starts plaintext again, then
+/// TLS after INFO).
+#[test]
+fn a_message_larger_than_the_receive_buffer_over_tls_is_an_error_then_it_recovers() {
+    let pki = TestPki::generate();
+    let (server, _) = tls_server(&pki.nats_config("s.conf", "", false, ""));
+    let url = server.url();
+    let ca = pki.ca_file.clone();
+    let events = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let log = events.clone();
+    courier::run(async {
+        let small = options()
+            .max_reconnects(None)
+            .receive_buffer_size(4096)
+            .tls_ca_file(&ca)
+            .unwrap()
+            .event_callback(move |e| log.borrow_mut().push(e.clone()))
+            .connect([url.as_str()])
+            .await
+            .unwrap();
+        let sender = options()
+            .tls_ca_file(&ca)
+            .unwrap()
+            .connect([url.as_str()])
+            .await
+            .unwrap();
+        let mut sub = small.subscribe("big.tls").await.unwrap();
+        small.flush().await.unwrap();
+        sender.publish("big.tls", vec![b'x'; 10_000]).await.unwrap();
+        sender.flush().await.unwrap();
+        let reason = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let reason = events.borrow().iter().find_map(|e| match e {
+                    Event::Disconnected { reason, .. } => Some(reason.clone()),
+                    _ => None,
+                });
+                if let Some(reason) = reason {
+                    return reason;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("a Disconnected event within 10 s");
+        assert!(reason.contains("4096"), "{reason}");
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while small.flush().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("reconnected over TLS");
+        sender.publish("big.tls", "small").await.unwrap();
+        sender.flush().await.unwrap();
+        assert_eq!(next(&mut sub).await.payload, &b"small"[..]);
+        sender.close().await.unwrap();
+        small.close().await.unwrap();
+    });
+}
+
 #[test]
 fn a_second_tls_server_learned_from_info_is_verified_and_used() {
     let pki = TestPki::generate();
