@@ -3,12 +3,13 @@
 //! acks / rejects / nacks them afterwards. The broker's own counts show
 //! each answer (unacked until settled, requeued on nack, gone on ack).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use courier::amqp::{Connection, DeclareOptions, Settle, Unsettled};
 use courier_core::amqp::{ConsumeFlags, DeliveryKind, FieldTable, Properties};
+use courier_tests::alloc_count::thread_allocations;
 use courier_tests::RabbitMq;
 
 fn broker() -> &'static RabbitMq {
@@ -42,7 +43,9 @@ fn a_handler_settles_later_with_unsettled_tokens_and_the_broker_sees_each_answer
         }
         ch.qos(100).await.unwrap();
         let kept: Kept = Rc::new(RefCell::new(Vec::with_capacity(64)));
-        let (k, handle) = (kept.clone(), conn.clone());
+        // Allocations made while taking the tokens and settling them.
+        let allocs = Rc::new(Cell::new(0u64));
+        let (k, handle, a) = (kept.clone(), conn.clone(), allocs.clone());
         let _consumer = ch
             .consume_with("q", ConsumeFlags::default(), move |d| {
                 let n = u32::from_be_bytes(d.body.as_slice().unwrap().try_into().unwrap());
@@ -53,7 +56,9 @@ fn a_handler_settles_later_with_unsettled_tokens_and_the_broker_sees_each_answer
                         ..
                     }
                 );
+                let before = thread_allocations();
                 let token = handle.unsettled(d).expect("a delivery has a tag");
+                a.set(a.get() + thread_allocations() - before);
                 k.borrow_mut().push((n, redelivered, token));
                 Settle::Nothing
             })
@@ -71,11 +76,13 @@ fn a_handler_settles_later_with_unsettled_tokens_and_the_broker_sees_each_answer
         let first: Vec<_> = kept.borrow_mut().drain(..).collect();
         for (n, redelivered, token) in first {
             assert!(!redelivered);
+            let before = thread_allocations();
             match n {
                 0..10 => token.ack().unwrap(),
                 10..20 => token.reject(false).unwrap(),
                 _ => token.nack(true).unwrap(),
             }
+            allocs.set(allocs.get() + thread_allocations() - before);
         }
         conn.flush().await.unwrap();
         // The 10 nacked with requeue come back, flagged redelivered.
@@ -94,6 +101,11 @@ fn a_handler_settles_later_with_unsettled_tokens_and_the_broker_sees_each_answer
         for (_, _, token) in again {
             token.ack().unwrap();
         }
+        assert_eq!(
+            allocs.get(),
+            0,
+            "taking and settling tokens allocates nothing"
+        );
         conn.flush().await.unwrap();
         let counts = broker().wait_queue(&vh, "q", |c| c == (0, 0, 1));
         assert_eq!(

@@ -280,7 +280,9 @@ where
 
     /// Publishes a message: method, header and body frames (split at the
     /// negotiated frame-max) are written into the transmit buffer at once,
-    /// the body copied there once.
+    /// the body copied there once (so it must fit the buffer; for a body
+    /// the driver writes from its own memory see
+    /// [`Session::publish_body_later`]).
     ///
     /// On a channel in confirm mode returns the delivery tag the broker
     /// will confirm ([`Event::Confirm`](super::Event::Confirm)): the publish
