@@ -12,7 +12,8 @@ use courier_core::amqp::Event;
 use super::connection::{clock, now, Inner};
 use super::tls::SharedTls;
 use super::Error;
-use crate::transport::{ReadBuffer, ReadHalf, WriteHalf};
+use crate::session_io::Inbound;
+use crate::transport::{ReadHalf, WriteHalf};
 
 /// Starts the reader, writer and timer of connection generation `epoch`.
 pub(crate) fn spawn_io(
@@ -24,7 +25,7 @@ pub(crate) fn spawn_io(
 ) {
     let o = &inner.shared.borrow().topology.options;
     let (rx, tx) = (o.rx_capacity, o.tx_capacity);
-    let buf = ReadBuffer::new(rx);
+    let buf = Inbound::new(rx);
     crate::spawn(reader(inner.clone(), read, buf, tls.clone(), epoch));
     crate::spawn(writer(inner.clone(), write, tx, tls, epoch));
     crate::spawn(timer(Rc::downgrade(inner), epoch));
@@ -34,7 +35,7 @@ pub(crate) fn spawn_io(
 async fn reader(
     inner: Rc<Inner>,
     mut read: ReadHalf,
-    mut buf: ReadBuffer,
+    mut buf: Inbound,
     tls: Option<SharedTls>,
     epoch: u64,
 ) {

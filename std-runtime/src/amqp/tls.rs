@@ -23,10 +23,8 @@ use super::connection::ConnectOptions;
 use super::url::AmqpUrl;
 use super::Error;
 use crate::layers::{TlsConfig, TlsLayer};
-use crate::transport::{self, ReadBuffer, ReadHalf, WriteHalf};
-
-/// Size of the buffer for TLS records read from the socket.
-const RAW_READ_SIZE: usize = 64 * 1024;
+use crate::session_io::Inbound;
+use crate::transport::{self, ReadHalf, WriteHalf};
 
 impl ConnectOptions {
     /// Verifies the server with `config` (a CA, the system roots, a client
@@ -100,9 +98,6 @@ pub(crate) struct AmqpTls {
     /// Records the reader produced (handshake answers, alerts) for the
     /// writer to send first.
     wire: Vec<u8>,
-    /// Decrypted bytes that did not fit the receive buffer yet.
-    plain: Vec<u8>,
-    raw: Option<ReadBuffer>,
 }
 
 /// Shared by the reader and writer of one connection generation.
@@ -127,12 +122,7 @@ pub(crate) async fn dial(
     let mut layer = TlsLayer::new(built, name).map_err(|e| Error::Tls(e.to_string()))?;
     let mut wire = Vec::new();
     layer.flush(&mut wire);
-    let tls = AmqpTls {
-        layer,
-        wire,
-        plain: Vec::new(),
-        raw: Some(ReadBuffer::new(RAW_READ_SIZE)),
-    };
+    let tls = AmqpTls { layer, wire };
     Ok((read, write, Some(Rc::new(RefCell::new(tls)))))
 }
 
@@ -150,61 +140,40 @@ impl AmqpTls {
     pub(crate) fn has_wire(&self) -> bool {
         !self.wire.is_empty()
     }
-
-    fn move_plain(&mut self, rx: &mut ReadBuffer) -> usize {
-        let moved = rx.append(&self.plain);
-        self.plain.drain(..moved);
-        moved.max(1)
-    }
 }
 
-/// Reads once: plaintext straight into `rx`, or TLS records decrypted into
-/// `rx`. `Ok(0)` is the end of the stream. The TLS state is not borrowed
-/// across the read, so the writer can seal meanwhile.
+/// Reads once into the connection's [`Inbound`] (the receive skeleton NATS
+/// and NSQ use too): plaintext stays in the wire buffer and the session
+/// parses it in place; TLS records are decrypted into the decoded bytes
+/// (handshake answers go to the writer). `Ok(0)` is the end of the stream.
+/// The TLS state is not borrowed across the read, so the writer can seal
+/// meanwhile.
 pub(crate) async fn read(
     tls: Option<&SharedTls>,
     reader: &mut ReadHalf,
-    rx: &mut ReadBuffer,
+    rx: &mut Inbound,
 ) -> Result<usize, Error> {
     let Some(tls) = tls else {
-        return Ok(reader.read(rx).await?);
+        return Ok(reader.read(rx.wire()).await?);
     };
-    let mut raw = {
-        let mut t = tls.borrow_mut();
-        // Decrypted bytes first, as far as the receive buffer has room
-        // (the core refuses a frame larger than the buffer before its
-        // payload, so room appears as frames are consumed).
-        if !t.plain.is_empty() && !rx.is_full() {
-            return Ok(t.move_plain(rx));
-        }
-        t.raw
-            .take()
-            .unwrap_or_else(|| ReadBuffer::new(RAW_READ_SIZE))
-    };
-    let n = reader.read(&mut raw).await;
-    let mut t = tls.borrow_mut();
-    let t = &mut *t;
-    let n = match n {
-        Ok(n) => n,
-        Err(e) => {
-            t.raw = Some(raw);
-            return Err(e.into());
-        }
-    };
-    let result = if n > 0 {
-        t.layer.decode(raw.data(), &mut t.plain, &mut t.wire)
-    } else {
-        Ok(())
-    };
-    raw.clear();
-    t.raw = Some(raw);
-    result.map_err(|e| Error::Tls(e.to_string()))?;
+    let capacity = rx.wire().capacity();
+    if rx.data().len() >= capacity {
+        // What the wire buffer's bound does for plaintext: a frame larger
+        // than the receive buffer is an error, not unbounded growth.
+        return Err(Error::Io(format!(
+            "receive buffer full: a frame is larger than {capacity} bytes \
+             (raise ConnectOptions::rx_capacity)"
+        )));
+    }
+    let n = reader.read(rx.wire()).await?;
     if n == 0 {
         return Ok(0);
     }
-    if !t.plain.is_empty() {
-        t.move_plain(rx);
-    }
+    let mut t = tls.borrow_mut();
+    let t = &mut *t;
+    let (layer, handshake) = (&mut t.layer, &mut t.wire);
+    rx.decode(|records, plain| layer.decode(records, plain, handshake))
+        .map_err(|e| Error::Tls(e.to_string()))?;
     // Progress even when only handshake records arrived.
     Ok(n)
 }
