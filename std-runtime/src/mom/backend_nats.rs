@@ -11,7 +11,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use courier_core::nats::headers::Headers;
 
 use super::envelope::{crc_hex, decimal, header, Incoming, Outgoing, Text};
 use super::nats_stream::ensure_stream;
@@ -93,31 +92,41 @@ fn headers_of(buf: &mut BytesMut, m: &Outgoing<'_>, ack: bool) -> Result<HeaderM
 }
 
 fn incoming(h: Option<&HeaderMap>) -> Incoming {
-    // One pass over the header block (each `get` would parse it again);
-    // the values are views into the block, not copies.
+    // One pass over the header block's bytes (the connection checked its
+    // framing when it arrived; `HeaderMap::iter` would check every line
+    // again and split with the generic substring searcher). The envelope's
+    // names all differ in length, so the length picks the one to compare.
+    // Values are views into the block, not copies; a line that is not
+    // `Name: Value` is skipped, as the core's reader does.
     let mut inc = Incoming::default();
     let Some(h) = h else { return inc };
-    // The connection checked the block when it arrived (`parse_received`);
-    // `HeaderMap::iter` would check every line again.
-    let Ok(parsed) = Headers::parse_received(h.as_bytes()) else {
+    let raw = h.as_bytes();
+    let Some(first) = raw.iter().position(|&b| b == b'\n') else {
         return inc;
     };
-    for (name, value) in parsed.iter() {
+    let mut rest = raw.get(first + 1..).unwrap_or_default();
+    while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+        let line = &rest[..nl];
+        rest = &rest[nl + 1..];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = line[..colon].trim_ascii_end();
+        let Ok(value) = std::str::from_utf8(line[colon + 1..].trim_ascii()) else {
+            continue;
+        };
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
         let v = || Some(Text::in_header(h, value));
-        if name.eq_ignore_ascii_case(header::NAME) {
-            inc.name = v();
-        } else if name.eq_ignore_ascii_case(header::ID) {
-            inc.id = v();
-        } else if name.eq_ignore_ascii_case(header::TIMESTAMP) {
-            inc.timestamp_ms = value.parse().ok();
-        } else if name.eq_ignore_ascii_case(header::CRC32C) {
-            inc.crc = v();
-        } else if name.eq_ignore_ascii_case(header::CONTENT_TYPE) {
-            inc.content_type = v();
-        } else if name.eq_ignore_ascii_case(header::CONTENT_ENCODING) {
-            inc.content_encoding = v();
-        } else if name.eq_ignore_ascii_case(header::COMPRESSION) {
-            inc.compression = v();
+        match name.len() {
+            8 if is(header::NAME) => inc.name = v(),
+            6 if is(header::ID) => inc.id = v(),
+            13 if is(header::TIMESTAMP) => inc.timestamp_ms = value.parse().ok(),
+            10 if is(header::CRC32C) => inc.crc = v(),
+            12 if is(header::CONTENT_TYPE) => inc.content_type = v(),
+            16 if is(header::CONTENT_ENCODING) => inc.content_encoding = v(),
+            15 if is(header::COMPRESSION) => inc.compression = v(),
+            _ => {}
         }
     }
     inc
@@ -398,6 +407,35 @@ mod tests {
         let inc = incoming(Some(&h));
         assert_eq!(inc.timestamp_ms, Some(1_700_000_000_123));
         assert_eq!(inc.crc.as_deref(), Some(crc.as_str()));
+    }
+
+    #[test]
+    fn incoming_reads_any_case_skips_odd_lines_and_matches_the_core_reader() {
+        let block =
+            "NATS/1.0\r\nmom-name:  a.b \r\nnocolon\r\nX-Other: 1\r\nMOM-CRC32C: 0000abcd\r\n\
+                     Mom-Timestamp: 17\r\nContent-Type: text/plain\r\n\r\n";
+        let h = HeaderMap::from_raw(bytes::Bytes::from(block));
+        let inc = incoming(Some(&h));
+        assert_eq!(inc.name.as_deref(), Some("a.b"));
+        assert_eq!(inc.crc.as_deref(), Some("0000abcd"));
+        assert_eq!(inc.timestamp_ms, Some(17));
+        assert_eq!(inc.content_type.as_deref(), Some("text/plain"));
+        assert!(inc.id.is_none() && inc.content_encoding.is_none() && inc.compression.is_none());
+        // The same values as the core's reader gives.
+        let core = courier_core::nats::headers::Headers::parse_received(block.as_bytes()).unwrap();
+        assert_eq!(core.get("mom-name"), inc.name.as_deref());
+        // The dispatch by length needs every name to have its own.
+        let names = [
+            header::NAME,
+            header::ID,
+            header::TIMESTAMP,
+            header::CRC32C,
+            header::CONTENT_TYPE,
+            header::CONTENT_ENCODING,
+            header::COMPRESSION,
+        ];
+        let lens: std::collections::HashSet<_> = names.iter().map(|n| n.len()).collect();
+        assert_eq!(lens.len(), names.len());
     }
 
     #[test]

@@ -20,7 +20,12 @@
 //! receiver's binding is added to its subjects), `max_in_flight=`,
 //! `timeout_ms=`, `outbox=DIR` (NSQ senders and NATS `ack=1` senders: a
 //! durable on-disk outbox, see [`crate::outbox`]; `stop()` reports what
-//! the broker did not confirm; not yet on AMQP).
+//! the broker did not confirm; not yet on AMQP), and TLS: `tls_ca=PATH`
+//! (CA to trust instead of the system roots), `tls_cert=PATH` +
+//! `tls_key=PATH` (client certificate, mutual TLS), `tls_insecure=1`
+//! (tests only: accept any server certificate), paths percent-encoded
+//! (`%2F` for `/`), for `nats+tls`/`tls`, `amqps` and NSQ (nsqd's TLS
+//! upgrade); refused on plain `nats://`/`amqp://` (see [`TlsFiles`]).
 //!
 //! # The envelope
 //!
