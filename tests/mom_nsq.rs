@@ -268,7 +268,7 @@ fn outbox_is_refused_on_amqp_and_on_nats_without_ack() {
         for (uri, says) in [
             (
                 "amqp://127.0.0.1:1?outbox=/tmp/x",
-                "courier's outbox does not store AMQP properties yet",
+                "outbox=DIR on AMQP waits for the broker's publisher confirm: add ack=1",
             ),
             (
                 "nats://127.0.0.1:1?outbox=/tmp/x",

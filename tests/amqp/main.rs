@@ -16,5 +16,6 @@ mod embedded;
 mod interop;
 mod large_body;
 mod methods;
+mod room;
 mod settle_later;
 mod tls;

@@ -152,6 +152,16 @@ pub(crate) struct Inner {
     pub wake: Wakeups,
 }
 
+/// True when the command that failed with `BufferFull` fits the transmit
+/// buffer once the writer drains it. The error's `needed` counts the bytes
+/// already pending plus the command (nothing was written on failure), so
+/// the command alone is `needed - pending`: comparing `needed` itself with
+/// the capacity made a full buffer look like a message that can never fit.
+fn fits_when_drained(c: &courier_core::buf::CapacityError, session: &CoreSession) -> bool {
+    let pending = session.tx_capacity() - session.tx_available();
+    c.needed.saturating_sub(pending) <= c.capacity
+}
+
 impl Inner {
     /// Runs `f` on the session, waiting for room while it says "buffer
     /// full", "confirm window full" or "blocked"; wakes the writer after.
@@ -171,7 +181,7 @@ impl Inner {
             }
             match f(&mut sh) {
                 Ok(v) => Some(Ok(v)),
-                Err(amqp::Error::BufferFull(c)) if c.needed <= sh.session.tx_capacity() => None,
+                Err(amqp::Error::BufferFull(c)) if fits_when_drained(&c, &sh.session) => None,
                 Err(
                     amqp::Error::ConfirmWindowFull { .. }
                     | amqp::Error::Blocked

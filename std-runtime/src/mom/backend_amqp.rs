@@ -16,7 +16,9 @@ use super::sender::SenderOptions;
 use super::uri::{DataType, MomUri};
 use super::Error;
 use crate::amqp::{Channel, Connection, Consumer, DeclareOptions, Message};
+use crate::outbox::{encode_properties, Outbox, OutboxOptions};
 use bytes::Bytes;
+use std::time::Duration;
 
 const DEFAULT_EXCHANGE: &str = "mom";
 
@@ -54,6 +56,10 @@ pub(crate) struct AmqpSender {
     conn: Connection,
     ch: Channel,
     exchange: String,
+    /// `outbox=DIR` (needs `ack=1`): every envelope, with its AMQP
+    /// properties, is spooled on disk first, then published and retried
+    /// until the broker acks it (replayed after a restart).
+    outbox: Option<(Outbox, String)>,
 }
 
 impl AmqpSender {
@@ -68,7 +74,28 @@ impl AmqpSender {
             let key = options.routing_key.as_deref().unwrap_or("#");
             ch.queue_bind(q, &exchange, key, FieldTable::EMPTY).await?;
         }
-        Ok(AmqpSender { conn, ch, exchange })
+        let outbox = match &uri.outbox {
+            // `Sender::connect` refused an outbox without ack=1.
+            Some(dir) => {
+                let (outbox, recovery) =
+                    Outbox::amqp(ch.clone(), exchange.clone(), OutboxOptions::new(dir)).await?;
+                if recovery.replayed > 0 || !recovery.corrupt.is_empty() {
+                    log::info!(
+                        "mom: outbox {dir}: replaying {} messages, {} corrupt records skipped",
+                        recovery.replayed,
+                        recovery.corrupt.len()
+                    );
+                }
+                Some((outbox, dir.clone()))
+            }
+            None => None,
+        };
+        Ok(AmqpSender {
+            conn,
+            ch,
+            exchange,
+            outbox,
+        })
     }
 
     pub async fn send(&self, m: &Outgoing<'_>) -> Result<(), Error> {
@@ -93,13 +120,36 @@ impl AmqpSender {
             .message_id(&m.id)
             .timestamp(m.timestamp_ms / 1000)
             .headers(table);
+        if let Some((outbox, _)) = &self.outbox {
+            let block = encode_properties(&props)?;
+            outbox
+                .publish_with_headers(m.name, None, &block, &m.body)
+                .await?;
+            return Ok(());
+        }
         self.ch
             .publish(&self.exchange, m.name, &props, &m.body)
             .await?;
         Ok(())
     }
 
-    pub async fn stop(&self) -> Result<(), Error> {
+    /// Stops; with an outbox, waits up to `deadline` for the broker to ack
+    /// every spooled message and reports those it did not (they stay in
+    /// the spool).
+    pub async fn stop(&self, name: &str, deadline: Duration) -> Result<(), Error> {
+        if let Some((outbox, dir)) = &self.outbox {
+            let report = outbox.stop(deadline).await;
+            // Best effort: the broker may be gone.
+            let _ = tokio::time::timeout(Duration::from_millis(500), self.conn.close()).await;
+            if report.remaining > 0 {
+                return Err(Error::Unconfirmed {
+                    name: name.to_string(),
+                    remaining: report.remaining,
+                    spool: dir.clone(),
+                });
+            }
+            return Ok(());
+        }
         self.conn.flush().await?;
         self.conn.close().await?;
         Ok(())

@@ -18,9 +18,9 @@
 //! `queue=` (the pt2pt group), `exchange=` (AMQP, default `mom`),
 //! `stream=` (JetStream, default `MOM`; every sender's routing key and
 //! receiver's binding is added to its subjects), `max_in_flight=`,
-//! `timeout_ms=`, `outbox=DIR` (NSQ senders and NATS `ack=1` senders: a
-//! durable on-disk outbox, see [`crate::outbox`]; `stop()` reports what
-//! the broker did not confirm; not yet on AMQP), and TLS: `tls_ca=PATH`
+//! `timeout_ms=`, `outbox=DIR` (NSQ senders, NATS and AMQP `ack=1`
+//! senders: a durable on-disk outbox, see [`crate::outbox`]; `stop()`
+//! reports what the broker did not confirm), and TLS: `tls_ca=PATH`
 //! (CA to trust instead of the system roots), `tls_cert=PATH` +
 //! `tls_key=PATH` (client certificate, mutual TLS), `tls_insecure=1`
 //! (tests only: accept any server certificate), paths percent-encoded

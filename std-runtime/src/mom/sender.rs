@@ -69,7 +69,7 @@ struct Inner {
 /// `OK`). With `ack=1` a send returns `Ok` only once the broker has it
 /// (JetStream `PubAck`, AMQP publisher confirm, nsqd `OK`): at-least-once,
 /// and a send that fails or times out is never counted in [`Sender::sent`].
-/// With `outbox=DIR` (NSQ, and NATS with `ack=1`), `Ok` means the message
+/// With `outbox=DIR` (NSQ, and NATS or AMQP with `ack=1`), `Ok` means the message
 /// is in the on-disk spool: it is sent and retried until nsqd / JetStream
 /// confirms it, across broker outages and sender restarts (at-least-once;
 /// on JetStream the `Nats-Msg-Id` makes a resend within the stream's
@@ -97,10 +97,9 @@ impl Sender {
     /// (JetStream stream, AMQP exchange and pt2pt queue) once.
     pub async fn connect(name: &str, uri: &str, options: SenderOptions) -> Result<Sender, Error> {
         let uri = MomUri::parse(uri)?;
-        if uri.outbox.is_some() && !(uri.protocol.is_nsq() || uri.protocol.is_nats()) {
+        if uri.outbox.is_some() && uri.protocol.is_amqp() && !uri.ack {
             return Err(Error::Unsupported(
-                "outbox=DIR works with NSQ and NATS (ack=1) senders: courier's outbox does not \
-                 store AMQP properties yet; drop outbox= or use an nsq:// or nats:// URI"
+                "outbox=DIR on AMQP waits for the broker's publisher confirm: add ack=1 to the URI"
                     .into(),
             ));
         }
@@ -267,7 +266,7 @@ impl Sender {
     /// confirmations up to `deadline`, then closes the connection. Later
     /// sends fail with [`Error::Cancelled`].
     ///
-    /// With a durable outbox (`outbox=DIR`, NSQ or NATS `ack=1`), waits up
+    /// With a durable outbox (`outbox=DIR`, NSQ, or NATS / AMQP with `ack=1`), waits up
     /// to `deadline` for the broker to confirm every spooled message; those it did not are
     /// reported as [`Error::Unconfirmed`] and stay in the spool, sent when
     /// a sender opens the same directory again (at-least-once).
@@ -277,7 +276,7 @@ impl Sender {
             match &self.inner.backend {
                 SenderBackend::Nats(b) => b.stop(&self.inner.name, deadline).await,
                 SenderBackend::Nsq(b) => b.stop(&self.inner.name, deadline).await,
-                SenderBackend::Amqp(b) => b.stop().await,
+                SenderBackend::Amqp(b) => b.stop(&self.inner.name, deadline).await,
             }
         };
         // The outbox's own wait ends at `deadline`; a moment more for its

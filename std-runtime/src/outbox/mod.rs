@@ -1,8 +1,8 @@
 //! A durable client outbox: every publish is appended to an on-disk log
 //! (a spool directory) before it is sent, and removed once the broker
-//! confirmed it (JetStream `PubAck`, NSQ `OK`). On start the outbox replays
-//! what is unconfirmed, so messages survive the publisher's own crash
-//! (kill -9) and broker restarts.
+//! confirmed it (JetStream `PubAck`, NSQ `OK`, AMQP publisher confirm). On
+//! start the outbox replays what is unconfirmed, so messages survive the
+//! publisher's own crash (kill -9) and broker restarts.
 //!
 //! ```no_run
 //! use courier::outbox::{Outbox, OutboxOptions};
@@ -32,6 +32,9 @@
 //!   again. Confirmations are not persisted, so after a crash the
 //!   unconfirmed records *and* the confirmed ones sharing their segment
 //!   are resent (bounded by `segment_bytes`).
+//! - AMQP ([`Outbox::amqp`]) is at-least-once: a record the broker took
+//!   but whose ack was cut off is published again. Its properties travel
+//!   in the record ([`encode_properties`]).
 //! - Bounded: the spool holds at most `max_bytes` of segment files; when
 //!   full, [`WhenFull::Block`] waits for confirmations, [`WhenFull::Error`]
 //!   returns [`OutboxError::Full`]. Nothing is dropped.
@@ -54,7 +57,10 @@
 //! something that parks the thread (a timer, a socket); the crash test's
 //! publisher sleeps 1 ms between batches of 256.
 
+mod amqp;
 mod spool;
+
+pub use amqp::{decode_properties, encode_properties};
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
