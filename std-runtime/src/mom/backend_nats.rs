@@ -102,23 +102,22 @@ fn incoming(h: Option<&HeaderMap>) -> Incoming {
     // `Name: Value` is skipped, as the core's reader does.
     let mut inc = Incoming::default();
     let Some(h) = h else { return inc };
-    // One UTF-8 check of the whole block instead of one per value (the
-    // core already refused a received block whose lines are not UTF-8, so
-    // this fails only for a block built some other way: then no fields).
-    let Ok(raw) = std::str::from_utf8(h.as_bytes()) else {
+    let raw = h.as_bytes();
+    let Some(first) = raw.iter().position(|&b| b == b'\n') else {
         return inc;
     };
-    let Some((_, mut rest)) = raw.split_once('\n') else {
-        return inc;
-    };
-    while let Some((line, tail)) = rest.split_once('\n') {
-        rest = tail;
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        let Some((name, value)) = line.split_once(':') else {
+    let mut rest = raw.get(first + 1..).unwrap_or_default();
+    while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+        let line = &rest[..nl];
+        rest = &rest[nl + 1..];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
-        let name = name.trim_ascii_end().as_bytes();
-        let value = value.trim_ascii();
+        let name = line[..colon].trim_ascii_end();
+        let Ok(value) = std::str::from_utf8(line[colon + 1..].trim_ascii()) else {
+            continue;
+        };
         let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
         let v = || Some(Text::in_header(h, value));
         match name.len() {
