@@ -173,6 +173,7 @@ pub fn pong<T: CommandSink + ?Sized>(sink: &mut T) -> Result<(), Error> {
 /// `PUB <subject> [reply] <#bytes>\r\n<payload>\r\n`, or
 /// `HPUB <subject> [reply] <#header bytes> <#total bytes>\r\n<headers><payload>\r\n`
 /// when `headers` (a complete NATS/1.0 block) is given.
+#[cfg(test)]
 pub fn publish<T: CommandSink + ?Sized>(
     sink: &mut T,
     subject: &str,
@@ -180,7 +181,15 @@ pub fn publish<T: CommandSink + ?Sized>(
     headers: Option<&[u8]>,
     payload: &[u8],
 ) -> Result<(), Error> {
-    write_publish(sink, subject, reply, headers, payload.len(), Some(payload))?;
+    write_publish(
+        sink,
+        subject,
+        reply,
+        headers,
+        false,
+        payload.len(),
+        Some(payload),
+    )?;
     Ok(())
 }
 
@@ -195,7 +204,7 @@ pub fn publish_header_only<T: CommandSink + ?Sized>(
     headers: Option<&[u8]>,
     payload_len: usize,
 ) -> Result<&'static [u8], Error> {
-    write_publish(sink, subject, reply, headers, payload_len, None)?;
+    write_publish(sink, subject, reply, headers, false, payload_len, None)?;
     Ok(CRLF)
 }
 
@@ -371,12 +380,14 @@ fn put_decimal(out: &mut [u8], at: &mut usize, n: usize, digits: usize) {
 /// The PUB/HPUB encoder: each subject is checked in one pass, the command
 /// is sized arithmetically, and the bytes are written straight into the
 /// sink's room (two `memcpy`s for subject and payload, the rest inline)
-/// instead of gathering a dozen slices and copying each.
-fn write_publish<T: CommandSink + ?Sized>(
+/// instead of gathering a dozen slices and copying each. `checked`: the
+/// block is a `CheckedBlock`'s, already checked.
+pub(crate) fn write_publish<T: CommandSink + ?Sized>(
     sink: &mut T,
     subject: &str,
     reply: Option<&str>,
     headers: Option<&[u8]>,
+    checked: bool,
     payload_len: usize,
     payload: Option<&[u8]>,
 ) -> Result<(), Error> {
@@ -384,7 +395,7 @@ fn write_publish<T: CommandSink + ?Sized>(
     if let Some(r) = reply {
         check_publish_subject(r)?;
     }
-    if let Some(h) = headers {
+    if let Some(h) = headers.filter(|_| !checked) {
         super::headers::Headers::parse(h)?;
     }
     let header_len = headers.map(<[u8]>::len);

@@ -143,6 +143,40 @@ impl<'a> Headers<'a> {
     }
 }
 
+/// A header block known to pass the full check of [`Headers::parse`]:
+/// built by [`CheckedBlock::check`], by [`HeaderWriter::checked`], or by a
+/// courier writer that only writes valid blocks
+/// ([`CheckedBlock::from_trusted_writer`]). Publishing one
+/// (`Session::publish_checked`) skips the per-message re-check that a raw
+/// `&[u8]` block gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckedBlock<'a> {
+    raw: &'a [u8],
+}
+
+impl<'a> CheckedBlock<'a> {
+    /// Checks `raw` fully (as [`Headers::parse`]) once.
+    pub fn check(raw: &'a [u8]) -> Result<Self, HeaderError> {
+        Headers::parse(raw)?;
+        Ok(CheckedBlock { raw })
+    }
+
+    /// For a block written by a courier writer whose every constructor
+    /// validates names and values (the runtime's `HeaderMap`, the facade's
+    /// envelope writer). Not re-checked in release builds: a wrong block
+    /// would go on the wire as is and the server would close the
+    /// connection with a parser error. Debug builds check it.
+    pub fn from_trusted_writer(raw: &'a [u8]) -> Self {
+        debug_assert!(Headers::parse(raw).is_ok(), "untrusted header block");
+        CheckedBlock { raw }
+    }
+
+    /// The block's bytes, ready for `HPUB`.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.raw
+    }
+}
+
 /// Iterator over the fields of a [`Headers`].
 #[derive(Clone, Debug)]
 pub struct HeaderIter<'a> {
@@ -289,6 +323,14 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> HeaderWriter<S> {
     /// True when the block has no fields and no status.
     pub fn is_empty(&self) -> bool {
         self.len == VERSION_LINE.len() + 4
+    }
+
+    /// The block as a [`CheckedBlock`] (the writer validated every field
+    /// it wrote), to publish without a re-check.
+    pub fn checked(&self) -> CheckedBlock<'_> {
+        CheckedBlock {
+            raw: self.as_bytes(),
+        }
     }
 
     /// Parses the block back (for reading what was written).
@@ -446,6 +488,23 @@ mod tests {
         #[test]
         fn split_crlf_is_split_once(s in "[a\r\n:\u{e9}]{0,24}") {
             prop_assert_eq!(split_crlf(&s), s.split_once("\r\n"));
+        }
+
+        /// Whatever the writer accepts (arbitrary names and values, bad
+        /// bytes included, a status line too) passes the full check, so
+        /// `HeaderWriter::checked` may skip it.
+        #[test]
+        fn writer_output_always_passes_the_full_check(
+            status in proptest::option::of((100u16..1000, "[ -~\r\n]{0,8}")),
+            fields in proptest::collection::vec(("[ -~\r\n\t:\u{e9}]{0,8}", "[ -~\r\n\t\u{e9}]{0,12}"), 0..8)
+        ) {
+            let w = match status {
+                Some((code, d)) => HeaderWriter::with_status([0u8; 512], code, &d),
+                None => HeaderWriter::new([0u8; 512]),
+            };
+            let Ok(mut w) = w else { return Ok(()) };
+            for (n, v) in &fields { let _ = w.insert(n, v); }
+            prop_assert_eq!(CheckedBlock::check(w.as_bytes()), Ok(w.checked()));
         }
 
         #[test]

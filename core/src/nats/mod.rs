@@ -32,7 +32,7 @@ pub mod subscriptions;
 
 pub use commands::{Connect, CONNECT_MAX, LANG, VERSION};
 pub use error::{Error, HeaderError, InfoError, ProtocolError, ServerErrorKind, SubjectError};
-pub use headers::{HeaderWriter, Headers};
+pub use headers::{CheckedBlock, HeaderWriter, Headers};
 pub use ids::{PingId, RequestId, Sid};
 pub use info::{EssentialInfo, InfoStorage, ServerInfo};
 pub use outbox::client_command;

@@ -37,9 +37,11 @@ async fn connect(uri: &MomUri, name: &str) -> Result<Client, Error> {
 /// Writes the envelope's header block into `buf` (reused: once the
 /// previous message's block is dropped, `reserve` takes its storage back,
 /// so a send allocates nothing here) and hands it over as a [`HeaderMap`].
-/// The block is written directly (the core checks it again before `HPUB`);
-/// the caller's strings (routing key, content type/encoding) are refused
-/// here when they hold CR or LF, as the core's `HeaderWriter` would.
+/// The block is written directly and marked checked (the core does not
+/// check it again before `HPUB`): the names are constants, the values ours
+/// (hex, decimal) or the caller's strings (routing key, content
+/// type/encoding, message id), which are refused here when they hold CR or LF, as the core's `HeaderWriter`
+/// would (`headers_of_always_passes_the_full_check`).
 fn headers_of(buf: &mut BytesMut, m: &Outgoing<'_>, ack: bool) -> Result<HeaderMap, Error> {
     let crc = crc_hex(m.crc());
     let mut digits = [0u8; 20];
@@ -58,7 +60,7 @@ fn headers_of(buf: &mut BytesMut, m: &Outgoing<'_>, ack: bool) -> Result<HeaderM
         // JetStream drops a resend with the same id in its duplicate window.
         ("Nats-Msg-Id", if ack { &*m.id } else { "" }),
     ];
-    let caller = [m.name, m.content_type, m.content_encoding];
+    let caller = [m.name, m.content_type, m.content_encoding, &*m.id];
     if caller
         .iter()
         .any(|v| v.bytes().any(|b| b == b'\r' || b == b'\n'))
@@ -88,7 +90,7 @@ fn headers_of(buf: &mut BytesMut, m: &Outgoing<'_>, ack: bool) -> Result<HeaderM
         buf.extend_from_slice(b"\r\n");
     }
     buf.extend_from_slice(b"\r\n");
-    Ok(HeaderMap::from_raw(buf.split().freeze()))
+    Ok(HeaderMap::from_checked_raw(buf.split().freeze()))
 }
 
 fn incoming(h: Option<&HeaderMap>) -> Incoming {
@@ -445,5 +447,39 @@ mod tests {
         m.content_type = "text/plain\r\nEvil: 1";
         let e = headers_of(&mut buf, &m, false).unwrap_err();
         assert!(matches!(e, Error::Nats(_)), "{e}");
+    }
+
+    proptest::proptest! {
+        /// The facade's block skips the core's re-check, so every block it
+        /// writes must pass that check (or be refused before sending).
+        #[test]
+        fn headers_of_always_passes_the_full_check(
+            name in "[ -~\r\n\u{e9}]{1,16}",
+            content_type in "[ -~\r\n\t]{0,16}",
+            content_encoding in "[ -~\r\n]{0,8}",
+            id in "[ -~\r\n]{32}",
+            zlib: bool,
+            ack: bool,
+        ) {
+            let mut buf = BytesMut::new();
+            let mut m = msg(if zlib { Compression::Zlib } else { Compression::None });
+            m.name = &name;
+            m.content_type = &content_type;
+            m.content_encoding = &content_encoding;
+            m.id = id.as_str().into();
+            let bad = [&name, &content_type, &content_encoding, &id]
+                .iter()
+                .any(|v| v.contains(['\r', '\n']));
+            match headers_of(&mut buf, &m, ack) {
+                Ok(h) => {
+                    proptest::prop_assert!(!bad);
+                    proptest::prop_assert!(
+                        courier_core::nats::headers::Headers::parse(h.as_bytes()).is_ok()
+                    );
+                    proptest::prop_assert!(h.is_checked());
+                }
+                Err(_) => proptest::prop_assert!(bad),
+            }
+        }
     }
 }

@@ -24,6 +24,7 @@ use courier_core::time::Duration as CoreDuration;
 use futures::Stream;
 use tokio::sync::oneshot;
 
+use super::message::Block;
 use super::options::{ConnectOptions, Event};
 use super::shared::{
     check_option_lengths, new_inner, ConnectionState, EventQueue, Inner, Lifecycle, PendingFlush,
@@ -161,8 +162,13 @@ impl Client {
         headers: &HeaderMap,
         payload: impl AsRef<[u8]>,
     ) -> Result<(), Error> {
-        self.publish_raw(subject, None, Some(headers.as_bytes()), payload.as_ref())
-            .await
+        self.publish_raw(
+            subject,
+            None,
+            Some(headers.publish_form()),
+            payload.as_ref(),
+        )
+        .await
     }
 
     /// Publishes with a reply subject and optional headers.
@@ -176,7 +182,7 @@ impl Client {
         self.publish_raw(
             subject,
             Some(reply),
-            headers.map(HeaderMap::as_bytes),
+            headers.map(HeaderMap::publish_form),
             payload.as_ref(),
         )
         .await
@@ -186,7 +192,7 @@ impl Client {
         &self,
         subject: &str,
         reply: Option<&str>,
-        headers: Option<&[u8]>,
+        headers: Option<Block<'_>>,
         payload: &[u8],
     ) -> Result<(), Error> {
         self.with_room(None, |sh| {
@@ -219,7 +225,7 @@ impl Client {
         sh: &mut Shared,
         subject: &str,
         reply: Option<&str>,
-        headers: Option<&[u8]>,
+        headers: Option<Block<'_>>,
         payload: &[u8],
     ) -> Option<Result<(), Error>> {
         let connected = match sh.connection_state() {
@@ -237,10 +243,12 @@ impl Client {
             }
             0
         } else {
-            let len = match sh
-                .session
-                .publish_size(subject, reply, headers, payload.len())
-            {
+            let len = match sh.session.publish_size(
+                subject,
+                reply,
+                headers.map(Block::as_bytes),
+                payload.len(),
+            ) {
                 Ok(len) => len,
                 Err(e) => return Some(Err(e.into())),
             };
@@ -253,7 +261,14 @@ impl Client {
             }
             len
         };
-        match sh.session.publish(subject, reply, headers, payload) {
+        // A block built valid is not checked again (see `HeaderMap`).
+        let published = match headers {
+            Some(Block::Checked(h)) => sh.session.publish_checked(subject, reply, h, payload),
+            h => sh
+                .session
+                .publish(subject, reply, h.map(Block::as_bytes), payload),
+        };
+        match published {
             Ok(()) => {
                 sh.reconnect_buffered += len;
                 sh.statistics.out_messages += 1;
@@ -285,7 +300,7 @@ impl Client {
         headers: Option<&HeaderMap>,
         payload: Bytes,
     ) -> Result<(), Error> {
-        let raw_headers = headers.map(HeaderMap::as_bytes);
+        let raw_headers = headers.map(HeaderMap::publish_form);
         if payload.len() < VECTORED_PAYLOAD_MIN {
             return self.publish_raw(subject, None, raw_headers, &payload).await;
         }

@@ -5,7 +5,7 @@
 use std::fmt;
 
 use bytes::{Bytes, BytesMut};
-use courier_core::nats::headers::{HeaderWriter, Headers};
+use courier_core::nats::headers::{CheckedBlock, HeaderWriter, Headers};
 
 use super::Error;
 
@@ -13,11 +13,24 @@ use super::Error;
 ///
 /// Names compare case-insensitively on lookup and keep their spelling on
 /// the wire.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct HeaderMap {
     /// The complete wire block, final empty line included.
     raw: Bytes,
+    /// Every line passed the full check when it was written (built by
+    /// [`HeaderMap::new`]/[`HeaderMap::insert`] or the facade's writer), so
+    /// a publish skips the core's per-message re-check. False for a
+    /// received block (read leniently: it may hold bad lines).
+    checked: bool,
 }
+
+impl PartialEq for HeaderMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl Eq for HeaderMap {}
 
 impl Default for HeaderMap {
     fn default() -> Self {
@@ -40,6 +53,7 @@ impl HeaderMap {
     pub fn new() -> Self {
         HeaderMap {
             raw: Bytes::from_static(b"NATS/1.0\r\n\r\n"),
+            checked: true,
         }
     }
 
@@ -58,6 +72,7 @@ impl HeaderMap {
         raw.extend_from_slice(b": ");
         raw.extend_from_slice(value.as_bytes());
         raw.extend_from_slice(b"\r\n\r\n");
+        // A checked field appended to a checked block keeps it checked.
         self.raw = Bytes::from(raw);
         Ok(self)
     }
@@ -68,8 +83,35 @@ impl HeaderMap {
         Ok(self)
     }
 
+    /// A received block (not trusted for a re-publish).
     pub(crate) fn from_raw(raw: Bytes) -> Self {
-        HeaderMap { raw }
+        HeaderMap {
+            raw,
+            checked: false,
+        }
+    }
+
+    /// A block from courier's own writer that writes only valid lines
+    /// (the facade's envelope); debug builds check that it is.
+    pub(crate) fn from_checked_raw(raw: Bytes) -> Self {
+        debug_assert!(Headers::parse(&raw).is_ok(), "invalid block from a writer");
+        HeaderMap { raw, checked: true }
+    }
+
+    /// True when the block was built valid (publishes skip the re-check).
+    #[cfg(test)]
+    pub(crate) fn is_checked(&self) -> bool {
+        self.checked
+    }
+
+    /// The block to publish: a [`CheckedBlock`] when it was built valid
+    /// (no re-check), else the raw bytes the core checks.
+    pub(crate) fn publish_form(&self) -> Block<'_> {
+        if self.checked {
+            Block::Checked(CheckedBlock::from_trusted_writer(&self.raw))
+        } else {
+            Block::Raw(&self.raw)
+        }
     }
 
     fn parsed(&self) -> Option<Headers<'_>> {
@@ -104,6 +146,23 @@ impl HeaderMap {
     /// True when there are no fields and no status.
     pub fn is_empty(&self) -> bool {
         self.parsed().is_none_or(|h| h.is_empty())
+    }
+}
+
+/// A header block on its way to `HPUB`: checked once when written, or raw
+/// (checked by the core on every publish).
+#[derive(Clone, Copy)]
+pub(crate) enum Block<'a> {
+    Checked(CheckedBlock<'a>),
+    Raw(&'a [u8]),
+}
+
+impl<'a> Block<'a> {
+    pub(crate) fn as_bytes(self) -> &'a [u8] {
+        match self {
+            Block::Checked(c) => c.as_bytes(),
+            Block::Raw(r) => r,
+        }
     }
 }
 
@@ -233,5 +292,18 @@ mod tests {
         // Both live in the same chunk: the payload pointers are adjacent.
         let gap = b.subject.as_ptr() as usize - a.payload.as_ptr() as usize;
         assert_eq!(gap, 5);
+    }
+
+    #[test]
+    fn built_maps_publish_checked_received_ones_raw() {
+        let built = HeaderMap::new().with("Unit", "C").unwrap();
+        assert!(matches!(built.publish_form(), Block::Checked(_)));
+        assert!(Headers::parse(built.as_bytes()).is_ok());
+        // A received block may hold lines the full check refuses: it stays
+        // raw (checked by the core) even after a valid insert.
+        let mut got = HeaderMap::from_raw(Bytes::from_static(b"NATS/1.0\r\nnocolon\r\n\r\n"));
+        got.insert("A", "b").unwrap();
+        assert!(matches!(got.publish_form(), Block::Raw(_)));
+        assert_eq!(got, HeaderMap::from_raw(got.raw.clone()));
     }
 }

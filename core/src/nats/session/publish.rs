@@ -62,8 +62,9 @@ where
 
     /// Publishes `payload` to `subject` (HPUB when `headers` is given: a
     /// complete NATS/1.0 block such as `HeaderWriter::as_bytes()`).
-    /// Validated first; written whole or not at all. Queued behind the
-    /// handshake when not connected (room for the handshake is kept free).
+    /// Validated first (the header block fully, every time); written whole
+    /// or not at all. Queued behind the handshake when not connected (room
+    /// for the handshake is kept free).
     pub fn publish(
         &mut self,
         subject: &str,
@@ -71,18 +72,45 @@ where
         headers: Option<&[u8]>,
         payload: &[u8],
     ) -> Result<(), Error> {
+        self.publish_block(subject, reply, headers, false, payload)
+    }
+
+    /// [`Session::publish`] with a block that is already checked
+    /// ([`CheckedBlock`](crate::nats::headers::CheckedBlock)): the subjects,
+    /// size and server support are still checked, the block's lines are not.
+    pub fn publish_checked(
+        &mut self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: crate::nats::headers::CheckedBlock<'_>,
+        payload: &[u8],
+    ) -> Result<(), Error> {
+        self.publish_block(subject, reply, Some(headers.as_bytes()), true, payload)
+    }
+
+    fn publish_block(
+        &mut self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&[u8]>,
+        checked: bool,
+        payload: &[u8],
+    ) -> Result<(), Error> {
         self.check_publish(headers, payload.len())?;
+        let len = payload.len();
         if self.state == State::Connected {
-            commands::publish(
+            commands::write_publish(
                 &mut Sendable(&mut self.out),
                 subject,
                 reply,
                 headers,
-                payload,
+                checked,
+                len,
+                Some(payload),
             )
         } else {
             let reserve = self.handshake_reserve()?;
-            commands::publish(
+            commands::write_publish(
                 &mut Held {
                     outbox: &mut self.out,
                     reserve,
@@ -90,7 +118,9 @@ where
                 subject,
                 reply,
                 headers,
-                payload,
+                checked,
+                len,
+                Some(payload),
             )
         }
     }

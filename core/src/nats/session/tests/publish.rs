@@ -91,3 +91,28 @@ fn publish_size_is_what_publish_queues() {
     }
     assert!(s.publish_size("a b", None, None, 1).is_err());
 }
+
+#[test]
+fn checked_block_publishes_the_same_bytes_and_keeps_the_other_checks() {
+    let block = b"NATS/1.0\r\nUnit: C\r\n\r\n";
+    let mut w = HeaderWriter::new([0u8; 64]).unwrap();
+    w.insert("Unit", "C").unwrap();
+    let mut s = connected();
+    s.publish("a", Some("r"), Some(block), b"21").unwrap();
+    let raw = take(&mut s);
+    s.publish_checked("a", Some("r"), w.checked(), b"21")
+        .unwrap();
+    assert_eq!(take(&mut s), raw);
+    assert_eq!(raw, "HPUB a r 21 23\r\nNATS/1.0\r\nUnit: C\r\n\r\n21\r\n");
+    // A raw block is still checked every time; the subject of a checked
+    // one too.
+    assert!(matches!(
+        s.publish("a", None, Some(b"NATS/1.0\r\nBad Name: x\r\n\r\n"), b""),
+        Err(Error::InvalidHeader(crate::nats::HeaderError::InvalidName))
+    ));
+    assert_eq!(
+        s.publish_checked("a.*", None, w.checked(), b""),
+        Err(Error::InvalidSubject(SubjectError::WildcardInPublish))
+    );
+    assert_eq!(s.transmit(), b"");
+}
