@@ -2,10 +2,13 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use courier_core::nsq::{ConnId, Event, PublishId, SessionError};
 use tokio::sync::{oneshot, Notify};
@@ -129,6 +132,13 @@ struct State {
     ever_connected: bool,
     /// Commands sent again after a lost connection (possible duplicates).
     resent: u64,
+    /// Earliest deadline the deadline watcher must wake for (`None`: no
+    /// unanswered publish it knows of). See [`watch_deadlines`].
+    watch: Option<Instant>,
+    /// The deadline watcher task's waker, while it waits.
+    watcher: Option<Waker>,
+    /// The deadline watcher task was spawned (it ends with the producer).
+    watcher_running: bool,
 }
 
 type PublishKey = (ConnId, PublishId);
@@ -171,6 +181,9 @@ impl Hasher for KeyHasher {
 struct Slot {
     answer: Option<Result<(), Error>>,
     waker: Option<Waker>,
+    /// When the publish gives up with [`Error::TimedOut`]: checked by the
+    /// producer's one deadline watcher, not by a timer per publish.
+    deadline: Instant,
 }
 
 impl State {
@@ -279,7 +292,92 @@ impl Drop for Inner {
         if let Some(conn) = self.state.get_mut().current.take() {
             conn.shutdown();
         }
+        // The deadline watcher holds a Weak: let it see the producer is gone.
+        if let Some(watcher) = self.state.get_mut().watcher.take() {
+            watcher.wake();
+        }
     }
+}
+
+/// Makes the producer's deadline watcher wake by `deadline` (spawning it
+/// on first use). Cheap when it already wakes earlier: one comparison.
+fn arm_deadline(inner: &Rc<Inner>, deadline: Instant) {
+    let mut st = inner.state.borrow_mut();
+    if st.watch.is_some_and(|armed| armed <= deadline) {
+        return;
+    }
+    st.watch = Some(deadline);
+    if !st.watcher_running {
+        st.watcher_running = true;
+        drop(st);
+        crate::spawn(watch_deadlines(Rc::downgrade(inner)));
+    } else if let Some(watcher) = st.watcher.take() {
+        drop(st);
+        watcher.wake();
+    }
+}
+
+/// The producer's one publish timer: sleeps until the earliest deadline it
+/// was armed with, then answers [`Error::TimedOut`] to every unanswered
+/// publish whose deadline passed and re-arms for the earliest one left.
+/// Publishes answered in time cost it nothing; it wakes about once per
+/// `publish_timeout` while publishes flow. Ends when the producer is
+/// dropped.
+async fn watch_deadlines(inner: std::rc::Weak<Inner>) {
+    let sleep = tokio::time::sleep(Duration::ZERO);
+    let mut sleep = std::pin::pin!(sleep);
+    let mut armed: Option<Instant> = None;
+    std::future::poll_fn(|cx| {
+        let Some(inner) = inner.upgrade() else {
+            return Poll::Ready(());
+        };
+        loop {
+            let mut st = inner.state.borrow_mut();
+            st.watcher = Some(cx.waker().clone());
+            let Some(due) = st.watch else {
+                return Poll::Pending;
+            };
+            drop(st);
+            let now = Instant::now();
+            if due > now {
+                if armed != Some(due) {
+                    sleep.as_mut().reset(due);
+                    armed = Some(due);
+                }
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+            }
+            armed = None;
+            let now = now.max(due);
+            let after = inner.config.publish_timeout;
+            let mut st = inner.state.borrow_mut();
+            let mut next: Option<Instant> = None;
+            let mut wakers = Vec::new();
+            for slot in st.pending.values_mut() {
+                if slot.answer.is_some() {
+                    continue;
+                }
+                if slot.deadline <= now {
+                    slot.answer = Some(Err(Error::TimedOut {
+                        operation: "publish",
+                        after,
+                    }));
+                    wakers.extend(slot.waker.take());
+                } else {
+                    next = Some(next.map_or(slot.deadline, |n| n.min(slot.deadline)));
+                }
+            }
+            st.watch = next;
+            drop(st);
+            if !wakers.is_empty() {
+                wakers.into_iter().for_each(Waker::wake);
+                // `stop` waits for the last unanswered publish.
+                inner.changed.notify_waiters();
+            }
+        }
+    })
+    .await
 }
 
 impl Producer {
@@ -322,6 +420,9 @@ impl Producer {
                     next_conn_id: 0,
                     ever_connected: false,
                     resent: 0,
+                    watch: None,
+                    watcher: None,
+                    watcher_running: false,
                 }),
                 changed: Notify::new(),
             }),
@@ -465,12 +566,13 @@ impl Producer {
         command: &mut impl FnMut(&mut conn::CoreSession) -> Result<PublishId, SessionError>,
     ) -> Result<(), Error> {
         let timeout = self.inner.config.publish_timeout;
-        let mut registration = Registration {
-            inner: &self.inner,
-            key: None,
+        let deadline = Instant::now() + timeout;
+        let timed_out = || Error::TimedOut {
+            operation: "publish",
+            after: timeout,
         };
-        let work = async {
-            let key = loop {
+        let sent = async {
+            loop {
                 let conn = self.connection().await?;
                 // A publish alone in flight is latency-bound (the caller
                 // waits for its OK): write it now from this task. Publishes
@@ -483,48 +585,60 @@ impl Producer {
                     conn.with_session(&mut *command)
                 };
                 match sent {
-                    Ok(id) => break (conn.info.id, id),
+                    Ok(id) => return Ok((conn.info.id, id)),
                     Err(Error::Session(SessionError::TooManyOutstanding { .. })) => {
                         self.inner.changed.notified().await;
                     }
                     Err(Error::Disconnected) => {}
                     Err(e) => return Err(e),
                 }
+            }
+        };
+        // Connecting or waiting for a free slot: a timer, registered only
+        // when this actually waits (tokio polls the future first), so a
+        // publish on a ready connection arms none here.
+        let key = match tokio::time::timeout_at(deadline, sent).await {
+            Ok(key) => key?,
+            Err(_) => return Err(timed_out()),
+        };
+        // Single-threaded: no answer can arrive before the slot exists.
+        self.inner.state.borrow_mut().pending.insert(
+            key,
+            Slot {
+                answer: None,
+                waker: None,
+                deadline,
+            },
+        );
+        let registration = Registration {
+            inner: &self.inner,
+            key: Some(key),
+        };
+        // Waiting for the answer: the producer's deadline watcher answers
+        // `TimedOut` at `deadline` (one timer for all publishes in flight).
+        arm_deadline(&self.inner, deadline);
+        let result = std::future::poll_fn(|cx| {
+            let mut st = self.inner.state.borrow_mut();
+            let Some(slot) = st.pending.get_mut(&key) else {
+                return Poll::Ready(Err(Error::Disconnected));
             };
-            // Single-threaded: no answer can arrive before the slot exists.
-            self.inner.state.borrow_mut().pending.insert(
-                key,
-                Slot {
-                    answer: None,
-                    waker: None,
-                },
-            );
-            registration.key = Some(key);
-            std::future::poll_fn(|cx| {
-                let mut st = self.inner.state.borrow_mut();
-                let Some(slot) = st.pending.get_mut(&key) else {
-                    return Poll::Ready(Err(Error::Disconnected));
-                };
-                match slot.answer.take() {
-                    Some(answer) => Poll::Ready(answer),
-                    None => {
-                        match &mut slot.waker {
-                            Some(w) if w.will_wake(cx.waker()) => {}
-                            w => *w = Some(cx.waker().clone()),
-                        }
-                        Poll::Pending
-                    }
+            match slot.answer.take() {
+                // Answered: the entry goes now (the registration then finds
+                // nothing to remove and wakes no `stop`).
+                Some(answer) => {
+                    st.pending.remove(&key);
+                    Poll::Ready(answer)
                 }
-            })
-            .await
-        };
-        let result = match tokio::time::timeout(timeout, work).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::TimedOut {
-                operation: "publish",
-                after: timeout,
-            }),
-        };
+                None => {
+                    match &mut slot.waker {
+                        Some(w) if w.will_wake(cx.waker()) => {}
+                        w => *w = Some(cx.waker().clone()),
+                    }
+                    Poll::Pending
+                }
+            }
+        })
+        .await;
         drop(registration);
         result
     }
