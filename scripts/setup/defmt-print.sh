@@ -10,7 +10,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 version=1.2.0
 bin="$root/.tools/bin"
-have() { "$1" --version 2>/dev/null | grep -q "$version"; }
+# grep reads all of it: with `grep -q` the tool may die of SIGPIPE, which
+# pipefail reports as "not installed".
+have() { "$1" --version 2>/dev/null | grep "$version" >/dev/null; }
 if have defmt-print || have "$bin/defmt-print"; then
   exit 0
 fi
