@@ -16,11 +16,12 @@ have() { "$1" --version 2>/dev/null | grep "$version" >/dev/null; }
 if have defmt-print || have "$bin/defmt-print"; then
   exit 0
 fi
-echo "setup/defmt-print: installing defmt-print $version (cargo install, crates.io)" >&2
 mkdir -p "$bin"
 build="${XDG_CACHE_HOME:-$HOME/.cache}/courier/defmt-print-$version"
 mkdir -p "$build"
-have "$build/root/bin/defmt-print" ||
+if ! have "$build/root/bin/defmt-print"; then
+  echo "setup/defmt-print: building defmt-print $version (cargo install from crates.io, once per machine)" >&2
   CARGO_TARGET_DIR="$build/target" CARGO_INCREMENTAL=0 \
-  cargo install --locked --quiet --force --root "$build/root" defmt-print --version "$version"
+    cargo install --locked --quiet --force --root "$build/root" defmt-print --version "$version"
+fi
 install -m 0755 "$build/root/bin/defmt-print" "$bin/defmt-print"
