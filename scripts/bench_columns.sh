@@ -8,6 +8,7 @@
 #   bash scripts/bench_columns.sh tls          # 5 rounds, unpinned: a few minutes
 #   bash scripts/bench_columns.sh js
 #   bash scripts/bench_columns.sh all          # both
+#   bash scripts/bench_columns.sh amqp         # RabbitMQ: courier, lapin, amqp091-go
 #   bash scripts/bench_columns.sh "nats js publish window 1"   # any --only text
 #   ROUNDS=7 bash scripts/bench_columns.sh tls --pinning both  # more flags go to courier-bench
 #   (default: --repeat ${ROUNDS:-5} --pinning unpinned unless given)
@@ -25,6 +26,7 @@ case "$family" in
   tls) only=(--only "nats tls"); title="NATS over TLS (issue 10)" ;;
   js) only=(--only "nats js"); title="JetStream and the outbox (issue 11)" ;;
   all) only=(--only "nats tls" --only "nats js"); title="NATS over TLS (issue 10) and JetStream (issue 11)" ;;
+  amqp) only=(--only "amqp"); title="AMQP 0-9-1 (issue 12): RabbitMQ, courier vs lapin and amqp091-go" ;;
   *) only=(--only "$family"); title="$family" ;;
 esac
 # One section per family and flag set: a pinned or --quick run does not
@@ -32,7 +34,7 @@ esac
 slug="$(printf '%s' "$family $*" | tr -c 'A-Za-z0-9' '-' | sed 's/-*$//')"
 out="bench/results/$slug"
 mkdir -p "$out"
-for tool in nats-server nats; do
+for tool in nats-server nats amqp091-bench rabbitmq-server; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "bench: $tool missing; running scripts/setup.sh" >&2
     bash scripts/setup.sh
