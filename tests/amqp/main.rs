@@ -19,3 +19,4 @@ mod methods;
 mod room;
 mod settle_later;
 mod tls;
+mod window_one;

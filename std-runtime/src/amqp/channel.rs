@@ -401,11 +401,16 @@ impl Channel {
         let slot = self
             .conn
             .inner
-            .with_room(|sh| {
+            .with_room_now(|sh| {
                 let tag = sh
                     .session
                     .publish(id, exchange, routing_key, flags, properties, body)?;
-                Ok(tag.map(|tag| sh.confirm_slab.insert(id, tag)))
+                let slot = tag.map(|tag| sh.confirm_slab.insert(id, tag));
+                // The only confirm outstanding on this channel: the caller
+                // is likely to await it before the next publish (window 1),
+                // so the frames go out now instead of through the writer.
+                let alone = slot.is_some() && sh.confirm_slab.unsettled(id) == 1;
+                Ok((slot, alone))
             })
             .await?;
         Ok(self.confirmation(slot))

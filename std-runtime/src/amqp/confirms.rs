@@ -68,7 +68,6 @@ impl ConfirmSlab {
     }
 
     /// Publishes still waiting on `channel`.
-    #[cfg(test)]
     pub fn unsettled(&self, channel: ChannelId) -> usize {
         self.pending.get(&channel).map_or(0, VecDeque::len)
     }

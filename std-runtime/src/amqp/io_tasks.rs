@@ -179,6 +179,17 @@ async fn writer(
                 let _ = write.shutdown();
                 return;
             }
+            Some(Ok(false)) if tls.is_none() => {
+                // Idle: lend the write half to `write_now` until woken.
+                lend(&inner, epoch, write);
+                inner.wake.writer_woken().await;
+                match take_back(&inner, epoch) {
+                    Some(w) => write = w,
+                    // A newer generation's writer owns the slot now.
+                    None => return,
+                }
+                continue;
+            }
             Some(Ok(false)) => {
                 inner.wake.writer_woken().await;
                 continue;
@@ -194,6 +205,64 @@ async fn writer(
             inner.lost(epoch, Error::Io(e.to_string()));
             return;
         }
+    }
+}
+
+/// Puts the idle writer's half where [`write_now`] finds it; a half an
+/// older generation left there is shut down.
+fn lend(inner: &Inner, epoch: u64, write: WriteHalf) {
+    if let Some((old, mut w)) = inner.direct.replace(Some((epoch, write))) {
+        if old != epoch {
+            let _ = w.shutdown();
+        }
+    }
+}
+
+/// The writer of `epoch` takes its half back; `None` when a newer
+/// generation's half is there (it is left in place).
+fn take_back(inner: &Inner, epoch: u64) -> Option<WriteHalf> {
+    let mut slot = inner.direct.borrow_mut();
+    match slot.take() {
+        Some((e, w)) if e == epoch => Some(w),
+        other => {
+            *slot = other;
+            None
+        }
+    }
+}
+
+/// Writes the session's pending bytes from the caller's task with one
+/// non-blocking `send(2)` while the writer is idle (its half lent, no
+/// write or large body in flight, no deferred handler answers waiting to
+/// go first). True when everything pending went out; false when the writer
+/// must run (busy, bytes left over, a body due, `WouldBlock`, or an error
+/// its own next write reports and ends the connection with).
+pub(crate) fn write_now(inner: &Inner) -> bool {
+    let Ok(mut slot) = inner.direct.try_borrow_mut() else {
+        return false;
+    };
+    let Some((epoch, write)) = slot.as_mut() else {
+        return false;
+    };
+    let Ok(mut sh) = inner.shared.try_borrow_mut() else {
+        return false;
+    };
+    if sh.epoch != *epoch || sh.writing || sh.closed.is_some() || !sh.deferred.is_empty() {
+        return false;
+    }
+    let pending = sh.session.transmit();
+    if pending.is_empty() {
+        return sh.session.pending_body().is_none();
+    }
+    match write.try_write_now(pending) {
+        Ok(n) => {
+            sh.session.transmitted(n);
+            let all = sh.session.transmit().is_empty() && sh.session.pending_body().is_none();
+            drop(sh);
+            inner.wake.room_made();
+            all
+        }
+        Err(_) => false,
     }
 }
 
