@@ -276,56 +276,11 @@ fn a_second_subject_is_added_to_the_existing_stream() {
     });
 }
 
-/// Receives `n` JSON numbers from a fresh pt2pt JetStream durable (all
-/// the stream holds) and returns them sorted; then checks nothing more.
-async fn drain_numbers(uri: &str, key: &str, n: usize) -> Vec<u32> {
-    let mut r = receiver("drain", uri, key).await;
-    let mut got = Vec::new();
-    while got.len() < n {
-        let d = r
-            .receive(Some(Duration::from_secs(10)))
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("only {} of {n} arrived: {got:?}", got.len()));
-        got.push(d.decode::<u32>().unwrap());
-        d.ack().await.unwrap();
-    }
-    assert!(
-        r.receive(Some(Duration::from_millis(300)))
-            .await
-            .unwrap()
-            .is_none(),
-        "more than {n} messages"
-    );
-    r.stop().await;
-    got.sort_unstable();
-    got
-}
-
-/// The child side of the kill -9 test (runs only when the parent sets
-/// `MOM_OUTBOX_CHILD=<uri>|<key>|<from>|<to>`): connects a sender with
-/// the outbox, says READY, waits for a line on stdin, sends, says SPOOLED
-/// and waits to be killed.
+/// The child side of the kill -9 test: see `mom_support::child_sender_main`.
 #[test]
 #[ignore]
 fn outbox_child_sender() {
-    let Ok(spec) = std::env::var("MOM_OUTBOX_CHILD") else {
-        return;
-    };
-    let parts: Vec<&str> = spec.split('|').collect();
-    let (uri, key) = (parts[0], parts[1]);
-    let (from, to): (u32, u32) = (parts[2].parse().unwrap(), parts[3].parse().unwrap());
-    courier::run(async {
-        let s = sender(uri, key).await;
-        println!("READY");
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).unwrap();
-        for i in from..to {
-            s.send(&i, None).await.unwrap();
-        }
-        println!("SPOOLED {}", s.sent());
-        tokio::time::sleep(Duration::from_secs(600)).await;
-    });
+    child_sender_main();
 }
 
 /// `outbox=DIR` on a NATS ack=1 sender: sends during a broker outage are
@@ -335,7 +290,6 @@ fn outbox_child_sender() {
 /// exactly once (the spooled header block carries the Nats-Msg-Id).
 #[test]
 fn outbox_survives_a_broker_outage_a_stop_and_a_sender_kill() {
-    use std::io::{BufRead, BufReader, Write};
     let mut js = server();
     let port = js.port();
     let spool = tempfile::tempdir().unwrap();
@@ -368,46 +322,17 @@ fn outbox_survives_a_broker_outage_a_stop_and_a_sender_kill() {
         for i in 40..45u32 {
             s.send(&i, None).await.unwrap();
         }
-        match s.stop(Duration::from_millis(500)).await {
-            Err(Error::Unconfirmed {
-                remaining, spool, ..
-            }) => assert_eq!((remaining, spool.as_str()), (5, dir.as_str())),
-            other => panic!("expected Unconfirmed, got {other:?}"),
-        }
+        expect_unconfirmed(&s, 5, &dir).await;
         js.restart();
 
         // 3. A sender process killed (SIGKILL) with 20 spooled messages.
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "outbox_child_sender", "--nocapture"])
-            .env("MOM_OUTBOX_CHILD", format!("{uri}|{key}|45|65"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut wait_for = |what: &str| loop {
-            let mut line = String::new();
-            assert!(
-                out.read_line(&mut line).unwrap() > 0,
-                "child ended before {what}"
-            );
-            if line.starts_with(what) {
-                return line;
-            }
-        };
-        wait_for("READY");
+        let mut child = ChildSender::spawn(&uri, &key, 45..65);
         js.kill();
-        writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
-        assert_eq!(wait_for("SPOOLED").trim(), "SPOOLED 20");
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        assert_eq!(child.send_all(), 20);
+        child.kill();
         js.restart();
         // The next sender on the spool replays the 5 + 20 left behind.
-        let s = sender(&uri, &key).await;
-        s.stop(Duration::from_secs(20))
-            .await
-            .expect("the spool left by the stop and the killed process is delivered");
-        assert_eq!(s.sent(), 0, "replays are not this sender's sends");
+        replay_spool(&uri, &key).await;
         let got = drain_numbers(&plain, &key, 65).await;
         assert_eq!(got, (0..65).collect::<Vec<_>>(), "each number exactly once");
     });

@@ -14,6 +14,10 @@ use courier::mom::{
 };
 use serde::{Deserialize, Serialize};
 
+mod outbox;
+#[allow(unused_imports)] // mom_nsq and mom_perf use none of it
+pub use outbox::*;
+
 /// Builds a URI for a data type (`pubsub`/`pt2pt`) and a query (`ack=1&...`).
 pub type UriFn<'a> = &'a dyn Fn(&str, &str) -> String;
 

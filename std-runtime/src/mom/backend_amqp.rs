@@ -162,7 +162,16 @@ pub(crate) struct AmqpReceiver {
     ack: bool,
 }
 
-fn incoming(m: &Message) -> Incoming {
+/// Reads the envelope's fields from a delivery's properties. The
+/// properties' own strings (message id, content type and encoding) and
+/// the routing key (when the name header repeats it, as the facade's
+/// senders write it) move into the envelope rather than being copied:
+/// settling the message afterwards needs only its delivery tag.
+fn incoming(m: &mut Message) -> Incoming {
+    let p = &mut m.properties;
+    let id = p.message_id.take().map(Text::from);
+    let content_type = p.content_type.take().map(Text::from);
+    let content_encoding = p.content_encoding.take().map(Text::from);
     let p = &m.properties;
     let text = |k: &str| {
         p.header(k).and_then(|v| match v {
@@ -176,19 +185,26 @@ fn incoming(m: &Message) -> Incoming {
             _ => None,
         })
     };
-    Incoming {
-        name: text(key::NAME),
-        id: p.message_id.as_deref().map(Text::from),
+    let name_is_key = matches!(p.header(key::NAME), Some(FieldValue::LongStr(b)) if b == m.routing_key.as_bytes());
+    let inc = Incoming {
+        name: None,
+        id,
         // A long, or a decimal string (what py-amqp can be made to write).
         timestamp_ms: p.header(key::TIMESTAMP).and_then(|v| match v {
             FieldValue::LongStr(b) => std::str::from_utf8(b).ok()?.parse().ok(),
             v => v.as_i64().map(|v| v as u64),
         }),
-        content_type: p.content_type.as_deref().map(Text::from),
-        content_encoding: p.content_encoding.as_deref().map(Text::from),
+        content_type,
+        content_encoding,
         compression: text(key::COMPRESSION).or_else(kombu_compression),
         crc: text(key::CRC32C),
-    }
+    };
+    let name = if name_is_key {
+        Some(Text::from(std::mem::take(&mut m.routing_key)))
+    } else {
+        text(key::NAME)
+    };
+    Incoming { name, ..inc }
 }
 
 impl AmqpReceiver {
@@ -236,7 +252,8 @@ impl AmqpReceiver {
         // The body moves into the envelope (no copy); acking needs only
         // the delivery tag.
         let body = Bytes::from(std::mem::take(&mut m.body));
-        match incoming(&m).open(&m.routing_key, &body) {
+        let inc = incoming(&mut m);
+        match inc.open(&m.routing_key, &body) {
             Ok(env) => {
                 let attempt = if m.redelivered { 2 } else { 1 };
                 let acker = if self.ack {

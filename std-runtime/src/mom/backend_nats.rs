@@ -94,44 +94,137 @@ fn headers_of(buf: &mut BytesMut, m: &Outgoing<'_>, ack: bool) -> Result<HeaderM
 }
 
 fn incoming(h: Option<&HeaderMap>) -> Incoming {
-    // One pass over the header block's bytes (the connection checked its
-    // framing when it arrived; `HeaderMap::iter` would check every line
-    // again and split with the generic substring searcher). The envelope's
-    // names all differ in length, so the length picks the one to compare.
-    // Values are views into the block, not copies; a line that is not
+    // One pass over the header block: line ends found eight bytes at a
+    // time, then the ':' in the (short) name (the connection checked the
+    // block's framing when it arrived; `HeaderMap::iter` would check every
+    // line again and trim with the generic Unicode trim). The envelope's names
+    // all differ in length, so the length picks the one to compare. Values
+    // are views into the block, not copies; a line that is not
     // `Name: Value` is skipped, as the core's reader does.
     let mut inc = Incoming::default();
     let Some(h) = h else { return inc };
-    let raw = h.as_bytes();
-    let Some(first) = raw.iter().position(|&b| b == b'\n') else {
+    // ONE UTF-8 check for the whole block instead of one per value. The
+    // core's `Headers::parse_received` already checked, when the HMSG
+    // arrived, that the block's fields are UTF-8, so this does not fail
+    // for a received block; it is kept (rather than trusting the bytes
+    // without proof, which needs `unsafe`, forbidden here) because the
+    // `&str` it returns is what lets the loop below slice values at the
+    // ASCII ':' / CR / LF positions (always char boundaries) with no
+    // further check. A block that is not UTF-8 yields no fields, so the
+    // message is reported as not an envelope (no checksum), never passed on.
+    let Ok(text) = std::str::from_utf8(h.as_bytes()) else {
         return inc;
     };
-    let mut rest = raw.get(first + 1..).unwrap_or_default();
-    while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
-        let line = &rest[..nl];
-        rest = &rest[nl + 1..];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        let name = line[..colon].trim_ascii_end();
-        let Ok(value) = std::str::from_utf8(line[colon + 1..].trim_ascii()) else {
-            continue;
-        };
-        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-        let v = || Some(Text::in_header(h, value));
-        match name.len() {
-            8 if is(header::NAME) => inc.name = v(),
-            6 if is(header::ID) => inc.id = v(),
-            13 if is(header::TIMESTAMP) => inc.timestamp_ms = value.parse().ok(),
-            10 if is(header::CRC32C) => inc.crc = v(),
-            12 if is(header::CONTENT_TYPE) => inc.content_type = v(),
-            16 if is(header::CONTENT_ENCODING) => inc.content_encoding = v(),
-            15 if is(header::COMPRESSION) => inc.compression = v(),
-            _ => {}
+    let bytes = text.as_bytes();
+    let mut timestamp_seen = false;
+    // Lines end with CRLF (a bare LF stays inside its line, as in the
+    // core's reader); the first is the version line.
+    let Some(mut line) = crlf_end(bytes, 0) else {
+        return inc;
+    };
+    while let Some(next) = crlf_end(bytes, line) {
+        let end = next - 2; // the CR
+                            // Names are short: the ':' is found after a few bytes.
+        if let Some(colon) = bytes[line..end].iter().position(|&b| b == b':') {
+            let colon = line + colon;
+            let (name, value) = (line..colon, colon + 1..end);
+            field(&mut inc, &mut timestamp_seen, h, text, name, value);
         }
+        line = next;
     }
     inc
+}
+
+/// The index just after the first CRLF at or after `from`.
+fn crlf_end(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let lf = find_lf(bytes, at)?;
+        if lf > from && bytes[lf - 1] == b'\r' {
+            return Some(lf + 1);
+        }
+        at = lf + 1;
+    }
+}
+
+/// The first `\n` at or after `from`: eight bytes per step (the SWAR
+/// zero-byte test; its lowest flagged byte is always exact), since most
+/// of a header block is values that need no other look.
+fn find_lf(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const LFS: u64 = ONES * b'\n' as u64;
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ LFS;
+        let found = x.wrapping_sub(ONES) & !x & HIGHS;
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    let rest = bytes.get(i..)?;
+    rest.iter().position(|&b| b == b'\n').map(|p| i + p)
+}
+
+/// `s.trim_end()` / `s.trim()` as the core's reader trims (Unicode
+/// whitespace), cheaply: the ASCII trim gives the same answer unless the
+/// byte it stops at is non-ASCII or a vertical tab (whitespace to Unicode,
+/// not to `trim_ascii`).
+fn unicode_trim(s: &str, start: bool) -> &str {
+    let t = if start {
+        s.trim_ascii()
+    } else {
+        s.trim_ascii_end()
+    };
+    let plain = |b: Option<&u8>| b.is_none_or(|&b| b < 0x80 && b != 0x0b);
+    if plain(t.as_bytes().first()) && plain(t.as_bytes().last()) {
+        t
+    } else if start {
+        s.trim()
+    } else {
+        s.trim_end()
+    }
+}
+
+/// One `name: value` line of a received block: `name` and `value` are
+/// byte ranges of `text` (the block) ending at ASCII bytes.
+fn field(
+    inc: &mut Incoming,
+    timestamp_seen: &mut bool,
+    h: &HeaderMap,
+    text: &str,
+    name: std::ops::Range<usize>,
+    value: std::ops::Range<usize>,
+) {
+    // Trimmed as the core's reader trims (`trim_end` / `trim`).
+    let name = unicode_trim(&text[name], false).as_bytes();
+    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+    let raw = &text[value.clone()];
+    let trimmed = unicode_trim(raw, true);
+    // Where the trimmed value sits in the block.
+    let start = value.start + (trimmed.as_ptr() as usize - raw.as_ptr() as usize);
+    // The first value of a name counts, as with `HeaderMap::get`.
+    let set = |slot: &mut Option<Text>| {
+        if slot.is_none() {
+            *slot = Some(Text::in_block(h, start..start + trimmed.len()));
+        }
+    };
+    match name.len() {
+        8 if is(header::NAME) => set(&mut inc.name),
+        6 if is(header::ID) => set(&mut inc.id),
+        13 if is(header::TIMESTAMP) && !*timestamp_seen => {
+            *timestamp_seen = true;
+            inc.timestamp_ms = trimmed.parse().ok();
+        }
+        10 if is(header::CRC32C) => set(&mut inc.crc),
+        12 if is(header::CONTENT_TYPE) => set(&mut inc.content_type),
+        16 if is(header::CONTENT_ENCODING) => set(&mut inc.content_encoding),
+        15 if is(header::COMPRESSION) => set(&mut inc.compression),
+        _ => {}
+    }
 }
 
 pub(crate) struct NatsSender {
@@ -450,6 +543,77 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The one-pass reader gives, for every envelope header, what the
+        /// core's reader (`Headers::parse_received(..).get`) gives on any
+        /// received block: names in any case, repeated names (the first
+        /// counts), lines without ':' , values with ':', padding, bare LF
+        /// and non-ASCII text.
+        #[test]
+        fn incoming_agrees_with_the_core_reader(
+            lines in proptest::collection::vec((
+                proptest::prop_oneof![
+                    proptest::strategy::Strategy::prop_map(
+                        proptest::sample::select(vec![
+                            "Mom-Name", "mom-id", "MOM-TIMESTAMP", "Mom-Crc32c",
+                            "content-type", "Content-Encoding", "Mom-Compression", "X-Other",
+                        ]),
+                        String::from,
+                    ),
+                    "[ -~\u{e9}\n]{0,10}",
+                ],
+                proptest::option::of(proptest::prop_oneof![
+                    "[0-9]{1,5}",
+                    "[ -~\t\u{b}\u{e9}\u{a0}\n]{0,12}",
+                ]),
+                "[ \t]{0,2}",
+            ), 0..10),
+        ) {
+            let mut block = String::from("NATS/1.0\r\n");
+            for (name, value, pad) in &lines {
+                block.push_str(name);
+                if let Some(v) = value {
+                    block.push_str(&format!("{pad}:{pad}{v}{pad}"));
+                }
+                block.push_str("\r\n");
+            }
+            block.push_str("\r\n");
+            let core = courier_core::nats::headers::Headers::parse_received(block.as_bytes()).unwrap();
+            let h = HeaderMap::from_raw(bytes::Bytes::from(block.clone()));
+            let inc = incoming(Some(&h));
+            let texts = [
+                (header::NAME, &inc.name),
+                (header::ID, &inc.id),
+                (header::CRC32C, &inc.crc),
+                (header::CONTENT_TYPE, &inc.content_type),
+                (header::CONTENT_ENCODING, &inc.content_encoding),
+                (header::COMPRESSION, &inc.compression),
+            ];
+            for (name, got) in texts {
+                proptest::prop_assert_eq!(got.as_deref(), core.get(name), "{} in {:?}", name, block);
+            }
+            proptest::prop_assert_eq!(
+                inc.timestamp_ms,
+                core.get(header::TIMESTAMP).and_then(|v| v.parse().ok())
+            );
+        }
+
+        /// The eight-bytes-at-a-time search finds the first LF, as a
+        /// byte-by-byte search does, from any start.
+        #[test]
+        fn find_lf_is_the_first_lf(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![proptest::prelude::Just(b'\n'), proptest::prelude::any::<u8>()],
+                0..40,
+            ),
+            from in 0usize..45,
+        ) {
+            let slow = bytes
+                .get(from..)
+                .and_then(|r| r.iter().position(|&b| b == b'\n'))
+                .map(|p| from + p);
+            proptest::prop_assert_eq!(find_lf(&bytes, from), slow);
+        }
+
         /// The facade's block skips the core's re-check, so every block it
         /// writes must pass that check (or be refused before sending).
         #[test]
