@@ -15,6 +15,7 @@ use rustls::{
 };
 
 use super::LayerError;
+use crate::session_io::Inbound;
 
 /// How to verify the server and (optionally) prove who we are.
 #[derive(Clone, Default)]
@@ -329,6 +330,60 @@ impl TlsLayer {
         self.conn.send_close_notify();
         self.flush(wire_out);
     }
+}
+
+/// One connection's TLS as its reader and writer share it (NATS and AMQP):
+/// the [`TlsLayer`] plus the records the reader produced (handshake
+/// answers, alerts, key updates) that the writer must send before the next
+/// sealed bytes. The reader [`TlsSession::open`]s received records into the
+/// connection's [`Inbound`]; the writer [`TlsSession::seal`]s.
+pub(crate) struct TlsSession {
+    layer: TlsLayer,
+    /// TLS records produced outside the writer, sent first by the next seal.
+    wire: Vec<u8>,
+}
+
+impl TlsSession {
+    /// Starts a client handshake with the server at `host` (verified against
+    /// `config`'s server name if it has one); the ClientHello waits in the
+    /// session for the writer.
+    pub(crate) fn start(config: &TlsConfig, host: &str) -> Result<Self, LayerError> {
+        let built = config.build()?;
+        let name = config.name_for(host)?;
+        let mut layer = TlsLayer::new(built, name)?;
+        let mut wire = Vec::new();
+        layer.flush(&mut wire);
+        Ok(TlsSession { layer, wire })
+    }
+
+    /// Appends to `out` the pending records, then `plain` encrypted.
+    pub(crate) fn seal(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), LayerError> {
+        out.append(&mut self.wire);
+        self.layer.encode(plain, out)
+    }
+
+    /// True when records wait for the writer.
+    pub(crate) fn has_wire(&self) -> bool {
+        !self.wire.is_empty()
+    }
+
+    /// Decrypts the records the transport read into `rx` (the session then
+    /// parses the plaintext); handshake answers wait for the writer.
+    pub(crate) fn open(&mut self, rx: &mut Inbound) -> Result<(), LayerError> {
+        let (layer, wire) = (&mut self.layer, &mut self.wire);
+        rx.decode(|records, plain| layer.decode(records, plain, wire))?;
+        Ok(())
+    }
+}
+
+/// Before a read on a TLS connection: the wire buffer still holds
+/// `capacity` undecrypted bytes, so a record (or the frame inside it) is
+/// larger than the receive buffer. What the wire buffer's bound does for
+/// plaintext: an error, not unbounded growth.
+pub(crate) fn receive_buffer_full(rx: &mut Inbound) -> Option<String> {
+    let capacity = rx.wire().capacity();
+    (rx.data().len() >= capacity)
+        .then(|| format!("receive buffer full: a frame is larger than {capacity} bytes"))
 }
 
 #[cfg(test)]
