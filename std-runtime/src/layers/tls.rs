@@ -4,7 +4,7 @@
 //! optionally a client certificate for mutual TLS. PEM is read with
 //! `rustls-pki-types` (the maintained successor of `rustls-pemfile`).
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -295,17 +295,18 @@ impl TlsLayer {
             let processed = self.conn.process_new_packets();
             // Send the alert that explains a failure before reporting it.
             self.flush(wire_out);
-            let state = processed?;
-            let mut available = state.plaintext_bytes_to_read();
-            while available > 0 {
-                let at = plain.len();
-                plain.resize(at + available, 0);
-                let n = self.conn.reader().read(&mut plain[at..]).unwrap_or(0);
-                plain.truncate(at + n);
-                if n == 0 {
-                    break;
+            if processed?.plaintext_bytes_to_read() > 0 {
+                // Straight from rustls's decrypted chunks into `plain`: one
+                // copy, no zero-fill of room that is then overwritten.
+                let mut reader = self.conn.reader();
+                while let Ok(chunk) = reader.fill_buf() {
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    let n = chunk.len();
+                    plain.extend_from_slice(chunk);
+                    reader.consume(n);
                 }
-                available -= n.min(available);
             }
         }
         self.flush(wire_out);
