@@ -416,6 +416,34 @@ mod tests {
     }
 
     #[test]
+    fn a_started_session_hands_its_client_hello_to_the_first_seal_only() {
+        let config = TlsConfig::new().danger_accept_invalid_certs(true);
+        let mut session = TlsSession::start(&config, "127.0.0.1").unwrap();
+        assert!(session.has_wire(), "no ClientHello queued");
+        let mut out = Vec::new();
+        session.seal(b"", &mut out).unwrap();
+        // One TLS handshake record (content type 22), legacy version 3.x.
+        assert_eq!(
+            &out[..2],
+            &[22, 3],
+            "not a handshake record: {:?}",
+            &out[..5]
+        );
+        let len = usize::from(u16::from_be_bytes([out[3], out[4]]));
+        assert_eq!(out.len(), 5 + len, "more than the ClientHello record");
+        assert!(!session.has_wire());
+        let mut again = Vec::new();
+        session.seal(b"", &mut again).unwrap();
+        assert!(again.is_empty(), "the ClientHello was sent twice");
+    }
+
+    #[test]
+    fn a_session_refuses_an_invalid_server_name() {
+        let config = TlsConfig::new().danger_accept_invalid_certs(true);
+        assert!(TlsSession::start(&config, "not a host name!").is_err());
+    }
+
+    #[test]
     fn no_roots_is_still_an_error_every_time() {
         let config = TlsConfig::new();
         assert!(config.build().is_err());
