@@ -17,6 +17,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export PATH="$root/.tools/bin:$PATH"
 bash scripts/setup/valgrind.sh
+bash scripts/setup/tls-profile-tools.sh
 bin="${BIN:-}"
 if [ -z "$bin" ]; then
   cargo build --release --quiet -p courier-bench
