@@ -69,5 +69,6 @@ bash "$root/scripts/setup/defmt-print.sh"  # decodes the defmt firmware's log in
 bash "$root/scripts/setup/rabbitmq.sh"
 bash "$root/scripts/setup/amqp091bench.sh"  # amqp091-go harness for the AMQP benchmark
 bash "$root/scripts/setup/valgrind.sh"   # callgrind for scripts/profile.sh
+bash "$root/scripts/setup/tls-profile-tools.sh"   # openssl + strace for scripts/profile_nats_tls.sh
 
 say "ready: $(PATH="$bin:$PATH" nats-server --version), $("$bin/nsqd" --version | head -1)"

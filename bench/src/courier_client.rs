@@ -119,6 +119,9 @@ pub(crate) mod imp {
                 .tls_ca_file(ca)
                 .map_err(|e| format!("tls_ca_file: {e}"))?;
         }
+        if let Some(secs) = args.connect_timeout_s {
+            options = options.connect_timeout(Duration::from_secs(secs));
+        }
         options
             .name("courier-bench courier")
             // A subscriber that falls behind must queue, not drop: the run

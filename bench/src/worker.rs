@@ -48,6 +48,11 @@ pub struct WorkerArgs {
     /// Transport for courier: `auto`, `uring` or `epoll`.
     #[arg(long, default_value = "auto")]
     pub transport: String,
+    /// courier's NATS connect timeout in seconds (default: the client's
+    /// own, 2 s). Raise it to run the worker under valgrind, whose slow
+    /// TLS handshake would otherwise time out.
+    #[arg(long)]
+    pub connect_timeout_s: Option<u64>,
     /// TLS: trust this CA file (PEM) and require TLS (courier, async-nats).
     #[arg(long)]
     pub tls_ca: Option<std::path::PathBuf>,

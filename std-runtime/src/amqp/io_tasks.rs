@@ -157,7 +157,7 @@ async fn writer(
             } else {
                 out.clear();
                 let sealed = match &tls {
-                    Some(t) => t.borrow_mut().seal(pending, &mut out),
+                    Some(t) => super::tls::seal(&mut t.borrow_mut(), pending, &mut out),
                     None => {
                         out.extend_from_slice(pending);
                         Ok(())

@@ -77,7 +77,7 @@ pub(crate) async fn write_body(
                 {
                     let mut t = t.borrow_mut();
                     for p in &parts {
-                        t.seal(p, out)?;
+                        super::tls::seal(&mut t, p, out)?;
                     }
                 }
                 let (res, back) = write.write_all(std::mem::take(out)).await;

@@ -22,7 +22,7 @@ use std::rc::Rc;
 use super::connection::ConnectOptions;
 use super::url::AmqpUrl;
 use super::Error;
-use crate::layers::{TlsConfig, TlsLayer};
+use crate::layers::{receive_buffer_full, LayerError, TlsConfig, TlsSession};
 use crate::session_io::Inbound;
 use crate::transport::{self, ReadHalf, WriteHalf};
 
@@ -92,16 +92,13 @@ fn wanted(options: &ConnectOptions, url: &AmqpUrl) -> Result<Option<TlsConfig>, 
     }
 }
 
-/// TLS state of one connection generation, shared by its reader and writer.
-pub(crate) struct AmqpTls {
-    layer: TlsLayer,
-    /// Records the reader produced (handshake answers, alerts) for the
-    /// writer to send first.
-    wire: Vec<u8>,
-}
+/// Shared by the reader and writer of one connection generation: the
+/// shared TLS session ([`TlsSession`], the same one NATS uses).
+pub(crate) type SharedTls = Rc<RefCell<TlsSession>>;
 
-/// Shared by the reader and writer of one connection generation.
-pub(crate) type SharedTls = Rc<RefCell<AmqpTls>>;
+fn tls_error(e: LayerError) -> Error {
+    Error::Tls(e.to_string())
+}
 
 /// Connects to `addr` for `options`: plain TCP, or TCP then TLS (the
 /// ClientHello is queued for the writer).
@@ -115,31 +112,13 @@ pub(crate) async fn dial(
     let Some(config) = config else {
         return Ok((read, write, None));
     };
-    let built = config.build().map_err(|e| Error::Tls(e.to_string()))?;
-    let name = config
-        .name_for(&url.host)
-        .map_err(|e| Error::Tls(e.to_string()))?;
-    let mut layer = TlsLayer::new(built, name).map_err(|e| Error::Tls(e.to_string()))?;
-    let mut wire = Vec::new();
-    layer.flush(&mut wire);
-    let tls = AmqpTls { layer, wire };
+    let tls = TlsSession::start(&config, &url.host).map_err(tls_error)?;
     Ok((read, write, Some(Rc::new(RefCell::new(tls)))))
 }
 
-impl AmqpTls {
-    /// Appends to `out` the pending handshake records, then `plain`
-    /// encrypted.
-    pub(crate) fn seal(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        out.append(&mut self.wire);
-        self.layer
-            .encode(plain, out)
-            .map_err(|e| Error::Tls(e.to_string()))
-    }
-
-    /// True when handshake records wait for the writer.
-    pub(crate) fn has_wire(&self) -> bool {
-        !self.wire.is_empty()
-    }
+/// Seals `plain` (after any pending handshake records) onto `out`.
+pub(crate) fn seal(tls: &mut TlsSession, plain: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+    tls.seal(plain, out).map_err(tls_error)
 }
 
 /// Reads once into the connection's [`Inbound`] (the receive skeleton NATS
@@ -156,24 +135,16 @@ pub(crate) async fn read(
     let Some(tls) = tls else {
         return Ok(reader.read(rx.wire()).await?);
     };
-    let capacity = rx.wire().capacity();
-    if rx.data().len() >= capacity {
-        // What the wire buffer's bound does for plaintext: a frame larger
-        // than the receive buffer is an error, not unbounded growth.
+    if let Some(full) = receive_buffer_full(rx) {
         return Err(Error::Io(format!(
-            "receive buffer full: a frame is larger than {capacity} bytes \
-             (raise ConnectOptions::rx_capacity)"
+            "{full} (raise ConnectOptions::rx_capacity)"
         )));
     }
     let n = reader.read(rx.wire()).await?;
     if n == 0 {
         return Ok(0);
     }
-    let mut t = tls.borrow_mut();
-    let t = &mut *t;
-    let (layer, handshake) = (&mut t.layer, &mut t.wire);
-    rx.decode(|records, plain| layer.decode(records, plain, handshake))
-        .map_err(|e| Error::Tls(e.to_string()))?;
+    tls.borrow_mut().open(rx).map_err(tls_error)?;
     // Progress even when only handshake records arrived.
     Ok(n)
 }

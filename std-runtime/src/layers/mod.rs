@@ -15,6 +15,7 @@ use std::fmt;
 
 pub use deflate::{DeflateDecoder, DeflateEncoder};
 pub use snappy::{SnappyDecoder, SnappyEncoder};
+pub(crate) use tls::{receive_buffer_full, TlsSession};
 pub use tls::{TlsConfig, TlsLayer};
 
 /// A layer could not decode its input or set itself up.

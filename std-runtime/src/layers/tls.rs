@@ -4,7 +4,7 @@
 //! optionally a client certificate for mutual TLS. PEM is read with
 //! `rustls-pki-types` (the maintained successor of `rustls-pemfile`).
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -15,6 +15,7 @@ use rustls::{
 };
 
 use super::LayerError;
+use crate::session_io::Inbound;
 
 /// How to verify the server and (optionally) prove who we are.
 #[derive(Clone, Default)]
@@ -294,17 +295,18 @@ impl TlsLayer {
             let processed = self.conn.process_new_packets();
             // Send the alert that explains a failure before reporting it.
             self.flush(wire_out);
-            let state = processed?;
-            let mut available = state.plaintext_bytes_to_read();
-            while available > 0 {
-                let at = plain.len();
-                plain.resize(at + available, 0);
-                let n = self.conn.reader().read(&mut plain[at..]).unwrap_or(0);
-                plain.truncate(at + n);
-                if n == 0 {
-                    break;
+            if processed?.plaintext_bytes_to_read() > 0 {
+                // Straight from rustls's decrypted chunks into `plain`: one
+                // copy, no zero-fill of room that is then overwritten.
+                let mut reader = self.conn.reader();
+                while let Ok(chunk) = reader.fill_buf() {
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    let n = chunk.len();
+                    plain.extend_from_slice(chunk);
+                    reader.consume(n);
                 }
-                available -= n.min(available);
             }
         }
         self.flush(wire_out);
@@ -329,6 +331,60 @@ impl TlsLayer {
         self.conn.send_close_notify();
         self.flush(wire_out);
     }
+}
+
+/// One connection's TLS as its reader and writer share it (NATS and AMQP):
+/// the [`TlsLayer`] plus the records the reader produced (handshake
+/// answers, alerts, key updates) that the writer must send before the next
+/// sealed bytes. The reader [`TlsSession::open`]s received records into the
+/// connection's [`Inbound`]; the writer [`TlsSession::seal`]s.
+pub(crate) struct TlsSession {
+    layer: TlsLayer,
+    /// TLS records produced outside the writer, sent first by the next seal.
+    wire: Vec<u8>,
+}
+
+impl TlsSession {
+    /// Starts a client handshake with the server at `host` (verified against
+    /// `config`'s server name if it has one); the ClientHello waits in the
+    /// session for the writer.
+    pub(crate) fn start(config: &TlsConfig, host: &str) -> Result<Self, LayerError> {
+        let built = config.build()?;
+        let name = config.name_for(host)?;
+        let mut layer = TlsLayer::new(built, name)?;
+        let mut wire = Vec::new();
+        layer.flush(&mut wire);
+        Ok(TlsSession { layer, wire })
+    }
+
+    /// Appends to `out` the pending records, then `plain` encrypted.
+    pub(crate) fn seal(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), LayerError> {
+        out.append(&mut self.wire);
+        self.layer.encode(plain, out)
+    }
+
+    /// True when records wait for the writer.
+    pub(crate) fn has_wire(&self) -> bool {
+        !self.wire.is_empty()
+    }
+
+    /// Decrypts the records the transport read into `rx` (the session then
+    /// parses the plaintext); handshake answers wait for the writer.
+    pub(crate) fn open(&mut self, rx: &mut Inbound) -> Result<(), LayerError> {
+        let (layer, wire) = (&mut self.layer, &mut self.wire);
+        rx.decode(|records, plain| layer.decode(records, plain, wire))?;
+        Ok(())
+    }
+}
+
+/// Before a read on a TLS connection: the wire buffer still holds
+/// `capacity` undecrypted bytes, so a record (or the frame inside it) is
+/// larger than the receive buffer. What the wire buffer's bound does for
+/// plaintext: an error, not unbounded growth.
+pub(crate) fn receive_buffer_full(rx: &mut Inbound) -> Option<String> {
+    let capacity = rx.wire().capacity();
+    (rx.data().len() >= capacity)
+        .then(|| format!("receive buffer full: a frame is larger than {capacity} bytes"))
 }
 
 #[cfg(test)]
@@ -357,6 +413,34 @@ mod tests {
         );
         // The original keeps its own.
         assert!(Arc::ptr_eq(&first, &config.build().unwrap()));
+    }
+
+    #[test]
+    fn a_started_session_hands_its_client_hello_to_the_first_seal_only() {
+        let config = TlsConfig::new().danger_accept_invalid_certs(true);
+        let mut session = TlsSession::start(&config, "127.0.0.1").unwrap();
+        assert!(session.has_wire(), "no ClientHello queued");
+        let mut out = Vec::new();
+        session.seal(b"", &mut out).unwrap();
+        // One TLS handshake record (content type 22), legacy version 3.x.
+        assert_eq!(
+            &out[..2],
+            &[22, 3],
+            "not a handshake record: {:?}",
+            &out[..5]
+        );
+        let len = usize::from(u16::from_be_bytes([out[3], out[4]]));
+        assert_eq!(out.len(), 5 + len, "more than the ClientHello record");
+        assert!(!session.has_wire());
+        let mut again = Vec::new();
+        session.seal(b"", &mut again).unwrap();
+        assert!(again.is_empty(), "the ClientHello was sent twice");
+    }
+
+    #[test]
+    fn a_session_refuses_an_invalid_server_name() {
+        let config = TlsConfig::new().danger_accept_invalid_certs(true);
+        assert!(TlsSession::start(&config, "not a host name!").is_err());
     }
 
     #[test]

@@ -28,7 +28,7 @@ use std::path::Path;
 use super::options::ConnectOptions;
 use super::url::ServerAddr;
 use super::Error;
-use crate::layers::{TlsConfig, TlsLayer};
+use crate::layers::{receive_buffer_full, TlsConfig, TlsSession};
 use crate::session_io::Inbound;
 use crate::transport::ReadHalf;
 
@@ -116,17 +116,16 @@ fn tls_error(server: &ServerAddr, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Per-connection TLS state shared by the reader and the writer.
+/// Per-connection TLS state shared by the reader and the writer: the
+/// plaintext-or-TLS decision, then the shared [`TlsSession`] (the same one
+/// AMQP uses).
 pub(crate) struct NatsTls {
     server: ServerAddr,
     config: Option<TlsConfig>,
     first: bool,
-    layer: Option<TlsLayer>,
+    session: Option<TlsSession>,
     /// Set once the plaintext-or-TLS decision was made for this connection.
     decided: bool,
-    /// TLS records the reader produced (handshake answers, alerts) for the
-    /// writer to send first.
-    wire: Vec<u8>,
 }
 
 impl NatsTls {
@@ -143,9 +142,8 @@ impl NatsTls {
             server: server.clone(),
             config: wanted(&options.tls, server.is_tls() || any_tls),
             first: options.tls.first,
-            layer: None,
+            session: None,
             decided: false,
-            wire: Vec::new(),
         };
         if tls.first {
             tls.start()?;
@@ -157,16 +155,9 @@ impl NatsTls {
         let config = self.config.as_ref().ok_or_else(|| {
             tls_error(&self.server, "TLS was started without a TLS configuration")
         })?;
-        let built = config
-            .build()
+        let session = TlsSession::start(config, self.server.host())
             .map_err(|e| tls_error(&self.server, e.to_string()))?;
-        let name = config
-            .name_for(self.server.host())
-            .map_err(|e| tls_error(&self.server, e.to_string()))?;
-        let mut layer =
-            TlsLayer::new(built, name).map_err(|e| tls_error(&self.server, e.to_string()))?;
-        layer.flush(&mut self.wire);
-        self.layer = Some(layer);
+        self.session = Some(session);
         self.decided = true;
         Ok(())
     }
@@ -174,12 +165,12 @@ impl NatsTls {
     /// True once this connection is decided to stay plaintext (after INFO,
     /// no TLS wanted or required): bytes may then skip [`NatsTls::seal`].
     pub(crate) fn is_plaintext(&self) -> bool {
-        self.decided && self.layer.is_none() && self.wire.is_empty()
+        self.decided && self.session.is_none()
     }
 
     /// True once TLS is in use on this connection.
     pub(crate) fn is_active(&self) -> bool {
-        self.layer.is_some()
+        self.session.is_some()
     }
 
     /// Decides, once the session has parsed INFO, between TLS and
@@ -218,10 +209,9 @@ impl NatsTls {
     /// Appends to `out` what the writer must send: pending handshake
     /// records, then `plain` (encrypted when TLS is active).
     pub(crate) fn seal(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        out.append(&mut self.wire);
-        match &mut self.layer {
-            Some(layer) => layer
-                .encode(plain, out)
+        match &mut self.session {
+            Some(session) => session
+                .seal(plain, out)
                 .map_err(|e| tls_error(&self.server, e.to_string())),
             None => {
                 out.extend_from_slice(plain);
@@ -232,7 +222,7 @@ impl NatsTls {
 
     /// True when handshake records wait for the writer.
     pub(crate) fn has_wire(&self) -> bool {
-        !self.wire.is_empty()
+        self.session.as_ref().is_some_and(TlsSession::has_wire)
     }
 }
 
@@ -246,15 +236,14 @@ pub(crate) async fn read(
     reader: &mut ReadHalf,
     rx: &mut Inbound,
 ) -> Result<usize, Error> {
-    let active = tls.borrow().layer.is_some();
-    let capacity = rx.wire().capacity();
-    if active && rx.data().len() >= capacity {
-        // What the wire buffer's bound does for plaintext: a frame larger
-        // than the receive buffer is an error, not unbounded growth.
-        return Err(Error::Io(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("receive buffer full: a frame is larger than {capacity} bytes"),
-        )));
+    let active = tls.borrow().session.is_some();
+    if active {
+        if let Some(full) = receive_buffer_full(rx) {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                full,
+            )));
+        }
     }
     let n = reader.read(rx.wire()).await?;
     if !active || n == 0 {
@@ -262,9 +251,9 @@ pub(crate) async fn read(
     }
     let mut t = tls.borrow_mut();
     let t = &mut *t;
-    if let Some(layer) = &mut t.layer {
-        let handshake = &mut t.wire;
-        rx.decode(|records, plain| layer.decode(records, plain, handshake))
+    if let Some(session) = &mut t.session {
+        session
+            .open(rx)
             .map_err(|e| tls_error(&t.server, e.to_string()))?;
     }
     // Progress even when only handshake records arrived.
