@@ -242,7 +242,7 @@ fn flipped_spool_byte_is_reported_and_the_rest_replayed() {
     let at = middle
         + data[middle..]
             .windows(4)
-            .position(|w| w == b"CoB2")
+            .position(|w| w == b"CoB3")
             .unwrap()
         + 35;
     data[at] ^= 0x20;

@@ -9,19 +9,22 @@
 //! of a whole prefix, no per-record skip report; commitlog: unmaintained
 //! since 2019; sled: a database, far more than a log) do not give that.
 //!
-//! Record layout (little-endian), version 2 (written since the facade's
-//! NATS senders spool their envelope headers):
+//! Record layout (little-endian), version 3:
 //!
 //! ```text
-//! magic u32 = "CoB2" | body_len u32 | crc32c(body) u32 | body
+//! magic u32 = "CoB3" | body_len u32 | crc32c(magic | body_len | body) u32 | body
 //! body = id u64 | subject_len u16 | subject | msg_id_len u16 | msg_id
 //!        | headers_len u32 | headers | payload
 //! ```
 //!
 //! `headers` is opaque to the spool (a NATS header block for JetStream,
-//! empty for NSQ). Version 1 records (`"CoB1"`, the same without
-//! `headers_len | headers`) written by an older courier are still read,
-//! with empty headers, so an upgrade replays what the old one left.
+//! empty for NSQ). The checksum covers the marker: in versions 1 and 2
+//! (`"CoB1"`, `"CoB2"`, checksum of the body only) a flipped bit turning
+//! `2` into `1` made a damaged version 2 record pass as version 1 with its
+//! header block read as payload (found by the `scan_never_panics...`
+//! proptest). Records written by an older courier are still read
+//! (version 2 as written, version 1 without `headers_len | headers`, with
+//! empty headers), so an upgrade replays what the old one left.
 //!
 //! Segments are named `<first id, 20 digits>.log`. A new segment is started
 //! at open (never appending after a torn tail) and when the active one
@@ -33,8 +36,10 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const MAGIC: [u8; 4] = *b"CoB2";
-/// Version 1 records (no headers), still read.
+const MAGIC: [u8; 4] = *b"CoB3";
+/// Version 2 records (checksum of the body only), still read.
+const MAGIC_V2: [u8; 4] = *b"CoB2";
+/// Version 1 records (no headers, checksum of the body only), still read.
 const MAGIC_V1: [u8; 4] = *b"CoB1";
 const HEADER: usize = 12;
 /// Largest record body accepted (a bigger length field is corruption).
@@ -149,7 +154,7 @@ fn encode(rec: &Record, out: &mut Vec<u8>) -> io::Result<()> {
     out.extend_from_slice(&(rec.headers.len() as u32).to_le_bytes());
     out.extend_from_slice(&rec.headers);
     out.extend_from_slice(&rec.payload);
-    let crc = crc32c::crc32c(&out[body..]);
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&out[start..start + 8]), &out[body..]);
     out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
     Ok(())
 }
@@ -189,7 +194,8 @@ fn record_at(data: &[u8], pos: usize) -> Result<(Record, usize), &'static str> {
         .get(pos..pos + HEADER)
         .ok_or("torn record header at end")?;
     let v1 = header[..4] == MAGIC_V1;
-    if header[..4] != MAGIC && !v1 {
+    let v3 = header[..4] == MAGIC;
+    if !v3 && !v1 && header[..4] != MAGIC_V2 {
         return Err("bad record marker");
     }
     let len = u32::from_le_bytes(header[4..8].try_into().unwrap_or_default()) as usize;
@@ -200,7 +206,12 @@ fn record_at(data: &[u8], pos: usize) -> Result<(Record, usize), &'static str> {
     let body = data
         .get(pos + HEADER..pos + HEADER + len)
         .ok_or("torn record at end (crash mid-write)")?;
-    if crc32c::crc32c(body) != crc {
+    let computed = if v3 {
+        crc32c::crc32c_append(crc32c::crc32c(&header[..8]), body)
+    } else {
+        crc32c::crc32c(body)
+    };
+    if computed != crc {
         return Err("checksum mismatch");
     }
     let rec = decode_body(body, v1).ok_or("record body does not decode")?;
@@ -221,7 +232,9 @@ pub fn scan(path: &Path, data: &[u8]) -> (Vec<Record>, Vec<CorruptRecord>) {
                 // Resynchronise: the next marker that starts a valid record.
                 let mut next = pos + 1;
                 while next < data.len() {
-                    if (data[next..].starts_with(&MAGIC) || data[next..].starts_with(&MAGIC_V1))
+                    if [MAGIC, MAGIC_V2, MAGIC_V1]
+                        .iter()
+                        .any(|m| data[next..].starts_with(m))
                         && record_at(data, next).is_ok()
                     {
                         break;
@@ -535,6 +548,65 @@ mod tests {
         out
     }
 
+    /// A record as version 2 wrote it: marker "CoB2", checksum of the body only.
+    fn encode_v2(rec: &Record) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(rec, &mut out).unwrap();
+        out[..4].copy_from_slice(b"CoB2");
+        let crc = crc32c::crc32c(&out[HEADER..]);
+        out[8..12].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    fn record(id: u64) -> Record {
+        Record {
+            id,
+            subject: "s".into(),
+            msg_id: format!("{id:02}"),
+            headers: vec![b'h'; 3],
+            payload: vec![id as u8; 50],
+        }
+    }
+
+    #[test]
+    fn a_version_2_record_is_still_read_with_its_headers() {
+        let mut data = encode_v2(&record(7));
+        encode(&record(8), &mut data).unwrap();
+        let (records, bad) = scan(Path::new("x"), &data);
+        assert!(bad.is_empty(), "{bad:?}");
+        let got: Vec<(u64, &[u8], &[u8])> = records
+            .iter()
+            .map(|r| (r.id, r.headers.as_slice(), r.payload.as_slice()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (7, &b"hhh"[..], &[7u8; 50][..]),
+                (8, &b"hhh"[..], &[8u8; 50][..])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_flipped_version_marker_is_corruption_not_an_older_record() {
+        // The proptest's find: "CoB2" ^ 3 in the last byte = "CoB1", and the
+        // body-only checksum of versions 1 and 2 still matched, so the
+        // header block was returned as payload. The marker is checksummed now.
+        for marker in [&b"CoB2"[..], b"CoB1", b"CoB0"] {
+            let mut data = Vec::new();
+            for id in 0..3 {
+                encode(&record(id), &mut data).unwrap();
+            }
+            let one = data.len() / 3;
+            data[one..one + 4].copy_from_slice(marker);
+            let (records, bad) = scan(Path::new("x"), &data);
+            let ids: Vec<u64> = records.iter().map(|r| r.id).collect();
+            assert_eq!(ids, vec![0, 2], "marker {marker:?}");
+            assert_eq!(bad.len(), 1, "marker {marker:?}: {bad:?}");
+            assert_eq!(bad[0].offset, one as u64);
+        }
+    }
+
     #[test]
     fn headers_round_trip_and_a_version_1_spool_is_read_with_none() {
         let dir = std::env::temp_dir().join(format!("courier-spool-{}", fastrand::u64(..)));
@@ -576,7 +648,7 @@ mod tests {
             ]
         );
         let written = fs::read(dir.join(segment_name(2))).unwrap();
-        assert_eq!(&written[..4], b"CoB2");
+        assert_eq!(&written[..4], b"CoB3");
         fs::remove_dir_all(&dir).unwrap();
     }
 
