@@ -551,7 +551,6 @@ impl Client {
                         let (tx, rx) = oneshot::channel();
                         let position =
                             sh.statistics.written_bytes + sh.session.queued_bytes() as u64;
-                        sh.unconfirmed.boundary(position);
                         sh.receivers.flushes.push_back(PendingFlush {
                             ping: id,
                             position,
