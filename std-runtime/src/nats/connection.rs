@@ -404,12 +404,11 @@ async fn read_loop(
     loop {
         if blocked {
             // Wake the writer and wait until it made room (or the state
-            // changed), then process the same input again.
-            inner.wake.wake_writer();
-            let mut waited = false;
+            // changed), then process the same input again. A real wait:
+            // retrying without one never lets the writer run.
             inner
                 .wake
-                .wait_until(None, || std::mem::replace(&mut waited, true).then_some(()))
+                .signalled_after(|| inner.wake.wake_writer())
                 .await;
         } else {
             let n = tls::read(tls, &mut reader, rx).await?;

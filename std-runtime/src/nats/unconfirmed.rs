@@ -2,17 +2,20 @@
 //!
 //! Core NATS has no acknowledgements, but a PONG proves the server
 //! processed everything written before its PING. The connection task feeds
-//! every write through [`Unconfirmed::wrote`], which finds the publishes in
-//! it (with the core's [`client_command`]) and counts them against the
-//! earliest PING (flush or confirmation) that will be written after them;
-//! a PONG confirms all publishes before its PING's position. On a disconnect, what is left is the count the client reports
+//! every write through [`Unconfirmed::wrote`], which KEEPS the written
+//! bytes (one append, no parsing); a PONG confirms everything before its
+//! PING's position and drops those bytes unread. Only when a count is
+//! needed (a lost connection, `Client::unconfirmed_publishes`, "is a
+//! confirmation PING due") are the kept bytes walked with
+//! the core's [`client_command`]: the hot publish path parses nothing. On a
+//! disconnect, what is left is the count the client reports
 //! ([`Event::Disconnected`](super::Event::Disconnected)`.unconfirmed_publishes`)
 //! and, with [`ConnectOptions::resend_unconfirmed`](super::ConnectOptions::resend_unconfirmed),
 //! the publishes it queues again (at-least-once).
 //!
 //! A confirmation PING goes out once `confirm_bytes` were written or
 //! `confirm_interval` passed since the last one with publishes written, so
-//! the unconfirmed window (and the memory kept for a resend) is bounded.
+//! the unconfirmed window (and the bytes kept for it) is bounded.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -22,16 +25,6 @@ use courier_core::nats::{client_command, PingId};
 use super::options::Event;
 use super::shared::{ConnectionState, Shared};
 use super::url::ServerAddr;
-
-/// Publishes written before a PING (and after the previous one): the
-/// PONG to that PING confirms them all. Counting per PING, not per publish,
-/// keeps the publish path free of per-message allocations.
-struct Segment {
-    /// Stream position of the PING (once written).
-    boundary: u64,
-    /// Publishes that end at or before `boundary`.
-    count: usize,
-}
 
 /// A publish to queue again, parsed back from its wire form.
 pub(crate) struct Resend<'a> {
@@ -45,16 +38,19 @@ pub(crate) struct Unconfirmed {
     keep_wire: bool,
     confirm_bytes: u64,
     confirm_interval: Duration,
-    /// Stream position of the first byte of `carry` / of the next write.
-    position: u64,
-    /// The start of a command split across writes.
-    carry: Vec<u8>,
-    /// One per PING in flight (flush or confirmation), oldest first.
-    segments: VecDeque<Segment>,
-    /// Publishes written after the newest PING's position.
-    tail: usize,
-    /// Resend only: each unconfirmed publish's end position and wire form.
-    wires: VecDeque<(u64, Vec<u8>)>,
+    /// Written, unconfirmed bytes, from `kept[skip..]`; they start at a
+    /// command boundary (a publish cut by a write is kept whole once its
+    /// end is written, and not counted before).
+    kept: Vec<u8>,
+    /// Bytes at the front of `kept` already confirmed (dropped lazily so a
+    /// confirmation does not move the rest every time).
+    skip: usize,
+    /// Stream position of `kept[skip]`.
+    kept_start: u64,
+    /// Publishes counted one by one, oldest first: vectored publishes (their
+    /// payload never enters `kept`) and those of kept bytes walked before a
+    /// gap. Each with its end position and, when resending, its wire form.
+    whole: VecDeque<(u64, Option<Vec<u8>>)>,
     /// Confirmation pings in flight: (id, position once written).
     pings: VecDeque<(PingId, u64)>,
     last_ping_position: u64,
@@ -67,103 +63,95 @@ impl Unconfirmed {
             keep_wire,
             confirm_bytes: confirm_bytes as u64,
             confirm_interval,
-            position: 0,
-            carry: Vec::new(),
-            segments: VecDeque::with_capacity(16),
-            tail: 0,
-            wires: VecDeque::new(),
+            kept: Vec::new(),
+            skip: 0,
+            kept_start: 0,
+            whole: VecDeque::new(),
             pings: VecDeque::with_capacity(16),
             last_ping_position: 0,
             last_ping_at: Instant::now(),
         }
     }
 
-    /// Publishes written and not yet confirmed.
+    /// Publishes written and not yet confirmed (walks the kept bytes).
     pub(crate) fn count(&self) -> usize {
-        self.segments.iter().map(|s| s.count).sum::<usize>() + self.tail
+        let mut n = self.whole.len();
+        each_publish(&self.kept[self.skip..], |_, _| n += 1);
+        n
+    }
+
+    /// Where the kept bytes end: the next contiguous write starts here.
+    fn kept_end(&self) -> u64 {
+        self.kept_start + (self.kept.len() - self.skip) as u64
     }
 
     /// `bytes` were written, starting at stream position `start`.
     pub(crate) fn wrote(&mut self, start: u64, bytes: &[u8]) {
-        if !self.carry.is_empty() && self.position + self.carry.len() as u64 == start {
-            let mut joined = std::mem::take(&mut self.carry);
-            joined.extend_from_slice(bytes);
-            let base = self.position;
-            self.scan(base, &joined);
-        } else {
-            self.carry.clear();
-            self.scan(start, bytes);
+        if start != self.kept_end() {
+            self.rebase(start);
         }
+        self.kept.extend_from_slice(bytes);
     }
 
-    fn scan(&mut self, base: u64, bytes: &[u8]) {
-        let mut at = 0;
-        while at < bytes.len() {
-            match client_command(&bytes[at..]) {
-                Some((len, is_publish)) => {
-                    if is_publish {
-                        let end = base + (at + len) as u64;
-                        let wire = self.keep_wire.then(|| bytes[at..at + len].to_vec());
-                        self.add(end, wire);
-                    }
-                    at += len;
-                }
-                None => {
-                    self.carry.extend_from_slice(&bytes[at..]);
-                    self.position = base + at as u64;
-                    return;
-                }
-            }
-        }
-        self.position = base + bytes.len() as u64;
-    }
-
-    /// One publish ending at `end` was written.
-    fn add(&mut self, end: u64, wire: Option<Vec<u8>>) {
-        // The earliest PING written after it confirms it.
-        match self.segments.iter_mut().find(|s| s.boundary >= end) {
-            Some(segment) => segment.count += 1,
-            None => self.tail += 1,
-        }
-        if let Some(wire) = wire {
-            self.wires.push_back((end, wire));
-        }
+    /// The next write starts at `start`, not where the kept bytes end (a
+    /// vectored publish went in between, or a new connection): the kept
+    /// publishes are counted one by one now (the rare path) and the bytes
+    /// start over. A command cut at the end of the kept bytes was never
+    /// completed: it is not counted, as before.
+    fn rebase(&mut self, start: u64) {
+        let base = self.kept_start;
+        let keep_wire = self.keep_wire;
+        let whole = &mut self.whole;
+        each_publish(&self.kept[self.skip..], |at, wire| {
+            whole.push_back((base + at as u64, keep_wire.then(|| wire.to_vec())));
+        });
+        self.kept.clear();
+        self.skip = 0;
+        self.kept_start = start;
     }
 
     /// A whole publish written on its own (vectored), ending at `end`.
     pub(crate) fn wrote_publish(&mut self, end: u64, wire: impl FnOnce() -> Vec<u8>) {
-        self.carry.clear();
         let wire = self.keep_wire.then(wire);
-        self.add(end, wire);
-        self.position = end;
+        self.rebase(end);
+        self.whole.push_back((end, wire));
     }
 
-    /// A PING (flush or confirmation) was queued; it is written at
-    /// `position`: its PONG will confirm every publish ending before.
-    pub(crate) fn boundary(&mut self, position: u64) {
-        if self.segments.back().is_some_and(|s| s.boundary >= position) {
-            return;
-        }
-        let count = std::mem::take(&mut self.tail);
-        self.segments.push_back(Segment {
-            boundary: position,
-            count,
-        });
-    }
-
-    /// Whether a confirmation PING is due: publishes are unconfirmed, none
-    /// is in flight, and enough bytes or time passed since the last one.
-    pub(crate) fn ping_due(&self, written_bytes: u64) -> bool {
+    /// Whether a confirmation PING is due: none is in flight, publishes are
+    /// unconfirmed, and enough bytes or time passed since the last one.
+    /// Kept bytes without a publish (PONGs, SUBs) are dropped here, so an
+    /// idle connection keeps them one interval at most.
+    pub(crate) fn ping_due(&mut self, written_bytes: u64) -> bool {
         self.pings.is_empty()
-            && self.tail > 0
             && (written_bytes - self.last_ping_position >= self.confirm_bytes
                 || self.last_ping_at.elapsed() >= self.confirm_interval)
+            && self.holds_a_publish()
+    }
+
+    /// Whether a written publish is unconfirmed: usually the first kept
+    /// command is one, so this stops at once.
+    fn holds_a_publish(&mut self) -> bool {
+        if !self.whole.is_empty() {
+            return true;
+        }
+        let kept = &self.kept[self.skip..];
+        let mut at = 0;
+        while let Some((len, is_publish)) = client_command(&kept[at..]) {
+            if is_publish {
+                return true;
+            }
+            at += len;
+        }
+        // Only other commands, and maybe the start of one: keep that start.
+        self.skip += at;
+        self.kept_start += at as u64;
+        self.compact();
+        false
     }
 
     /// A confirmation PING was queued; it is written at `position`.
     pub(crate) fn pinged(&mut self, id: PingId, position: u64) {
         self.pings.push_back((id, position));
-        self.boundary(position);
         self.last_ping_position = position;
         self.last_ping_at = Instant::now();
     }
@@ -180,32 +168,61 @@ impl Unconfirmed {
         confirmed
     }
 
-    /// Everything up to `position` reached the server.
+    /// Everything up to `position` reached the server: the kept bytes
+    /// before it are dropped unread (a PING's position is a command
+    /// boundary).
     pub(crate) fn confirm(&mut self, position: u64) {
-        while self
-            .segments
-            .front()
-            .is_some_and(|s| s.boundary <= position)
-        {
-            self.segments.pop_front();
+        while self.whole.front().is_some_and(|(end, _)| *end <= position) {
+            self.whole.pop_front();
         }
-        while self.wires.front().is_some_and(|(end, _)| *end <= position) {
-            self.wires.pop_front();
+        if position <= self.kept_start {
+            return;
+        }
+        if position >= self.kept_end() {
+            self.kept.clear();
+            self.skip = 0;
+            self.kept_start = position;
+            return;
+        }
+        let n = (position - self.kept_start) as usize;
+        self.skip += n;
+        self.kept_start = position;
+        self.compact();
+    }
+
+    /// Gives the confirmed front of `kept` back once it is most of it.
+    fn compact(&mut self) {
+        if self.skip == self.kept.len() {
+            self.kept.clear();
+            self.skip = 0;
+        } else if self.skip > self.kept.len() / 2 {
+            self.kept.drain(..self.skip);
+            self.skip = 0;
         }
     }
 
     /// The connection is gone: returns the unconfirmed publishes' wire
     /// forms (empty unless resending) and their count, and starts over.
     pub(crate) fn take_lost(&mut self, next_position: u64) -> (Vec<Vec<u8>>, usize) {
-        let count = self.count();
-        let wires = self.wires.drain(..).map(|(_, w)| w).collect();
-        self.segments.clear();
-        self.tail = 0;
-        self.carry.clear();
+        self.rebase(next_position);
+        let count = self.whole.len();
+        let wires = self.whole.drain(..).filter_map(|(_, w)| w).collect();
         self.pings.clear();
-        self.position = next_position;
         self.last_ping_position = next_position;
         (wires, count)
+    }
+}
+
+/// Calls `f(end, wire)` for every whole publish in `bytes` (which start at
+/// a command boundary), `end` being its end offset in `bytes`. A command
+/// cut at the end is not whole: not counted.
+fn each_publish(bytes: &[u8], mut f: impl FnMut(usize, &[u8])) {
+    let mut at = 0;
+    while let Some((len, is_publish)) = client_command(&bytes[at..]) {
+        if is_publish {
+            f(at + len, &bytes[at..at + len]);
+        }
+        at += len;
     }
 }
 
@@ -389,6 +406,60 @@ mod tests {
                 proptest::prop_assert_eq!(p.payload, payload.as_slice());
             }
         }
+    }
+
+    #[test]
+    fn a_pong_drops_the_confirmed_bytes_and_keeps_the_rest() {
+        let mut u = Unconfirmed::new(false, 1 << 20, Duration::from_secs(60));
+        let one = b"PUB a 1\r\nx\r\n";
+        u.wrote(0, one);
+        u.wrote(12, b"PING\r\n");
+        u.wrote(18, one);
+        u.wrote(30, b"PUB a 1\r\nx");
+        assert_eq!(u.count(), 2, "the cut publish is not whole yet");
+        u.confirm(18);
+        assert_eq!(u.count(), 1);
+        assert_eq!(&u.kept[u.skip..], b"PUB a 1\r\nx\r\nPUB a 1\r\nx");
+        u.confirm(30);
+        assert_eq!(u.count(), 0);
+        u.wrote(40, b"\r\n");
+        assert_eq!(u.count(), 1, "whole once its end is written");
+        u.confirm(42);
+        assert_eq!((u.count(), u.kept.len()), (0, 0), "nothing kept");
+    }
+
+    #[test]
+    fn a_vectored_publish_between_writes_keeps_the_order() {
+        let mut u = Unconfirmed::new(true, 1 << 20, Duration::from_secs(60));
+        u.wrote(0, b"PUB a 1\r\nx\r\n");
+        // A vectored publish of 14 bytes, then the buffer again.
+        u.wrote_publish(26, || b"PUB v 2\r\nvv\r\n".to_vec());
+        u.wrote(26, b"PUB b 1\r\ny\r\n");
+        assert_eq!(u.count(), 3);
+        let (wires, count) = u.take_lost(38);
+        assert_eq!(count, 3);
+        let subjects: Vec<_> = wires
+            .iter()
+            .map(|w| parse_publish(w).unwrap().subject.to_string())
+            .collect();
+        assert_eq!(subjects, ["a", "v", "b"]);
+        // Confirming past the vectored publish drops it too.
+        u.wrote(38, b"PUB c 1\r\nz\r\n");
+        u.wrote_publish(64, || b"PUB w 2\r\nww\r\n".to_vec());
+        u.confirm(64);
+        assert_eq!(u.count(), 0);
+    }
+
+    #[test]
+    fn kept_bytes_without_a_publish_are_dropped_when_a_ping_would_be_due() {
+        let mut u = Unconfirmed::new(false, 20, Duration::from_secs(60));
+        for i in 0..10u64 {
+            u.wrote(i * 6, b"PONG\r\n");
+        }
+        assert!(!u.ping_due(60), "no publish: no confirmation ping");
+        assert_eq!(u.kept.len() - u.skip, 0, "and the PONGs are not kept");
+        u.wrote(60, b"PUB a 1\r\nx\r\n");
+        assert!(u.ping_due(72));
     }
 
     #[test]
