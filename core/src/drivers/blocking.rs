@@ -150,8 +150,10 @@ where
     }
 
     /// Publishes `payload` to `subject` and writes it to the transport.
+    /// Never reaches the header parser (a device that publishes without
+    /// headers does not link it).
     pub fn publish(&mut self, subject: &str, payload: &[u8]) -> Result<(), Error<T::Error>> {
-        self.publish_with(subject, None, None, payload)
+        self.publish_checked(subject, None, None, payload)
     }
 
     /// Publishes with an optional reply subject and an optional header
@@ -168,6 +170,24 @@ where
         subject: &str,
         reply: Option<&str>,
         headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Result<(), Error<T::Error>> {
+        // Checked once here, not on the retry after a full buffer.
+        let headers = match headers {
+            Some(raw) => Some(nats::CheckedBlock::check(raw).map_err(nats::Error::from)?),
+            None => None,
+        };
+        self.publish_checked(subject, reply, headers, payload)
+    }
+
+    /// [`Self::publish_with`] with a header block checked before
+    /// ([`nats::CheckedBlock`], e.g. [`nats::HeaderWriter::checked`]): it is
+    /// not parsed again.
+    pub fn publish_checked(
+        &mut self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<nats::CheckedBlock<'_>>,
         payload: &[u8],
     ) -> Result<(), Error<T::Error>> {
         self.link.ensure_usable()?;

@@ -280,7 +280,7 @@ where
     /// rejects): handling input now makes progress without reading.
     fn has_frame(&self) -> bool {
         !matches!(
-            nats::parser::parse(self.rx.data(), self.rx.capacity()),
+            nats::parser::parse_for::<SUBS>(self.rx.data(), self.rx.capacity()),
             Ok(None)
         )
     }
@@ -406,8 +406,9 @@ where
 
     fn queue(&mut self, publish: &Publish<'_>) -> Result<(), nats::Error> {
         let p = publish;
+        let headers = p.headers.map(|h| h.as_bytes());
         self.session
-            .publish(p.subject, p.reply, p.headers, p.payload)
+            .publish_block(p.subject, p.reply, headers, true, p.payload)
     }
 
     /// Queues a publish again once the transmit buffer was written out.
@@ -425,8 +426,9 @@ where
                 if self.session.state() == nats::State::Connected =>
             {
                 let p = publish;
+                let headers = p.headers.map(|h| h.as_bytes());
                 self.session
-                    .publish_header_only(p.subject, p.reply, p.headers, p.payload.len())
+                    .publish_header_only_block(p.subject, p.reply, headers, true, p.payload.len())
                     .map(Some)
                     .map_err(|e| match e {
                         // Report the whole publish, not just the control line.
@@ -492,10 +494,13 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 
 /// The arguments of one publish.
 #[derive(Clone, Copy)]
+/// A publish as the drivers queue it: its header block was checked once
+/// (by `publish_with`), so a retry does not check it again and a plain
+/// `publish` never reaches the header parser.
 struct Publish<'a> {
     subject: &'a str,
     reply: Option<&'a str>,
-    headers: Option<&'a [u8]>,
+    headers: Option<nats::CheckedBlock<'a>>,
     payload: &'a [u8],
 }
 

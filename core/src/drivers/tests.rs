@@ -16,6 +16,8 @@ use super::{asynch, Clock, DriverOptions, Error, Wait};
 use crate::nats::{self, ConnectOptions};
 use crate::time::{Duration, Instant};
 
+mod publish_only;
+
 const INFO: &[u8] = b"INFO {\"server_id\":\"T\",\"version\":\"2.10.0\",\"proto\":1,\"headers\":true,\"max_payload\":1048576}\r\n";
 
 /// A simulated clock the test (and the transport) moves forward.

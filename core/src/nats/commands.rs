@@ -197,6 +197,8 @@ pub fn publish<T: CommandSink + ?Sized>(
 /// for a payload of `payload_len` bytes, so a driver can send the payload
 /// from its own memory (vectored or registered-buffer write). Returns the
 /// trailer the driver must send right after the payload (`\r\n`, 2 bytes).
+/// (The session calls `write_publish` itself, with its `checked` flag.)
+#[cfg(test)]
 pub fn publish_header_only<T: CommandSink + ?Sized>(
     sink: &mut T,
     subject: &str,

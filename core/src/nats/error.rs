@@ -487,44 +487,68 @@ pub enum ServerErrorKind {
     Other,
 }
 
+/// nats-server's error texts (lower case, the start of each), in the order
+/// they are tried.
+const ERROR_PREFIXES: &[(&str, ServerErrorKind)] = &[
+    (
+        "authorization violation",
+        ServerErrorKind::AuthorizationViolation,
+    ),
+    (
+        "user authentication",
+        ServerErrorKind::AuthenticationExpired,
+    ),
+    (
+        "account authentication",
+        ServerErrorKind::AuthenticationExpired,
+    ),
+    (
+        "authentication timeout",
+        ServerErrorKind::AuthenticationTimeout,
+    ),
+    ("stale connection", ServerErrorKind::StaleConnection),
+    ("maximum payload", ServerErrorKind::MaximumPayloadViolation),
+    (
+        "unknown protocol operation",
+        ServerErrorKind::UnknownProtocolOperation,
+    ),
+    ("slow consumer", ServerErrorKind::SlowConsumer),
+    (
+        "maximum connections exceeded",
+        ServerErrorKind::MaximumConnectionsExceeded,
+    ),
+    (
+        "secure connection",
+        ServerErrorKind::SecureConnectionRequired,
+    ),
+    ("parser error", ServerErrorKind::ParserError),
+    (
+        "permissions violation",
+        ServerErrorKind::PermissionsViolation,
+    ),
+    ("invalid subject", ServerErrorKind::InvalidSubject),
+    ("invalid publish subject", ServerErrorKind::InvalidSubject),
+    (
+        "maximum subscriptions exceeded",
+        ServerErrorKind::MaximumSubscriptionsExceeded,
+    ),
+];
+
 impl ServerErrorKind {
-    /// Classifies the text of a `-ERR` (case-insensitive prefix match).
+    /// Classifies the text of a `-ERR` (case-insensitive prefix match;
+    /// leading and trailing ASCII whitespace ignored).
     pub fn classify(message: &str) -> Self {
-        let m = message.trim().as_bytes();
-        let starts = |p: &str| {
-            m.len() >= p.len()
-                && m.get(..p.len())
-                    .is_some_and(|h| h.eq_ignore_ascii_case(p.as_bytes()))
-        };
-        if starts("authorization violation") {
-            ServerErrorKind::AuthorizationViolation
-        } else if starts("user authentication") || starts("account authentication") {
-            ServerErrorKind::AuthenticationExpired
-        } else if starts("authentication timeout") {
-            ServerErrorKind::AuthenticationTimeout
-        } else if starts("stale connection") {
-            ServerErrorKind::StaleConnection
-        } else if starts("maximum payload") {
-            ServerErrorKind::MaximumPayloadViolation
-        } else if starts("unknown protocol operation") {
-            ServerErrorKind::UnknownProtocolOperation
-        } else if starts("slow consumer") {
-            ServerErrorKind::SlowConsumer
-        } else if starts("maximum connections exceeded") {
-            ServerErrorKind::MaximumConnectionsExceeded
-        } else if starts("secure connection") {
-            ServerErrorKind::SecureConnectionRequired
-        } else if starts("parser error") {
-            ServerErrorKind::ParserError
-        } else if starts("permissions violation") {
-            ServerErrorKind::PermissionsViolation
-        } else if starts("invalid subject") || starts("invalid publish subject") {
-            ServerErrorKind::InvalidSubject
-        } else if starts("maximum subscriptions exceeded") {
-            ServerErrorKind::MaximumSubscriptionsExceeded
-        } else {
-            ServerErrorKind::Other
+        let m = message.as_bytes().trim_ascii();
+        // One loop over a table (not one inlined comparison per prefix):
+        // small on a device, and -ERR is rare.
+        for (prefix, kind) in ERROR_PREFIXES {
+            if m.get(..prefix.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(prefix.as_bytes()))
+            {
+                return *kind;
+            }
         }
+        ServerErrorKind::Other
     }
 
     /// True when the server closes the connection after this error.
@@ -570,6 +594,9 @@ mod tests {
                 true,
             ),
             ("maximum control line exceeded", Other, true),
+            ("  \tslow consumer \r", SlowConsumer, true),
+            ("Authorization", Other, true),
+            ("", Other, true),
             (
                 "Permissions Violation for Publish to \"a\"",
                 PermissionsViolation,

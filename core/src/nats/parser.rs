@@ -48,6 +48,10 @@ const OP_NAMES: [&[u8]; 7] = [b"INFO", b"MSG", b"HMSG", b"PING", b"PONG", b"+OK"
 const EXPECTED_OP: &str = "a NATS operation (INFO, MSG, HMSG, PING, PONG, +OK, -ERR)";
 const EXPECTED_MSG: &str = "MSG <subject> <sid> [reply] <#bytes>";
 const EXPECTED_HMSG: &str = "HMSG <subject> <sid> [reply] <#header bytes> <#total bytes>";
+/// What a session without subscription slots (`SUBS` = 0) expects instead
+/// of a message: the server cannot have one for it.
+const NO_MSGS: &str = "INFO, PING, PONG, +OK or -ERR (not MSG/HMSG: this session has no \
+                       subscription slots, SUBS = 0; give it some to receive messages)";
 
 /// Parses one operation from the front of `input`.
 ///
@@ -62,7 +66,32 @@ const EXPECTED_HMSG: &str = "HMSG <subject> <sid> [reply] <#header bytes> <#tota
 /// assert_eq!((op, used), (ServerOp::Ping, 6));
 /// assert_eq!(parse(b"MSG a 1 5\r\nhel", 1024).unwrap(), None);
 /// ```
+#[inline]
 pub fn parse(input: &[u8], capacity: usize) -> Result<Option<(ServerOp<'_>, usize)>, Error> {
+    parse_ops::<true>(input, capacity)
+}
+
+/// [`parse`] for a session with `SUBS` subscription slots: with none, no
+/// message can be for it, and the message parser is left out (a
+/// publish-only device).
+#[inline]
+pub(crate) fn parse_for<const SUBS: usize>(
+    input: &[u8],
+    capacity: usize,
+) -> Result<Option<(ServerOp<'_>, usize)>, Error> {
+    if SUBS == 0 {
+        parse_ops::<false>(input, capacity)
+    } else {
+        parse_ops::<true>(input, capacity)
+    }
+}
+
+/// [`parse`]; with `MSGS` false (a session without subscription slots) a
+/// `MSG`/`HMSG` is a protocol error and the message parser is not linked.
+pub(crate) fn parse_ops<const MSGS: bool>(
+    input: &[u8],
+    capacity: usize,
+) -> Result<Option<(ServerOp<'_>, usize)>, Error> {
     let Some(newline) = input.iter().position(|&b| b == b'\n') else {
         if input.len() >= capacity {
             return Err(Error::ControlLineTooLong { capacity });
@@ -92,7 +121,9 @@ pub fn parse(input: &[u8], capacity: usize) -> Result<Option<(ServerOp<'_>, usiz
         }
     };
     let (name, rest) = split_word(line);
-    let op = if name.eq_ignore_ascii_case(b"MSG") {
+    let op = if !MSGS && (name.eq_ignore_ascii_case(b"MSG") || name.eq_ignore_ascii_case(b"HMSG")) {
+        return Err(ProtocolError::new(NO_MSGS, line).into());
+    } else if name.eq_ignore_ascii_case(b"MSG") {
         return parse_msg(input, line, rest, line_len, capacity, false);
     } else if name.eq_ignore_ascii_case(b"HMSG") {
         return parse_msg(input, line, rest, line_len, capacity, true);
@@ -260,6 +291,30 @@ mod tests {
 
     fn one(input: &[u8]) -> (ServerOp<'_>, usize) {
         parse(input, CAP).unwrap().unwrap()
+    }
+
+    #[test]
+    fn without_subscription_slots_a_message_is_a_protocol_error() {
+        for input in [
+            &b"MSG a 1 2\r\nhi\r\n"[..],
+            b"msg a 1 2\r\n",
+            b"HMSG a 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n",
+        ] {
+            match parse_for::<0>(input, CAP) {
+                Err(Error::Protocol(p)) => {
+                    assert_eq!(p.expected, NO_MSGS);
+                    assert_eq!(p.seen.first(), input.first());
+                }
+                other => panic!("{input:?}: {other:?}"),
+            }
+            // With slots the same bytes are a message (or its start).
+            assert!(parse_for::<1>(input, CAP).is_ok());
+        }
+        assert_eq!(
+            parse_for::<0>(b"PING\r\n", CAP).unwrap(),
+            Some((ServerOp::Ping, 6))
+        );
+        assert_eq!(parse_for::<0>(b"MSG a 1 2\r", CAP).unwrap(), None);
     }
 
     #[test]
@@ -507,6 +562,40 @@ mod tests {
             while let Ok(Some((_, used))) = parse(rest, capacity) {
                 prop_assert!(used > 0 && used <= rest.len());
                 rest = &rest[used..];
+            }
+        }
+
+        /// Without subscription slots every frame parses as with them,
+        /// except MSG/HMSG, which are a protocol error (never a partial
+        /// wait, never a panic), also when cut short or mutated.
+        #[test]
+        fn without_slots_only_messages_differ(
+            frame in frame_strategy(),
+            cut in any::<prop::sample::Index>(),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let mut mutated = frame.clone();
+            let i = at.index(mutated.len());
+            mutated[i] = byte;
+            let short = &frame[..cut.index(frame.len() + 1)];
+            for input in [&frame[..], &mutated[..], short] {
+                let without = parse_for::<0>(input, CAP);
+                let line = input
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .and_then(|n| input[..n].strip_suffix(b"\r"));
+                let word = line.map(|l| split_word(l).0).unwrap_or_default();
+                if word.eq_ignore_ascii_case(b"MSG") || word.eq_ignore_ascii_case(b"HMSG") {
+                    // Refused at its control line, without waiting for
+                    // the body.
+                    prop_assert!(
+                        matches!(without, Err(Error::Protocol(ref p)) if p.expected == NO_MSGS),
+                        "{:?}", without
+                    );
+                } else {
+                    prop_assert_eq!(parse(input, CAP), without);
+                }
             }
         }
 

@@ -190,7 +190,7 @@ where
             0 => usize::MAX,
             c => c,
         };
-        let (op, used) = match parser::parse(input, capacity) {
+        let (op, used) = match parser::parse_for::<SUBS>(input, capacity) {
             Ok(Some(parsed)) => parsed,
             Ok(None) => return Ok((0, None)),
             Err(e) => return Err(self.fail(e)),
@@ -221,7 +221,14 @@ where
                 self.push_event(Event::Ok);
                 None
             }
-            ServerOp::Msg(frame) => self.on_message(frame),
+            ServerOp::Msg(frame) if SUBS > 0 => self.on_message(frame),
+            // The parser refuses messages when there are no slots (so the
+            // message code is not linked then); a message would have no
+            // subscription: counted like one for an unknown sid.
+            ServerOp::Msg(_) => {
+                self.stats.dropped_unknown_sid += 1;
+                None
+            }
         };
         Ok((used, received))
     }

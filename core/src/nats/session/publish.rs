@@ -88,7 +88,9 @@ where
         self.publish_block(subject, reply, Some(headers.as_bytes()), true, payload)
     }
 
-    fn publish_block(
+    /// `checked`: `headers` is a `CheckedBlock`'s (the drivers check a
+    /// block once, so a plain publish never links the header parser).
+    pub(crate) fn publish_block(
         &mut self,
         subject: &str,
         reply: Option<&str>,
@@ -138,6 +140,18 @@ where
         headers: Option<&[u8]>,
         payload_len: usize,
     ) -> Result<&'static [u8], Error> {
+        self.publish_header_only_block(subject, reply, headers, false, payload_len)
+    }
+
+    /// [`Session::publish_header_only`]; `checked` as in `publish_block`.
+    pub(crate) fn publish_header_only_block(
+        &mut self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&[u8]>,
+        checked: bool,
+        payload_len: usize,
+    ) -> Result<&'static [u8], Error> {
         if self.state != State::Connected {
             return Err(Error::NotConnected);
         }
@@ -150,15 +164,17 @@ where
             }));
         }
         self.check_publish(headers, payload_len)?;
-        let trailer = commands::publish_header_only(
+        commands::write_publish(
             &mut Sendable(&mut self.out),
             subject,
             reply,
             headers,
+            checked,
             payload_len,
+            None,
         )?;
         self.out.mark_vectored();
-        Ok(trailer)
+        Ok(commands::CRLF)
     }
 
     /// Publishes held until the handshake completes (see

@@ -1,6 +1,7 @@
 //! The smallest NATS device: connects over UART0, publishes the readings,
 //! confirms them with a PING/PONG round trip, exits 0. Lean INFO storage
-//! (`EssentialInfo`), no subscriptions but the one slot the session needs.
+//! (`EssentialInfo`), no subscription or request slots (SUBS = REQS = 0: the
+//! message parser is not linked).
 #![no_std]
 #![no_main]
 
@@ -22,7 +23,7 @@ fn main() -> ! {
     let (clock, uart) = courier_firmware::start_board();
     let mut options = ConnectOptions::default();
     let _ = courier_core::nats::set_str(&mut options.name, telemetry::DEVICE);
-    let mut client: NatsClient<_, _, [u8; RX], [u8; TX], 1, 1, EssentialInfo> = NatsClient::new(
+    let mut client: NatsClient<_, _, [u8; RX], [u8; TX], 0, 0, EssentialInfo> = NatsClient::new(
         uart,
         clock,
         options,

@@ -3,7 +3,8 @@
 //! (as nats-server expects by default, and as nats.go does), verifies the
 //! server against the provisioned CA, then runs the blocking courier driver
 //! over the TLS connection: CONNECT, the readings, a PING/PONG round trip
-//! that confirms them, exit 0. No allocator.
+//! that confirms them, exit 0. No allocator; no subscription or request
+//! slots (SUBS = REQS = 0: the message parser is not linked).
 //!
 //! Exit codes: 0 confirmed; 7 the server's certificate was refused (not
 //! retried: another attempt would meet the same certificate); 8 no
@@ -120,7 +121,7 @@ fn main() -> ! {
             clock.now().saturating_since(started).as_millis(),
             attempt
         );
-        let mut client: NatsClient<_, _, [u8; RX], [u8; TX], 1, 1, EssentialInfo> = NatsClient::new(
+        let mut client: NatsClient<_, _, [u8; RX], [u8; TX], 0, 0, EssentialInfo> = NatsClient::new(
             tls,
             clock,
             options.clone(),
