@@ -8,8 +8,10 @@
 
 pub mod alloc_count;
 pub mod amqp_proxy;
+pub mod amqp_setup;
 pub mod certs;
 pub mod jwt;
+pub mod nats_events;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
