@@ -138,23 +138,10 @@ pub fn amqp_session(data: &[u8]) {
     drive(&mut d, &mut u, stream);
 }
 
-impl SessionDriver for Driver {
-    type Op = Op;
-    fn apply(&mut self, op: Op, stream: &mut &[u8]) {
-        Driver::apply(self, op, stream);
-    }
-    fn check(&self) {
-        Driver::check_output(self);
-    }
-    fn pump(&mut self) {
-        Driver::pump(self);
-    }
-    fn write(&mut self, n: usize) {
-        Driver::write(self, n);
-    }
-    fn rx(&mut self) -> (&mut Vec<u8>, usize) {
-        (&mut self.rx, self.rx_capacity)
-    }
+crate::session_driver! {
+    Driver,
+    Op,
+    check_output,
     /// `pump` asserts stalls itself and restarts a closed session.
     fn checks_stalls(&self) -> bool {
         false

@@ -74,3 +74,31 @@ pub fn drive<D: SessionDriver>(d: &mut D, u: &mut Unstructured<'_>, mut stream: 
         }
     }
 }
+
+/// Implements [`SessionDriver`] for a target's `Driver` from its inherent
+/// `apply`, `pump`, `write`, its check method and its `rx`/`rx_capacity`
+/// fields; further items override the trait's provided methods.
+#[macro_export]
+macro_rules! session_driver {
+    ($driver:ty, $op:ty, $check:ident $(, $($extra:tt)+)?) => {
+        impl $crate::harness::SessionDriver for $driver {
+            type Op = $op;
+            fn apply(&mut self, op: $op, stream: &mut &[u8]) {
+                <$driver>::apply(self, op, stream);
+            }
+            fn check(&self) {
+                <$driver>::$check(self);
+            }
+            fn pump(&mut self) {
+                <$driver>::pump(self);
+            }
+            fn write(&mut self, n: usize) {
+                <$driver>::write(self, n);
+            }
+            fn rx(&mut self) -> (&mut Vec<u8>, usize) {
+                (&mut self.rx, self.rx_capacity)
+            }
+            $($($extra)+)?
+        }
+    };
+}

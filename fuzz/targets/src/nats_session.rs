@@ -123,24 +123,7 @@ pub fn nats_session(data: &[u8]) {
     drive(&mut d, &mut u, stream);
 }
 
-impl SessionDriver for Driver {
-    type Op = Op;
-    fn apply(&mut self, op: Op, stream: &mut &[u8]) {
-        Driver::apply(self, op, stream);
-    }
-    fn check(&self) {
-        Driver::check_output(self);
-    }
-    fn pump(&mut self) {
-        Driver::pump(self);
-    }
-    fn write(&mut self, n: usize) {
-        Driver::write(self, n);
-    }
-    fn rx(&mut self) -> (&mut Vec<u8>, usize) {
-        (&mut self.rx, self.rx_capacity)
-    }
-}
+crate::session_driver!(Driver, Op, check_output);
 
 impl Driver {
     fn apply(&mut self, op: Op, stream: &mut &[u8]) {

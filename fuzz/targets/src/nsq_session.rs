@@ -111,23 +111,10 @@ pub fn nsq_session(data: &[u8]) {
     drive(&mut d, &mut u, stream);
 }
 
-impl SessionDriver for Driver {
-    type Op = Op;
-    fn apply(&mut self, op: Op, stream: &mut &[u8]) {
-        Driver::apply(self, op, stream);
-    }
-    fn check(&self) {
-        Driver::check(self);
-    }
-    fn pump(&mut self) {
-        Driver::pump(self);
-    }
-    fn write(&mut self, n: usize) {
-        Driver::write(self, n);
-    }
-    fn rx(&mut self) -> (&mut Vec<u8>, usize) {
-        (&mut self.rx, self.rx_capacity)
-    }
+crate::session_driver! {
+    Driver,
+    Op,
+    check,
     fn finished(&self) -> bool {
         self.dead
     }
