@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 pub mod host_io;
 pub mod jetstream;
 pub mod rabbitmq;
+pub mod rabbitmq_node;
 pub use rabbitmq::RabbitMq;
 pub mod toxiproxy;
 
