@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use courier::amqp::{ConnectOptions, Connection, DeclareOptions, Error};
 use courier_core::amqp::{ConsumeFlags, FieldTable, Properties, PublishFlags};
+use courier_tests::amqp_setup::{confirmed_queue, publish_numbers};
 use courier_tests::RabbitMq;
 
 /// One test at a time: they alarm or kill the node.
@@ -40,17 +41,8 @@ fn a_memory_alarm_blocks_publishing_without_losing_anything_and_resumes() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let vh = broker().vhost("alarm");
     courier::run(async {
-        let conn = Connection::connect(&broker().url(&vh)).await.unwrap();
-        let ch = conn.channel().await.unwrap();
-        ch.confirm_select().await.unwrap();
-        ch.queue_declare("q", DeclareOptions::default(), FieldTable::EMPTY)
-            .await
-            .unwrap();
-        for i in 0..50u32 {
-            ch.publish("", "q", &Properties::default(), &i.to_be_bytes())
-                .await
-                .unwrap();
-        }
+        let (conn, ch) = confirmed_queue(&broker().url(&vh), "q").await;
+        publish_numbers(&ch, "q", 0..50).await;
         ctl(&["set_vm_memory_high_watermark", "0.0000001"]).await;
         // Publishing goes on from the application's side; the broker blocks.
         let mut pending = Vec::new();

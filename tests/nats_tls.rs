@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use courier::nats::{self, ConnectOptions, Event, Subscriber};
 use courier_tests::certs::TestPki;
+use courier_tests::nats_events::first_disconnect_reason;
 use courier_tests::{free_port, http_request, NatsServer, ScriptedPeer};
 
 /// Starts nats-server with the config file and a monitoring port.
@@ -309,20 +310,12 @@ fn a_message_larger_than_the_receive_buffer_over_tls_is_an_error_then_it_recover
         small.flush().await.unwrap();
         sender.publish("big.tls", vec![b'x'; 10_000]).await.unwrap();
         sender.flush().await.unwrap();
-        let reason = tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                let reason = events.borrow().iter().find_map(|e| match e {
-                    Event::Disconnected { reason, .. } => Some(reason.clone()),
-                    _ => None,
-                });
-                if let Some(reason) = reason {
-                    return reason;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await
-        .expect("a Disconnected event within 10 s");
+        let reason = first_disconnect_reason(
+            &events,
+            Duration::from_secs(10),
+            "oversized message over TLS",
+        )
+        .await;
         assert!(reason.contains("4096"), "{reason}");
         tokio::time::timeout(Duration::from_secs(10), async {
             while small.flush().await.is_err() {

@@ -4,13 +4,15 @@
 //! a queue's depth (a passive queue.declare) to check what clients claim.
 
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::servers::free_port;
 
-const RABBITMQ_BIN: &str = "/usr/lib/rabbitmq/bin";
+// The node layout the tests use too (one copy: tests/support/rabbitmq_node.rs).
+#[path = "../../tests/support/rabbitmq_node.rs"]
+mod rabbitmq_node;
+use rabbitmq_node::NodeLayout;
 
 /// A running node.
 pub struct RabbitNode {
@@ -22,27 +24,28 @@ pub struct RabbitNode {
 impl RabbitNode {
     /// Starts a node (10-30 s); `cpu`: pin it (taskset) like the other brokers.
     pub fn start(cpu: Option<u32>) -> Result<Self, String> {
-        let script = Path::new(RABBITMQ_BIN).join("rabbitmq-server");
-        if !script.exists() {
-            return Err(format!(
-                "{} missing: run scripts/setup.sh",
-                script.display()
-            ));
-        }
+        let script = rabbitmq_node::script("rabbitmq-server")?;
         let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
         let d = dir.path();
         let port = free_port();
         let dist = free_port();
-        std::fs::write(
-            d.join("rabbitmq.conf"),
-            format!(
-                "listeners.tcp.1 = 127.0.0.1:{port}\nloopback_users = none\n\
-                 disk_free_limit.absolute = 1MB\nlog.console = false\nlog.file.level = warning\n"
-            ),
-        )
-        .map_err(|e| e.to_string())?;
-        std::fs::write(d.join("enabled_plugins"), "[].\n").map_err(|e| e.to_string())?;
-        std::fs::write(d.join("rabbitmq-env.conf"), "").map_err(|e| e.to_string())?;
+        let node = format!("bench-{}-{port}@localhost", std::process::id());
+        let layout = NodeLayout {
+            dir: d,
+            node: &node,
+            amqp_port: port,
+            dist_port: dist,
+            erl_args: "+sbwt none +sbwtdcpu none +sbwtdio none",
+        };
+        layout
+            .write_files(
+                &format!(
+                    "listeners.tcp.1 = 127.0.0.1:{port}\nloopback_users = none\n\
+                     disk_free_limit.absolute = 1MB\nlog.console = false\nlog.file.level = warning\n"
+                ),
+                "[]",
+            )
+            .map_err(|e| e.to_string())?;
         let mut cmd = match cpu {
             Some(cpu) => {
                 let mut c = Command::new("taskset");
@@ -51,25 +54,8 @@ impl RabbitNode {
             }
             None => Command::new(&script),
         };
-        cmd.env("HOME", d)
-            .env(
-                "RABBITMQ_NODENAME",
-                format!("bench-{}-{port}@localhost", std::process::id()),
-            )
-            .env("RABBITMQ_NODE_PORT", port.to_string())
-            .env("RABBITMQ_DIST_PORT", dist.to_string())
-            .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
-            .env("RABBITMQ_LOG_BASE", d.join("log"))
-            .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq.conf"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
-            .env("RABBITMQ_CONF_ENV_FILE", d.join("rabbitmq-env.conf"))
-            .env("RABBITMQ_PID_FILE", d.join("pid"))
-            .env("RABBITMQ_ADVANCED_CONFIG_FILE", d.join("advanced.config"))
-            .env(
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
-                "+sbwt none +sbwtdcpu none +sbwtdio none",
-            )
-            .stdin(Stdio::null())
+        layout.apply_env(&mut cmd);
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0);

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use courier::nats::{ConnectOptions, Event};
+use courier_tests::nats_events::first_disconnect_reason;
 use courier_tests::{nats_info_line, PeerConn, ScriptedPeer};
 
 /// Greets like a server and completes the client's handshake.
@@ -33,20 +34,8 @@ fn disconnect_reason(peer: &ScriptedPeer, options: ConnectOptions) -> String {
             .connect([url])
             .await
             .expect("the scripted handshake succeeds");
-        let reason = tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                let reason = events.borrow().iter().find_map(|e| match e {
-                    Event::Disconnected { reason, .. } => Some(reason.clone()),
-                    _ => None,
-                });
-                if let Some(reason) = reason {
-                    return reason;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await
-        .expect("a Disconnected event within 20 s");
+        let reason =
+            first_disconnect_reason(&events, Duration::from_secs(20), "scripted peer").await;
         let _ = client.close().await;
         reason
     })

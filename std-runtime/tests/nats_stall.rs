@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use courier::nats::{ConnectOptions, Event};
+use courier_tests::nats_events::first_disconnect_reason;
 use courier_tests::{bin_path, free_port};
 
 struct Server(Child);
@@ -64,20 +65,12 @@ fn a_frozen_server_is_detected_as_stale_and_the_client_recovers() {
         .expect("connected within 20 s");
 
         signal(&server.0, "STOP");
-        let reason = tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                let reason = events.borrow().iter().find_map(|e| match e {
-                    Event::Disconnected { reason, .. } => Some(reason.clone()),
-                    _ => None,
-                });
-                if let Some(reason) = reason {
-                    return reason;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await
-        .expect("stale connection detected within 20 s");
+        let reason = first_disconnect_reason(
+            &events,
+            Duration::from_secs(20),
+            "stale connection detected",
+        )
+        .await;
         assert!(reason.contains("stale"), "{reason}");
 
         signal(&server.0, "CONT");

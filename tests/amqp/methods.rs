@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use courier::amqp::{Connection, DeclareOptions};
 use courier_core::amqp::{FieldTable, Properties};
 use courier_tests::amqp_proxy::{channel_flow, AmqpProxy};
+use courier_tests::amqp_setup::confirmed_queue;
 use courier_tests::RabbitMq;
 
 fn broker() -> &'static RabbitMq {
@@ -21,12 +22,7 @@ fn broker() -> &'static RabbitMq {
 fn basic_get_takes_one_message_or_none_and_acks_it() {
     let vh = broker().vhost("get");
     courier::run(async {
-        let conn = Connection::connect(&broker().url(&vh)).await.unwrap();
-        let ch = conn.channel().await.unwrap();
-        ch.confirm_select().await.unwrap();
-        ch.queue_declare("q", DeclareOptions::default(), FieldTable::EMPTY)
-            .await
-            .unwrap();
+        let (conn, ch) = confirmed_queue(&broker().url(&vh), "q").await;
         assert!(ch.get("q", false).await.unwrap().is_none(), "empty queue");
         for body in [&b"one"[..], b"two", b"three"] {
             ch.publish("", "q", &Properties::default(), body)
@@ -183,12 +179,7 @@ fn a_server_channel_flow_pause_holds_publishes_until_it_resumes() {
     let proxy = AmqpProxy::start(broker().amqp_port());
     courier::run(async {
         let url = format!("amqp://guest:guest@127.0.0.1:{}/{vh}", proxy.port());
-        let conn = Connection::connect(&url).await.unwrap();
-        let ch = conn.channel().await.unwrap();
-        ch.confirm_select().await.unwrap();
-        ch.queue_declare("q", DeclareOptions::default(), FieldTable::EMPTY)
-            .await
-            .unwrap();
+        let (conn, ch) = confirmed_queue(&url, "q").await;
         let p = Properties::default();
         ch.publish("", "q", &p, b"before").await.unwrap();
         let (ready, _, _) = broker().wait_queue(&vh, "q", |(r, _, _)| r == 1);

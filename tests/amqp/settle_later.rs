@@ -7,9 +7,10 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use courier::amqp::{Connection, DeclareOptions, Settle, Unsettled};
-use courier_core::amqp::{ConsumeFlags, DeliveryKind, FieldTable, Properties};
+use courier::amqp::{Settle, Unsettled};
+use courier_core::amqp::{ConsumeFlags, DeliveryKind};
 use courier_tests::alloc_count::thread_allocations;
+use courier_tests::amqp_setup::{confirmed_queue, publish_numbers};
 use courier_tests::RabbitMq;
 
 fn broker() -> &'static RabbitMq {
@@ -30,17 +31,8 @@ async fn wait_for(kept: &Kept, n: usize) {
 fn a_handler_settles_later_with_unsettled_tokens_and_the_broker_sees_each_answer() {
     let vh = broker().vhost("settlelater");
     courier::run(async {
-        let conn = Connection::connect(&broker().url(&vh)).await.unwrap();
-        let ch = conn.channel().await.unwrap();
-        ch.confirm_select().await.unwrap();
-        ch.queue_declare("q", DeclareOptions::default(), FieldTable::EMPTY)
-            .await
-            .unwrap();
-        for i in 0..30u32 {
-            ch.publish("", "q", &Properties::default(), &i.to_be_bytes())
-                .await
-                .unwrap();
-        }
+        let (conn, ch) = confirmed_queue(&broker().url(&vh), "q").await;
+        publish_numbers(&ch, "q", 0..30).await;
         ch.qos(100).await.unwrap();
         let kept: Kept = Rc::new(RefCell::new(Vec::with_capacity(64)));
         // Allocations made while taking the tokens and settling them.

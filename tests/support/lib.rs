@@ -8,8 +8,10 @@
 
 pub mod alloc_count;
 pub mod amqp_proxy;
+pub mod amqp_setup;
 pub mod certs;
 pub mod jwt;
+pub mod nats_events;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -21,6 +23,7 @@ use std::time::{Duration, Instant};
 pub mod host_io;
 pub mod jetstream;
 pub mod rabbitmq;
+pub mod rabbitmq_node;
 pub use rabbitmq::RabbitMq;
 pub mod toxiproxy;
 

@@ -30,8 +30,6 @@ use crate::free_port;
 
 /// guest:guest, base64: the management API's basic auth.
 const GUEST_AUTH: &str = "Z3Vlc3Q6Z3Vlc3Q=";
-/// Where Debian puts the server scripts (the /usr/sbin ones switch user).
-const RABBITMQ_BIN: &str = "/usr/lib/rabbitmq/bin";
 
 /// A RabbitMQ node started by the tests.
 pub struct RabbitMq {
@@ -45,15 +43,11 @@ pub struct RabbitMq {
 }
 
 fn rabbitmq_script(name: &str) -> PathBuf {
-    let p = Path::new(RABBITMQ_BIN).join(name);
-    if !p.exists() {
-        panic!(
-            "{} missing: run scripts/setup.sh (installs rabbitmq-server)",
-            p.display()
-        );
-    }
-    p
+    crate::rabbitmq_node::script(name).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// Two cores shared with the tests: no busy-waiting schedulers.
+const ERL_ARGS: &str = "+S 2:2 +sbwt none +sbwtdcpu none +sbwtdio none";
 
 impl RabbitMq {
     /// The node shared by the tests of this binary (started on first use).
@@ -92,10 +86,8 @@ impl RabbitMq {
         drop(pki);
         let mgmt_port = free_port();
         let dist_port = free_port();
-        std::fs::write(
-            dir.join("rabbitmq.conf"),
-            format!(
-                "listeners.tcp.1 = 127.0.0.1:{amqp_port}\n\
+        let conf = format!(
+            "listeners.tcp.1 = 127.0.0.1:{amqp_port}\n\
                  management.tcp.port = {mgmt_port}\n\
                  management.tcp.ip = 127.0.0.1\n\
                  loopback_users = none\n\
@@ -113,19 +105,10 @@ impl RabbitMq {
                  disk_free_limit.absolute = 1MB\n\
                  log.console = false\n\
                  log.file.level = warning\n",
-                ca = ca.display(),
-                cert = cert.display(),
-                key = key.display(),
-            ),
-        )
-        .expect("write rabbitmq.conf");
-        std::fs::write(
-            dir.join("enabled_plugins"),
-            "[rabbitmq_management,rabbitmq_auth_mechanism_ssl].\n",
-        )
-        .expect("write enabled_plugins");
-        // An empty env file: /etc/rabbitmq's must not apply.
-        std::fs::write(dir.join("rabbitmq-env.conf"), "").expect("write rabbitmq-env.conf");
+            ca = ca.display(),
+            cert = cert.display(),
+            key = key.display(),
+        );
         let r = RabbitMq {
             dir,
             node,
@@ -135,28 +118,25 @@ impl RabbitMq {
             mgmt_port,
             child: Mutex::new(None),
         };
+        r.layout()
+            .write_files(&conf, "[rabbitmq_management,rabbitmq_auth_mechanism_ssl]")
+            .expect("write the node's config files");
         r.launch();
         r
     }
 
+    fn layout(&self) -> crate::rabbitmq_node::NodeLayout<'_> {
+        crate::rabbitmq_node::NodeLayout {
+            dir: &self.dir,
+            node: &self.node,
+            amqp_port: self.amqp_port,
+            dist_port: self.dist_port,
+            erl_args: ERL_ARGS,
+        }
+    }
+
     fn env(&self, cmd: &mut Command) {
-        let d = &self.dir;
-        cmd.env("HOME", d)
-            .env("RABBITMQ_NODENAME", &self.node)
-            .env("RABBITMQ_NODE_PORT", self.amqp_port.to_string())
-            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
-            .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
-            .env("RABBITMQ_LOG_BASE", d.join("log"))
-            .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq.conf"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
-            .env("RABBITMQ_CONF_ENV_FILE", d.join("rabbitmq-env.conf"))
-            .env("RABBITMQ_PID_FILE", d.join("pid"))
-            .env("RABBITMQ_ADVANCED_CONFIG_FILE", d.join("advanced.config"))
-            // Two cores shared with the tests: no busy-waiting schedulers.
-            .env(
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
-                "+S 2:2 +sbwt none +sbwtdcpu none +sbwtdio none",
-            );
+        self.layout().apply_env(cmd);
     }
 
     fn launch(&self) {

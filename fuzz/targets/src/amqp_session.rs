@@ -12,7 +12,8 @@ use courier_core::amqp::{
 };
 use courier_core::time::{Duration, Instant};
 
-use crate::{split_script, take};
+use crate::harness::{drive, SessionDriver};
+use crate::split_script;
 
 /// Names the script picks from (queues, exchanges, tags), odd ones included.
 const NAMES: &[&str] = &["", "q", "amq.direct", "ctag", "a.b.c", "\u{e9}t\u{e9}"];
@@ -106,7 +107,7 @@ struct Driver {
 
 /// Entry point: see [`crate::split_script`] for the input layout.
 pub fn amqp_session(data: &[u8]) {
-    let (script, mut stream) = split_script(data);
+    let (script, stream) = split_script(data);
     let mut u = Unstructured::new(script);
     let setup = Setup::arbitrary(&mut u).unwrap_or(Setup {
         rx: 3,
@@ -134,23 +135,19 @@ pub fn amqp_session(data: &[u8]) {
     };
     d.session.start(d.now);
     assert_eq!(d.session.state(), State::AwaitingStart);
-    let mut steps = 0;
-    while !u.is_empty() && steps < 2_000 {
-        steps += 1;
-        let Ok(op) = Op::arbitrary(&mut u) else { break };
-        if crate::trace() {
-            eprintln!("{op:?} (state {:?})", d.session.state());
-        }
-        d.apply(op, &mut stream);
-        d.check_output();
+    drive(&mut d, &mut u, stream);
+}
+
+crate::session_driver! {
+    Driver,
+    Op,
+    check_output,
+    /// `pump` asserts stalls itself and restarts a closed session.
+    fn checks_stalls(&self) -> bool {
+        false
     }
-    // What the script left of the server's bytes arrives now, with the
-    // client writing everything it has between reads.
-    while !stream.is_empty() {
-        d.feed(&mut stream, 1500);
-        d.pump();
-        d.write(usize::MAX);
-        d.check_output();
+    fn trace(&self, op: &Op) {
+        eprintln!("{op:?} (state {:?})", self.session.state());
     }
 }
 
@@ -342,11 +339,6 @@ impl Driver {
             }
         }
         self.drain();
-    }
-
-    fn feed(&mut self, stream: &mut &[u8], n: usize) {
-        let room = self.rx_capacity - self.rx.len();
-        self.rx.extend_from_slice(take(stream, n.min(room)));
     }
 
     fn write(&mut self, n: usize) {

@@ -20,6 +20,7 @@
 
 pub mod amqp_frame;
 pub mod amqp_session;
+pub mod harness;
 pub mod nats_parsers;
 pub mod nats_session;
 pub mod nsq_parsers;

@@ -10,7 +10,8 @@ use courier_core::nats::{
 };
 use courier_core::time::{Duration, Instant};
 
-use crate::{split_script, take};
+use crate::harness::{drive, SessionDriver};
+use crate::split_script;
 
 /// Subjects the script picks from, invalid ones included.
 const SUBJECTS: &[&str] = &[
@@ -83,7 +84,7 @@ struct Driver {
 
 /// Entry point: see [`crate::split_script`] for the input layout.
 pub fn nats_session(data: &[u8]) {
-    let (script, mut stream) = split_script(data);
+    let (script, stream) = split_script(data);
     let mut u = Unstructured::new(script);
     let setup = Setup::arbitrary(&mut u).unwrap_or(Setup {
         rx: 3,
@@ -119,29 +120,10 @@ pub fn nats_session(data: &[u8]) {
         live_requests: HashSet::new(),
         ended_subs: HashSet::new(),
     };
-    let mut steps = 0;
-    while !u.is_empty() && steps < 2_000 {
-        steps += 1;
-        let Ok(op) = Op::arbitrary(&mut u) else { break };
-        if crate::trace() {
-            eprintln!("{op:?}");
-        }
-        d.apply(op, &mut stream);
-        d.check_output();
-    }
-    // Whatever the script left of the server's bytes arrives now, with the
-    // client writing everything it has between reads.
-    while !stream.is_empty() {
-        let before = stream.len();
-        d.feed(&mut stream, 1500);
-        d.pump();
-        d.write(usize::MAX);
-        d.check_output();
-        if stream.len() == before && d.rx.len() == d.rx_capacity {
-            panic!("stall: receive buffer full and nothing consumed");
-        }
-    }
+    drive(&mut d, &mut u, stream);
 }
+
+crate::session_driver!(Driver, Op, check_output);
 
 impl Driver {
     fn apply(&mut self, op: Op, stream: &mut &[u8]) {
@@ -238,11 +220,6 @@ impl Driver {
             }
             Op::Reset => self.reset(),
         }
-    }
-
-    fn feed(&mut self, stream: &mut &[u8], n: usize) {
-        let room = self.rx_capacity - self.rx.len();
-        self.rx.extend_from_slice(take(stream, n.min(room)));
     }
 
     fn write(&mut self, n: usize) {

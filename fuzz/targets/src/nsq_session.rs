@@ -8,7 +8,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use courier_core::nsq::{Event, Identify, MessageId, Options, PublishId, Session, SessionError};
 use courier_core::time::{Duration, Instant};
 
-use crate::{split_script, take};
+use crate::harness::{drive, SessionDriver};
+use crate::split_script;
 
 const TOPICS: &[&str] = &["t", "telemetry", "bad topic", "", "x#ephemeral"];
 const PENDING: usize = 8;
@@ -70,7 +71,7 @@ struct Driver {
 
 /// Entry point: see [`crate::split_script`] for the input layout.
 pub fn nsq_session(data: &[u8]) {
-    let (script, mut stream) = split_script(data);
+    let (script, stream) = split_script(data);
     let mut u = Unstructured::new(script);
     let setup = Setup::arbitrary(&mut u).unwrap_or(Setup {
         rx: 2,
@@ -107,25 +108,15 @@ pub fn nsq_session(data: &[u8]) {
         last_message: None,
         dead: false,
     };
-    let mut steps = 0;
-    while !u.is_empty() && steps < 2_000 {
-        steps += 1;
-        let Ok(op) = Op::arbitrary(&mut u) else { break };
-        if crate::trace() {
-            eprintln!("{op:?}");
-        }
-        d.apply(op, &mut stream);
-        d.check();
-    }
-    while !stream.is_empty() && !d.dead {
-        let before = stream.len();
-        d.feed(&mut stream, 1500);
-        d.pump();
-        d.write(usize::MAX);
-        d.check();
-        if stream.len() == before && d.rx.len() == d.rx_capacity && !d.dead {
-            panic!("stall: receive buffer full and nothing consumed");
-        }
+    drive(&mut d, &mut u, stream);
+}
+
+crate::session_driver! {
+    Driver,
+    Op,
+    check,
+    fn finished(&self) -> bool {
+        self.dead
     }
 }
 
@@ -274,11 +265,6 @@ impl Driver {
         .expect("the same IDENTIFY was accepted at the start");
         self.session = session;
         self.tx_capacity = tx_capacity;
-    }
-
-    fn feed(&mut self, stream: &mut &[u8], n: usize) {
-        let room = self.rx_capacity - self.rx.len();
-        self.rx.extend_from_slice(take(stream, n.min(room)));
     }
 
     fn write(&mut self, n: usize) {

@@ -177,9 +177,27 @@ mod tests {
             &method(1, crate::amqp::methods::Channel::OpenOk),
             t(2),
         );
+        sent(&mut s);
+        s
+    }
+
+    /// [`small_session`] with channel 1 in confirm mode (select-ok fed).
+    fn confirming_session(frame_max: u32, tx: usize) -> TestSession {
+        let mut s = small_session(frame_max, tx);
+        s.confirm_select(1).unwrap();
+        feed(
+            &mut s,
+            &method(1, crate::amqp::methods::Confirm::SelectOk),
+            t(3),
+        );
+        sent(&mut s);
+        s
+    }
+
+    /// Marks everything queued for transmission as written.
+    fn sent(s: &mut TestSession) {
         let n = s.transmit().len();
         s.transmitted(n);
-        s
     }
 
     fn pattern(n: usize) -> std::vec::Vec<u8> {
@@ -228,15 +246,7 @@ mod tests {
 
     #[test]
     fn a_second_body_waits_for_the_first_and_confirm_tags_count_both() {
-        let mut s = small_session(131_072, 2048);
-        s.confirm_select(1).unwrap();
-        feed(
-            &mut s,
-            &method(1, crate::amqp::methods::Confirm::SelectOk),
-            t(3),
-        );
-        let n = s.transmit().len();
-        s.transmitted(n);
+        let mut s = confirming_session(131_072, 2048);
         let p = Properties::default();
         let f = PublishFlags::default();
         assert_eq!(
@@ -267,20 +277,11 @@ mod tests {
 
     #[test]
     fn a_lost_connection_forgets_the_body_and_its_publish_stays_unconfirmed() {
-        let mut s = small_session(131_072, 2048);
-        s.confirm_select(1).unwrap();
-        feed(
-            &mut s,
-            &method(1, crate::amqp::methods::Confirm::SelectOk),
-            t(3),
-        );
-        let n = s.transmit().len();
-        s.transmitted(n);
+        let mut s = confirming_session(131_072, 2048);
         let p = Properties::default();
         s.publish_body_later(1, "", "q", PublishFlags::default(), &p, 50_000)
             .unwrap();
-        let n = s.transmit().len();
-        s.transmitted(n);
+        sent(&mut s);
         assert!(s.pending_body().is_some());
         s.connection_lost();
         assert_eq!(s.pending_body(), None);
@@ -334,7 +335,11 @@ mod tests {
             let mut wire = std::vec::Vec::new();
             drain(&mut s, &body, &mut wire);
             let fr = frames(&wire);
-            let payload = frame_max as usize - 8;
+            // The server's proposal above the client's own frame-max
+            // (131,072 by default) is capped: frames follow the tuned value.
+            let tuned = s.tune().frame_max;
+            proptest::prop_assert_eq!(tuned, frame_max.min(131_072));
+            let payload = tuned as usize - 8;
             let n = len.div_ceil(payload);
             proptest::prop_assert_eq!(fr.len(), 3 * before + 2 + n + 3 * after);
             let big = &fr[3 * before..3 * before + 2 + n];
