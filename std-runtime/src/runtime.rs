@@ -572,6 +572,8 @@ mod tests {
         assert_eq!(ping_pong(&rt), 10_000);
         // Tasks spawned by one block_on still run in the next.
         let (tx, rx) = tokio::sync::oneshot::channel::<u8>();
+        // The handle is awaited in the next block_on, on purpose.
+        #[allow(clippy::async_yields_async)]
         let waiter = rt.block_on(async { spawn(async move { rx.await.unwrap() + 1 }) });
         let got = rt.block_on(async move {
             tx.send(41).unwrap();
