@@ -10,8 +10,13 @@ use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::Once;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Once};
+use std::task::{Context, Poll, Wake, Waker};
+
+use futures::task::AtomicWaker;
 
 use crate::transport::UringModes;
 
@@ -111,7 +116,10 @@ pub fn current_backend() -> Option<Backend> {
 static FALLBACK_LOGGED: Once = Once::new();
 
 enum Executor {
-    Uring(tokio_uring::Runtime),
+    /// courier's tasks run in the `LocalSet` (see [`RepollWhenWoken`]); it is
+    /// declared first so it drops first, while the ring still exists (the
+    /// order tokio-uring uses for its own).
+    Uring(tokio::task::LocalSet, tokio_uring::Runtime),
     Epoll {
         runtime: tokio::runtime::Runtime,
         local: tokio::task::LocalSet,
@@ -242,7 +250,7 @@ impl Runtime {
         })
         .map_err(|_| io::Error::other("io_uring probe panicked"))??;
         Ok(Runtime {
-            executor: Some(Executor::Uring(runtime)),
+            executor: Some(Executor::Uring(tokio::task::LocalSet::new(), runtime)),
             backend: Backend::Uring,
             modes: UringModes::plain(crate::Transport::Uring),
         })
@@ -251,7 +259,7 @@ impl Runtime {
     /// Sets up registered buffers or zero-copy send on this io_uring
     /// runtime; what the kernel refuses stays plain (logged once).
     fn with_variant(mut self, requested: crate::Transport) -> io::Result<Runtime> {
-        if let Some(Executor::Uring(rt)) = &self.executor {
+        if let Some(Executor::Uring(_, rt)) = &self.executor {
             let modes = rt.block_on(UringModes::setup(requested));
             self.modes = modes;
         }
@@ -283,8 +291,14 @@ impl Runtime {
         let _modes = self.modes.enter();
         crate::stats::reset();
         match &self.executor {
-            Some(Executor::Uring(rt)) => rt.block_on(future),
-            Some(Executor::Epoll { runtime, local }) => runtime.block_on(local.run_until(future)),
+            Some(Executor::Uring(local, rt)) => {
+                let body = std::pin::pin!(local.run_until(future));
+                rt.block_on(RepollWhenWoken::new(body))
+            }
+            Some(Executor::Epoll { runtime, local }) => {
+                let body = std::pin::pin!(local.run_until(future));
+                runtime.block_on(RepollWhenWoken::new(body))
+            }
             None => unreachable!("the executor is only taken while dropping"),
         }
     }
@@ -314,4 +328,277 @@ where
     F::Output: 'static,
 {
     tokio::task::spawn_local(future)
+}
+
+/// How many times in a row [`RepollWhenWoken`] polls its future again
+/// before it lets the runtime poll its IO driver: bounds how long the
+/// sockets go unpolled (each poll runs at most one `LocalSet` tick).
+const MAX_REPOLLS: usize = 3;
+
+/// Polls the root future (on epoll: `LocalSet::run_until(body)`) again at
+/// once when it was woken while being polled, instead of returning
+/// `Pending` and letting tokio see a woken `block_on` future.
+///
+/// Why: a task spawned in the `LocalSet` (a connection's reader) that
+/// wakes the `block_on` body (a publisher waiting for its answer) runs
+/// inside the body's poll, so without this tokio's current-thread
+/// scheduler finds the `block_on` future woken with no task of its own
+/// queued and polls the IO driver with a zero timeout (`epoll_wait(.., 0)`,
+/// tokio's `park_yield`) before polling the body again: one syscall per
+/// request/response round trip (strace of `courier-bench worker --scenario
+/// nsq-publish --batch 1 --transport epoll`: sendto, epoll_wait,
+/// recvfrom, epoll_wait(0)). Polling again right away skips it; the
+/// driver is still polled after at most [`MAX_REPOLLS`] extra polls, and
+/// every wake that comes while the future is not being polled (the IO
+/// driver, other threads, timers) goes straight to the runtime's waker as
+/// before (wakes before the next poll coalesce). A wake is never lost:
+/// it is either seen by the polling loop (state `WOKEN`) or forwarded.
+/// `scripts/nsq_syscalls.sh` checks the count (3 per round trip on epoll).
+///
+/// On io_uring, tokio-uring's own `LocalSet` ticks its tasks after the
+/// future it is given, so a task's wake would always arrive between polls:
+/// there courier's tasks run in a `LocalSet` of ours nested inside it, under
+/// this wrapper (NSQ PUB on io_uring: 5 -> 4 syscalls per round trip; NSQ
+/// consume 100k: 1990 -> 815 syscalls; NATS publish unchanged; strace
+/// counts in /work/notes/issue-9-nsq.md).
+struct RepollWhenWoken<F> {
+    future: F,
+    shared: Arc<RootWake>,
+    /// The waker handed to the future (one allocation, stable, so
+    /// `will_wake` comparisons in the future keep working).
+    waker: Waker,
+}
+
+/// Not being polled: wakes go to the runtime's waker.
+const IDLE: u8 = 0;
+/// Being polled: a wake is recorded and the poll loop polls again.
+const POLLING: u8 = 1;
+/// Woken while being polled.
+const WOKEN: u8 = 2;
+
+struct RootWake {
+    state: AtomicU8,
+    /// The runtime's waker for the root future.
+    outer: AtomicWaker,
+}
+
+impl Wake for RootWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        match self
+            .state
+            .compare_exchange(POLLING, WOKEN, Ordering::AcqRel, Ordering::Acquire)
+        {
+            // The poll loop sees it when the current poll returns.
+            Ok(_) | Err(WOKEN) => {}
+            // Not being polled: the runtime must poll the root again.
+            Err(_) => self.outer.wake(),
+        }
+    }
+}
+
+impl<F: Future + Unpin> RepollWhenWoken<F> {
+    fn new(future: F) -> Self {
+        let shared = Arc::new(RootWake {
+            state: AtomicU8::new(IDLE),
+            outer: AtomicWaker::new(),
+        });
+        RepollWhenWoken {
+            future,
+            waker: Waker::from(shared.clone()),
+            shared,
+        }
+    }
+}
+
+impl<F: Future + Unpin> Future for RepollWhenWoken<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        // Registered before polling, so a wake forwarded from another
+        // thread during the poll reaches the current waker.
+        this.shared.outer.register(cx.waker());
+        let mut inner = Context::from_waker(&this.waker);
+        let mut repolls = 0;
+        loop {
+            this.shared.state.store(POLLING, Ordering::Release);
+            if let Poll::Ready(out) = Pin::new(&mut this.future).poll(&mut inner) {
+                this.shared.state.store(IDLE, Ordering::Release);
+                return Poll::Ready(out);
+            }
+            if this
+                .shared
+                .state
+                .compare_exchange(POLLING, IDLE, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return Poll::Pending;
+            }
+            // Woken during the poll.
+            if repolls == MAX_REPOLLS {
+                this.shared.state.store(IDLE, Ordering::Release);
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            repolls += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Counts the wakes the runtime would get.
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A future that wakes its own waker on the polls listed in `wake_on`
+    /// (0-based) and is ready on poll `ready_on`; records its waker.
+    struct Script {
+        polls: usize,
+        wake_on: Vec<usize>,
+        ready_on: usize,
+        waker: Rc<RefCell<Option<Waker>>>,
+    }
+
+    impl Future for Script {
+        type Output = usize;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
+            let n = self.polls;
+            self.polls += 1;
+            *self.waker.borrow_mut() = Some(cx.waker().clone());
+            if n == self.ready_on {
+                return Poll::Ready(n);
+            }
+            if self.wake_on.contains(&n) {
+                cx.waker().wake_by_ref();
+            }
+            Poll::Pending
+        }
+    }
+
+    fn script(wake_on: Vec<usize>, ready_on: usize) -> (Script, Rc<RefCell<Option<Waker>>>) {
+        let waker = Rc::new(RefCell::new(None));
+        let s = Script {
+            polls: 0,
+            wake_on,
+            ready_on,
+            waker: waker.clone(),
+        };
+        (s, waker)
+    }
+
+    #[test]
+    fn a_wake_during_the_poll_polls_again_without_waking_the_runtime() {
+        let outer = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let outer_waker = Waker::from(outer.clone());
+        let mut cx = Context::from_waker(&outer_waker);
+        // Woken on its first poll, ready on the second: one runtime poll.
+        let (s, _) = script(vec![0], 1);
+        let mut f = RepollWhenWoken::new(s);
+        assert_eq!(Pin::new(&mut f).poll(&mut cx), Poll::Ready(1));
+        assert_eq!(outer.0.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_wake_between_polls_goes_to_the_runtime() {
+        let outer = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let outer_waker = Waker::from(outer.clone());
+        let mut cx = Context::from_waker(&outer_waker);
+        let (s, inner) = script(vec![], 2);
+        let mut f = RepollWhenWoken::new(s);
+        assert_eq!(Pin::new(&mut f).poll(&mut cx), Poll::Pending);
+        assert_eq!(outer.0.load(Ordering::SeqCst), 0);
+        let waker = inner.borrow_mut().take().expect("polled");
+        waker.wake_by_ref();
+        assert_eq!(outer.0.load(Ordering::SeqCst), 1);
+        // A second wake before the runtime polled again coalesces with the
+        // first (the poll it asked for is still to come).
+        waker.wake_by_ref();
+        assert_eq!(outer.0.load(Ordering::SeqCst), 1);
+        assert_eq!(Pin::new(&mut f).poll(&mut cx), Poll::Pending);
+        assert_eq!(f.future.polls, 2);
+        // From another thread (a waker may be sent anywhere).
+        std::thread::spawn(move || waker.wake()).join().unwrap();
+        assert_eq!(outer.0.load(Ordering::SeqCst), 2);
+        assert_eq!(Pin::new(&mut f).poll(&mut cx), Poll::Ready(2));
+    }
+
+    #[test]
+    fn a_future_that_keeps_waking_itself_lets_the_runtime_run_between() {
+        let outer = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let outer_waker = Waker::from(outer.clone());
+        let mut cx = Context::from_waker(&outer_waker);
+        let (s, _) = script((0..100).collect(), 100);
+        let mut f = RepollWhenWoken::new(s);
+        assert_eq!(Pin::new(&mut f).poll(&mut cx), Poll::Pending);
+        // 1 + MAX_REPOLLS polls, then the wake is handed to the runtime
+        // (which polls its IO driver before polling again).
+        assert_eq!(f.future.polls, 1 + MAX_REPOLLS);
+        assert_eq!(outer.0.load(Ordering::SeqCst), 1);
+        assert_eq!(Pin::new(&mut f).poll(&mut cx), Poll::Pending);
+        assert_eq!(f.future.polls, 2 * (1 + MAX_REPOLLS));
+        assert_eq!(outer.0.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn the_epoll_runtime_runs_a_body_woken_by_its_spawned_tasks() {
+        let rt = Builder::new()
+            .backend(BackendChoice::Epoll)
+            .build()
+            .unwrap();
+        assert_eq!(ping_pong(&rt), 10_000);
+    }
+
+    #[test]
+    fn the_uring_runtime_runs_a_body_woken_by_its_spawned_tasks() {
+        let Ok(rt) = Builder::new().backend(BackendChoice::Uring).build() else {
+            eprintln!("io_uring not usable here: skipped");
+            return;
+        };
+        assert_eq!(ping_pong(&rt), 10_000);
+        // Tasks spawned by one block_on still run in the next.
+        let (tx, rx) = tokio::sync::oneshot::channel::<u8>();
+        // The handle is awaited in the next block_on, on purpose.
+        #[allow(clippy::async_yields_async)]
+        let waiter = rt.block_on(async { spawn(async move { rx.await.unwrap() + 1 }) });
+        let got = rt.block_on(async move {
+            tx.send(41).unwrap();
+            waiter.await.unwrap()
+        });
+        assert_eq!(got, 42);
+    }
+
+    /// A ping-pong between the block_on body and a spawned task: every
+    /// round the task wakes the body from inside the body's poll.
+    fn ping_pong(rt: &Runtime) -> u32 {
+        rt.block_on(async {
+            let (to_task, mut task_rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+            let (to_body, mut body_rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+            spawn(async move {
+                while let Some(n) = task_rx.recv().await {
+                    to_body.send(n + 1).unwrap();
+                }
+            });
+            let mut n = 0;
+            for _ in 0..10_000 {
+                to_task.send(n).unwrap();
+                n = body_rx.recv().await.unwrap();
+            }
+            n
+        })
+    }
 }

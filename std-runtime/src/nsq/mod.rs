@@ -18,6 +18,7 @@ mod consumer;
 mod error;
 mod lookup;
 mod producer;
+mod publish_deadline;
 
 use courier_core::nsq::IdentifyResponse;
 

@@ -2,7 +2,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -15,6 +14,7 @@ use tokio::sync::{oneshot, Notify};
 
 use super::config::reconnect_policy;
 use super::conn::{self, Conn, ConnInfo, Sink};
+use super::publish_deadline::arm_deadline;
 use super::{Callbacks, Config, Error, NoCallbacks};
 use crate::reconnect::Backoff;
 use crate::session_io::Clock;
@@ -102,20 +102,20 @@ pub struct Producer {
     inner: Rc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     nodes: Vec<String>,
-    config: Rc<Config>,
+    pub(super) config: Rc<Config>,
     clock: Clock,
     callbacks: Rc<dyn Callbacks>,
-    state: RefCell<State>,
+    pub(super) state: RefCell<State>,
     /// Wakes tasks waiting for a free pending slot, a connection, or (in
     /// [`Producer::stop`]) the last answer. A publisher waiting for its own
     /// answer is woken through its [`Slot`] instead, so one answer wakes one
     /// task, however many publishes are in flight.
-    changed: Notify,
+    pub(super) changed: Notify,
 }
 
-struct State {
+pub(super) struct State {
     current: Option<Rc<Conn>>,
     /// Index of the node to try first.
     next_node: usize,
@@ -124,7 +124,7 @@ struct State {
     /// session numbers from 0. The map keeps its capacity, so a publish
     /// allocates nothing in steady state. A publish removes its own entry
     /// when it returns, times out or is dropped.
-    pending: HashMap<PublishKey, Slot, BuildHasherDefault<KeyHasher>>,
+    pub(super) pending: HashMap<PublishKey, Slot, BuildHasherDefault<KeyHasher>>,
     stopped: bool,
     next_conn_id: u64,
     /// A connection completed its handshake once: from then on a lost
@@ -133,12 +133,12 @@ struct State {
     /// Commands sent again after a lost connection (possible duplicates).
     resent: u64,
     /// Earliest deadline the deadline watcher must wake for (`None`: no
-    /// unanswered publish it knows of). See [`watch_deadlines`].
-    watch: Option<Instant>,
+    /// unanswered publish it knows of). See `publish_deadline.rs`.
+    pub(super) watch: Option<Instant>,
     /// The deadline watcher task's waker, while it waits.
-    watcher: Option<Waker>,
+    pub(super) watcher: Option<Waker>,
     /// The deadline watcher task was spawned (it ends with the producer).
-    watcher_running: bool,
+    pub(super) watcher_running: bool,
 }
 
 type PublishKey = (ConnId, PublishId);
@@ -150,7 +150,7 @@ type PublishKey = (ConnId, PublishId);
 /// per publish). Written here rather than adding a hasher crate for one
 /// map of internal integers.
 #[derive(Clone, Copy, Default)]
-struct KeyHasher(u64);
+pub(super) struct KeyHasher(u64);
 
 impl KeyHasher {
     fn add(&mut self, word: u64) {
@@ -178,12 +178,12 @@ impl Hasher for KeyHasher {
 }
 
 /// One publish in flight: nsqd's answer once it came, and who to wake.
-struct Slot {
-    answer: Option<Result<(), Error>>,
-    waker: Option<Waker>,
+pub(super) struct Slot {
+    pub(super) answer: Option<Result<(), Error>>,
+    pub(super) waker: Option<Waker>,
     /// When the publish gives up with [`Error::TimedOut`]: checked by the
     /// producer's one deadline watcher, not by a timer per publish.
-    deadline: Instant,
+    pub(super) deadline: Instant,
 }
 
 impl State {
@@ -297,87 +297,6 @@ impl Drop for Inner {
             watcher.wake();
         }
     }
-}
-
-/// Makes the producer's deadline watcher wake by `deadline` (spawning it
-/// on first use). Cheap when it already wakes earlier: one comparison.
-fn arm_deadline(inner: &Rc<Inner>, deadline: Instant) {
-    let mut st = inner.state.borrow_mut();
-    if st.watch.is_some_and(|armed| armed <= deadline) {
-        return;
-    }
-    st.watch = Some(deadline);
-    if !st.watcher_running {
-        st.watcher_running = true;
-        drop(st);
-        crate::spawn(watch_deadlines(Rc::downgrade(inner)));
-    } else if let Some(watcher) = st.watcher.take() {
-        drop(st);
-        watcher.wake();
-    }
-}
-
-/// The producer's one publish timer: sleeps until the earliest deadline it
-/// was armed with, then answers [`Error::TimedOut`] to every unanswered
-/// publish whose deadline passed and re-arms for the earliest one left.
-/// Publishes answered in time cost it nothing; it wakes about once per
-/// `publish_timeout` while publishes flow. Ends when the producer is
-/// dropped.
-async fn watch_deadlines(inner: std::rc::Weak<Inner>) {
-    let sleep = tokio::time::sleep(Duration::ZERO);
-    let mut sleep = std::pin::pin!(sleep);
-    let mut armed: Option<Instant> = None;
-    std::future::poll_fn(|cx| {
-        let Some(inner) = inner.upgrade() else {
-            return Poll::Ready(());
-        };
-        loop {
-            let mut st = inner.state.borrow_mut();
-            st.watcher = Some(cx.waker().clone());
-            let Some(due) = st.watch else {
-                return Poll::Pending;
-            };
-            drop(st);
-            let now = Instant::now();
-            if due > now {
-                if armed != Some(due) {
-                    sleep.as_mut().reset(due);
-                    armed = Some(due);
-                }
-                if sleep.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-            }
-            armed = None;
-            let now = now.max(due);
-            let after = inner.config.publish_timeout;
-            let mut st = inner.state.borrow_mut();
-            let mut next: Option<Instant> = None;
-            let mut wakers = Vec::new();
-            for slot in st.pending.values_mut() {
-                if slot.answer.is_some() {
-                    continue;
-                }
-                if slot.deadline <= now {
-                    slot.answer = Some(Err(Error::TimedOut {
-                        operation: "publish",
-                        after,
-                    }));
-                    wakers.extend(slot.waker.take());
-                } else {
-                    next = Some(next.map_or(slot.deadline, |n| n.min(slot.deadline)));
-                }
-            }
-            st.watch = next;
-            drop(st);
-            if !wakers.is_empty() {
-                wakers.into_iter().for_each(Waker::wake);
-                // `stop` waits for the last unanswered publish.
-                inner.changed.notify_waiters();
-            }
-        }
-    })
-    .await
 }
 
 impl Producer {
