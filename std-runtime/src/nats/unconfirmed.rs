@@ -90,6 +90,16 @@ impl Unconfirmed {
         if start != self.kept_end() {
             self.rebase(start);
         }
+        if self.kept.capacity() - self.kept.len() < bytes.len() {
+            // Grow once to twice the confirmation window (a PING is due
+            // after `confirm_bytes`; its PONG comes a round trip later)
+            // instead of doubling whenever a window is the largest yet: the
+            // publish path must not allocate in the steady state
+            // (tests/alloc_per_message.rs). An allocation this large is
+            // mapped lazily, so capacity never written costs no memory.
+            let want = (self.kept.len() + bytes.len()).max(2 * self.confirm_bytes as usize);
+            self.kept.reserve(want - self.kept.len());
+        }
         self.kept.extend_from_slice(bytes);
     }
 
