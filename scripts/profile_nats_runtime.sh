@@ -14,11 +14,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export PATH="$root/.tools/bin:$PATH"
 bash scripts/setup/valgrind.sh
-bin="${BIN:-}"
-if [ -z "$bin" ]; then
-  cargo build --release --quiet -p courier-bench
-  bin=target/release/courier-bench
-fi
+source scripts/lib/courier_bench_bin.sh
 transport="${TRANSPORT:-epoll}"
 n="${N:-20000}"
 out="${TMPDIR:-/tmp}/courier-profile"

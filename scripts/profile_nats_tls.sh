@@ -18,11 +18,7 @@ cd "$root"
 export PATH="$root/.tools/bin:$PATH"
 bash scripts/setup/valgrind.sh
 bash scripts/setup/tls-profile-tools.sh
-bin="${BIN:-}"
-if [ -z "$bin" ]; then
-  cargo build --release --quiet -p courier-bench
-  bin=target/release/courier-bench
-fi
+source scripts/lib/courier_bench_bin.sh
 transport="${TRANSPORT:-epoll}"
 n="${N:-20000}"
 out="$(mktemp -d "${TMPDIR:-/tmp}/courier-tls-profile.XXXXXX")"

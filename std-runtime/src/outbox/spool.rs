@@ -660,8 +660,7 @@ mod tests {
         ) {
             let mut data = Vec::new();
             for i in 0..20u64 {
-                let rec = Record { id: i, subject: "s".into(), msg_id: format!("{i:02}"), headers: vec![b'h'; 3], payload: vec![i as u8; 50] };
-                encode(&rec, &mut data).unwrap();
+                encode(&record(i), &mut data).unwrap();
             }
             let one = data.len() / 20;
             let mut damaged = std::collections::BTreeSet::new();
